@@ -1,0 +1,148 @@
+"""Diagnostics and exit codes shared by every stage.
+
+A :class:`Diagnostic` is one problem with a location (file, line, column, key path),
+the sprite and stage it belongs to, what was expected and what was found, and a
+suggestion. Stages collect diagnostics and raise one :class:`SparkyError` holding
+all of them, so a user sees every problem at once.
+
+Exit codes (documented in the README):
+
+* ``0`` — success
+* ``1`` — a build step failed (generation, I/O, an internal error)
+* ``2`` — invalid input (manifest, palette, source image, stale lock under ``--frozen``)
+* ``3`` — another build holds the project lock
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+EXIT_OK = 0
+EXIT_BUILD_FAILED = 1
+EXIT_INVALID_INPUT = 2
+EXIT_LOCKED = 3
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem, located as precisely as the stage that found it can."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    key: str | None = None
+    sprite: str | None = None
+    stage: str | None = None
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+
+    def format(self) -> str:
+        """``file:line:col: key: message (expected X, found Y) — hint``."""
+        loc = ""
+        if self.file:
+            loc = self.file
+            if self.line is not None:
+                loc += f":{self.line}"
+                if self.column is not None:
+                    loc += f":{self.column}"
+            loc += ": "
+        text = loc
+        if self.key:
+            text += f"{self.key}: "
+        text += self.message
+        if self.expected is not None or self.found is not None:
+            parts = []
+            if self.expected is not None:
+                parts.append(f"expected {self.expected}")
+            if self.found is not None:
+                parts.append(f"found {self.found}")
+            text += f" ({', '.join(parts)})"
+        if self.hint:
+            text += f" — {self.hint}"
+        if self.sprite and (not self.key or self.sprite not in self.key):
+            text += f" [sprite {self.sprite}]"
+        if self.stage and self.stage not in ("manifest",):
+            text += f" [{self.stage}]"
+        return text
+
+    def to_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "key": self.key,
+            "sprite": self.sprite,
+            "stage": self.stage,
+            "message": self.format_message(),
+        }
+
+    def format_message(self) -> str:
+        """The message without the location prefix (for structured outputs)."""
+        return Diagnostic(
+            self.message, key=None, expected=self.expected, found=self.found, hint=self.hint
+        ).format()
+
+
+class SparkyError(Exception):
+    """One or more diagnostics plus the exit code they map to."""
+
+    exit_code = EXIT_BUILD_FAILED
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic] | str):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(diagnostics)]
+        elif isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+class InvalidInput(SparkyError):
+    """The user's input is wrong: manifest, palette file, source image, stale lock."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class BuildFailed(SparkyError):
+    """A build step failed for a reason other than bad input."""
+
+    exit_code = EXIT_BUILD_FAILED
+
+
+class ProjectLocked(SparkyError):
+    """Another build of the same project is running."""
+
+    exit_code = EXIT_LOCKED
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """``"did you mean 'x'?"`` for the closest choice, or None."""
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower().replace("-", "").replace("_", ""): c for c in choices}
+        key = word.lower().replace("-", "").replace("_", "")
+        if key in lowered:
+            close = [lowered[key]]
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects diagnostics during validation; :meth:`raise_if_any` aborts once."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    def __bool__(self) -> bool:
+        return bool(self.diagnostics)
+
+    def raise_if_any(self, error_type: type[SparkyError] = InvalidInput) -> None:
+        if self.diagnostics:
+            raise error_type(self.diagnostics)
