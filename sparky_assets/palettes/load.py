@@ -1,0 +1,142 @@
+"""Resolve a manifest ``palette`` value to a :class:`Palette`.
+
+A value is either a built-in palette name (case-insensitive, see
+:data:`BUILTIN_PALETTES`) or a path to a palette file relative to the project root.
+A value with a path separator or a file extension is a path; anything else is a name.
+
+Invariants: a path never resolves outside the project root (``..``, absolute paths and
+symlinks that lead out are refused), so a manifest cannot read arbitrary files; the
+result depends only on the value and the bytes of the file it names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePath
+
+from ..errors import Diagnostic, InvalidInput, suggest
+from .builtin import BUILTIN_PALETTES
+from .model import Palette
+from .readers import READERS, read_palette_file
+
+STAGE = "palette"
+
+
+def builtin_names() -> list[str]:
+    """The built-in palette names, sorted."""
+    return sorted(BUILTIN_PALETTES)
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or PurePath(value).suffix != ""
+
+
+def _value_error(
+    message: str,
+    *,
+    manifest_file: str | None,
+    key: str | None,
+    expected: str | None = None,
+    found: str | None = None,
+    hint: str | None = None,
+) -> InvalidInput:
+    return InvalidInput(
+        Diagnostic(
+            message,
+            file=manifest_file,
+            key=key,
+            stage=STAGE,
+            expected=expected,
+            found=found,
+            hint=hint,
+        )
+    )
+
+
+def _resolve_inside_root(value: str, root: Path) -> Path | None:
+    """The resolved file path, or None when it would leave ``root``."""
+    root_resolved = root.resolve()
+    candidate = (root_resolved / value).resolve()
+    try:
+        candidate.relative_to(root_resolved)
+    except ValueError:
+        return None
+    return candidate
+
+
+def load_palette(
+    value: str,
+    root: Path,
+    *,
+    manifest_file: str | None = None,
+    key: str | None = None,
+) -> Palette:
+    """The palette named by ``value``: a built-in name or a file under ``root``.
+
+    ``manifest_file`` and ``key`` locate the value in the manifest for errors about
+    the value itself (unknown name, bad extension, missing file, path escaping the
+    root); errors inside a palette file name that file, line and column.
+    """
+    text = value.strip()
+    if not text:
+        raise _value_error(
+            "empty palette value",
+            manifest_file=manifest_file,
+            key=key,
+            expected="a built-in palette name or a .hex/.gpl/.pal/.png file",
+            found="''",
+        )
+    if not _looks_like_path(text):
+        palette = BUILTIN_PALETTES.get(text.lower())
+        if palette is not None:
+            return palette
+        names = builtin_names()
+        raise _value_error(
+            f"unknown palette '{text}'",
+            manifest_file=manifest_file,
+            key=key,
+            expected=f"a built-in palette ({', '.join(names)}) or a palette file path",
+            hint=suggest(text.lower(), names),
+        )
+
+    suffix = PurePath(text).suffix.lower()
+    if suffix not in READERS:
+        raise _value_error(
+            f"unsupported palette file type for '{text}'",
+            manifest_file=manifest_file,
+            key=key,
+            expected=f"one of {' '.join(READERS)}",
+            found=repr(PurePath(text).suffix),
+        )
+    path = _resolve_inside_root(text, root)
+    if path is None:
+        raise _value_error(
+            f"palette path '{text}' leads outside the project root",
+            manifest_file=manifest_file,
+            key=key,
+            expected="a path inside the project root",
+            found=repr(text),
+            hint="copy the palette into the project (symlinks that lead out are refused too)",
+        )
+    if not path.is_file():
+        raise _value_error(
+            f"palette file '{text}' not found" if not path.exists()
+            else f"palette path '{text}' is not a file",
+            manifest_file=manifest_file,
+            key=key,
+            hint="paths are relative to the project root",
+        )
+    display = path.relative_to(root.resolve()).as_posix()
+    return read_palette_file(path, display_name=display)
+
+
+def palette_files(value: str, root: Path) -> list[Path]:
+    """Files a palette value depends on, for the watcher: ``[]`` for a built-in name
+    (or a value that cannot name a file inside ``root``), else the resolved path,
+    whether or not it exists yet (creating it must trigger a rebuild)."""
+    text = value.strip()
+    if not text or not _looks_like_path(text):
+        return []
+    if PurePath(text).suffix.lower() not in READERS:
+        return []
+    path = _resolve_inside_root(text, root)
+    return [path] if path is not None else []
