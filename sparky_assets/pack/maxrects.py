@@ -1,0 +1,552 @@
+"""Rectangle packing for atlas pages: MaxRects, Best-Short-Side-Fit, no rotation.
+
+Role: given the (width, height) of every frame, choose a page and a top-left corner
+for each so that frames never overlap, keep at least ``padding`` empty pixels between
+any two of them, and use as few and as small pages as the heuristic manages. The
+build engine calls :func:`pack_maxrects`; nothing here touches pixels or files.
+
+Invariants (all covered by ``tests/unit/test_maxrects.py``):
+
+* Every rect lies inside its page; no two rects on a page overlap, and the gap between
+  any two is at least ``padding`` pixels (the page border needs no gap).
+* ``PackResult.placements[i]`` belongs to ``sizes[i]``: input order is preserved.
+* Deterministic: the same arguments give the same result, on every platform. Only
+  numpy arrays and Python lists are used, no dict/set iteration; every tie is broken
+  by a fixed rule (page, then leftover short side, long side, y, x, then array order,
+  which itself depends only on the input; sort ties go to the lower input index).
+* No rect is rotated. A rect larger than the largest usable page raises
+  :class:`PackError` before anything is packed.
+* Page sizes are the bounding box of the page's rects, then rounded up to powers of
+  two and/or made square when asked; never larger than the maximum. With
+  ``power_of_two`` the usable maximum is the largest power of two that fits in
+  ``max_width`` x ``max_height``; with ``square`` it is the smaller of the two.
+
+How it stays fast (the classic MaxRects loop is O(free rects^2) per rect in pure
+Python): free rectangles live in one preallocated numpy array for all pages
+(columns x, y, right, bottom, width, height, page key), so scoring every candidate is
+a handful of vector operations. A placed rect only splits the free rects it
+intersects, and a new piece can only be contained in a free rect that touches the
+placed rect, so the containment prune compares the few new pieces with that small
+neighbourhood, not with the whole list. Free rects narrower or shorter than every
+rect still to come are dropped (they can never be used). Pages start at a size
+estimated from the remaining area and grow (right/bottom) when a rect fits nowhere,
+which keeps small atlases compact instead of strung along the top edge of a
+2048-pixel page; a new page opens only when a rect fits nowhere and the last page is
+already at the maximum size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["PackError", "PackResult", "Placement", "occupancy", "pack_maxrects"]
+
+# Columns of the free-rectangle array (int64): left, top, right, bottom (exclusive),
+# width, height and the page key (page index * _page_stride, so that it sorts first).
+_X, _Y, _R, _B, _W, _H, _PAGE = range(7)
+_NO_FIT = np.iinfo(np.int64).max
+
+# Above this many rects only the first (usually best) sort order is tried, so large
+# inputs stay well under a second; below it every order is tried and the best kept.
+_MULTI_ORDER_LIMIT = 2000
+
+
+class PackError(ValueError):
+    """A rect cannot be packed (larger than the page) or an argument is invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        size: tuple[int, int] | None = None,
+        max_size: tuple[int, int] | None = None,
+    ):
+        super().__init__(message)
+        self.index = index
+        self.size = size
+        self.max_size = max_size
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one rect went: its page (from 0) and its top-left corner in pixels."""
+
+    page: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """The placement of every input rect (input order) and each page's final size."""
+
+    placements: tuple[Placement, ...]
+    page_sizes: tuple[tuple[int, int], ...]
+
+
+def occupancy(sizes: Sequence[tuple[int, int]], result: PackResult) -> float:
+    """Sum of rect areas / sum of page areas (0.0 when there are no pages)."""
+    page_area = sum(w * h for w, h in result.page_sizes)
+    if page_area == 0:
+        return 0.0
+    return sum(int(w) * int(h) for w, h in sizes) / page_area
+
+
+def pack_maxrects(
+    sizes: Sequence[tuple[int, int]],
+    max_width: int,
+    max_height: int,
+    *,
+    padding: int = 0,
+    power_of_two: bool = False,
+    square: bool = False,
+) -> PackResult:
+    """Pack ``sizes`` (width, height >= 1) into as few pages of at most
+    ``max_width`` x ``max_height`` pixels as the heuristic finds.
+
+    ``padding`` is the minimum number of empty pixels between any two rects (none is
+    required at the page border). ``power_of_two`` rounds each final page dimension
+    up to a power of two; ``square`` makes each final page's width equal its height.
+    Raises :class:`PackError` naming the rect index, its size and the maximum page
+    size when a rect cannot fit on any page, or when an argument is invalid.
+    """
+    for name, value in (("max_width", max_width), ("max_height", max_height)):
+        if not _is_int(value) or value < 1:
+            raise PackError(f"{name} must be an integer >= 1, found {value!r}")
+    if not _is_int(padding) or padding < 0:
+        raise PackError(f"padding must be an integer >= 0, found {padding!r}")
+    max_width, max_height, padding = int(max_width), int(max_height), int(padding)
+
+    limit_w, limit_h = _usable_max(max_width, max_height, power_of_two, square)
+    widths, heights = _validated_sizes(sizes, limit_w, limit_h, max_width, max_height,
+                                       power_of_two, square)
+    count = len(widths)
+    if count == 0:
+        return PackResult(placements=(), page_sizes=())
+
+    # Padding is packed as part of each rect (to its right and bottom); the bins grow
+    # by the same amount, so a rect touching the right/bottom border has its padding
+    # outside the real page. Two rects are then always >= padding apart.
+    padded_w = widths + padding
+    padded_h = heights + padding
+    sizing = _PageSizing(limit_w, limit_h, padding, power_of_two, square)
+
+    orders = _sort_orders(widths, heights)
+    if count > _MULTI_ORDER_LIMIT:
+        orders = orders[:1]
+
+    best: tuple[tuple[int, int], PackResult] | None = None
+    for order in orders:
+        pages, xs, ys = _pack_in_order(order, padded_w, heights=padded_h, sizing=sizing)
+        result = _finish(pages, xs, ys, widths, heights, sizing)
+        rank = (len(result.page_sizes), sum(w * h for w, h in result.page_sizes))
+        if best is None or rank < best[0]:
+            best = (rank, result)
+    assert best is not None
+    return best[1]
+
+
+# ---------------------------------------------------------------------------
+# argument handling
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _floor_pow2(value: int) -> int:
+    return 1 << (value.bit_length() - 1)
+
+
+def _ceil_pow2(value: int) -> int:
+    return 1 << max(value - 1, 0).bit_length()
+
+
+def _usable_max(max_w: int, max_h: int, power_of_two: bool, square: bool) -> tuple[int, int]:
+    if square:
+        max_w = max_h = min(max_w, max_h)
+    if power_of_two:
+        max_w, max_h = _floor_pow2(max_w), _floor_pow2(max_h)
+    return max_w, max_h
+
+
+def _validated_sizes(
+    sizes: Sequence[tuple[int, int]],
+    limit_w: int,
+    limit_h: int,
+    max_w: int,
+    max_h: int,
+    power_of_two: bool,
+    square: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    widths = np.empty(len(sizes), dtype=np.int64)
+    heights = np.empty(len(sizes), dtype=np.int64)
+    for index, size in enumerate(sizes):
+        try:
+            w, h = size
+        except (TypeError, ValueError):
+            raise PackError(f"rect {index}: expected a (width, height) pair, found {size!r}",
+                            index=index) from None
+        if not (_is_int(w) and _is_int(h)) or w < 1 or h < 1:
+            raise PackError(f"rect {index}: width and height must be integers >= 1, "
+                            f"found {w!r}x{h!r}", index=index)
+        if w > limit_w or h > limit_h:
+            limit = f"{limit_w}x{limit_h} px"
+            if (limit_w, limit_h) != (max_w, max_h):
+                rules = " and ".join(r for r, on in (("power_of_two", power_of_two),
+                                                     ("square", square)) if on)
+                limit += f" (max size {max_w}x{max_h} px with {rules})"
+            raise PackError(
+                f"rect {index} is {int(w)}x{int(h)} px, larger than the maximum page "
+                f"size {limit}",
+                index=index, size=(int(w), int(h)), max_size=(limit_w, limit_h),
+            )
+        widths[index], heights[index] = w, h
+    return widths, heights
+
+
+def _sort_orders(widths: np.ndarray, heights: np.ndarray) -> list[np.ndarray]:
+    """Packing orders, best first on typical sprite sets; ties go to the lower index.
+
+    ``np.lexsort`` is stable and sorts by the last key first, so the index is the
+    final tie-break implicitly.
+    """
+    long_side = np.maximum(widths, heights)
+    short_side = np.minimum(widths, heights)
+    area = widths * heights
+    return [
+        np.lexsort((-short_side, -long_side)),   # longest side, then shortest side
+        np.lexsort((-long_side, -area)),         # area
+        np.lexsort((-widths, -heights)),         # height, then width
+        np.lexsort((-heights, -widths)),         # width, then height
+    ]
+
+
+# ---------------------------------------------------------------------------
+# page sizes
+
+
+@dataclass(frozen=True)
+class _PageSizing:
+    """Initial page size, growth steps and final rounding, in real (unpadded) pixels.
+
+    Internally a page of real size w x h is a bin of (w + padding) x (h + padding).
+    """
+
+    max_w: int
+    max_h: int
+    padding: int
+    power_of_two: bool
+    square: bool
+
+    def initial(self, area: int, need_w: int, need_h: int) -> tuple[int, int]:
+        """A page for the remaining padded ``area`` that fits a need_w x need_h rect
+        (real pixels). Sized to the area; growth takes care of a bad estimate."""
+        pad = self.padding
+        need_w, need_h = min(need_w, self.max_w), min(need_h, self.max_h)
+        if self.power_of_two:
+            return self._initial_pow2(area, need_w, need_h)
+        if self.square:
+            side = max(math.isqrt(area - 1) + 1 - pad, need_w, need_h)
+            side = min(side, self.max_w)
+            return side, side
+        width = min(max(math.isqrt(area - 1) + 1 - pad, need_w), self.max_w)
+        height = min(max(-(-area // (width + pad)) - pad, need_h), self.max_h)
+        return width, height
+
+    def _initial_pow2(self, area: int, need_w: int, need_h: int) -> tuple[int, int]:
+        pad = self.padding
+        best: tuple[tuple[int, int, int], tuple[int, int]] | None = None
+        width = _ceil_pow2(need_w)
+        while width <= self.max_w:
+            height = _ceil_pow2(need_h)
+            while height <= self.max_h:
+                if self.square and width != height:
+                    height *= 2
+                    continue
+                if (width + pad) * (height + pad) >= area:
+                    # smallest area, then the most square, then wider rather than taller
+                    rank = (width * height, abs(width.bit_length() - height.bit_length()),
+                            -width)
+                    if best is None or rank < best[0]:
+                        best = (rank, (width, height))
+                    break
+                height *= 2
+            width *= 2
+        return best[1] if best is not None else (self.max_w, self.max_h)
+
+    def grown(self, width: int, height: int, need_w: int, need_h: int) -> tuple[int, int]:
+        """The next larger page after ``width`` x ``height`` (real pixels) when a rect of
+        padded size need_w x need_h fit nowhere; unchanged when already at the max."""
+        if self.square:
+            if self.power_of_two:
+                side = width * 2
+            else:
+                side = width + max(-(-width // 8), need_w, need_h)
+            side = min(side, self.max_w)
+            return side, side
+        grow_width = width < self.max_w and (width <= height or height >= self.max_h)
+        if grow_width:
+            step = width if self.power_of_two else max(-(-width // 8), need_w)
+            return min(width + step, self.max_w), height
+        if height < self.max_h:
+            step = height if self.power_of_two else max(-(-height // 8), need_h)
+            return width, min(height + step, self.max_h)
+        return width, height
+
+    def final(self, used_w: int, used_h: int) -> tuple[int, int]:
+        """The size written for a page whose rects span ``used_w`` x ``used_h``."""
+        if self.square:
+            used_w = used_h = max(used_w, used_h)
+        if self.power_of_two:
+            used_w, used_h = _ceil_pow2(used_w), _ceil_pow2(used_h)
+        return min(used_w, self.max_w), min(used_h, self.max_h)
+
+
+def _finish(pages: np.ndarray, xs: np.ndarray, ys: np.ndarray, widths: np.ndarray,
+            heights: np.ndarray, sizing: _PageSizing) -> PackResult:
+    page_count = int(pages.max()) + 1
+    used_w = np.zeros(page_count, dtype=np.int64)
+    used_h = np.zeros(page_count, dtype=np.int64)
+    np.maximum.at(used_w, pages, xs + widths)
+    np.maximum.at(used_h, pages, ys + heights)
+    page_sizes = tuple(sizing.final(int(w), int(h)) for w, h in zip(used_w, used_h))
+    placements = tuple(Placement(int(p), int(x), int(y))
+                       for p, x, y in zip(pages.tolist(), xs.tolist(), ys.tolist()))
+    return PackResult(placements=placements, page_sizes=page_sizes)
+
+
+# ---------------------------------------------------------------------------
+# the packer
+
+
+class _FreeRects:
+    """The maximal free rectangles of every page: columns of a growable int64 array.
+
+    Column-major (one contiguous row per field) so the per-rect scans run on
+    contiguous memory. Pages sit side by side in x, in lanes ``lane`` pixels wide, so
+    a geometric test can never match a rect of another page. Invariant: no rect is
+    contained in another rect of the same page.
+    """
+
+    def __init__(self, capacity: int = 1024):
+        self.cols = np.empty((7, capacity), dtype=np.int64)
+        self.count = 0
+
+    def reserve(self, extra: int) -> None:
+        needed = self.count + extra
+        if needed > self.cols.shape[1]:
+            grown = np.empty((7, max(needed, 2 * self.cols.shape[1])), dtype=np.int64)
+            grown[:, : self.count] = self.cols[:, : self.count]
+            self.cols = grown
+
+    def append(self, new_cols: np.ndarray) -> None:
+        extra = new_cols.shape[1]
+        self.reserve(extra)
+        self.cols[:, self.count : self.count + extra] = new_cols
+        self.count += extra
+
+    def replace(self, holes: list[int], new_rows: list[list[int]]) -> None:
+        """Overwrite columns ``holes`` (ascending) with ``new_rows``; when there are
+        more holes than new rows, close the gaps with the last columns."""
+        n_holes, n_new = len(holes), len(new_rows)
+        if n_new:
+            new_cols = np.array(new_rows, dtype=np.int64).T
+        if n_new >= n_holes:
+            if n_holes:
+                self.cols[:, holes] = new_cols[:, :n_holes]
+            if n_new > n_holes:
+                self.append(new_cols[:, n_holes:])
+            return
+        if n_new:
+            self.cols[:, holes[:n_new]] = new_cols
+        left_over = holes[n_new:]
+        new_count = self.count - len(left_over)
+        low = [i for i in left_over if i < new_count]
+        if low:
+            high = [i for i in left_over if i >= new_count]
+            sources = [i for i in range(new_count, self.count) if i not in high]
+            self.cols[:, low] = self.cols[:, sources]
+        self.count = new_count
+
+
+def _pack_in_order(
+    order: np.ndarray,
+    widths: np.ndarray,
+    *,
+    heights: np.ndarray,
+    sizing: _PageSizing,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place padded rects in ``order``; returns page, x, y per input index."""
+    pad = sizing.padding
+    ow = widths[order]
+    oh = heights[order]
+    count = len(order)
+    # What is still to come at each step: its area (to size a new page), its largest
+    # sides (a new page must fit them) and, after this step, its smallest sides (a
+    # free rect narrower or shorter than those is useless and dropped).
+    area_left = np.cumsum((ow * oh)[::-1])[::-1].tolist()
+    max_w_left = np.maximum.accumulate(ow[::-1])[::-1].tolist()
+    max_h_left = np.maximum.accumulate(oh[::-1])[::-1].tolist()
+    min_w_after = np.minimum.accumulate(ow[::-1])[::-1].tolist()[1:] + [1 << 62]
+    min_h_after = np.minimum.accumulate(oh[::-1])[::-1].tolist()[1:] + [1 << 62]
+    ow_list, oh_list = ow.tolist(), oh.tolist()
+
+    lane = max(sizing.max_w, sizing.max_h) + pad + 2  # > any bin side + 1
+    page_stride = lane * lane  # > any (short side * lane + long side)
+    free = _FreeRects()
+    page_dims: list[tuple[int, int]] = []  # real size of each page so far
+    last_growable = False
+    out_page = [0] * count
+    out_x = [0] * count
+    out_y = [0] * count
+
+    for step in range(count):
+        w = ow_list[step]
+        h = oh_list[step]
+        while True:
+            n = free.count
+            if n:
+                cols = free.cols
+                dw = cols[_W, :n] - w
+                dh = cols[_H, :n] - h
+                short = np.minimum(dw, dh)
+                key = short * lane
+                key += np.maximum(dw, dh)
+                key += cols[_PAGE, :n]
+                key[short < 0] = _NO_FIT
+                best = int(key.argmin())
+                best_key = key[best]
+                if best_key != _NO_FIT:
+                    ties = np.flatnonzero(key == best_key)
+                    if len(ties) > 1:  # top-most, then left-most
+                        position = cols[_Y, ties] * page_stride + cols[_X, ties]
+                        best = int(ties[position.argmin()])
+                    break
+            # Fits nowhere: grow the last page, or open a new one.
+            last = len(page_dims) - 1
+            if last_growable:
+                grown = sizing.grown(*page_dims[last], w, h)
+                _grow_page(free, last, lane, page_stride, page_dims[last], grown, pad)
+                page_dims[last] = grown
+                last_growable = sizing.grown(*grown, w, h) != grown
+                continue
+            size = sizing.initial(area_left[step], max_w_left[step] - pad,
+                                  max_h_left[step] - pad)
+            page = last + 1
+            page_dims.append(size)
+            last_growable = sizing.grown(*size, w, h) != size
+            bin_w, bin_h = size[0] + pad, size[1] + pad
+            free.append(np.array([[page * lane], [0], [page * lane + bin_w], [bin_h],
+                                  [bin_w], [bin_h], [page * page_stride]], dtype=np.int64))
+
+        ux = int(cols[_X, best])
+        uy = int(cols[_Y, best])
+        page = int(cols[_PAGE, best]) // page_stride
+        out_page[step], out_x[step], out_y[step] = page, ux - page * lane, uy
+        border = None
+        if last_growable and page == len(page_dims) - 1:
+            border = (page * lane + page_dims[page][0] + pad, page_dims[page][1] + pad)
+        _split_free(free, ux, uy, ux + w, uy + h, page * page_stride,
+                    min_w_after[step], min_h_after[step], border)
+
+    pages = np.empty(count, dtype=np.int64)
+    xs = np.empty(count, dtype=np.int64)
+    ys = np.empty(count, dtype=np.int64)
+    pages[order], xs[order], ys[order] = out_page, out_x, out_y
+    return pages, xs, ys
+
+
+def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: int,
+                min_w: int, min_h: int, border: tuple[int, int] | None) -> None:
+    """Remove the placed rect [ux, ur) x [uy, ub) from the free rects.
+
+    Only the few rects near the placed one take part, so this is plain Python: numpy
+    finds them, and per-call overhead would dominate on a handful of rects.
+    """
+    cols = free.cols
+    n = free.count
+    # Closed test: rects that intersect or touch the placed one. Only these can be
+    # split, and only these can contain a new piece (every piece borders the placed
+    # rect), so the prune never needs the rest of the list.
+    near = np.flatnonzero((cols[_X, :n] <= ur) & (cols[_R, :n] >= ux)
+                          & (cols[_Y, :n] <= ub) & (cols[_B, :n] >= uy)).tolist()
+    around = cols[:4, near].T.tolist()
+    holes: list[int] = []
+    pieces: list[tuple[int, int, int, int]] = []
+    others: list[list[int]] = []
+    for index, rect in zip(near, around):
+        x, y, r, b = rect
+        if x < ur and r > ux and y < ub and b > uy:
+            holes.append(index)
+            if x < ux:
+                pieces.append((x, y, ux, b))
+            if r > ur:
+                pieces.append((ur, y, r, b))
+            if y < uy:
+                pieces.append((x, y, r, uy))
+            if b > ub:
+                pieces.append((x, ub, r, b))
+        else:
+            others.append(rect)
+
+    if border is None:
+        useful = [p for p in pieces if p[2] - p[0] >= min_w and p[3] - p[1] >= min_h]
+    else:  # a thin piece on the right/bottom border widens when the page grows
+        border_r, border_b = border
+        useful = [p for p in pieces if (p[2] - p[0] >= min_w and p[3] - p[1] >= min_h)
+                  or p[2] == border_r or p[3] == border_b]
+
+    # Largest first: a piece inside another piece then always meets that piece (or
+    # one containing it) among the survivors already kept; of identical pieces the
+    # first is kept. Sorting by (-area, position in the list) is deterministic.
+    useful.sort(key=lambda p: -(p[2] - p[0]) * (p[3] - p[1]))
+    kept: list[tuple[int, int, int, int]] = []
+    survivors: list[list[int]] = []
+    for piece in useful:
+        x, y, r, b = piece
+        for q in kept:
+            if q[0] <= x and q[1] <= y and q[2] >= r and q[3] >= b:
+                break
+        else:
+            for q in others:
+                if q[0] <= x and q[1] <= y and q[2] >= r and q[3] >= b:
+                    break
+            else:
+                kept.append(piece)
+                survivors.append([x, y, r, b, r - x, b - y, page_key])
+    free.replace(holes, survivors)
+
+
+def _grow_page(free: _FreeRects, page: int, lane: int, page_stride: int,
+               old: tuple[int, int], new: tuple[int, int], pad: int) -> None:
+    """Enlarge one page's bin from ``old`` to ``new`` (real sizes) keeping the free
+    list maximal: rects touching the old right/bottom border stretch to the new one,
+    and the new strips are added unless a stretched rect already covers them.
+    (A stretched rect cannot contain another rect: its part inside the old bin is the
+    old rect itself, and old rects never contained each other.)"""
+    left = page * lane
+    old_r, old_b = left + old[0] + pad, old[1] + pad
+    new_r, new_b = left + new[0] + pad, new[1] + pad
+    n = free.count
+    cols = free.cols[:, :n]
+    on_page = cols[_PAGE] == page * page_stride
+    cols[_R, np.flatnonzero(on_page & (cols[_R] == old_r))] = new_r
+    cols[_B, np.flatnonzero(on_page & (cols[_B] == old_b))] = new_b
+    cols[_W] = cols[_R] - cols[_X]
+    cols[_H] = cols[_B] - cols[_Y]
+    strips = []
+    if new_r > old_r:
+        strips.append([old_r, 0, new_r, new_b])
+    if new_b > old_b:
+        strips.append([left, old_b, new_r, new_b])
+    page_rects = cols[:4, on_page].T.tolist()
+    for x, y, r, b in strips:
+        if not any(q[0] <= x and q[1] <= y and q[2] >= r and q[3] >= b for q in page_rects):
+            free.append(np.array([[x], [y], [r], [b], [r - x], [b - y], [page * page_stride]],
+                                 dtype=np.int64))
