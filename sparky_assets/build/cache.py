@@ -1,0 +1,101 @@
+"""The content-addressed stage cache (``.sparky/cache``).
+
+An entry is addressed by ``(stage, key)`` where the key is the hash of everything the
+stage's output depends on (see the engine). Each entry file carries a header with a
+magic string, the cache format version, its own key and the SHA-256 of its payload;
+an entry whose header or payload does not check out (truncated, bit-flipped, from
+another format version, another key) is reported, deleted and treated as a miss —
+never used. Writes are atomic, so a crash or kill leaves complete entries or none.
+The whole folder is safe to delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .fsutil import atomic_write
+
+CACHE_FORMAT = 1
+MAGIC = b"SPARKY-CACHE\n"
+
+
+@dataclass
+class StageCache:
+    root: Path
+    warnings: list[str] = field(default_factory=list)
+
+    def _path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key[:2] / key
+
+    def get(self, stage: str, key: str) -> bytes | None:
+        path = self._path(stage, key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        payload = self._verify(raw, stage, key)
+        if payload is None:
+            self.warnings.append(f"cache entry {stage}/{key[:12]} was corrupt or foreign; rebuilt")
+            path.unlink(missing_ok=True)
+        return payload
+
+    @staticmethod
+    def _verify(raw: bytes, stage: str, key: str) -> bytes | None:
+        if not raw.startswith(MAGIC):
+            return None
+        end = raw.find(b"\n", len(MAGIC))
+        if end < 0:
+            return None
+        try:
+            header = json.loads(raw[len(MAGIC):end])
+        except ValueError:
+            return None
+        payload = raw[end + 1:]
+        if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT or header.get("stage") != stage or header.get("key") != key:
+            return None
+        if header.get("size") != len(payload) or header.get("sha256") != hashlib.sha256(payload).hexdigest():
+            return None
+        return payload
+
+    def put(self, stage: str, key: str, payload: bytes) -> None:
+        header = {"format": CACHE_FORMAT, "stage": stage, "key": key, "size": len(payload),
+                  "sha256": hashlib.sha256(payload).hexdigest()}
+        atomic_write(self._path(stage, key), MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, fsync=False)
+
+    # -- typed helpers -------------------------------------------------------
+
+    def get_arrays(self, stage: str, key: str) -> tuple[dict[str, Any], list[np.ndarray]] | None:
+        payload = self.get(stage, key)
+        if payload is None:
+            return None
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                arrays = [data[f"a{i}"] for i in range(meta.pop("__count"))]
+        except Exception:  # noqa: BLE001 - a payload that does not decode is corrupt
+            self.warnings.append(f"cache entry {stage}/{key[:12]} did not decode; rebuilt")
+            self._path(stage, key).unlink(missing_ok=True)
+            return None
+        return meta, arrays
+
+    def put_arrays(self, stage: str, key: str, meta: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        buf = io.BytesIO()
+        blob = json.dumps({**meta, "__count": len(arrays)}, sort_keys=True).encode()
+        np.savez(buf, meta=np.frombuffer(blob, dtype=np.uint8), **{f"a{i}": a for i, a in enumerate(arrays)})
+        self.put(stage, key, buf.getvalue())
+
+    def clear(self) -> int:
+        """Delete every entry; returns the number of files removed."""
+        if not self.root.exists():
+            return 0
+        count = sum(1 for p in self.root.rglob("*") if p.is_file())
+        shutil.rmtree(self.root)
+        return count

@@ -1,0 +1,527 @@
+"""The build engine: manifest → generated → locked → packed → exported → on disk.
+
+Stages are pure functions; this module is the one place that reads caches and writes
+files. Each stage's result is addressed by a key that hashes everything it depends
+on, chained so keys are known *before* any work is done::
+
+    generate  H(generator.cache_key, size, frames, seed, prompt)
+    process   H(generate key, palette colours, outline, dither)
+    pack      H(process keys + animations of its sprites, atlas settings)
+    export    H(pack key, target settings, exporter version)
+
+A build first *plans* (which keys miss), generates all missing sprites in one batch
+per generator, then evaluates lazily from the export stage down, so a no-op build
+only computes keys and ``stat`` s its outputs. Outputs are switched over together
+(:mod:`.outputs`); one build per project at a time (:class:`ProjectLock`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import registry
+from ..errors import BuildFailed, Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, SparkyError
+from ..export.base import ExportContext, OutputFile, encode_png
+from ..export.registry import exporter
+from ..export.sheets import SheetsExporter
+from ..generators.base import FrameSpec, GenerationRequest
+from ..manifest.load import load_manifest
+from ..manifest.locate import KeyLocator
+from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
+from ..pack.atlas import AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
+from ..palettes import Palette
+from ..process.lock import lock_to_palette
+from ..process.shape import add_outline, darkest
+from .cache import StageCache
+from .fsutil import canonical_hash, sha256_bytes
+from .outputs import OutputLedger, PlannedWrite
+from .report import BuildReport, ChangedAsset
+from .store import GeneratedStore
+
+ENGINE_VERSION = 1
+STATE_DIR = ".sparky"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    frozen: bool = False
+    force: bool = False
+    dry_run: bool = False
+    only: tuple[str, ...] = ()
+    regenerate: tuple[str, ...] = ()
+
+
+@dataclass
+class SpritePlan:
+    spec: SpriteSpec
+    palette: Palette
+    request: GenerationRequest
+    generator: Any
+    gen_key: str
+    process_key: str
+    lockable: bool
+    inputs: dict[str, Any]
+
+
+@dataclass
+class ResolvedProject:
+    manifest: Manifest
+    sprites: dict[str, SpritePlan]
+    atlases: list[AtlasSpec]
+    exports: list[ExportSpec]
+    pack_keys: dict[str, str] = field(default_factory=dict)
+
+
+class ProjectLock:
+    """An exclusive ``flock`` on ``.sparky/build.lock`` for the duration of a build."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "build.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "ProjectLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            self.fd = None
+            raise ProjectLocked(Diagnostic(f"another build of this project is running (pid {holder})",
+                                           file=str(self.path), hint="wait for it to finish, or stop it")) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+# ------------------------------------------------------------------ resolve
+
+
+def resolve(manifest: Manifest) -> ResolvedProject:
+    """Load palettes, make generation requests, validate every sprite with its
+    generator, and compute generate/process keys. Raises ``InvalidInput`` with every
+    problem found."""
+    from ..palettes.load import load_palette
+
+    sink = DiagnosticSink()
+    locator = KeyLocator(manifest.path.read_text(encoding="utf-8", errors="replace"))
+    file = str(manifest.path)
+
+    def located(d: Diagnostic, base: str, sprite: str | None) -> Diagnostic:
+        key = d.key or ""
+        if key and not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.")):
+            key = f"{base}.{key}"
+        key = key or base
+        line, col = (d.line, d.column) if d.file else locator.locate(key)
+        return replace(d, file=d.file or file, line=line, column=col, key=key, sprite=sprite or d.sprite,
+                       stage=d.stage or "manifest")
+
+    palettes: dict[str, Palette] = {}
+    for key, value in [("project.palette", manifest.palette)] + [(f"sprite[{s.index}].palette", s.palette) for s in manifest.sprites]:
+        if value in palettes:
+            continue
+        try:
+            palettes[value] = load_palette(value, manifest.root, manifest_file=file, key=key)
+        except InvalidInput as exc:
+            for d in exc.diagnostics:
+                sink.add(located(d, key, None) if not d.file or d.file == file else d)
+            palettes[value] = None  # type: ignore[assignment]
+
+    plans: dict[str, SpritePlan] = {}
+    for s in manifest.sprites:
+        base = s.key
+        try:
+            gen = registry.generator(s.generator)
+        except InvalidInput as exc:
+            for d in exc.diagnostics:
+                sink.add(located(replace(d, key=f"{base}.generator"), base, s.name))
+            continue
+        except ImportError as exc:
+            sink.add(located(Diagnostic(f"generator '{s.generator}' cannot be loaded: {exc}", key=f"{base}.generator"), base, s.name))
+            continue
+        palette = palettes.get(s.palette)
+        frames = tuple(FrameSpec(a.name, i) for a in s.animations for i in range(a.frames)) or (FrameSpec("", 0),)
+        request = GenerationRequest(
+            sprite=s.name, width=s.width, height=s.height, frames=frames, seed=s.seed, root=manifest.root, prompt=s.prompt,
+            palette=palette.colors if palette else (), options=dict(s.options),
+            settings=dict(manifest.generators.get(s.generator, {})),
+        )
+        problems = gen.validate(request)
+        for d in problems:
+            sink.add(located(d, base, s.name))
+        if problems or palette is None:
+            continue
+        gen_inputs = {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
+                      "frames": [[f.animation, f.index] for f in frames]}
+        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, **gen_inputs, "generator_key": gen.cache_key(request)})
+        process_key = canonical_hash({"stage": "process", "engine": ENGINE_VERSION, "generate": gen_key, "palette": palette.digest(),
+                                      "outline": s.outline, "dither": s.dither})
+        inputs = {k: v for k, v in gen_inputs.items() if v is not None}
+        inputs["settings"] = canonical_hash(gen.cache_key(request))[:16]
+        plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, process_key, getattr(gen, "needs_lock", True), inputs)
+    sink.raise_if_any()
+
+    project = ResolvedProject(manifest, plans, list(manifest.atlases), list(manifest.exports))
+    for atlas in project.atlases:
+        project.pack_keys[atlas.name] = canonical_hash({
+            "stage": "pack", "engine": ENGINE_VERSION,
+            "settings": [atlas.max_width, atlas.max_height, atlas.padding, atlas.extrude, atlas.power_of_two, atlas.square, atlas.trim],
+            "sprites": [[n, plans[n].process_key, [[a.name, a.frames, a.fps, a.loop] for a in plans[n].spec.animations]]
+                        for n in atlas.sprites],
+        })
+    return project
+
+
+def check(path: str | Path) -> ResolvedProject:
+    """Validate the manifest and every file it refers to, without building."""
+    return resolve(load_manifest(path))
+
+
+# ------------------------------------------------------------------- build
+
+
+class Builder:
+    """Runs builds of one project; keeps generators (and their models) warm between
+    builds, which is what ``watch`` relies on."""
+
+    def __init__(self, manifest_path: str | Path, *, on_progress: Callable[[str, int, int], None] | None = None):
+        self.manifest_path = Path(manifest_path)
+        self.on_progress = on_progress
+
+    def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
+        started = time.perf_counter()
+        manifest = load_manifest(self.manifest_path)
+        state = manifest.root / STATE_DIR
+        with ProjectLock(state):
+            report = _Build(manifest, state, options, self.on_progress).run()
+        report.duration_s = time.perf_counter() - started
+        return report
+
+
+class _Build:
+    def __init__(self, manifest: Manifest, state: Path, options: BuildOptions, on_progress):
+        self.manifest = manifest
+        self.options = options
+        self.on_progress = on_progress or (lambda stage, done, total: None)
+        self.cache = StageCache(state / "cache")
+        self.store = GeneratedStore(manifest.root)
+        self.ledger = OutputLedger(state, manifest.root)
+        self.report = BuildReport(manifest.name, dry_run=options.dry_run)
+        self._generated: dict[str, list[np.ndarray]] = {}
+        self._processed: dict[str, list[np.ndarray]] = {}
+        self._packed: dict[str, PackedAtlas] = {}
+
+    # -- plan ------------------------------------------------------------------
+
+    def run(self) -> BuildReport:
+        if not self.options.dry_run:
+            self.ledger.recover()
+        project = resolve(self.manifest)
+        self.project = project
+        atlases = self._selected_atlases(project)
+        targets = self._targets(project)
+
+        if self.options.frozen:
+            stale = []
+            for plan in project.sprites.values():
+                if plan.lockable:
+                    why = self.store.staleness(plan.spec.name, plan.gen_key, plan.inputs)
+                    if why:
+                        stale.append(Diagnostic(f"sprite '{plan.spec.name}' would need generating: {why}", file=str(self.manifest.path),
+                                                line=None, key=plan.spec.key, sprite=plan.spec.name, stage="generate",
+                                                hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/"))
+            if stale:
+                raise InvalidInput(stale)
+
+        need_export = [(a, t) for a in atlases for t in targets if self.options.force or not self._has("export", self._export_key(a, t))]
+        need_pack = {a.name: a for a, _ in need_export if self.options.force or not self._has("pack", project.pack_keys[a.name])}
+        need_process = [n for a in need_pack.values() for n in a.sprites
+                        if self.options.force or not self._has("process", project.sprites[n].process_key)]
+        need_generate = [n for n in project.sprites
+                         if self._needs_generation(project.sprites[n], needed=n in need_process)
+                         and (not self.options.only or n in self._only_sprites)]
+        if self.options.dry_run:
+            self.report.ran = {"generate": need_generate, "process": need_process, "pack": list(need_pack),
+                               "export": [f"{a.name}:{t.target}" for a, t in need_export]}
+            return self.report
+
+        self._generate(need_generate)
+        files = self._export_all(atlases, targets)
+        self.store.forget_except(set(project.sprites))
+        self.store.save()
+        self._write(files, partial=bool(self.options.only))
+        self.report.warnings += self.cache.warnings + self.store.problems
+        return self.report
+
+    @property
+    def _only_sprites(self) -> set[str]:
+        names = set()
+        for a in self.project.atlases:
+            if a.name in self.options.only:
+                names |= set(a.sprites)
+        return names | {n for n in self.options.only if n in self.project.sprites}
+
+    def _selected_atlases(self, project: ResolvedProject) -> list[AtlasSpec]:
+        if not self.options.only:
+            return project.atlases
+        known = set(project.sprites) | {a.name for a in project.atlases}
+        unknown = [n for n in self.options.only if n not in known]
+        if unknown:
+            from ..errors import suggest
+
+            raise InvalidInput([Diagnostic(f"--only: no sprite or atlas named '{n}'", hint=suggest(n, known)) for n in unknown])
+        return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
+
+    def _targets(self, project: ResolvedProject) -> list[ExportSpec]:
+        sheets = ExportSpec("sheets", self.manifest.out / "sheets", {})
+        return [sheets, *project.exports]
+
+    def _has(self, stage: str, key: str) -> bool:
+        return self.cache._path(stage, key).exists()
+
+    def _needs_generation(self, plan: SpritePlan, needed: bool) -> bool:
+        name = plan.spec.name
+        if self.options.force or name in self.options.regenerate:
+            return True
+        if plan.lockable:
+            entry = self.store.entries.get(name)
+            return entry is None or entry.key != plan.gen_key or not (self.manifest.root / entry.file).exists()
+        return needed and not self._has("generate", plan.gen_key)
+
+    def _export_key(self, atlas: AtlasSpec, target: ExportSpec) -> str:
+        rel_root = target.root.relative_to(self.manifest.root).as_posix()
+        version = SheetsExporter.version if target.target == "sheets" else exporter(target.target).version
+        return canonical_hash({"stage": "export", "engine": ENGINE_VERSION, "pack": self.project.pack_keys[atlas.name],
+                               "target": target.target, "root": rel_root, "settings": dict(target.settings), "version": version})
+
+    # -- stages ------------------------------------------------------------------
+
+    def _generate(self, names: list[str]) -> None:
+        by_generator: dict[str, list[SpritePlan]] = {}
+        for n in names:
+            plan = self.project.sprites[n]
+            by_generator.setdefault(plan.spec.generator, []).append(plan)
+        done = 0
+        for gen_name, plans in by_generator.items():
+            gen = plans[0].generator
+            try:
+                results = gen.generate([p.request for p in plans])
+            except SparkyError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
+                raise BuildFailed(Diagnostic(f"generator '{gen_name}' failed: {type(exc).__name__}: {exc}", stage="generate",
+                                             sprite=plans[0].spec.name if len(plans) == 1 else None)) from exc
+            stats = getattr(gen, "last_stats", None)
+            if stats:
+                self.report.generator_stats[gen_name] = dict(stats)
+            for plan, frames in zip(plans, results):
+                self._accept_generated(plan, frames)
+                done += 1
+                self.on_progress("generate", done, len(names))
+
+    def _accept_generated(self, plan: SpritePlan, frames: list[np.ndarray]) -> None:
+        s = plan.spec
+        expected = (s.height, s.width, 4)
+        if len(frames) != len(plan.request.frames) or any(f.shape != expected or f.dtype != np.uint8 for f in frames):
+            raise BuildFailed(Diagnostic(f"generator '{s.generator}' returned {len(frames)} frames of "
+                                         f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
+                                         sprite=s.name, stage="generate"))
+        if plan.lockable:
+            self.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs)
+        else:
+            self.cache.put_arrays("generate", plan.gen_key, {}, frames)
+        self._generated[s.name] = frames
+        self.report.ran["generate"].append(s.name)
+
+    def generated(self, name: str) -> list[np.ndarray]:
+        if name in self._generated:
+            return self._generated[name]
+        plan = self.project.sprites[name]
+        frames = None
+        if plan.lockable:
+            frames = self.store.lookup(name, plan.gen_key)
+        else:
+            hit = self.cache.get_arrays("generate", plan.gen_key)
+            frames = hit[1] if hit else None
+        if frames is None:
+            if self.options.frozen and plan.lockable:
+                raise InvalidInput(Diagnostic(f"sprite '{name}' would need generating: its stored result is unusable", sprite=name,
+                                              stage="generate"))
+            self._generate([name])
+            return self._generated[name]
+        self.report.cached["generate"] += 1
+        self._generated[name] = frames
+        return frames
+
+    def processed(self, name: str) -> list[np.ndarray]:
+        if name in self._processed:
+            return self._processed[name]
+        plan = self.project.sprites[name]
+        hit = None if self.options.force else self.cache.get_arrays("process", plan.process_key)
+        if hit is not None:
+            self.report.cached["process"] += 1
+            frames = hit[1]
+        else:
+            frames = [self._process_frame(plan, f) for f in self.generated(name)]
+            self.cache.put_arrays("process", plan.process_key, {}, frames)
+            self.report.ran["process"].append(name)
+        self._processed[name] = frames
+        return frames
+
+    @staticmethod
+    def _process_frame(plan: SpritePlan, frame: np.ndarray) -> np.ndarray:
+        s = plan.spec
+        if s.outline:
+            color = darkest(plan.palette.colors) if s.outline is True else tuple(int(s.outline[i:i + 2], 16) for i in (1, 3, 5))
+            frame = add_outline(frame, color)
+        return lock_to_palette(frame, plan.palette, s.dither)
+
+    def packed(self, atlas: AtlasSpec) -> PackedAtlas:
+        if atlas.name in self._packed:
+            return self._packed[atlas.name]
+        key = self.project.pack_keys[atlas.name]
+        hit = None if self.options.force else self.cache.get_arrays("pack", key)
+        if hit is not None:
+            self.report.cached["pack"] += 1
+            result = _atlas_from_cache(atlas.name, *hit)
+        else:
+            inputs, animations = [], []
+            for n in atlas.sprites:
+                spec = self.project.sprites[n].spec
+                frames = self.processed(n)
+                if spec.animations:
+                    k = 0
+                    for a in spec.animations:
+                        for i in range(a.frames):
+                            inputs.append(FrameInput(n, a.name, i, frames[k]))
+                            k += 1
+                        animations.append((n, a.name, a.fps, a.loop))
+                else:
+                    inputs.append(FrameInput(n, None, 0, frames[0]))
+            result = build_atlas(atlas.name, inputs, animations, max_width=atlas.max_width, max_height=atlas.max_height,
+                                 padding=atlas.padding, extrude=atlas.extrude, trim=atlas.trim,
+                                 power_of_two=atlas.power_of_two, square=atlas.square)
+            self.cache.put_arrays("pack", key, _atlas_meta(result), list(result.pages))
+            self.report.ran["pack"].append(atlas.name)
+        self._packed[atlas.name] = result
+        return result
+
+    def exported(self, atlas: AtlasSpec, target: ExportSpec) -> dict[str, OutputFile]:
+        key = self._export_key(atlas, target)
+        payload = None if self.options.force else self.cache.get("export", key)
+        if payload is not None:
+            files = _files_from_bytes(payload)
+            if files is not None:
+                self.report.cached["export"] += 1
+                return files
+        packed = self.packed(atlas)
+        pages = tuple(encode_png(p) for p in packed.pages)
+        ctx = ExportContext(self.manifest, target, pages, dict(target.settings))
+        impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
+        files = impl.export(packed, ctx)
+        self.cache.put("export", key, _files_to_bytes(files))
+        self.report.ran["export"].append(f"{atlas.name}:{target.target}")
+        return files
+
+    def _export_all(self, atlases: list[AtlasSpec], targets: list[ExportSpec]) -> dict[Path, tuple[ExportSpec, str, OutputFile]]:
+        out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
+        total = len(atlases) * len(targets)
+        for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
+            for rel, f in self.exported(atlas, target).items():
+                path = target.root / rel
+                if path in out:
+                    raise InvalidInput(Diagnostic(f"two outputs want the same file {self.manifest.relative(path)} "
+                                                  f"(atlas '{atlas.name}' and atlas '{out[path][2].atlas}')", stage="export",
+                                                  hint="rename a sprite or an atlas"))
+                out[path] = (target, rel, f)
+            self.on_progress("export", i, total)
+        return out
+
+    # -- write -------------------------------------------------------------------
+
+    def _write(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], partial: bool) -> None:
+        writes, keep = [], {}
+        for path, (target, rel, f) in sorted(files.items()):
+            digest = sha256_bytes(f.data)
+            meta = {"target": target.target, "path": rel, "kind": f.kind, "engine_path": f.engine_path,
+                    "sprites": list(f.sprites), "atlas": f.atlas, "sha256": digest}
+            if self.ledger.unchanged(path, digest):
+                keep[path] = {**self.ledger.record[self.ledger._rel(path)], **meta}
+                self.report.unchanged += 1
+                continue
+            change = "modified" if path.exists() else "added"
+            writes.append(PlannedWrite(path, f.data, meta))
+            self.report.assets.append(ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas))
+        remove = []
+        for rel, meta in self.ledger.record.items():
+            path = self.manifest.root / rel
+            if path in files:
+                continue
+            if partial:
+                keep[path] = meta
+                continue
+            remove.append(path)
+            self.report.assets.append(ChangedAsset(meta.get("target", "sheets"), meta.get("path", rel), meta.get("engine_path"),
+                                                   meta.get("kind", "metadata"), "removed", "", tuple(meta.get("sprites", ())),
+                                                   meta.get("atlas")))
+        self.ledger.commit(writes, keep, remove)
+        self.report.written = [w.path for w in writes]
+        self.report.removed = remove
+
+
+# -------------------------------------------------------------- serialisation
+
+
+def _atlas_meta(atlas: PackedAtlas) -> dict:
+    return {
+        "rects": [list(map(list, r)) for r in atlas.rects],
+        "frames": [[f.sprite, f.animation, f.frame, f.page, f.slot, f.x, f.y, f.w, f.h, f.offset_x, f.offset_y, f.source_w, f.source_h]
+                   for f in atlas.frames],
+        "animations": [[a.sprite, a.name, a.fps, a.loop, list(a.frames)] for a in atlas.animations],
+        "sprites": list(atlas.sprites),
+    }
+
+
+def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedAtlas:
+    return PackedAtlas(
+        name, tuple(pages), tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
+        tuple(PackedFrame(*f) for f in meta["frames"]),
+        tuple(AnimationInfo(s, n, fps, loop, tuple(fr)) for s, n, fps, loop, fr in meta["animations"]),
+        tuple(meta["sprites"]),
+    )
+
+
+def _files_to_bytes(files: dict[str, OutputFile]) -> bytes:
+    index, blobs, offset = [], [], 0
+    for rel, f in sorted(files.items()):
+        index.append([rel, f.kind, list(f.sprites), f.atlas, f.engine_path, offset, len(f.data)])
+        blobs.append(f.data)
+        offset += len(f.data)
+    head = json.dumps(index).encode()
+    return len(head).to_bytes(8, "big") + head + b"".join(blobs)
+
+
+def _files_from_bytes(payload: bytes) -> dict[str, OutputFile] | None:
+    try:
+        n = int.from_bytes(payload[:8], "big")
+        index = json.loads(payload[8:8 + n])
+        body = payload[8 + n:]
+        return {rel: OutputFile(body[o:o + size], kind, tuple(sprites), atlas, engine)
+                for rel, kind, sprites, atlas, engine, o, size in index}
+    except (ValueError, TypeError):
+        return None

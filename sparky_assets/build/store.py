@@ -1,0 +1,130 @@
+"""The generated store and ``sparky.lock``: generated art that is committed with the game.
+
+For every sprite made by a generator that *generates* (``needs_lock``: procedural,
+diffusion, plugins), the result at sprite resolution and before palette lock is kept in
+``sparky-generated/<sprite>.<key12>.png`` — the frames side by side, lossless — and
+``sparky.lock`` records the generation key, the file, its SHA-256, and the inputs
+that made it (to explain staleness). ``build --frozen`` only ever reads from here.
+
+Both files are written atomically; the lock is rewritten only at the end of a
+successful build, and store files it no longer names are removed after that, so a
+crash leaves a lock whose every file exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+from PIL import Image
+
+from .fsutil import atomic_write
+
+LOCK_NAME = "sparky.lock"
+STORE_DIR = "sparky-generated"
+LOCK_VERSION = 1
+
+
+@dataclass
+class LockEntry:
+    generator: str
+    key: str
+    file: str
+    sha256: str
+    frames: int
+    width: int
+    height: int
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+class GeneratedStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.lock_path = root / LOCK_NAME
+        self.dir = root / STORE_DIR
+        self.entries: dict[str, LockEntry] = {}
+        self.problems: list[str] = []
+        self._load()
+        self.dirty = False
+
+    def _load(self) -> None:
+        if not self.lock_path.exists():
+            return
+        try:
+            data = tomllib.loads(self.lock_path.read_text(encoding="utf-8"))
+            for name, e in data.get("sprite", {}).items():
+                self.entries[name] = LockEntry(
+                    e["generator"], e["key"], e["file"], e["sha256"], int(e["frames"]), int(e["width"]), int(e["height"]),
+                    dict(e.get("inputs", {})))
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+            self.problems.append(f"{LOCK_NAME} is unreadable ({exc}); treating it as empty")
+            self.entries = {}
+
+    def lookup(self, sprite: str, key: str) -> list[np.ndarray] | None:
+        """The stored frames when the lock has ``key`` for ``sprite`` and the file checks out."""
+        entry = self.entries.get(sprite)
+        if entry is None or entry.key != key:
+            return None
+        path = self.root / entry.file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.problems.append(f"{entry.file} (locked for '{sprite}') is missing")
+            return None
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            self.problems.append(f"{entry.file} (locked for '{sprite}') does not match its hash in {LOCK_NAME}")
+            return None
+        strip = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+        w = entry.width
+        return [np.ascontiguousarray(strip[:, i * w:(i + 1) * w]) for i in range(entry.frames)]
+
+    def staleness(self, sprite: str, key: str, inputs: dict[str, Any]) -> str | None:
+        """Why ``sprite`` would need generating under ``--frozen`` (None: it would not)."""
+        entry = self.entries.get(sprite)
+        if entry is None:
+            return "not in sparky.lock (new sprite)"
+        if entry.key != key:
+            changed = sorted(k for k in set(inputs) | set(entry.inputs) if inputs.get(k) != entry.inputs.get(k))
+            return f"changed since locked: {', '.join(changed) or 'generator settings'}"
+        if self.lookup(sprite, key) is None:
+            return f"its stored result {entry.file} is missing or corrupt"
+        return None
+
+    def record(self, sprite: str, generator: str, key: str, frames: list[np.ndarray], inputs: dict[str, Any]) -> None:
+        h, w = frames[0].shape[:2]
+        strip = np.concatenate(frames, axis=1)
+        buf = io.BytesIO()
+        Image.fromarray(strip, "RGBA").save(buf, format="PNG", optimize=False)
+        data = buf.getvalue()
+        rel = f"{STORE_DIR}/{sprite}.{key[:12]}.png"
+        atomic_write(self.root / rel, data, fsync=False)
+        self.entries[sprite] = LockEntry(generator, key, rel, hashlib.sha256(data).hexdigest(), len(frames), w, h, inputs)
+        self.dirty = True
+
+    def forget_except(self, sprites: set[str]) -> None:
+        for name in list(self.entries):
+            if name not in sprites:
+                del self.entries[name]
+                self.dirty = True
+
+    def save(self) -> None:
+        """Rewrite the lock (if anything changed), then drop unreferenced store files."""
+        if self.dirty:
+            doc = {"version": LOCK_VERSION, "sprite": {
+                name: {"generator": e.generator, "key": e.key, "file": e.file, "sha256": e.sha256, "frames": e.frames,
+                       "width": e.width, "height": e.height, "inputs": e.inputs}
+                for name, e in sorted(self.entries.items())}}
+            header = b"# sparky.lock - generated by sparky-assets; commit it with sparky-generated/.\n"
+            atomic_write(self.lock_path, header + tomli_w.dumps(doc).encode())
+            self.dirty = False
+        if self.dir.is_dir():
+            keep = {Path(e.file).name for e in self.entries.values()}
+            for path in self.dir.glob("*.png"):
+                if path.name not in keep:
+                    path.unlink(missing_ok=True)

@@ -1,0 +1,208 @@
+"""The ``sparky-assets`` command line: thin click commands, lazy imports.
+
+Each command parses its options, calls into the package, and prints. Errors are
+:class:`~sparky_assets.errors.SparkyError` s; :func:`main` prints every diagnostic and
+exits with its documented code (0 ok, 1 build step failed, 2 invalid input,
+3 project locked by another build).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_BUILD_FAILED, SparkyError
+
+
+class _Ctx:
+    def __init__(self, verbosity: int):
+        self.verbosity = verbosity
+
+    def echo(self, text: str, level: int = 0, err: bool = False) -> None:
+        if self.verbosity >= level:
+            click.echo(text, err=err)
+
+
+def print_error(error: SparkyError) -> None:
+    for d in error.diagnostics:
+        click.secho("error: ", fg="red", bold=True, nl=False, err=True)
+        click.echo(d.format(), err=True)
+    if len(error.diagnostics) > 1:
+        click.echo(f"{len(error.diagnostics)} problems found.", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sparky-assets")
+@click.option("-q", "--quiet", count=True, help="Print less (errors only).")
+@click.option("-v", "--verbose", count=True, help="Print more (every file written).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
+    """Compile a sprite manifest (sparky.toml) into palette-locked pixel-art atlases
+    with Bevy, Godot, TexturePacker and Aseprite metadata.
+
+    Exit codes: 0 ok, 1 a build step failed, 2 invalid input, 3 another build holds the project.
+    """
+    ctx.obj = _Ctx(1 + verbose - quiet)
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option("--frozen", is_flag=True, help="Use only locked generated art (sparky.lock); fail if anything would need generating.")
+@click.option("--force", is_flag=True, help="Rebuild everything, ignoring the cache.")
+@click.option("--dry-run", is_flag=True, help="Print what a build would do, do nothing.")
+@click.option("--only", multiple=True, metavar="NAME", help="Build only these sprites/atlases (repeatable).")
+@click.option("--regenerate", multiple=True, metavar="SPRITE", help="Generate these sprites again even if locked (repeatable).")
+@click.pass_obj
+def build(obj: _Ctx, path: Path, frozen: bool, force: bool, dry_run: bool, only: tuple[str, ...], regenerate: tuple[str, ...]) -> None:
+    """Build the project at PATH (a sparky.toml or a folder holding one)."""
+    from ..build.engine import BuildOptions, Builder
+
+    progress = _progress_bar() if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
+    report = Builder(path, on_progress=progress).build(
+        BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate))
+    if progress:
+        progress.close()
+    obj.echo(report.summary())
+    for w in report.written:
+        obj.echo(f"  wrote {w}", level=2)
+    for r in report.removed:
+        obj.echo(f"  removed {r}", level=2)
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.pass_obj
+def check(obj: _Ctx, path: Path) -> None:
+    """Validate the manifest and every file it refers to, without building."""
+    from ..build.engine import check as run_check
+
+    project = run_check(path)
+    m = project.manifest
+    obj.echo(f"{m.path}: ok — {len(m.sprites)} sprites, {len([a for a in m.atlases if not a.implicit])} atlases, "
+             f"exports: {', '.join(e.target for e in m.exports) or 'none'}")
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.pass_obj
+def clean(obj: _Ctx, path: Path) -> None:
+    """Empty the build cache (.sparky/cache). Outputs, sparky.lock and sparky-generated/ stay."""
+    from ..build.cache import StageCache
+    from ..build.engine import STATE_DIR
+    from ..manifest.load import find_manifest
+
+    root = find_manifest(path).parent
+    removed = StageCache(root / STATE_DIR / "cache").clear()
+    obj.echo(f"removed {removed} cache entries")
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(path_type=Path))
+@click.option("--engine", type=click.Choice(["bevy", "godot", "generic"]), default="generic", show_default=True,
+              help="Which engine the starter project exports for.")
+@click.option("--name", default=None, help="Project name (default: the folder's name).")
+@click.pass_obj
+def init(obj: _Ctx, directory: Path, engine: str, name: str | None) -> None:
+    """Write a starter project (sparky.toml + a palette) into DIRECTORY."""
+    from ..templates import write_template
+
+    written = write_template(directory, engine, name)
+    for p in written:
+        obj.echo(f"  created {p}")
+    obj.echo(f"next: sparky-assets build {directory}")
+
+
+@cli.command()
+@click.argument("sprite")
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=None, help="Use this seed instead of a random one.")
+@click.pass_obj
+def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
+    """Give SPRITE a new seed in sparky.toml (then `build` regenerates it)."""
+    from ..manifest.edit import set_sprite_seed
+
+    new_seed, manifest = set_sprite_seed(path, sprite, seed)
+    obj.echo(f"{manifest}: sprite '{sprite}' seed = {new_seed}; run `sparky-assets build` to regenerate it")
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option("--endpoint", default=None, help="ZeroMQ endpoint to publish on (default: the manifest's, tcp://127.0.0.1:5557).")
+@click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address (exposes build events to the network).")
+@click.option("--debounce-ms", default=50, show_default=True, help="Wait this long after the last change before rebuilding.")
+@click.pass_obj
+def watch(obj: _Ctx, path: Path, endpoint: str | None, allow_remote: bool, debounce_ms: int) -> None:
+    """Build, then rebuild on every change and publish hot-reload messages."""
+    from ..watch.session import run_watch
+
+    run_watch(path, endpoint=endpoint, allow_remote=allow_remote, debounce_s=debounce_ms / 1000, echo=obj.echo)
+
+
+@cli.command()
+@click.option("--endpoint", default="tcp://127.0.0.1:5557", show_default=True, help="Publisher to subscribe to.")
+@click.option("--json", "json_lines", is_flag=True, help="Print each message as a JSON line.")
+def listen(endpoint: str, json_lines: bool) -> None:
+    """Print the hot-reload messages a running `watch` publishes."""
+    from ..hotreload.listener import run_listen
+
+    try:
+        run_listen(endpoint, json_lines=json_lines)
+    except KeyboardInterrupt:
+        pass
+
+
+def _progress_bar():
+    class Bar:
+        def __init__(self):
+            self.bar = None
+            self.stage = None
+
+        def __call__(self, stage: str, done: int, total: int) -> None:
+            if stage != self.stage:
+                self.close()
+                self.stage = stage
+                self.bar = click.progressbar(length=total, label=f"{stage:9s}", file=sys.stderr)
+                self.bar.__enter__()
+            self.bar.update(done - self.bar.pos)
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.__exit__(None, None, None)
+                self.bar = None
+
+    return Bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns (and, as a script, exits with) the documented exit code."""
+    try:
+        cli.main(args=argv, prog_name="sparky-assets", standalone_mode=False)
+    except SparkyError as exc:
+        print_error(exc)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        click.secho("error: ", fg="red", bold=True, nl=False, err=True)
+        click.echo(f"{exc}", err=True)
+        return EXIT_BUILD_FAILED
+    except Exception:  # noqa: BLE001 - an internal error is a failed build, with its traceback
+        import traceback
+
+        traceback.print_exc()
+        click.echo("internal error: please report it with the traceback above", err=True)
+        return EXIT_BUILD_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The exporter contract and the helpers every exporter shares.
+
+An exporter turns one :class:`~sparky_assets.pack.atlas.PackedAtlas` (plus its
+encoded pages) into files under its target's output root, returned as
+``{relative posix path: OutputFile}``. Exporters never touch the disk; the build
+engine writes what they return, atomically, and only where bytes changed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Protocol
+
+import numpy as np
+from PIL import Image
+
+from ..manifest.schema import ExportSpec, Manifest
+from ..pack.atlas import PackedAtlas
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    data: bytes
+    kind: str
+    """``texture`` ``atlas`` ``sprite-frames`` ``atlas-texture`` ``metadata`` (protocol v1)."""
+    sprites: tuple[str, ...] = ()
+    atlas: str | None = None
+    engine_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    manifest: Manifest
+    spec: ExportSpec
+    pages_png: tuple[bytes, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Exporter(Protocol):
+    name: ClassVar[str]
+    version: ClassVar[int]
+
+    def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]: ...
+
+
+def encode_png(rgba: np.ndarray) -> bytes:
+    """Deterministic PNG bytes: indexed (with a transparent entry) when the image has
+    at most 256 colours, else RGBA. No timestamps or text chunks."""
+    h, w = rgba.shape[:2]
+    flat = rgba.reshape(-1, 4)
+    packed = (flat[:, 0].astype(np.uint32) << 24) | (flat[:, 1].astype(np.uint32) << 16) | (flat[:, 2].astype(np.uint32) << 8) | flat[:, 3]
+    packed[flat[:, 3] == 0] = 0
+    colors, inverse = np.unique(packed, return_inverse=True)
+    buf = io.BytesIO()
+    if len(colors) <= 256:
+        im = Image.fromarray(inverse.reshape(h, w).astype(np.uint8), "P")
+        pal = np.zeros((len(colors), 3), dtype=np.uint8)
+        pal[:, 0], pal[:, 1], pal[:, 2] = (colors >> 24) & 255, (colors >> 16) & 255, (colors >> 8) & 255
+        im.putpalette(pal.tobytes())
+        alpha = bytes(int(a) for a in (colors & 255))
+        im.save(buf, format="PNG", transparency=alpha)
+    else:
+        Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def dump_json(value: Any) -> bytes:
+    """Stable, human-readable JSON bytes (sorted keys, newline at the end)."""
+    return (json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
+
+
+def page_files(atlas: PackedAtlas, context: ExportContext, engine_prefix: str | None = None) -> dict[str, OutputFile]:
+    """The page PNGs, as every target needs its own copy next to its metadata."""
+    out = {}
+    for page, data in enumerate(context.pages_png):
+        name = atlas.page_name(page)
+        sprites = tuple(dict.fromkeys(f.sprite for f in atlas.frames if f.page == page))
+        engine = None if engine_prefix is None else engine_prefix + name
+        out[name] = OutputFile(data, "texture", sprites, atlas.name, engine)
+    return out
+
+
+def page_size(atlas: PackedAtlas, page: int) -> tuple[int, int]:
+    h, w = atlas.pages[page].shape[:2]
+    return w, h

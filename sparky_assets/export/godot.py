@@ -1,0 +1,106 @@
+"""Godot 4 export: ``.tres`` text resources (``format=3``) plus the page PNGs.
+
+An animated sprite becomes a ``SpriteFrames`` resource with one ``AtlasTexture``
+sub-resource per frame; a still sprite becomes an ``AtlasTexture`` resource. Textures
+are referenced as ``res://<dir>/<atlas>_<page>.png``. Resource ``uid`` s and ids are
+derived from paths and contents, so rebuilding gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar
+
+from ..pack.atlas import PackedAtlas, PackedFrame
+from .base import ExportContext, OutputFile, page_files
+
+_UID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def godot_uid(seed: str) -> str:
+    """A ``uid://…`` in Godot's text form (base 36 of a 63-bit id), stable for ``seed``."""
+    n = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") & ((1 << 63) - 1)
+    text = ""
+    while True:
+        text = _UID_CHARS[n % 36] + text
+        n //= 36
+        if n == 0:
+            return "uid://" + text
+
+
+def _id(prefix: str, seed: str) -> str:
+    return f"{prefix}_{hashlib.sha256(seed.encode()).hexdigest()[:5]}"
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def res_prefix(context: ExportContext) -> str:
+    sub = context.spec.settings.get("dir", "sprites").strip("/")
+    return f"res://{sub}/" if sub else "res://"
+
+
+class GodotExporter:
+    name: ClassVar[str] = "godot"
+    version: ClassVar[int] = 1
+
+    def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
+        prefix = res_prefix(context)
+        files = page_files(atlas, context, engine_prefix=prefix)
+        for sprite in atlas.sprites:
+            anims = [a for a in atlas.animations if a.sprite == sprite]
+            path = f"{sprite}.tres"
+            if anims:
+                text = self._sprite_frames(atlas, sprite, anims, prefix, path)
+                kind = "sprite-frames"
+            else:
+                frame = next(f for f in atlas.frames if f.sprite == sprite)
+                text = self._atlas_texture(atlas, frame, prefix, path)
+                kind = "atlas-texture"
+            files[path] = OutputFile(text.encode(), kind, (sprite,), atlas.name, prefix + path)
+        return files
+
+    def _ext_resources(self, atlas: PackedAtlas, pages: list[int], prefix: str) -> tuple[list[str], dict[int, str]]:
+        lines, ids = [], {}
+        for n, page in enumerate(pages, start=1):
+            ids[page] = f"{n}_{hashlib.sha256(atlas.page_name(page).encode()).hexdigest()[:5]}"
+            lines.append(f'[ext_resource type="Texture2D" path="{prefix}{atlas.page_name(page)}" id="{ids[page]}"]')
+        return lines, ids
+
+    @staticmethod
+    def _region(frame: PackedFrame) -> list[str]:
+        lines = [f"region = Rect2({frame.x}, {frame.y}, {frame.w}, {frame.h})"]
+        if frame.trimmed:
+            lines.append(f"margin = Rect2({frame.offset_x}, {frame.offset_y}, {frame.source_w - frame.w}, {frame.source_h - frame.h})")
+        return lines
+
+    def _atlas_texture(self, atlas: PackedAtlas, frame: PackedFrame, prefix: str, path: str) -> str:
+        ext, ids = self._ext_resources(atlas, [frame.page], prefix)
+        out = [f'[gd_resource type="AtlasTexture" load_steps=2 format=3 uid="{godot_uid(prefix + path)}"]', "", *ext, "",
+               "[resource]", f'atlas = ExtResource("{ids[frame.page]}")', *self._region(frame), ""]
+        return "\n".join(out)
+
+    def _sprite_frames(self, atlas: PackedAtlas, sprite: str, anims, prefix: str, path: str) -> str:
+        frame_ids = [i for a in anims for i in a.frames]
+        pages = sorted({atlas.frames[i].page for i in frame_ids})
+        ext, ids = self._ext_resources(atlas, pages, prefix)
+        subs, sub_id = [], {}
+        for i in frame_ids:
+            f = atlas.frames[i]
+            sid = _id("AtlasTexture", f"{f.key}")
+            sub_id[i] = sid
+            subs += [f'[sub_resource type="AtlasTexture" id="{sid}"]', f'atlas = ExtResource("{ids[f.page]}")', *self._region(f), ""]
+        load_steps = len(ext) + len(frame_ids) + 1
+        anim_text = []
+        for a in anims:
+            frames = ",\n".join('{\n"duration": 1.0,\n"texture": SubResource("' + sub_id[i] + '")\n}' for i in a.frames)
+            anim_text.append("{\n" f'"frames": [{frames}],\n' f'"loop": {"true" if a.loop else "false"},\n'
+                             f'"name": &{_string(a.name)},\n' f'"speed": {_num(a.fps)}\n' "}")
+        out = [f'[gd_resource type="SpriteFrames" load_steps={load_steps} format=3 uid="{godot_uid(prefix + path)}"]', "",
+               *ext, "", *subs, "[resource]", f"animations = [{', '.join(anim_text)}]", ""]
+        return "\n".join(out)

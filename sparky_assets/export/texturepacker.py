@@ -1,0 +1,56 @@
+"""TexturePacker "JSON (Hash)" export, one file per page (Phaser, PixiJS, Defold …).
+
+Fields are exactly those TexturePacker writes for the hash layout; ``animations``
+(frame-name lists per ``sprite/animation``) is the extension PixiJS and Phaser read.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..pack.atlas import PackedAtlas
+from .base import ExportContext, OutputFile, dump_json, page_files, page_size
+
+
+def frame_entry(f) -> dict:
+    return {
+        "frame": {"x": f.x, "y": f.y, "w": f.w, "h": f.h},
+        "rotated": False,
+        "trimmed": f.trimmed,
+        "spriteSourceSize": {"x": f.offset_x, "y": f.offset_y, "w": f.w, "h": f.h},
+        "sourceSize": {"w": f.source_w, "h": f.source_h},
+    }
+
+
+class TexturePackerExporter:
+    name: ClassVar[str] = "texturepacker"
+    version: ClassVar[int] = 1
+
+    def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
+        files = page_files(atlas, context)
+        for page in range(len(atlas.pages)):
+            frames = {}
+            for f in atlas.frames:
+                if f.page == page:
+                    frames[f.key] = {**frame_entry(f), "pivot": {"x": 0.5, "y": 0.5}}
+            animations = {
+                f"{a.sprite}/{a.name}": [atlas.frames[i].key for i in a.frames]
+                for a in atlas.animations
+                if all(atlas.frames[i].page == page for i in a.frames)
+            }
+            w, h = page_size(atlas, page)
+            doc = {
+                "frames": frames,
+                "animations": animations,
+                "meta": {
+                    "app": "https://www.codeandweb.com/texturepacker",
+                    "version": "1.0",
+                    "image": atlas.page_name(page),
+                    "format": "RGBA8888",
+                    "size": {"w": w, "h": h},
+                    "scale": "1",
+                },
+            }
+            sprites = tuple(dict.fromkeys(f.sprite for f in atlas.frames if f.page == page))
+            files[f"{atlas.name}_{page}.json"] = OutputFile(dump_json(doc), "metadata", sprites, atlas.name)
+        return files

@@ -1,0 +1,431 @@
+"""Load and validate ``sparky.toml``.
+
+:func:`load_manifest` reads the file, checks every key against the field table in
+:mod:`.schema`, resolves defaults and paths, and either returns a frozen
+:class:`~.schema.Manifest` or raises one :class:`~sparky_assets.errors.InvalidInput`
+holding *every* problem found, each located by file, line, column and key path.
+File checks that need other parts (palettes parse, sources exist, generators accept
+their settings) happen in :func:`check_references`, which ``check`` and ``build`` run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, DiagnosticSink, InvalidInput, suggest
+from .locate import KeyLocator
+from .schema import (
+    DITHER_MODES,
+    EXPORT_FIELDS,
+    MANIFEST_NAME,
+    MAX_SPRITE_SIDE,
+    SECTIONS,
+    TOP_LEVEL_KEYS,
+    Animation,
+    AtlasSpec,
+    ExportSpec,
+    Field,
+    Manifest,
+    SpriteSpec,
+)
+
+_SPRITE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*$")
+_HEX_COLOR = re.compile(r"^#?[0-9a-fA-F]{6}$")
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def find_manifest(path: str | Path = ".") -> Path:
+    """``path`` itself if it is a file, else ``path/sparky.toml``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MANIFEST_NAME
+    if not p.is_file():
+        raise InvalidInput(
+            Diagnostic(
+                f"no manifest found at {p}",
+                file=str(p),
+                hint="run `sparky-assets init` to create one, or pass the path of a sparky.toml",
+            )
+        )
+    return p.resolve()
+
+
+def derived_seed(base: int, name: str) -> int:
+    """A sprite's default seed: stable across machines and Python versions."""
+    digest = hashlib.sha256(f"{base}:{name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class _Validator:
+    """Walks the raw TOML data, collecting diagnostics with locations."""
+
+    def __init__(self, file: Path, text: str):
+        self.file = file
+        self.display = str(file)
+        self.locator = KeyLocator(text)
+        self.sink = DiagnosticSink()
+
+    def error(self, key: str, message: str, *, sprite: str | None = None, **extra: Any) -> None:
+        line, col = self.locator.locate(key)
+        self.sink.add(
+            Diagnostic(message, file=self.display, line=line, column=col, key=key, sprite=sprite, stage="manifest", **extra)
+        )
+
+    # -- typed values --------------------------------------------------------
+
+    def value(self, key: str, raw: Any, spec: Field, sprite: str | None = None) -> Any:
+        """The checked value, or None after recording an error."""
+        kind = spec.kind
+        if kind == "str":
+            if not isinstance(raw, str):
+                return self._type(key, "a string", raw, sprite)
+            return raw
+        if kind == "bool":
+            if not isinstance(raw, bool):
+                return self._type(key, "true or false", raw, sprite)
+            return raw
+        if kind in ("int", "number"):
+            ok = isinstance(raw, int) and not isinstance(raw, bool)
+            if kind == "number":
+                ok = ok or isinstance(raw, float)
+            if not ok:
+                return self._type(key, "an integer" if kind == "int" else "a number", raw, sprite)
+            if (spec.minimum is not None and raw < spec.minimum) or (spec.maximum is not None and raw > spec.maximum):
+                lo = "" if spec.minimum is None else spec.minimum
+                hi = "" if spec.maximum is None else spec.maximum
+                self.error(key, "value out of range", sprite=sprite, expected=f"a value in [{lo}, {hi}]", found=repr(raw))
+                return None
+            return raw
+        if kind in ("size", "pair"):
+            return self._size(key, raw, sprite, allow_int=(kind == "size"))
+        if kind == "str-list":
+            if isinstance(raw, str):
+                raw = [raw]
+            if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+                return self._type(key, "a list of strings", raw, sprite)
+            return raw
+        if kind == "table":
+            if not isinstance(raw, dict):
+                return self._type(key, "a table", raw, sprite)
+            return raw
+        if kind == "outline":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and _HEX_COLOR.match(raw):
+                return "#" + raw.lstrip("#").lower()
+            return self._type(key, 'true, false or a colour "#rrggbb"', raw, sprite)
+        if kind == "dither":
+            if raw is True:
+                return "bayer4"
+            if raw is False:
+                return "none"
+            if isinstance(raw, str) and raw in DITHER_MODES:
+                return raw
+            hint = suggest(raw, DITHER_MODES) if isinstance(raw, str) else None
+            self.error(key, "unknown dither mode", sprite=sprite, expected=" | ".join(DITHER_MODES), found=repr(raw), hint=hint)
+            return None
+        if kind == "animations":
+            return raw  # checked by _animations
+        raise AssertionError(kind)
+
+    def _type(self, key: str, expected: str, raw: Any, sprite: str | None) -> None:
+        self.error(key, "wrong type", sprite=sprite, expected=expected, found=_describe(raw))
+        return None
+
+    def _size(self, key: str, raw: Any, sprite: str | None, allow_int: bool) -> tuple[int, int] | None:
+        if allow_int and isinstance(raw, int) and not isinstance(raw, bool):
+            raw = [raw, raw]
+        if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)):
+            return self._type(key, "an integer or [width, height]" if allow_int else "[width, height]", raw, sprite)
+        w, h = raw
+        if not (1 <= w <= MAX_SPRITE_SIDE and 1 <= h <= MAX_SPRITE_SIDE):
+            self.error(key, "size out of range", sprite=sprite, expected=f"sides in 1..{MAX_SPRITE_SIDE}", found=f"[{w}, {h}]")
+            return None
+        return (w, h)
+
+    def table(self, key: str, raw: Any, fields: dict[str, Field], sprite: str | None = None) -> dict[str, Any]:
+        """Checked values of a table (defaults filled); unknown keys reported."""
+        if not isinstance(raw, dict):
+            self._type(key, "a table", raw, sprite)
+            return {}
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            sub = f"{key}.{name}" if key else name
+            if name not in fields:
+                self.error(sub, f"unknown key '{name}'", sprite=sprite, hint=suggest(name, fields) or f"valid keys: {', '.join(fields)}")
+                continue
+            checked = self.value(sub, value, fields[name], sprite)
+            if checked is not None:
+                out[name] = checked
+        for name, spec in fields.items():
+            if name not in raw:
+                if spec.required:
+                    self.error(key, f"missing required key '{name}'", sprite=sprite, expected=f"{name} = {spec.example or spec.kind}")
+                elif spec.default is not None:
+                    out[name] = spec.default
+        return out
+
+
+def _describe(raw: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(type(raw), type(raw).__name__)
+    text = repr(raw)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{kind} {text}"
+
+
+def _inside(root: Path, value: str) -> Path | None:
+    path = (root / value).resolve()
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return None
+    return path
+
+
+def parse_manifest(path: str | Path) -> tuple[dict, _Validator]:
+    file = find_manifest(path)
+    text = file.read_text(encoding="utf-8", errors="replace")
+    validator = _Validator(file, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_POS.search(str(exc))
+        line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        message = _TOML_POS.sub("", str(exc)).strip()
+        raise InvalidInput(
+            Diagnostic(f"TOML syntax error: {message}", file=str(file), line=line, column=col, stage="manifest")
+        ) from None
+    return data, validator
+
+
+def load_manifest(path: str | Path = ".") -> Manifest:
+    """Parse and validate a manifest; raise ``InvalidInput`` with every problem."""
+    data, v = parse_manifest(path)
+    root = v.file.parent
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            v.error(key, f"unknown section '{key}'", hint=suggest(key, TOP_LEVEL_KEYS) or f"valid sections: {', '.join(TOP_LEVEL_KEYS)}")
+
+    project = v.table("project", data.get("project", {}), SECTIONS["project"])
+    name = project.get("name", "project")
+    out_rel = project.get("out", "build/sprites")
+    out = _inside(root, out_rel)
+    if out is None:
+        v.error("project.out", "output folder is outside the project root", expected=f"a folder inside {root}", found=repr(out_rel))
+        out = root / "build" / "sprites"
+    default_size = project.get("size", (16, 16))
+    default_fps = float(project.get("fps", 8))
+    base_seed = project.get("seed", 0)
+
+    generators = data.get("generator", {})
+    if not isinstance(generators, dict) or not all(isinstance(t, dict) for t in generators.values()):
+        v.error("generator", "wrong type", expected="tables [generator.<name>]", found=_describe(generators))
+        generators = {}
+
+    sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
+    atlases = _atlases(v, data.get("atlas", []), sprites)
+    exports = _exports(v, data.get("export", {}), root)
+    hot = v.table("hot_reload", data.get("hot_reload", {}), SECTIONS["hot_reload"])
+
+    v.sink.raise_if_any()
+    return Manifest(
+        path=v.file,
+        root=root,
+        name=name,
+        out=out,
+        palette=project.get("palette", "pico-8"),
+        seed=base_seed,
+        sprites=tuple(sprites),
+        atlases=tuple(atlases),
+        exports=tuple(exports),
+        generators={k: dict(t) for k, t in sorted(generators.items())},
+        endpoint=hot.get("endpoint", "tcp://127.0.0.1:5557"),
+        allow_remote=hot.get("allow_remote", False),
+    )
+
+
+def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: float, base_seed: int) -> list[SpriteSpec]:
+    if not isinstance(raw, list):
+        v.error("sprite", "wrong type", expected="[[sprite]] tables", found=_describe(raw))
+        return []
+    sprites: list[SpriteSpec] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(raw):
+        key = f"sprite[{i}]"
+        fields = v.table(key, entry, SECTIONS["sprite"])
+        sname = fields.get("name")
+        if sname is None:
+            continue
+        if "/" in sname or "\\" in sname or ".." in sname or not _SPRITE_NAME.match(sname):
+            v.error(f"{key}.name", "invalid sprite name", sprite=sname,
+                    expected="letters, digits, '_', '-', '.' (no path separators or '..')", found=repr(sname))
+            continue
+        if sname in seen:
+            v.error(f"{key}.name", f"duplicate sprite name '{sname}'", sprite=sname, hint=f"first defined as sprite[{seen[sname]}]")
+            continue
+        seen[sname] = i
+        size = fields.get("size") or _source_size(v.file.parent, fields) or default_size
+        fps = float(fields.get("fps", default_fps))
+        loop = fields.get("loop", True)
+        anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
+        generator = fields.get("generator") or ("image" if "source" in fields else project.get("generator", "procedural"))
+        options = {k: fields[k] for k in ("source", "grid", "style", "negative_prompt", "pixelize") if k in fields}
+        sprites.append(
+            SpriteSpec(
+                name=sname,
+                index=i,
+                width=size[0],
+                height=size[1],
+                animations=anims,
+                generator=generator,
+                seed=fields.get("seed", derived_seed(base_seed, sname)),
+                palette=fields.get("palette", project.get("palette", "pico-8")),
+                prompt=fields.get("prompt"),
+                outline=fields.get("outline", False),
+                dither=fields.get("dither", "none"),
+                options=options,
+            )
+        )
+    return sprites
+
+
+def _source_size(root: Path, fields: dict) -> tuple[int, int] | None:
+    """An image sprite without ``size``: the grid cell, or the whole image."""
+    if "source" not in fields or "pixelize" in fields:
+        return None
+    if "grid" in fields:
+        return tuple(fields["grid"])
+    path = _inside(root, fields["source"])
+    if path is None or not path.is_file():
+        return None  # reported by the image generator's validation
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - reported by the generator's validation
+        return None
+
+
+def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprite: str) -> tuple[Animation, ...]:
+    if not isinstance(raw, dict):
+        v.error(key, "wrong type", sprite=sprite, expected="a table { name = frames, … }", found=_describe(raw))
+        return ()
+    out = []
+    anim_fields = {
+        "frames": Field("int", "", required=True, minimum=1, maximum=256, example="4"),
+        "fps": Field("number", "", minimum=0.1, maximum=240),
+        "loop": Field("bool", ""),
+    }
+    for name, value in raw.items():
+        sub = f"{key}.{name}"
+        if not _SPRITE_NAME.match(name):
+            v.error(sub, "invalid animation name", sprite=sprite, expected="letters, digits, '_', '-', '.'", found=repr(name))
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = {"frames": value}
+        if not isinstance(value, dict):
+            v.error(sub, "wrong type", sprite=sprite, expected="a frame count or { frames, fps, loop }", found=_describe(value))
+            continue
+        checked = v.table(sub, value, anim_fields, sprite)
+        if "frames" in checked:
+            out.append(Animation(name, checked["frames"], float(checked.get("fps", fps)), checked.get("loop", loop)))
+    return tuple(out)
+
+
+def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSpec]:
+    if not isinstance(raw, list):
+        v.error("atlas", "wrong type", expected="[[atlas]] tables", found=_describe(raw))
+        return []
+    names = [s.name for s in sprites]
+    owner: dict[str, str] = {}
+    atlases: list[AtlasSpec] = []
+    atlas_names: set[str] = set()
+    for i, entry in enumerate(raw):
+        key = f"atlas[{i}]"
+        fields = v.table(key, entry, SECTIONS["atlas"])
+        aname = fields.get("name")
+        if aname is None:
+            continue
+        if not _SPRITE_NAME.match(aname) or ".." in aname:
+            v.error(f"{key}.name", "invalid atlas name", expected="letters, digits, '_', '-', '.'", found=repr(aname))
+            continue
+        if aname in atlas_names or aname in names:
+            v.error(f"{key}.name", f"duplicate name '{aname}'", hint="atlas names must differ from each other and from sprite names")
+            continue
+        atlas_names.add(aname)
+        matched: list[str] = []
+        for pattern in fields.get("sprites", []):
+            hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                v.error(f"{key}.sprites", f"'{pattern}' matches no sprite", hint=suggest(pattern, names))
+            matched.extend(h for h in hits if h not in matched)
+        if "sprites" in fields and not fields["sprites"]:
+            v.error(f"{key}.sprites", "atlas names no sprite", expected="at least one sprite name or glob")
+        for n in matched:
+            if n in owner:
+                v.error(f"{key}.sprites", f"sprite '{n}' is already in atlas '{owner[n]}'", sprite=n,
+                        hint="a sprite belongs to at most one atlas")
+            owner.setdefault(n, aname)
+        matched = [n for n in matched if owner[n] == aname]
+        max_w, max_h = fields.get("max_size", (2048, 2048))
+        for n in matched:
+            s = next(s for s in sprites if s.name == n)
+            if s.width > max_w or s.height > max_h:
+                v.error(f"{key}.max_size", f"sprite '{n}' ({s.width}x{s.height}) does not fit a {max_w}x{max_h} page", sprite=n)
+        atlases.append(
+            AtlasSpec(
+                name=aname, index=i, patterns=tuple(fields.get("sprites", [])), sprites=tuple(matched),
+                max_width=max_w, max_height=max_h, padding=fields.get("padding", 1), extrude=fields.get("extrude", 0),
+                power_of_two=fields.get("power_of_two", False), square=fields.get("square", False), trim=fields.get("trim", False),
+            )
+        )
+    # every sprite not in an atlas gets its own sheet
+    for s in sprites:
+        if s.name not in owner:
+            side = 4096
+            atlases.append(AtlasSpec(name=s.name, index=-1, patterns=(s.name,), sprites=(s.name,), max_width=side,
+                                     max_height=side, padding=0, implicit=True))
+    return atlases
+
+
+def _exports(v: _Validator, raw: Any, root: Path) -> list[ExportSpec]:
+    from ..export.registry import exporter_names
+
+    if not isinstance(raw, dict):
+        v.error("export", "wrong type", expected="tables [export.<target>]", found=_describe(raw))
+        return []
+    known = exporter_names()
+    exports = []
+    for target, table in raw.items():
+        key = f"export.{target}"
+        if target not in known:
+            v.error(key, f"unknown export target '{target}'", hint=suggest(target, known) or f"valid targets: {', '.join(known)}")
+            continue
+        fields = v.table(key, table, EXPORT_FIELDS.get(target, {}))
+        if target == "godot":
+            base_key, base = "project", fields.get("project")
+        elif target == "bevy":
+            base_key, base = "assets", fields.get("assets")
+        else:
+            base_key, base = "dir", fields.get("dir")
+        if base is None:
+            continue
+        base_path = _inside(root, base)
+        sub = fields.get("dir", "") if target in ("godot", "bevy") else ""
+        if base_path is None:
+            v.error(f"{key}.{base_key}", "path is outside the project root", expected=f"a folder inside {root}", found=repr(base),
+                    hint="put sparky.toml in a folder that contains the game project")
+            continue
+        target_root = _inside(base_path, sub) if sub else base_path
+        if target_root is None or (sub and (Path(sub).is_absolute() or ".." in Path(sub).parts)):
+            v.error(f"{key}.dir", "folder escapes its root", expected="a relative folder without '..'", found=repr(sub))
+            continue
+        exports.append(ExportSpec(target=target, root=target_root, settings=dict(fields)))
+    return sorted(exports, key=lambda e: e.target)

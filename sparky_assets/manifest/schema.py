@@ -1,0 +1,201 @@
+"""Manifest v1: the typed model and the field table it is validated against.
+
+The field table (:data:`SECTIONS`) is the single source of truth for keys, types,
+defaults and documentation: validation walks it, and ``docs/manifest.md`` is rendered
+from it (``python -m sparky_assets.manifest.reference``; a test keeps them in step).
+The model classes are frozen; every path in them is absolute and inside the project
+root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+MANIFEST_NAME = "sparky.toml"
+MAX_SPRITE_SIDE = 4096
+DITHER_MODES = ("none", "bayer2", "bayer4", "bayer8")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One manifest key: its kind, default and documentation."""
+
+    kind: str
+    """``str`` ``int`` ``bool`` ``number`` ``size`` ``pair`` ``str-list`` ``table``
+    ``animations`` ``outline`` ``dither``"""
+    doc: str
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    example: str | None = None
+
+
+PROJECT_FIELDS: dict[str, Field] = {
+    "name": Field("str", "Project name; shown in summaries and sent in hot-reload messages.", required=True, example='"dungeon"'),
+    "out": Field("str", "Output folder for sheets, generic exports and reports (inside the project).", "build/sprites"),
+    "palette": Field("str", "Default palette: a built-in name or a .hex/.gpl/.pal/.png file.", "pico-8"),
+    "seed": Field("int", "Base seed; a sprite's default seed is derived from it and the sprite's name.", 0, minimum=0),
+    "generator": Field("str", "Default generator for sprites that name none.", "procedural"),
+    "size": Field("size", "Default sprite size, `16` or `[w, h]`.", [16, 16]),
+    "fps": Field("number", "Default animation speed in frames per second.", 8, minimum=0.1, maximum=240),
+}
+
+SPRITE_FIELDS: dict[str, Field] = {
+    "name": Field("str", "Unique sprite name: letters, digits, `_ - .`; no path separators.", required=True, example='"hero"'),
+    "size": Field("size", "Frame size in pixels, `32` or `[w, h]`, 1..4096. Defaults to `project.size`."),
+    "animations": Field("animations", "Animations: `{ idle = 4, walk = { frames = 6, fps = 12, loop = true } }`. None: a still sprite.", {}),
+    "fps": Field("number", "Animation speed for animations that set none.", minimum=0.1, maximum=240),
+    "loop": Field("bool", "Whether animations loop by default.", True),
+    "generator": Field("str", "`procedural`, `image`, `diffusion` or a plugin's name. Defaults to `project.generator` (or `image` when `source` is set)."),
+    "prompt": Field("str", "Text prompt (diffusion); a style hint for other generators."),
+    "negative_prompt": Field("str", "Negative prompt (diffusion)."),
+    "seed": Field("int", "Generation seed; default derived from `project.seed` and the name.", minimum=0),
+    "palette": Field("str", "Palette override for this sprite."),
+    "style": Field("str", "Procedural style: `creature`, `character`, `item`, `tile`."),
+    "source": Field("str", "Hand-drawn PNG (a single frame or a sheet sliced by `grid`)."),
+    "grid": Field("pair", "Cell size `[w, h]` for slicing `source`; frames are read row by row."),
+    "pixelize": Field("table", "Collapse high-resolution fake pixel art: `{ grid = [8, 8], background = \"auto\" }`."),
+    "outline": Field("outline", "Add a 1-px outline: `true` (darkest palette colour) or a colour `\"#1a1c2c\"`.", False),
+    "dither": Field("dither", "Ordered dithering when locking to the palette: `none`, `bayer2`, `bayer4`, `bayer8` (or `true` = bayer4).", "none"),
+}
+
+ATLAS_FIELDS: dict[str, Field] = {
+    "name": Field("str", "Atlas name; pages are `<name>_<page>.png`.", required=True, example='"characters"'),
+    "sprites": Field("str-list", "Sprite names or globs (`slime*`) packed into this atlas.", required=True),
+    "max_size": Field("size", "Largest page size; more pages are made when one is full.", [2048, 2048]),
+    "padding": Field("int", "Empty pixels between packed frames.", 1, minimum=0, maximum=64),
+    "extrude": Field("int", "Repeat each frame's edge pixels this many times around it (no bleeding when filtering).", 0, minimum=0, maximum=16),
+    "power_of_two": Field("bool", "Round page sizes up to powers of two.", False),
+    "square": Field("bool", "Make pages square.", False),
+    "trim": Field("bool", "Cut transparent borders off frames (offsets are exported).", False),
+}
+
+EXPORT_FIELDS: dict[str, dict[str, Field]] = {
+    "godot": {
+        "project": Field("str", "Godot project root (the folder with `project.godot`), inside the sparky project.", required=True),
+        "dir": Field("str", "Folder under the Godot project for the exported files (`res://<dir>/…`).", "sprites"),
+    },
+    "bevy": {
+        "assets": Field("str", "The Bevy game's `assets/` folder, inside the sparky project.", required=True),
+        "dir": Field("str", "Folder under `assets/` for the exported files.", "sprites"),
+    },
+    "texturepacker": {
+        "dir": Field("str", "Folder (inside the project) for TexturePacker JSON (hash) files.", "build/sprites/texturepacker"),
+    },
+    "aseprite": {
+        "dir": Field("str", "Folder (inside the project) for Aseprite JSON (array) files.", "build/sprites/aseprite"),
+    },
+}
+
+HOT_RELOAD_FIELDS: dict[str, Field] = {
+    "endpoint": Field("str", "ZeroMQ endpoint `sparky-assets watch` publishes on.", "tcp://127.0.0.1:5557"),
+    "allow_remote": Field("bool", "Allow binding a non-loopback address (exposes build events to the network).", False),
+}
+
+SECTIONS: dict[str, dict[str, Field]] = {
+    "project": PROJECT_FIELDS,
+    "sprite": SPRITE_FIELDS,
+    "atlas": ATLAS_FIELDS,
+    "hot_reload": HOT_RELOAD_FIELDS,
+}
+TOP_LEVEL_KEYS = ("project", "generator", "sprite", "atlas", "export", "hot_reload")
+
+
+# ---------------------------------------------------------------- typed model
+
+
+@dataclass(frozen=True)
+class Animation:
+    name: str
+    frames: int
+    fps: float
+    loop: bool
+
+
+@dataclass(frozen=True)
+class SpriteSpec:
+    name: str
+    index: int
+    """Position in the manifest's ``[[sprite]]`` list (0-based)."""
+    width: int
+    height: int
+    animations: tuple[Animation, ...]
+    """Empty for a still sprite (one frame)."""
+    generator: str
+    seed: int
+    palette: str
+    prompt: str | None = None
+    outline: str | bool = False
+    dither: str = "none"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Generator options: ``source``, ``grid``, ``style``, ``negative_prompt``, ``pixelize``."""
+
+    @property
+    def frame_count(self) -> int:
+        return sum(a.frames for a in self.animations) or 1
+
+    @property
+    def key(self) -> str:
+        return f"sprite[{self.index}]"
+
+
+@dataclass(frozen=True)
+class AtlasSpec:
+    name: str
+    index: int
+    patterns: tuple[str, ...]
+    sprites: tuple[str, ...]
+    """Sprite names matched by ``patterns``, in manifest order."""
+    max_width: int
+    max_height: int
+    padding: int = 1
+    extrude: int = 0
+    power_of_two: bool = False
+    square: bool = False
+    trim: bool = False
+    implicit: bool = False
+    """True for the one-sprite sheet made for a sprite that no atlas names."""
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    target: str
+    root: Path
+    """Absolute output root of this target."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    root: Path
+    name: str
+    out: Path
+    palette: str
+    seed: int
+    sprites: tuple[SpriteSpec, ...]
+    atlases: tuple[AtlasSpec, ...]
+    exports: tuple[ExportSpec, ...]
+    generators: Mapping[str, Mapping[str, Any]]
+    endpoint: str = "tcp://127.0.0.1:5557"
+    allow_remote: bool = False
+
+    def sprite(self, name: str) -> SpriteSpec:
+        for sprite in self.sprites:
+            if sprite.name == name:
+                return sprite
+        raise KeyError(name)
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the project root, ``/``-separated."""
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+KindCheck = Callable[[Any], bool]

@@ -1,0 +1,144 @@
+"""Atlas assembly: locked frames → packed pages + frame records.
+
+:func:`build_atlas` is a pure function. It stores identical frames once (dedupe by
+content after trimming), trims transparent borders when asked, extrudes edges, packs
+with :func:`~.maxrects.pack_maxrects`, and composes the page images. The resulting
+:class:`PackedAtlas` is what every exporter reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..process.shape import extrude as extrude_frame
+from ..process.shape import opaque_bounds
+from .maxrects import pack_maxrects
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """One locked frame to pack."""
+
+    sprite: str
+    animation: str | None
+    """None for a still sprite."""
+    frame: int
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class PackedFrame:
+    sprite: str
+    animation: str | None
+    frame: int
+    page: int
+    slot: int
+    """Index of this frame's rectangle in its page's ``rects`` (shared by duplicates)."""
+    x: int
+    y: int
+    w: int
+    h: int
+    offset_x: int
+    """Pixels trimmed off the left of the original frame."""
+    offset_y: int
+    source_w: int
+    source_h: int
+
+    @property
+    def trimmed(self) -> bool:
+        return (self.w, self.h) != (self.source_w, self.source_h)
+
+    @property
+    def key(self) -> str:
+        """``sprite/animation/frame`` (or ``sprite`` for a still)."""
+        return self.sprite if self.animation is None else f"{self.sprite}/{self.animation}/{self.frame}"
+
+
+@dataclass(frozen=True)
+class AnimationInfo:
+    sprite: str
+    name: str
+    fps: float
+    loop: bool
+    frames: tuple[int, ...]
+    """Indices into :attr:`PackedAtlas.frames`."""
+
+
+@dataclass(frozen=True)
+class PackedAtlas:
+    name: str
+    pages: tuple[np.ndarray, ...]
+    rects: tuple[tuple[tuple[int, int, int, int], ...], ...]
+    """Per page, the unique rectangles ``(x, y, w, h)`` in slot order."""
+    frames: tuple[PackedFrame, ...]
+    animations: tuple[AnimationInfo, ...]
+    sprites: tuple[str, ...]
+
+    def page_name(self, page: int) -> str:
+        return f"{self.name}_{page}.png"
+
+    def sprite_frames(self, sprite: str) -> list[int]:
+        return [i for i, f in enumerate(self.frames) if f.sprite == sprite]
+
+
+def build_atlas(
+    name: str,
+    frames: list[FrameInput],
+    animations: list[tuple[str, str, float, bool]],
+    *,
+    max_width: int,
+    max_height: int,
+    padding: int = 1,
+    extrude: int = 0,
+    trim: bool = False,
+    power_of_two: bool = False,
+    square: bool = False,
+) -> PackedAtlas:
+    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop)``."""
+    unique: list[np.ndarray] = []
+    unique_of: dict[bytes, int] = {}
+    placement_of_frame: list[tuple[int, int, int, int, int]] = []  # (unique, ox, oy, sw, sh)
+    for f in frames:
+        h, w = f.image.shape[:2]
+        ox = oy = 0
+        content = f.image
+        if trim:
+            bounds = opaque_bounds(f.image)
+            if bounds is None:
+                bounds = (0, 0, 1, 1)  # fully transparent: keep one pixel
+            ox, oy, bw, bh = bounds
+            content = f.image[oy:oy + bh, ox:ox + bw]
+        digest = hashlib.sha256(np.ascontiguousarray(content).tobytes() + repr(content.shape).encode()).digest()
+        if digest not in unique_of:
+            unique_of[digest] = len(unique)
+            unique.append(np.ascontiguousarray(content))
+        placement_of_frame.append((unique_of[digest], ox, oy, w, h))
+
+    sizes = [(u.shape[1] + 2 * extrude, u.shape[0] + 2 * extrude) for u in unique]
+    result = pack_maxrects(sizes, max_width, max_height, padding=padding, power_of_two=power_of_two, square=square)
+    pages = [np.zeros((ph, pw, 4), dtype=np.uint8) for pw, ph in result.page_sizes]
+    page_rects: list[list[tuple[int, int, int, int]]] = [[] for _ in pages]
+    slot_of_unique: list[tuple[int, int, int, int]] = []  # (page, slot, x, y)
+    for u, (img, place) in enumerate(zip(unique, result.placements)):
+        block = extrude_frame(img, extrude)
+        bh, bw = block.shape[:2]
+        pages[place.page][place.y:place.y + bh, place.x:place.x + bw] = block
+        x, y = place.x + extrude, place.y + extrude
+        slot = len(page_rects[place.page])
+        page_rects[place.page].append((x, y, img.shape[1], img.shape[0]))
+        slot_of_unique.append((place.page, slot, x, y))
+
+    packed: list[PackedFrame] = []
+    for f, (u, ox, oy, sw, sh) in zip(frames, placement_of_frame):
+        page, slot, x, y = slot_of_unique[u]
+        packed.append(PackedFrame(f.sprite, f.animation, f.frame, page, slot, x, y, unique[u].shape[1], unique[u].shape[0],
+                                  ox, oy, sw, sh))
+    infos = []
+    for sprite, anim, fps, loop in animations:
+        idx = tuple(i for i, p in enumerate(packed) if p.sprite == sprite and p.animation == anim)
+        infos.append(AnimationInfo(sprite, anim, fps, loop, idx))
+    sprites = tuple(dict.fromkeys(f.sprite for f in frames))
+    return PackedAtlas(name, tuple(pages), tuple(tuple(r) for r in page_rects), tuple(packed), tuple(infos), sprites)
