@@ -167,6 +167,12 @@ class Publisher:
         return self._seq
 
     @property
+    def send_hwm(self) -> int:
+        """The socket's send high-water mark (messages queued before PUB drops)."""
+        with self._lock:
+            return self._socket.getsockopt(zmq.SNDHWM)
+
+    @property
     def last_build(self) -> int:
         return self._last_build
 
