@@ -127,7 +127,8 @@ def resolve(manifest: Manifest) -> ResolvedProject:
         if key and not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.")):
             key = f"{base}.{key}"
         key = key or base
-        line, col = (d.line, d.column) if d.file else locator.locate(key)
+        own = d.file is None or d.file == file
+        line, col = locator.locate(key) if own and d.line is None else (d.line, d.column)
         return replace(d, file=d.file or file, line=line, column=col, key=key, sprite=sprite or d.sprite,
                        stage=d.stage or "manifest")
 
@@ -139,7 +140,7 @@ def resolve(manifest: Manifest) -> ResolvedProject:
             palettes[value] = load_palette(value, manifest.root, manifest_file=file, key=key)
         except InvalidInput as exc:
             for d in exc.diagnostics:
-                sink.add(located(d, key, None) if not d.file or d.file == file else d)
+                sink.add(located(d, key, None))
             palettes[value] = None  # type: ignore[assignment]
 
     plans: dict[str, SpritePlan] = {}

@@ -233,6 +233,7 @@ def load_manifest(path: str | Path = ".") -> Manifest:
     exports = _exports(v, data.get("export", {}), root)
     hot = v.table("hot_reload", data.get("hot_reload", {}), SECTIONS["hot_reload"])
 
+    _check_palettes(v, project.get("palette", "pico-8"), sprites)
     v.sink.raise_if_any()
     return Manifest(
         path=v.file,
@@ -248,6 +249,26 @@ def load_manifest(path: str | Path = ".") -> Manifest:
         endpoint=hot.get("endpoint", "tcp://127.0.0.1:5557"),
         allow_remote=hot.get("allow_remote", False),
     )
+
+
+def _check_palettes(v: _Validator, default: str, sprites: list[SpriteSpec]) -> None:
+    """Every palette named (built-in or file) loads; problems located at the key that names it."""
+    from ..palettes.load import load_palette
+
+    seen: set[str] = set()
+    for key, value in [("project.palette", default)] + [(f"sprite[{s.index}].palette", s.palette) for s in sprites]:
+        if value in seen:
+            continue
+        seen.add(value)
+        try:
+            load_palette(value, v.file.parent, manifest_file=v.display, key=key)
+        except InvalidInput as exc:
+            for d in exc.diagnostics:
+                if d.file in (None, v.display) and d.line is None:
+                    line, col = v.locator.locate(key)
+                    d = Diagnostic(d.message, file=v.display, line=line, column=col, key=key, expected=d.expected,
+                                   found=d.found, hint=d.hint, stage="manifest")
+                v.sink.add(d)
 
 
 def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: float, base_seed: int) -> list[SpriteSpec]:

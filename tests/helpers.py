@@ -1,0 +1,47 @@
+"""Shared test helpers: example projects in temp folders, output snapshots, image cutting."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "dungeon"
+GENERATED = ("build", "godot-game/sprites", "bevy-game/assets/sprites", ".sparky")
+
+
+def copy_example(dest: Path, name: str = "dungeon") -> Path:
+    """A fresh copy of an example project (without any build outputs or cache)."""
+    src = REPO / "examples" / name
+    target = dest / name
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns(*[Path(g).name for g in GENERATED if "/" not in g]))
+    for g in GENERATED:
+        shutil.rmtree(target / g, ignore_errors=True)
+    return target
+
+
+def snapshot(root: Path, *, skip: tuple[str, ...] = (".sparky",)) -> dict[str, str]:
+    """relative path → sha256 of every file under ``root`` (minus ``skip`` folders)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and not any(rel == s or rel.startswith(s + "/") for s in skip):
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))
+            if p.is_file() and ".sparky" not in p.parts}
+
+
+def rgba(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+def cut(page: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    return page[y:y + h, x:x + w]
