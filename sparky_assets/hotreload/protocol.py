@@ -347,22 +347,22 @@ def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
 
 
 def _depth(value: Any) -> int:
-    """Deepest container nesting in ``value`` (a top-level map is depth 1), iteratively."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Iterable[Any] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+    """Deepest container nesting in ``value`` (a top-level map is depth 1), level by level.
+
+    Iterative (no Python recursion on hostile input) and stops one level past the bound.
+    """
+    level = [value] if type(value) in (dict, list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return depth
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below.extend([child for child in children if type(child) in (dict, list)])
+        level = below
+    return depth
 
 
 def parse_body(body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
