@@ -159,7 +159,9 @@ def resolve(manifest: Manifest) -> ResolvedProject:
         frames = tuple(FrameSpec(a.name, i) for a in s.animations for i in range(a.frames)) or (FrameSpec("", 0),)
         request = GenerationRequest(
             sprite=s.name, width=s.width, height=s.height, frames=frames, seed=s.seed, root=manifest.root, prompt=s.prompt,
-            palette=palette.colors if palette else (), options=dict(s.options),
+            # the palette reaches a generator only if it asks (and then it is part of the
+            # generate key); otherwise a palette change re-locks without regenerating
+            palette=palette.colors if palette and getattr(gen, "uses_palette", False) else (), options=dict(s.options),
             settings=dict(manifest.generators.get(s.generator, {})),
         )
         problems = gen.validate(request)
@@ -168,7 +170,8 @@ def resolve(manifest: Manifest) -> ResolvedProject:
         if problems or palette is None:
             continue
         gen_inputs = {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
-                      "frames": [[f.animation, f.index] for f in frames]}
+                      "frames": [[f.animation, f.index] for f in frames],
+                      "palette": palette.digest() if request.palette else None}
         gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, **gen_inputs, "generator_key": gen.cache_key(request)})
         process_key = canonical_hash({"stage": "process", "engine": ENGINE_VERSION, "generate": gen_key, "palette": palette.digest(),
                                       "outline": s.outline, "dither": s.dither})

@@ -148,10 +148,9 @@ def listen(endpoint: str, json_lines: bool) -> None:
     """Print the hot-reload messages a running `watch` publishes."""
     from ..hotreload.listener import run_listen
 
-    try:
-        run_listen(endpoint, json_lines=json_lines)
-    except KeyboardInterrupt:
-        pass
+    code = run_listen(endpoint, json_lines=json_lines)
+    if code:
+        raise SystemExit(code)
 
 
 def _progress_bar():
@@ -191,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
     except OSError as exc:
         click.secho("error: ", fg="red", bold=True, nl=False, err=True)
         click.echo(f"{exc}", err=True)

@@ -43,7 +43,9 @@ class GenerationRequest:
     """Project root; relative paths in ``options`` resolve against it."""
     prompt: str | None = None
     palette: tuple[tuple[int, int, int], ...] = ()
-    """The sprite's palette (RGB), a hint generators may use; the lock stage enforces it."""
+    """The sprite's palette (RGB), given only to generators whose class sets
+    ``uses_palette = True`` (the palette then joins their cache key, so a palette edit
+    regenerates); the lock stage enforces the palette either way."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Per-sprite generator options from the manifest (``source``, ``grid``, …)."""
     settings: Mapping[str, Any] = field(default_factory=dict)

@@ -279,7 +279,8 @@ def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: 
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         key = f"sprite[{i}]"
-        fields = v.table(key, entry, SECTIONS["sprite"])
+        raw_name = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) else None
+        fields = v.table(key, entry, SECTIONS["sprite"], sprite=raw_name)
         sname = fields.get("name")
         if sname is None:
             continue

@@ -1,0 +1,212 @@
+"""``sparky-assets watch``: rebuild on change, publish hot-reload messages.
+
+The change source is injectable: :class:`FileWatcher` (watchdog) puts changed paths
+on a queue; :class:`WatchSession` takes batches off it — a burst of saves is
+debounced into one rebuild — runs an incremental build with a long-lived
+:class:`~sparky_assets.build.engine.Builder` (generators and their models stay
+loaded), and publishes ``build-started`` → ``assets-changed`` (only when files changed)
+→ ``build-finished``, or ``build-failed`` with every diagnostic. A failed build never
+stops the session and leaves the last good outputs in place. After every build the
+set of watched files is recomputed from the manifest as it now is (files it starts
+referring to are watched from then on).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from ..build.engine import BuildOptions, Builder
+from ..build.report import BuildReport
+from ..errors import Diagnostic, SparkyError
+from ..hotreload.protocol import Asset, BuildError
+from ..hotreload.publisher import Publisher
+from ..manifest.load import find_manifest
+
+
+def watched_files(manifest_path: Path) -> set[Path]:
+    """The manifest, and every palette and source file it names (if it still parses)."""
+    files = {manifest_path}
+    try:
+        from ..manifest.load import parse_manifest
+
+        data, _ = parse_manifest(manifest_path)
+    except SparkyError:
+        return files
+    root = manifest_path.parent
+    values = []
+    project = data.get("project", {})
+    if isinstance(project, dict):
+        values.append(project.get("palette"))
+    for sprite in data.get("sprite", []) if isinstance(data.get("sprite"), list) else []:
+        if isinstance(sprite, dict):
+            values += [sprite.get("palette"), sprite.get("source")]
+    for value in values:
+        if isinstance(value, str) and Path(value).suffix:
+            path = (root / value).resolve()
+            if path.is_relative_to(root):
+                files.add(path)
+    return files
+
+
+class FileWatcher(FileSystemEventHandler):
+    """A watchdog observer on the folders of the watched files; changes of those files
+    (writes, atomic replaces, creations, deletions) go onto ``changes``."""
+
+    def __init__(self, changes: "queue.Queue[Path]"):
+        self.changes = changes
+        self.observer = Observer()
+        self.files: set[Path] = set()
+        self._watches: dict[Path, object] = {}
+        self.observer.start()
+
+    def set_files(self, files: Iterable[Path]) -> None:
+        self.files = {Path(f) for f in files}
+        folders = {f.parent for f in self.files if f.parent.is_dir()}
+        for folder in list(self._watches):
+            if folder not in folders:
+                self.observer.unschedule(self._watches.pop(folder))
+        for folder in folders - set(self._watches):
+            self._watches[folder] = self.observer.schedule(self, str(folder), recursive=False)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if raw:
+                path = Path(raw if isinstance(raw, str) else raw.decode())
+                if path in self.files:
+                    self.changes.put(path)
+
+    def stop(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=5)
+
+
+class WatchSession:
+    def __init__(self, manifest_path: Path, publisher: Publisher, changes: "queue.Queue[Path]", *,
+                 debounce_s: float = 0.05, echo: Callable[..., None] = print,
+                 on_files: Callable[[set[Path]], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.manifest_path = manifest_path
+        self.root = manifest_path.parent
+        self.publisher = publisher
+        self.changes = changes
+        self.debounce_s = debounce_s
+        self.echo = echo
+        self.on_files = on_files or (lambda files: None)
+        self.clock = clock
+        self.builder = Builder(manifest_path)
+        self.build_number = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        self.rebuild([])
+        while not self.stop_event.is_set():
+            batch = self.next_batch()
+            if batch:
+                self.rebuild(batch)
+
+    def next_batch(self, wait_s: float = 0.2) -> list[str]:
+        """Changed paths of one burst: the first change, then until ``debounce_s`` quiet."""
+        try:
+            first = self.changes.get(timeout=wait_s)
+        except queue.Empty:
+            return []
+        batch = {first}
+        while True:
+            try:
+                batch.add(self.changes.get(timeout=self.debounce_s))
+            except queue.Empty:
+                break
+        return sorted(self._rel(p) for p in batch)
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+    def rebuild(self, trigger: list[str]) -> BuildReport | None:
+        self.build_number += 1
+        build = self.build_number
+        started = self.clock()
+        self.publisher.build_started(build, trigger)
+        report = None
+        try:
+            report = self.builder.build(BuildOptions())
+        except SparkyError as error:
+            self._failed(build, error.diagnostics, started)
+        except Exception as error:  # noqa: BLE001 - the watcher must survive any build bug
+            self._failed(build, [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")], started)
+        else:
+            assets = [Asset(target=a.target, path=a.path, engine_path=a.engine_path, kind=a.kind, change=a.change,
+                            hash=a.hash, sprites=a.sprites, atlas=a.atlas) for a in report.assets]
+            if assets:
+                self.publisher.assets_changed(build, assets)
+            duration_ms = int((self.clock() - started) * 1000)
+            self.publisher.build_finished(build, True, duration_ms, len(assets))
+            what = ", ".join(trigger) if trigger else "initial build"
+            counts = f"{len(report.ran['generate'])} generated, {len(report.ran['process'])} processed, " \
+                     f"{len(report.ran['pack'])} packed"
+            self.echo(f"[{build}] {what}: {len(assets)} files changed ({counts}) in {duration_ms} ms")
+            for w in report.warnings:
+                self.echo(f"  warning: {w}")
+        self.on_files(watched_files(self.manifest_path))
+        return report
+
+    def _failed(self, build: int, diagnostics: list[Diagnostic], started: float) -> None:
+        from ..cli.main import print_error
+
+        print_error(SparkyError(diagnostics))
+        errors = [BuildError(message=d.format_message() if d.key is None else f"{d.key}: {d.format_message()}",
+                             file=self._rel(Path(d.file)) if d.file else None,
+                             line=d.line, column=d.column, sprite=d.sprite, stage=_stage(d.stage)) for d in diagnostics]
+        self.publisher.build_failed(build, errors)
+        duration_ms = int((self.clock() - started) * 1000)
+        self.publisher.build_finished(build, False, duration_ms, 0)
+        self.echo(f"[{build}] build failed ({len(errors)} problems); keeping the last good outputs")
+
+
+_STAGES = ("manifest", "palette", "generate", "process", "pack", "export", "write")
+
+
+def _stage(stage: str | None) -> str | None:
+    return stage if stage in _STAGES else None
+
+
+def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bool = False, debounce_s: float = 0.05,
+              echo: Callable[..., None] = print) -> None:
+    """The CLI entry: publisher + real file watcher + session, until Ctrl-C."""
+    from ..manifest.load import parse_manifest
+
+    manifest_path = find_manifest(path)
+    try:
+        data, _ = parse_manifest(manifest_path)
+        project = data.get("project", {}).get("name", manifest_path.parent.name)
+        hot = data.get("hot_reload", {})
+    except SparkyError:
+        project, hot = manifest_path.parent.name, {}
+    endpoint = endpoint or hot.get("endpoint") or "tcp://127.0.0.1:5557"
+    allow_remote = allow_remote or bool(hot.get("allow_remote", False))
+    if allow_remote:
+        echo("warning: --allow-remote: build events (project, file names, errors) are visible to anyone who can reach "
+             f"{endpoint}; there is no authentication")
+    changes: "queue.Queue[Path]" = queue.Queue()
+    watcher = FileWatcher(changes)
+    publisher = Publisher(endpoint, project, allow_remote=allow_remote)
+    session = WatchSession(manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files)
+    echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        echo("stopping")
+    finally:
+        watcher.stop()
+        publisher.close()

@@ -1,0 +1,225 @@
+"""Incremental builds: exactly the stages an edit requires rerun; frozen builds;
+corrupt cache entries; one build at a time; SIGKILL at random moments."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparky_assets.build.engine import STATE_DIR, BuildOptions, Builder, ProjectLock
+from sparky_assets.cli.main import main
+from sparky_assets.errors import ProjectLocked
+from tests.helpers import copy_example, mtimes, snapshot
+
+
+def build(root: Path, **options):
+    return Builder(root).build(BuildOptions(**options))
+
+
+def edit(root: Path, old: str, new: str) -> None:
+    path = root / "sparky.toml"
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture()
+def project(tmp_path):
+    root = copy_example(tmp_path)
+    first = build(root)
+    assert len(first.ran["generate"]) == 22
+    return root
+
+
+def test_noop_build_writes_nothing_and_reports_nothing_changed(project):
+    before = mtimes(project)
+    report = build(project)
+    assert report.ran == {"generate": [], "process": [], "pack": [], "export": []}
+    assert not report.assets and not report.written
+    assert "nothing changed" in report.summary()
+    assert mtimes(project) == before
+
+
+def test_touching_a_file_without_changing_it_does_nothing(project):
+    for p in [project / "sparky.toml", project / "art/coin.png", project / "palettes/items.gpl"]:
+        os.utime(p, None)
+    page = project / "build/sprites/sheets/world_0.png"
+    os.utime(page, (1, 1))  # an output touched by someone else: hashed, found equal, left alone
+    report = build(project)
+    assert report.ran == {"generate": [], "process": [], "pack": [], "export": []}
+    assert not report.written
+
+
+def test_palette_change_relocks_and_repacks_but_never_regenerates(project):
+    gpl = project / "palettes/items.gpl"
+    gpl.write_text(gpl.read_text().replace("254 231  97", "250 220  90"))
+    report = build(project)
+    users = {"gem", "coin", "potion", "torch"}
+    assert report.ran["generate"] == []
+    assert set(report.ran["process"]) == users
+    assert report.ran["pack"] == ["world"]
+    assert {e.split(":")[0] for e in report.ran["export"]} == {"world"}
+
+
+def test_padding_change_repacks_only(project):
+    edit(project, "padding = 1\ntrim = true", "padding = 2\ntrim = true")
+    report = build(project)
+    assert report.ran["generate"] == [] and report.ran["process"] == []
+    assert report.ran["pack"] == ["world"]
+    assert len(report.ran["export"]) == 5  # sheets + 4 targets of that atlas
+
+
+def test_prompt_change_regenerates_that_sprite_only(project):
+    edit(project, 'name = "ghost"\n', 'name = "ghost"\nprompt = "a sad ghost"\n')
+    report = build(project)
+    assert report.ran["generate"] == ["ghost"]
+    assert report.ran["process"] == ["ghost"]
+    assert report.ran["pack"] == ["characters"]
+
+
+def test_source_png_change_reprocesses_that_sprite_only(project):
+    from PIL import Image
+
+    png = project / "art/potion.png"
+    im = Image.open(png).convert("RGBA")
+    im.putpixel((1, 1), (255, 255, 255, 255))
+    im.save(png)
+    report = build(project)
+    assert report.ran["generate"] == ["potion"] and report.ran["process"] == ["potion"]
+    assert report.ran["pack"] == ["world"]
+
+
+def test_dry_run_plans_without_writing(project):
+    edit(project, 'name = "ghost"\n', 'name = "ghost"\nseed = 7\n')
+    before = snapshot(project, skip=())
+    report = build(project, dry_run=True)
+    assert report.ran["generate"] == ["ghost"] and report.ran["pack"] == ["characters"]
+    assert snapshot(project, skip=()) == before
+    assert build(project).ran["generate"] == ["ghost"]
+
+
+def test_only_builds_the_named_atlas(project):
+    edit(project, "padding = 1\ntrim = true", "padding = 3\ntrim = true")
+    edit(project, "max_size = 256\npadding = 1", "max_size = 256\npadding = 2")
+    report = build(project, only=("world",))
+    assert report.ran["pack"] == ["world"]
+    assert build(project).ran["pack"] == ["characters"]
+
+
+def test_frozen_reproduces_byte_identical_outputs_without_generating(project, tmp_path):
+    clean_machine = tmp_path / "ci" / "dungeon"
+    shutil.copytree(project, clean_machine, ignore=shutil.ignore_patterns(".sparky", "build", "sprites"))
+    shutil.rmtree(clean_machine / "bevy-game/assets/sprites", ignore_errors=True)
+    report = build(clean_machine, frozen=True)
+    lockable = [n for n in report.ran["generate"] if n not in ("coin", "potion", "torch")]
+    assert lockable == []  # every generated sprite came from sparky-generated/
+    assert snapshot(clean_machine) == snapshot(project)
+
+
+def test_frozen_with_a_stale_sprite_fails_naming_it_and_writes_nothing(project, capsys):
+    edit(project, 'name = "bat"\n', 'name = "bat"\nseed = 99\n')
+    edit(project, 'name = "key"\n', 'name = "key"\nprompt = "golden"\n')
+    before = snapshot(project, skip=())
+    assert main(["build", "--frozen", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert "sprite 'bat' would need generating: changed since locked: seed" in err
+    assert "sprite 'key' would need generating: changed since locked: prompt" in err
+    assert snapshot(project, skip=()) == before
+
+
+def test_reroll_changes_only_that_sprites_seed_and_keeps_comments(project):
+    assert main(["-q", "reroll", "bat", str(project), "--seed", "42"]) == 0
+    text = (project / "sparky.toml").read_text()
+    assert "# ---------------------------------------------------------------- monsters" in text
+    report = build(project)
+    assert report.ran["generate"] == ["bat"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip", "version"])
+def test_corrupt_cache_entry_is_rebuilt_with_a_warning_never_used(project, damage):
+    entries = sorted((project / STATE_DIR / "cache" / "process").rglob("*"))
+    entries = [p for p in entries if p.is_file()]
+    victim = entries[0]
+    raw = victim.read_bytes()
+    if damage == "truncate":
+        victim.write_bytes(raw[: len(raw) // 2])
+    elif damage == "bitflip":
+        victim.write_bytes(raw[:-10] + bytes([raw[-10] ^ 0x40]) + raw[-9:])
+    else:
+        victim.write_bytes(raw.replace(b'"format": 1', b'"format": 9', 1))
+    shutil.rmtree(project / STATE_DIR / "cache" / "pack")
+    shutil.rmtree(project / STATE_DIR / "cache" / "export")
+    expected = snapshot(project)
+    report = build(project)
+    assert any("corrupt or foreign" in w for w in report.warnings), report.warnings
+    assert len(report.ran["process"]) == 1
+    assert snapshot(project) == expected
+
+
+def test_a_second_concurrent_build_is_refused(project, capsys):
+    with ProjectLock(project / STATE_DIR):
+        with pytest.raises(ProjectLocked):
+            build(project)
+        assert main(["build", str(project)]) == 3
+    assert "another build of this project is running" in capsys.readouterr().err
+
+
+def test_clean_empties_the_cache_only(project):
+    assert main(["-q", "clean", str(project)]) == 0
+    assert not (project / STATE_DIR / "cache").exists()
+    assert (project / "sparky.lock").exists()
+    report = build(project)
+    assert report.ran["generate"] == ["coin", "potion", "torch"]  # hand-drawn: re-sliced; generated: from the store
+    assert not report.written
+
+
+# ------------------------------------------------------------------ crash test
+
+def _kill_loop(tmp_path: Path, kills: int) -> None:
+    rng = random.Random(1234)
+    reference = copy_example(tmp_path / "ref")
+    build(reference)
+    new_outputs = snapshot(reference)
+    root = copy_example(tmp_path / "victim")
+    # the "old" version: a build with another padding, so old and new files differ
+    edit(root, "padding = 1\ntrim = true", "padding = 4\ntrim = true")
+    build(root)
+    old_outputs = snapshot(root)
+    edit(root, "padding = 4\ntrim = true", "padding = 1\ntrim = true")
+    cmd = [sys.executable, "-m", "sparky_assets", "-q", "build", "--force", str(root)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    duration = time.perf_counter() - t0
+    for i in range(kills):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, duration))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        now = snapshot(root)
+        for rel, digest in now.items():
+            if rel in new_outputs or rel in old_outputs:
+                assert digest in (new_outputs.get(rel), old_outputs.get(rel)), f"kill {i}: {rel} is torn or foreign"
+        if i % 2:  # sometimes go back to the old version before the next kill
+            edit(root, "padding = 1\ntrim = true", "padding = 4\ntrim = true")
+            build(root)
+            edit(root, "padding = 4\ntrim = true", "padding = 1\ntrim = true")
+    report = build(root)
+    assert snapshot(root) == new_outputs, "after the kills a normal build must equal a clean build"
+    assert not report.warnings or all("rebuilt" in w for w in report.warnings)
+
+
+def test_sigkill_at_random_moments_never_tears_outputs(tmp_path):
+    _kill_loop(tmp_path, kills=6)
+
+
+@pytest.mark.slow
+def test_sigkill_fifty_times_never_tears_outputs(tmp_path):
+    _kill_loop(tmp_path, kills=50)
