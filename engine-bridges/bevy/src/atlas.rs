@@ -1,0 +1,403 @@
+//! The `.atlas.ron` format (written by the Python Bevy exporter) and its asset loader.
+//!
+//! The file format is specified in `docs/formats.md` ("Bevy: `<atlas>.atlas.ron`");
+//! [`AtlasFile`] mirrors it field for field. [`SparkyAtlasLoader`] turns one file into a
+//! [`SparkyAtlas`]: one `Handle<Image>` per page (loaded as dependencies, relative to
+//! the atlas file's folder) and one labeled `TextureAtlasLayout` per page
+//! (`<file>#page<N>`) whose `textures` are the page's rects in file order, unchanged.
+//!
+//! Invariants: a loaded [`SparkyAtlas`] is internally consistent — every frame points
+//! at an existing page and rect, every sprite/clip frame index points at an existing
+//! frame, every clip has at least one frame and a positive finite fps, every rect lies
+//! inside its page — so the animation system can index without checks. A file that
+//! breaks any of this fails to load with an [`AtlasLoadError`] naming the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bevy::asset::io::Reader;
+use bevy::asset::{AssetLoader, AssetPath, LoadContext};
+use bevy::image::{Image, TextureAtlasLayout};
+use bevy::math::{URect, UVec2};
+use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::path_problem;
+
+/// The only `format` value this loader reads.
+pub const ATLAS_FORMAT: u32 = 1;
+
+// ------------------------------------------------------------------------ file format
+
+/// One `.atlas.ron` file as written by the exporter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtlasFile {
+    pub format: u32,
+    pub name: String,
+    pub pages: Vec<PageFile>,
+    pub frames: Vec<FrameFile>,
+    pub sprites: BTreeMap<String, SpriteFile>,
+}
+
+/// One page: its image (relative to the atlas file's folder), size and rects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageFile {
+    pub image: String,
+    pub size: (u32, u32),
+    pub rects: Vec<RectFile>,
+}
+
+/// A `URect`: `min` inclusive, `max` exclusive, pixels, origin top-left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RectFile {
+    pub min: (u32, u32),
+    pub max: (u32, u32),
+}
+
+/// One (sprite, animation, frame); its pixels are `pages[page].rects[index]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameFile {
+    pub sprite: String,
+    pub animation: String,
+    pub frame: u32,
+    pub page: u32,
+    pub index: u32,
+    pub offset: (u32, u32),
+    pub source_size: (u32, u32),
+}
+
+/// A sprite: its untrimmed size, all its frames, its clips.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpriteFile {
+    pub size: (u32, u32),
+    pub frames: Vec<u32>,
+    #[serde(default)]
+    pub clips: BTreeMap<String, ClipFile>,
+}
+
+/// An animation clip: indices into `frames`, playback rate, looping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipFile {
+    pub frames: Vec<u32>,
+    pub fps: f32,
+    pub looping: bool,
+}
+
+// ------------------------------------------------------------------------ asset
+
+/// A loaded sprite atlas: page images, one layout per page, frames, sprites and clips.
+#[derive(Asset, TypePath, Debug, Clone)]
+pub struct SparkyAtlas {
+    /// The atlas name from the file.
+    pub name: String,
+    /// One image per page, in page order.
+    #[dependency]
+    pub pages: Vec<Handle<Image>>,
+    /// One layout per page: `layouts[p].textures == pages[p].rects` of the file.
+    #[dependency]
+    pub layouts: Vec<Handle<TextureAtlasLayout>>,
+    /// Page sizes in pixels, in page order.
+    pub page_sizes: Vec<UVec2>,
+    /// Every (sprite, animation, frame); several may share a rect.
+    pub frames: Vec<AtlasFrame>,
+    /// Sprites by name.
+    pub sprites: BTreeMap<String, AtlasSprite>,
+}
+
+/// One frame of one sprite's animation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtlasFrame {
+    pub sprite: String,
+    pub animation: String,
+    pub frame: u32,
+    /// Page number (index into [`SparkyAtlas::pages`] and [`SparkyAtlas::layouts`]).
+    pub page: usize,
+    /// Rect index in that page's layout (the `TextureAtlas` index).
+    pub index: usize,
+    /// The rect in page pixels.
+    pub rect: URect,
+    /// Pixels trimmed left/top of the rect.
+    pub offset: UVec2,
+    /// Untrimmed frame size.
+    pub source_size: UVec2,
+}
+
+/// One sprite: its size, all its frames in order, its clips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtlasSprite {
+    pub size: UVec2,
+    /// Indices into [`SparkyAtlas::frames`].
+    pub frames: Vec<usize>,
+    pub clips: BTreeMap<String, AtlasClip>,
+}
+
+/// An animation clip of one sprite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtlasClip {
+    /// Indices into [`SparkyAtlas::frames`]; never empty.
+    pub frames: Vec<usize>,
+    /// Frames per second; positive and finite.
+    pub fps: f32,
+    pub looping: bool,
+}
+
+impl SparkyAtlas {
+    /// The sprite named `name`, if the atlas has it.
+    pub fn sprite(&self, name: &str) -> Option<&AtlasSprite> {
+        self.sprites.get(name)
+    }
+
+    /// The clip `clip` of sprite `sprite`, if both exist.
+    pub fn clip(&self, sprite: &str, clip: &str) -> Option<&AtlasClip> {
+        self.sprites.get(sprite)?.clips.get(clip)
+    }
+}
+
+// ------------------------------------------------------------------------ loader
+
+/// Settings of [`SparkyAtlasLoader`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SparkyAtlasLoaderSettings {
+    /// Build the asset without loading the page images (`pages` stay default handles).
+    /// For tools that only need the layout; games leave this off.
+    pub skip_images: bool,
+}
+
+/// Why an `.atlas.ron` file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AtlasLoadError {
+    #[error("could not read atlas file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("atlas file is not valid RON for format {ATLAS_FORMAT}: {0}")]
+    Ron(#[from] ron::error::SpannedError),
+    #[error("atlas file has format {found}; this loader reads format {ATLAS_FORMAT}")]
+    Format { found: u32 },
+    #[error("atlas '{atlas}': {field} {problem}")]
+    Invalid {
+        atlas: String,
+        field: String,
+        problem: String,
+    },
+}
+
+/// Loads `*.atlas.ron` files written by `sparky-assets build` into [`SparkyAtlas`].
+#[derive(Default, TypePath)]
+pub struct SparkyAtlasLoader;
+
+impl AssetLoader for SparkyAtlasLoader {
+    type Asset = SparkyAtlas;
+    type Settings = SparkyAtlasLoaderSettings;
+    type Error = AtlasLoadError;
+
+    async fn load(
+        &self,
+        reader: &mut dyn Reader,
+        settings: &Self::Settings,
+        load_context: &mut LoadContext<'_>,
+    ) -> Result<Self::Asset, Self::Error> {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await?;
+        let file = parse_atlas_file(&bytes)?;
+        let atlas_path = load_context.path().clone();
+
+        let mut pages = Vec::with_capacity(file.pages.len());
+        let mut layouts = Vec::with_capacity(file.pages.len());
+        for (number, page) in file.pages.iter().enumerate() {
+            if !settings.skip_images {
+                let image_path =
+                    atlas_path.resolve_embed(&AssetPath::from_path(Path::new(&page.image)));
+                pages.push(load_context.load::<Image>(image_path));
+            } else {
+                pages.push(Handle::default());
+            }
+            layouts
+                .push(load_context.add_labeled_asset(format!("page{number}"), page_layout(page)));
+        }
+        Ok(build_atlas(file, pages, layouts))
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &["atlas.ron"]
+    }
+}
+
+/// The `TextureAtlasLayout` of one page: its size and its rects in file order.
+pub fn page_layout(page: &PageFile) -> TextureAtlasLayout {
+    TextureAtlasLayout {
+        size: UVec2::new(page.size.0, page.size.1),
+        textures: page.rects.iter().map(|rect| rect_of(*rect)).collect(),
+    }
+}
+
+fn rect_of(rect: RectFile) -> URect {
+    URect {
+        min: UVec2::new(rect.min.0, rect.min.1),
+        max: UVec2::new(rect.max.0, rect.max.1),
+    }
+}
+
+/// Parse and check one `.atlas.ron` file (no Bevy needed).
+pub fn parse_atlas_file(bytes: &[u8]) -> Result<AtlasFile, AtlasLoadError> {
+    let file: AtlasFile = ron::de::from_bytes(bytes)?;
+    if file.format != ATLAS_FORMAT {
+        return Err(AtlasLoadError::Format { found: file.format });
+    }
+    check_atlas_file(&file)?;
+    Ok(file)
+}
+
+fn check_atlas_file(file: &AtlasFile) -> Result<(), AtlasLoadError> {
+    let invalid = |field: String, problem: String| AtlasLoadError::Invalid {
+        atlas: file.name.clone(),
+        field,
+        problem,
+    };
+    for (number, page) in file.pages.iter().enumerate() {
+        if let Some(problem) = path_problem(&page.image) {
+            return Err(invalid(format!("pages[{number}].image"), problem.into()));
+        }
+        if page.image.contains('#') {
+            return Err(invalid(
+                format!("pages[{number}].image"),
+                "contains '#' (Bevy reads it as a sub-asset label)".into(),
+            ));
+        }
+        for (index, rect) in page.rects.iter().enumerate() {
+            let inside = rect.min.0 <= rect.max.0
+                && rect.min.1 <= rect.max.1
+                && rect.max.0 <= page.size.0
+                && rect.max.1 <= page.size.1;
+            if !inside {
+                return Err(invalid(
+                    format!("pages[{number}].rects[{index}]"),
+                    format!(
+                        "{:?}..{:?} is not a rect inside the {}x{} page",
+                        rect.min, rect.max, page.size.0, page.size.1
+                    ),
+                ));
+            }
+        }
+    }
+    for (number, frame) in file.frames.iter().enumerate() {
+        let Some(page) = file.pages.get(frame.page as usize) else {
+            return Err(invalid(
+                format!("frames[{number}].page"),
+                format!(
+                    "is {}, but there are {} pages",
+                    frame.page,
+                    file.pages.len()
+                ),
+            ));
+        };
+        if frame.index as usize >= page.rects.len() {
+            return Err(invalid(
+                format!("frames[{number}].index"),
+                format!(
+                    "is {}, but page {} has {} rects",
+                    frame.index,
+                    frame.page,
+                    page.rects.len()
+                ),
+            ));
+        }
+    }
+    let check_frames = |field: String, frames: &[u32]| match frames
+        .iter()
+        .find(|index| **index as usize >= file.frames.len())
+    {
+        Some(bad) => Err(invalid(
+            field,
+            format!(
+                "refers to frame {bad}, but there are {} frames",
+                file.frames.len()
+            ),
+        )),
+        None => Ok(()),
+    };
+    for (name, sprite) in &file.sprites {
+        check_frames(format!("sprites[{name:?}].frames"), &sprite.frames)?;
+        if sprite.frames.is_empty() {
+            return Err(invalid(
+                format!("sprites[{name:?}].frames"),
+                "is empty".into(),
+            ));
+        }
+        for (clip_name, clip) in &sprite.clips {
+            let field = format!("sprites[{name:?}].clips[{clip_name:?}]");
+            check_frames(format!("{field}.frames"), &clip.frames)?;
+            if clip.frames.is_empty() {
+                return Err(invalid(format!("{field}.frames"), "is empty".into()));
+            }
+            if !(clip.fps.is_finite() && clip.fps > 0.0) {
+                return Err(invalid(
+                    format!("{field}.fps"),
+                    format!("is {}, expected a positive number", clip.fps),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_atlas(
+    file: AtlasFile,
+    pages: Vec<Handle<Image>>,
+    layouts: Vec<Handle<TextureAtlasLayout>>,
+) -> SparkyAtlas {
+    let page_sizes = file
+        .pages
+        .iter()
+        .map(|page| UVec2::new(page.size.0, page.size.1))
+        .collect();
+    let frames = file
+        .frames
+        .iter()
+        .map(|frame| AtlasFrame {
+            sprite: frame.sprite.clone(),
+            animation: frame.animation.clone(),
+            frame: frame.frame,
+            page: frame.page as usize,
+            index: frame.index as usize,
+            rect: rect_of(file.pages[frame.page as usize].rects[frame.index as usize]),
+            offset: UVec2::new(frame.offset.0, frame.offset.1),
+            source_size: UVec2::new(frame.source_size.0, frame.source_size.1),
+        })
+        .collect();
+    let indices = |frames: &[u32]| frames.iter().map(|index| *index as usize).collect();
+    let sprites = file
+        .sprites
+        .iter()
+        .map(|(name, sprite)| {
+            let clips = sprite
+                .clips
+                .iter()
+                .map(|(clip_name, clip)| {
+                    (
+                        clip_name.clone(),
+                        AtlasClip {
+                            frames: indices(&clip.frames),
+                            fps: clip.fps,
+                            looping: clip.looping,
+                        },
+                    )
+                })
+                .collect();
+            (
+                name.clone(),
+                AtlasSprite {
+                    size: UVec2::new(sprite.size.0, sprite.size.1),
+                    frames: indices(&sprite.frames),
+                    clips,
+                },
+            )
+        })
+        .collect();
+    SparkyAtlas {
+        name: file.name,
+        pages,
+        layouts,
+        page_sizes,
+        frames,
+        sprites,
+    }
+}
