@@ -1,0 +1,1011 @@
+"""The Godot bridge addon (`engine-bridges/godot/addons/sparky_bridge`), tested for real.
+
+The addon's protocol core (ZMTP client, msgpack decoder, protocol checks, session
+tracking, reload planning) is version-neutral GDScript, so it runs here in Debian's
+headless Godot 3 (`godot3-server`) against real sockets: a libzmq PUB from pyzmq, the
+project's own ``Publisher``, and a hand-driven ZMTP peer on a raw TCP socket where the
+test must control every byte (handshake order, partial reads, PING/PONG).
+
+How it works: each test copies the core scripts and ``engine-bridges/godot/tests/
+run_tests.gd`` into a throw-away Godot 3 project and runs one scenario
+(``SPARKY_TEST_SCENARIO`` = unit | decode | live). The runner prints one
+``SPARKY <json>`` line per result (Godot flushes stdout per line, so a test can react
+to events while Godot runs). Every wait has a timeout and every Godot process has a
+deadline, so a hang fails the test instead of blocking CI.
+
+The decoder is checked against every vector in ``tests/vectors`` and, differentially,
+against the Python reference decoder on a few thousand mutated bodies. The Godot-4-only
+files (``plugin.gd``, ``runtime.gd``) cannot run here (no Godot 4 binary); they, like
+every ``.gd`` file of the addon, are parsed and linted with gdtoolkit.
+
+Under ``CI=true`` a missing ``godot3-server`` or gdtoolkit fails (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import msgpack
+import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from sparky_assets.hotreload import protocol as reference
+
+REPO = Path(__file__).resolve().parents[2]
+BRIDGE = REPO / "engine-bridges" / "godot"
+ADDON = BRIDGE / "addons" / "sparky_bridge"
+RUNNER = BRIDGE / "tests" / "run_tests.gd"
+VECTORS = REPO / "tests" / "vectors"
+
+# Version-neutral scripts (run in Godot 3 here, and in Godot 4 by the plugin).
+CORE_SCRIPTS = (
+    "msgpack_decoder.gd",
+    "protocol.gd",
+    "session_tracker.gd",
+    "zmtp_client.gd",
+    "subscriber.gd",
+    "reload_planner.gd",
+    "bridge_status.gd",
+)
+GODOT4_ONLY_SCRIPTS = ("plugin.gd", "runtime.gd")
+
+SESSION_A = "a1" * 16
+SESSION_B = "b2" * 16
+WAIT_S = 10.0
+
+pytestmark = pytest.mark.godot
+
+
+# ----------------------------------------------------------------- Godot harness
+
+
+class GodotRun:
+    """One running ``godot3-server`` scenario whose ``SPARKY`` lines are collected live."""
+
+    def __init__(self, command: list[str], env: dict[str, str], deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+        self.started = time.monotonic()
+        self.records: list[dict[str, Any]] = []
+        self.other_lines: list[str] = []
+        self._new: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._seen = 0
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line.startswith("SPARKY "):
+                record = json.loads(line[len("SPARKY ") :])
+                record["_t"] = time.monotonic()
+                self.records.append(record)
+                self._new.put(record)
+            else:
+                self.other_lines.append(line)
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT_S) -> dict[str, Any]:
+        """The next record (after those already consumed) that matches ``predicate``."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting in Godot output:\n{self.transcript()}")
+            try:
+                record = self._new.get(timeout=min(left, 0.05))
+            except queue.Empty:
+                if self.process.poll() is not None and self._new.empty():
+                    self._reader.join(1)
+                    if self._new.empty():
+                        raise AssertionError(f"Godot exited while waiting:\n{self.transcript()}") from None
+                continue
+            if predicate(record):
+                return record
+
+    def finish(self, timeout: float = WAIT_S) -> list[dict[str, Any]]:
+        """Wait for the scenario to end (its last record is {"done": true})."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"Godot did not finish within {timeout}s:\n{self.transcript()}") from None
+        self._reader.join(5)
+        assert self.records and self.records[-1].get("done"), f"no final record:\n{self.transcript()}"
+        return self.records
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def transcript(self) -> str:
+        lines = [json.dumps({k: v for k, v in r.items() if k != "_t"})[:300] for r in self.records[-40:]]
+        return "\n".join(self.other_lines[-20:] + lines)
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("ev") == kind]
+
+    def stats(self) -> dict[str, Any]:
+        found = self.events("stats")
+        assert found, f"no stats record:\n{self.transcript()}"
+        return found[-1]
+
+
+class GodotProject:
+    """A throw-away Godot 3 project holding the addon's core scripts and the runner."""
+
+    def __init__(self, executable: str, root: Path) -> None:
+        self.executable = executable
+        self.root = root
+        self.home = root / ".home"
+
+    @classmethod
+    def create(cls, executable: str, root: Path) -> GodotProject:
+        (root / "project.godot").write_text(
+            'config_version=4\n\n[application]\n\nconfig/name="sparky_bridge_tests"\n\n'
+            "[logging]\n\nfile_logging/enable_file_logging=false\n",
+            encoding="utf-8"
+        )
+        addon = root / "addons" / "sparky_bridge"
+        addon.mkdir(parents=True)
+        for name in CORE_SCRIPTS:
+            shutil.copy2(ADDON / name, addon / name)
+        (root / "tests").mkdir()
+        shutil.copy2(RUNNER, root / "tests" / "run_tests.gd")
+        project = cls(executable, root)
+        project.home.mkdir()
+        return project
+
+    def start(self, scenario: str, deadline_s: float = 30.0, **settings: str) -> GodotRun:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "en_US.UTF-8",
+            "SPARKY_TEST_SCENARIO": scenario,
+            "SPARKY_TEST_DEADLINE_MS": str(int(deadline_s * 1000)),
+        }
+        env.update({f"SPARKY_TEST_{key.upper()}": value for key, value in settings.items()})
+        command = [self.executable, "--no-window", "--path", str(self.root), "-s", "res://tests/run_tests.gd"]
+        return GodotRun(command, env, deadline_s)
+
+    @contextmanager
+    def live(self, endpoint: str, deadline_s: float = 30.0, **settings: str) -> Iterator[GodotRun]:
+        run = self.start("live", deadline_s=deadline_s, endpoint=endpoint, **settings)
+        try:
+            yield run
+        finally:
+            run.kill()
+
+
+@pytest.fixture(scope="module")
+def godot(tmp_path_factory) -> GodotProject:
+    executable = shutil.which("godot3-server")
+    if executable is None:
+        pytest.skip("godot3-server is not installed (Debian package godot3-server)")
+    return GodotProject.create(executable, tmp_path_factory.mktemp("godot3-project"))
+
+
+@pytest.fixture()
+def zmq_context() -> Iterator[zmq.Context]:
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+# ------------------------------------------------------------------ messages
+
+
+def body(type_: str, seq: int, session: str = SESSION_A, **fields: Any) -> bytes:
+    return msgpack.packb(
+        {"v": 1, "type": type_, "seq": seq, "session": session, "project": "dungeon", **fields},
+        use_bin_type=True,
+    )
+
+
+def frames(type_: str, seq: int, session: str = SESSION_A, **fields: Any) -> list[bytes]:
+    return [f"sparky.{type_}".encode(), body(type_, seq, session, **fields)]
+
+
+def hello(seq: int, session: str = SESSION_A, interval_ms: int = 2000) -> list[bytes]:
+    return frames("hello", seq, session, interval_ms=interval_ms, build=0)
+
+
+def asset(target: str, path: str, engine_path: str | None, kind: str, change: str = "modified") -> dict:
+    return {
+        "target": target,
+        "path": path,
+        "engine_path": engine_path,
+        "kind": kind,
+        "change": change,
+        "hash": "" if change == "removed" else "ab" * 32,
+        "sprites": ["hero"],
+        "atlas": "characters",
+    }
+
+
+def make_pub(context: zmq.Context, **options: int) -> tuple[zmq.Socket, str]:
+    pub = context.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 100_000)
+    pub.setsockopt(zmq.LINGER, 0)
+    for name, value in options.items():
+        pub.setsockopt(getattr(zmq, name), value)
+    pub.bind("tcp://127.0.0.1:0")
+    return pub, pub.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def is_message(type_: str | None = None, session: str | None = None) -> Callable[[dict], bool]:
+    def match(record: dict) -> bool:
+        return (
+            record.get("ev") == "message"
+            and (type_ is None or record["type"] == type_)
+            and (session is None or record["session"] == session)
+        )
+
+    return match
+
+
+def sync(run: GodotRun, pub: zmq.Socket, session: str = SESSION_A, first_seq: int = 1) -> int:
+    """Publish hellos until Godot receives one (libzmq applies a subscription
+    asynchronously, so earlier messages are dropped by the PUB); returns the next seq."""
+    if not run.events("connected"):
+        run.wait_for(lambda r: r.get("ev") == "connected")
+    seq = first_seq
+    end = time.monotonic() + WAIT_S
+    while time.monotonic() < end:
+        pub.send_multipart(hello(seq, session))
+        seq += 1
+        try:
+            run.wait_for(is_message("hello", session), timeout=0.1)
+            return seq
+        except AssertionError:
+            continue
+    raise AssertionError(f"Godot never received a hello:\n{run.transcript()}")
+
+
+def stop(pub: zmq.Socket, seq: int, session: str = SESSION_A) -> None:
+    pub.send_multipart(frames("test-stop", seq, session))
+
+
+# --------------------------------------------------------------- unit scenario
+
+UNIT_TESTS = {
+    "tracker/first-message-rescans",
+    "tracker/next-seq-trusted",
+    "tracker/gap-rescans",
+    "tracker/duplicate-rescans",
+    "tracker/new-session-rescans",
+    "tracker/new-session-then-trusted",
+    "tracker/counts-rescans",
+    "planner/nothing-pending",
+    "planner/update-every-godot-file",
+    "planner/reimport-textures",
+    "planner/reload-resources",
+    "planner/no-scan-when-trusted",
+    "planner/plan-taken-once",
+    "planner/queued-while-busy",
+    "planner/still-busy",
+    "planner/queue-merged",
+    "planner/rescan-scans",
+    "planner/rescan-keeps-files",
+    "planner/hello-rescan-scans",
+    "planner/refuses-outside",
+    "planner/keeps-inside",
+    "planner/managed-prefix",
+    "planner/known-paths-textures-first",
+    "errors/full",
+    "errors/no-line",
+    "status/offline",
+    "status/connected",
+    "status/building",
+    "status/failed",
+    "status/ok",
+    "status/offline-again",
+    "status/tooltip",
+    "endpoint/parse",
+    "endpoint/no-scheme",
+    "endpoint/bad-port",
+    "endpoint/port-range",
+    "frames/greeting",
+    "frames/ready",
+    "frames/subscription",
+    "frames/pong",
+}
+
+
+def test_editor_decision_logic_session_tracking_status_and_frame_encoding(godot):
+    """The pure parts in GDScript: reload planning (which res:// files to update_file /
+    reimport_files / reload, queueing while the editor scans, full scan on rescan, paths
+    outside res:// refused), seq tracking, build-error lines, status texts, and the exact
+    bytes of the greeting, READY, subscription and PONG frames."""
+    records = godot.start("unit").finish(timeout=60)
+    results = {r["test"]: r for r in records if "test" in r}
+    assert set(results) == UNIT_TESTS, f"missing {UNIT_TESTS - set(results)}, unexpected {set(results) - UNIT_TESTS}"
+    failed = {name: r["detail"] for name, r in results.items() if not r["ok"]}
+    assert not failed
+
+
+# -------------------------------------------------------------- decode scenario
+
+
+def vector_names() -> list[str]:
+    index = VECTORS / "INDEX"
+    if not index.exists():
+        return []
+    return [line.strip() for line in index.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def to_plain(value: Any) -> Any:
+    """A reference-decoder value in the runner's JSON form (opaque bin/ext/uint64)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int):
+        if value > (1 << 63) - 1:
+            return {"$opaque": "uint64", "ext_type": 0}
+        return value
+    if isinstance(value, bytes):
+        return {"$opaque": "bin", "ext_type": 0}
+    if isinstance(value, msgpack.ExtType):
+        return {"$opaque": "ext", "ext_type": value.code}
+    if isinstance(value, msgpack.Timestamp):
+        return {"$opaque": "ext", "ext_type": -1}
+    if isinstance(value, list):
+        return [to_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_plain(item) for key, item in value.items()}
+    raise TypeError(f"unexpected decoded value {value!r}")
+
+
+def from_runner(value: Any) -> Any:
+    """The runner's JSON back to Python values (floats travel as IEEE-754 bits)."""
+    if isinstance(value, list):
+        return [from_runner(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"$f64"}:
+            return struct.unpack(">d", bytes.fromhex(value["$f64"]))[0]
+        return {key: from_runner(item) for key, item in value.items()}
+    return value
+
+
+def same(left: Any, right: Any) -> bool:
+    """Equality that keeps bool, int and float apart (Python's 1 == True == 1.0 does not)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, float) or isinstance(right, float):
+        if not (isinstance(left, float) and isinstance(right, float)):
+            return False
+        return left == right or (math.isnan(left) and math.isnan(right))
+    if isinstance(left, list) or isinstance(right, list):
+        return (
+            isinstance(left, list)
+            and isinstance(right, list)
+            and len(left) == len(right)
+            and all(same(a, b) for a, b in zip(left, right))
+        )
+    if isinstance(left, dict) or isinstance(right, dict):
+        return (
+            isinstance(left, dict)
+            and isinstance(right, dict)
+            and set(left) == set(right)
+            and all(same(left[key], right[key]) for key in left)
+        )
+    return type(left) is type(right) and left == right
+
+
+def reference_result(topic: bytes, data: bytes, max_bytes: int) -> dict[str, Any]:
+    try:
+        envelope = reference.decode_envelope(topic, data, max_bytes)
+    except reference.ProtocolError as error:
+        return {"ok": False, "error": error.code}
+    return {"ok": True, "type": envelope.type, "ignored": envelope.ignored, "decoded": to_plain(envelope.raw)}
+
+
+def mutated_bodies(seed: int) -> list[tuple[str, bytes, bytes]]:
+    """(name, topic, body): every prefix of a few valid bodies, then random mutations."""
+    rng = random.Random(seed)
+    bases: list[tuple[bytes, bytes]] = []
+    for name in vector_names():
+        spec = json.loads((VECTORS / f"{name}.json").read_text(encoding="utf-8"))
+        if spec["expect"] == "ok":
+            bases.append((spec["topic"].encode("utf-8"), (VECTORS / f"{name}.msgpack").read_bytes()))
+    bases.append(
+        (
+            b"sparky.assets-changed",
+            body(
+                "assets-changed",
+                3,
+                build=2,
+                assets=[asset("godot", "hero.tres", "res://sprites/hero.tres", "sprite-frames")],
+            ),
+        )
+    )
+    cases: list[tuple[str, bytes, bytes]] = []
+    short = [base for base in bases if len(base[1]) < 400]
+    for index, (topic, data) in enumerate(short[:4]):
+        for length in range(len(data)):
+            cases.append((f"prefix-{index}-{length}", topic, data[:length]))
+    interesting = [0xC0, 0xC1, 0xC2, 0xC4, 0xC7, 0xCA, 0xCB, 0xCF, 0xD3, 0xD4, 0xD8, 0xD9, 0xDB, 0xDC, 0xDD, 0xDE, 0xDF, 0xFF, 0x00, 0x7F, 0x80, 0x90, 0xA0]
+    for number in range(1500):
+        topic, data = rng.choice(bases)
+        mutable = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            operation = rng.randrange(4)
+            position = rng.randrange(len(mutable)) if mutable else 0
+            if operation == 0 and mutable:
+                mutable[position] = rng.randrange(256)
+            elif operation == 1 and mutable:
+                mutable[position] = rng.choice(interesting)
+            elif operation == 2:
+                mutable.insert(position, rng.randrange(256))
+            elif mutable:
+                del mutable[position]
+        cases.append((f"mutation-{number}", topic, bytes(mutable)))
+    return cases
+
+
+def handmade_bodies() -> list[tuple[str, bytes, bytes, int]]:
+    """Edge cases the vectors leave to chance: huge claimed lengths, deep nesting in
+    unknown keys, every msgpack format under an unknown key, long strings."""
+    good = {"v": 1, "type": "hello", "seq": 1, "session": SESSION_A, "project": "p", "interval_ms": 5, "build": 0}
+    packed = msgpack.packb(good)
+    head = bytes([0x80 | (len(good) + 1)]) + packed[1:] + msgpack.packb("x")
+    cases: list[tuple[str, bytes, bytes, int]] = []
+    extras = {
+        "array32-claims-4g": b"\xdd\xff\xff\xff\xff",
+        "map32-claims-4g": b"\xdf\xff\xff\xff\xff",
+        "str32-claims-4g": b"\xdb\xff\xff\xff\xff" + b"a",
+        "bin32-claims-4g": b"\xc6\xff\xff\xff\xff",
+        "ext32-claims-4g": b"\xc9\xff\xff\xff\xff\x01",
+        "deep-33-arrays": b"\x91" * 31 + b"\x90",
+        "deep-32-arrays": b"\x91" * 30 + b"\x90",
+        "deep-5000": b"\x91" * 5000 + b"\x90",
+        "timestamp32": b"\xd6\xff" + b"\x00\x00\x00\x01",
+        "timestamp64-bad-ns": b"\xd7\xff" + b"\xff\xff\xff\xfc" + b"\x00\x00\x00\x00",
+        "timestamp96": b"\xc7\x0c\xff" + b"\x00\x00\x00\x01" + b"\x00" * 8,
+        "timestamp-bad-length": b"\xd5\xff\x00\x00",
+        "fixext16": b"\xd8\x05" + b"\x00" * 16,
+        "bin8": b"\xc4\x03abc",
+        "float32": b"\xca" + struct.pack(">f", 1.5e-30),
+        "float64-nan": b"\xcb" + struct.pack(">d", float("nan")),
+        "float64-inf": b"\xcb" + struct.pack(">d", float("-inf")),
+        "uint64-max": b"\xcf" + b"\xff" * 8,
+        "int64-min": b"\xd3\x80" + b"\x00" * 7,
+        "negative-fixint": b"\xe0",
+        "str16-long": b"\xda\x01\x2c" + "é".encode() * 150,
+        "str32-70k": b"\xdb" + struct.pack(">I", 70_000) + b"z" * 70_000,
+        "str-nul": b"\xa3a\x00b",
+        "str-overlong": b"\xa2\xc0\xaf",
+        "str-surrogate": b"\xa3\xed\xa0\x80",
+        "str-above-10ffff": b"\xa4\xf4\x90\x80\x80",
+        "str-4-byte-emoji": b"\xa4\xf0\x9f\x98\x80",
+        "nested-map-int-key": b"\x81\x01\x02",
+        "nested-map-dup-key": b"\x82\xa1k\x01\xa1k\x02",
+    }
+    for name, extra in extras.items():
+        cases.append((f"extra-{name}", b"sparky.hello", head + extra, reference.MAX_MESSAGE_BYTES))
+    nul_path = body(
+        "assets-changed",
+        2,
+        build=1,
+        assets=[asset("godot", "a\x00b.png", "res://a\x00b.png", "texture")],
+    )
+    cases.append(("nul-in-path", b"sparky.assets-changed", nul_path, reference.MAX_MESSAGE_BYTES))
+    nul_type = body("hello\x00x", 2)
+    cases.append(("nul-in-type-topic-without", b"sparky.hello", nul_type, reference.MAX_MESSAGE_BYTES))
+    cases.append(("nul-in-type-topic-with", b"sparky.hello\x00x", nul_type, reference.MAX_MESSAGE_BYTES))
+    cases.append(("not-a-map-array", b"sparky.hello", msgpack.packb([good]), reference.MAX_MESSAGE_BYTES))
+    cases.append(("not-a-map-str", b"sparky.hello", msgpack.packb("hello"), reference.MAX_MESSAGE_BYTES))
+    cases.append(("exact-bound", b"sparky.hello", packed, len(packed)))
+    cases.append(("one-over-bound", b"sparky.hello", packed, len(packed) - 1))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def decode_run(godot, tmp_path_factory) -> dict[str, Any]:
+    """Decode every vector, handmade case and mutation in one Godot run."""
+    folder = tmp_path_factory.mktemp("decode-cases")
+    expected: dict[str, dict[str, Any]] = {}
+    lines: list[str] = []
+    blob = bytearray()
+
+    def add(name: str, topic: bytes, data: bytes, max_bytes: int, expectation: dict[str, Any]) -> None:
+        lines.append(f"{name}\t{topic.hex()}\t{max_bytes}\t{len(blob)}\t{len(data)}")
+        blob.extend(data)
+        expected[name] = expectation
+
+    for name in vector_names():
+        spec = json.loads((VECTORS / f"{name}.json").read_text(encoding="utf-8"))
+        data = (VECTORS / f"{name}.msgpack").read_bytes()
+        add(f"vector:{name}", spec["topic"].encode("utf-8"), data, spec.get("max_bytes", reference.MAX_MESSAGE_BYTES), spec)
+    for name, topic, data, max_bytes in handmade_bodies():
+        add(f"handmade:{name}", topic, data, max_bytes, reference_result(topic, data, max_bytes))
+    for name, topic, data in mutated_bodies(seed=20240601):
+        add(f"fuzz:{name}", topic, data, reference.MAX_MESSAGE_BYTES, reference_result(topic, data, reference.MAX_MESSAGE_BYTES))
+    (folder / "cases.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "cases.bin").write_bytes(bytes(blob))
+    run = godot.start("decode", cases=str(folder / "cases.tsv"), blob=str(folder / "cases.bin"))
+    records = run.finish(timeout=240)
+    results = {r["case"]: r for r in records if "case" in r}
+    timing = next(r for r in records if "decoded_cases" in r)
+    return {"expected": expected, "results": results, "timing": timing, "transcript": run.transcript()}
+
+
+def test_vectors_are_present():
+    names = vector_names()
+    assert len(names) >= 100, "tests/vectors/INDEX lists the shared protocol vectors"
+    for name in names:
+        assert (VECTORS / f"{name}.msgpack").exists() and (VECTORS / f"{name}.json").exists(), name
+
+
+@pytest.mark.parametrize("name", vector_names())
+def test_vector(decode_run, name):
+    spec = decode_run["expected"][f"vector:{name}"]
+    result = decode_run["results"].get(f"vector:{name}")
+    assert result is not None, f"Godot printed no result for {name}:\n{decode_run['transcript']}"
+    if spec["expect"] == "reject":
+        assert not result["ok"], f"{name}: accepted, expected {spec['error']}"
+        assert result["error"] == spec["error"], f"{name}: {result['error']} ({result['detail']}), expected {spec['error']}"
+        return
+    assert result["ok"], f"{name}: refused with {result.get('error')}: {result.get('detail')}"
+    decoded = from_runner(result["decoded"])
+    for key in spec.get("unrepresentable", []):
+        assert isinstance(decoded.get(key), dict) and "$opaque" in decoded[key], (name, key, decoded.get(key))
+        del decoded[key]
+    assert same(decoded, spec["decoded"]), f"{name}: decoded {decoded!r}\nexpected {spec['decoded']!r}"
+    assert result["ignored"] is spec.get("ignored", False)
+    assert result["type"] == spec["decoded"]["type"]
+
+
+def test_decoder_agrees_with_the_python_reference_on_edge_cases_and_mutations(decode_run):
+    """Differential check: same accept/refuse decision, same error code, same values."""
+    disagreements = []
+    compared = 0
+    for name, want in decode_run["expected"].items():
+        if name.startswith("vector:"):
+            continue
+        got = decode_run["results"].get(name)
+        compared += 1
+        if got is None:
+            disagreements.append(f"{name}: no result")
+        elif want["ok"] != got["ok"]:
+            disagreements.append(f"{name}: reference {want}, godot {got}")
+        elif not want["ok"] and want["error"] != got["error"]:
+            disagreements.append(f"{name}: reference {want['error']}, godot {got['error']} ({got['detail']})")
+        elif want["ok"] and not (
+            same(from_runner(got["decoded"]), want["decoded"]) and got["ignored"] is want["ignored"]
+        ):
+            disagreements.append(f"{name}: reference {want}, godot {got}")
+    assert compared > 1500
+    assert not disagreements, "\n".join(disagreements[:20])
+    outcomes = {
+        want["error"] if not want["ok"] else "ok"
+        for name, want in decode_run["expected"].items()
+        if not name.startswith("vector:")
+    }
+    # The mutations must reach deep into the checks, not just break the msgpack.
+    assert {"ok", "malformed", "wrong-type", "missing-field", "not-a-map", "topic"} <= outcomes
+
+
+# ---------------------------------------------------------------- live: libzmq
+
+
+def test_handshake_with_a_libzmq_pub(godot, zmq_context):
+    """ZMTP 3.0 greeting + READY against libzmq; the connection stays up (libzmq drops
+    a peer that subscribes before READY) and the first message is a rescan."""
+    pub, endpoint = make_pub(zmq_context)
+    launched = time.monotonic()
+    with godot.live(endpoint) as run:
+        connected = run.wait_for(lambda r: r.get("ev") == "connected")
+        next_seq = sync(run, pub)
+        first = [r for r in run.records if r.get("ev") == "message"][0]
+        stop(pub, next_seq)
+        run.finish()
+    stats = run.stats()
+    assert first["rescan"] is True
+    assert stats["handshakes"] == 1 and stats["disconnects"] == 0
+    assert connected["handshake_ms"] < 2000
+    print(
+        f"\nhandshake: {connected['handshake_ms']} ms from connect to subscribed; "
+        f"{connected['_t'] - launched:.2f} s from launching Godot to subscribed"
+    )
+
+
+def test_long_frames_and_large_messages(godot, zmq_context):
+    """Bodies over 255 bytes use 8-byte ZMTP frame sizes; a 200 KiB message arrives whole."""
+    pub, endpoint = make_pub(zmq_context)
+    many = [asset("godot", f"s{i}.png", f"res://sprites/s{i}.png", "texture") for i in range(1200)]
+    with godot.live(endpoint) as run:
+        seq = sync(run, pub)
+        medium = frames("assets-changed", seq, build=1, assets=many[:3])
+        large = frames("assets-changed", seq + 1, build=1, assets=many)
+        assert 255 < len(medium[1]) < 65536 and len(large[1]) > 150_000
+        pub.send_multipart(medium)
+        pub.send_multipart(large)
+        stop(pub, seq + 2)
+        run.finish()
+    changes = [r for r in run.records if r.get("ev") == "message" and r["type"] == "assets-changed"]
+    assert [len(r["plan"]["reimport"]) for r in changes] == [3, 1200]
+    assert changes[1]["plan"]["reimport"][-1] == "res://sprites/s1199.png"
+    assert not any(r["rescan"] for r in changes)
+    assert not run.events("rejected")
+
+
+def test_ping_from_libzmq_heartbeats_is_answered_with_pong(godot, zmq_context):
+    """libzmq sends ZMTP PING every HEARTBEAT_IVL and drops the peer when nothing comes
+    back within HEARTBEAT_TIMEOUT; the bridge answers PONG, so the link stays up."""
+    pub, endpoint = make_pub(zmq_context, HEARTBEAT_IVL=50, HEARTBEAT_TIMEOUT=200, HEARTBEAT_TTL=2000)
+    monitor = pub.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPTED)
+    with godot.live(endpoint) as run:
+        seq = sync(run, pub)
+        time.sleep(1.5)  # 30 heartbeat intervals with nothing but PINGs on the wire
+        pub.send_multipart(hello(seq))
+        run.wait_for(is_message("hello"))
+        events = []  # before the stop: Godot's exit closes the connection
+        while monitor.poll(100):
+            events.append(recv_monitor_message(monitor)["event"])
+        stop(pub, seq + 1)
+        run.finish()
+    pub.disable_monitor()
+    stats = run.stats()
+    assert stats["pings"] >= 10, stats
+    assert stats["pongs"] == stats["pings"]
+    assert stats["disconnects"] == 0 and stats["handshakes"] == 1, stats
+    assert zmq.EVENT_DISCONNECTED not in events and events.count(zmq.EVENT_ACCEPTED) == 1
+    messages = [r for r in run.records if r.get("ev") == "message"]
+    assert not messages[-2]["rescan"] and messages[-1]["type"] == "test-stop"
+
+
+def test_burst_of_1000_messages_arrives_complete_and_in_order(godot, zmq_context):
+    pub, endpoint = make_pub(zmq_context)
+    kinds = [
+        lambda seq: hello(seq),
+        lambda seq: frames("build-started", seq, build=seq, trigger=["sprites/hero.png"]),
+        lambda seq: frames(
+            "assets-changed",
+            seq,
+            build=seq,
+            assets=[
+                asset("godot", "chars_0.png", "res://sprites/chars_0.png", "texture"),
+                asset("godot", "hero.tres", "res://sprites/hero.tres", "sprite-frames"),
+                asset("bevy", "chars_0.png", "sprites/chars_0.png", "texture"),
+            ],
+        ),
+        lambda seq: frames(
+            "build-failed",
+            seq,
+            build=seq,
+            errors=[{"file": "sparky.toml", "line": 3, "column": 1, "sprite": None, "stage": "manifest", "message": "bad"}],
+        ),
+        lambda seq: frames("build-finished", seq, build=seq, ok=True, duration_ms=12, changed=3),
+    ]
+    with godot.live(endpoint, deadline_s=60) as run:
+        first = sync(run, pub)
+        sent_at = time.monotonic()
+        for seq in range(first, first + 1000):
+            pub.send_multipart(kinds[seq % len(kinds)](seq))
+        stop(pub, first + 1000)
+        run.wait_for(is_message("test-stop"), timeout=60)
+        received_at = time.monotonic()
+        run.finish()
+    burst = [r for r in run.records if r.get("ev") == "message" and first <= r["seq"] < first + 1000]
+    assert [r["seq"] for r in burst] == list(range(first, first + 1000))
+    assert not any(r["rescan"] for r in burst)
+    assert not run.events("rejected") and not run.events("disconnected")
+    changed = [r for r in burst if r["type"] == "assets-changed"]
+    assert all(r["plan"]["reimport"] == ["res://sprites/chars_0.png"] for r in changed)
+    assert all(r["plan"]["reload"] == ["res://sprites/hero.tres"] for r in changed)
+    godot_s = (burst[-1]["t_us"] - burst[0]["t_us"]) / 1e6
+    print(
+        f"\nburst: 1000 messages ({run.stats()['bytes']} bytes on the wire) decoded in {godot_s:.3f} s "
+        f"inside Godot ({1000 / max(godot_s, 1e-6):.0f} msg/s); {received_at - sent_at:.3f} s send-to-last"
+    )
+
+
+def test_oversized_message_is_refused_without_hanging_and_the_stream_goes_on(godot, zmq_context):
+    pub, endpoint = make_pub(zmq_context)
+    with godot.live(endpoint, max_bytes="4096") as run:
+        seq = sync(run, pub)
+        exact = frames("hello", seq, interval_ms=2000, build=0, pad="")
+        exact[1] = body("hello", seq, interval_ms=2000, build=0, pad="x" * (4096 - len(exact[1]) - 2))
+        assert len(exact[1]) == 4096
+        pub.send_multipart(exact)
+        pub.send_multipart(frames("hello", seq + 1, interval_ms=2000, build=0, pad="x" * 4097))
+        pub.send_multipart(frames("hello", seq + 2, interval_ms=2000, build=0, pad="y" * 3_000_000))
+        pub.send_multipart(hello(seq + 3))
+        stop(pub, seq + 4)
+        run.finish(timeout=30)
+    rejected = run.events("rejected")
+    assert [r["error"] for r in rejected] == ["oversize", "oversize"]
+    assert all(r["topic"] == "sparky.hello" for r in rejected)
+    messages = [r for r in run.records if r.get("ev") == "message"]
+    assert [r["seq"] for r in messages[-3:]] == [seq, seq + 3, seq + 4]
+    assert messages[-2]["rescan"] is True  # the refused messages left a seq gap
+    assert not run.events("disconnected")
+
+
+def test_refused_messages_are_reported_and_do_not_stop_the_subscriber(godot, zmq_context):
+    pub, endpoint = make_pub(zmq_context)
+    with godot.live(endpoint) as run:
+        seq = sync(run, pub)
+        pub.send_multipart([b"sparky.hello", b"\xc1"])
+        pub.send_multipart([b"sparky.build-started", body("hello", seq + 1, interval_ms=1, build=0)])
+        pub.send_multipart([b"sparky.hello", body("hello", seq + 2, interval_ms=1, build=0), b"extra"])
+        pub.send_multipart(frames("hello", seq + 3, interval_ms="2000", build=0))
+        pub.send_multipart(
+            frames(
+                "build-failed",
+                seq + 4,
+                build=7,
+                errors=[
+                    {"file": "sparky.toml", "line": 12, "column": 5, "sprite": "hero", "stage": "palette",
+                     "message": "unknown palette 'endesga32'"},
+                    {"file": None, "line": None, "column": None, "sprite": None, "stage": None, "message": "boom"},
+                ],
+            )
+        )
+        stop(pub, seq + 5)
+        run.finish()
+    assert [r["error"] for r in run.events("rejected")] == ["malformed", "topic", "malformed", "wrong-type"]
+    failed = [r for r in run.records if r.get("ev") == "message" and r["type"] == "build-failed"][0]
+    assert failed["rescan"] is True
+    assert failed["lines"] == [
+        "sparky.toml:12:5: unknown palette 'endesga32' [sprite hero, stage palette]",
+        "sparky.toml: boom",
+    ]
+
+
+def test_publisher_restart_mid_stream_reconnects_and_rescans(godot, tmp_path):
+    """The project's own Publisher (hello heartbeats) goes away and a new one, with a
+    new session, binds the same port: the bridge reconnects by itself and reports a
+    rescan for the new session, then trusts its next messages again."""
+    from sparky_assets.hotreload.protocol import Asset
+    from sparky_assets.hotreload.publisher import Publisher
+
+    first = Publisher("tcp://127.0.0.1:0", project="dungeon", heartbeat_ms=100)
+    endpoint = first.last_endpoint
+    stop_file = tmp_path / "stop"
+    second = None
+    try:
+        with godot.live(endpoint, stop_file=str(stop_file)) as run:
+            run.wait_for(is_message("hello", first.session))
+            first.build_started(1, ["sprites/hero.png"])
+            started = run.wait_for(is_message("build-started", first.session))
+            assert started["rescan"] is False
+            first.close()
+            run.wait_for(lambda r: r.get("ev") == "disconnected")
+            deadline = time.monotonic() + WAIT_S
+            while second is None:
+                try:
+                    second = Publisher(endpoint, project="dungeon", heartbeat_ms=100)
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            assert second.session != first.session
+            rescan = run.wait_for(is_message(session=second.session))
+            second.assets_changed(
+                1,
+                [Asset(target="godot", path="hero.tres", engine_path="res://sprites/hero.tres",
+                       kind="sprite-frames", change="modified", hash="cd" * 32, sprites=("hero",),
+                       atlas="characters")],
+            )
+            changed = run.wait_for(is_message("assets-changed", second.session))
+            stop_file.write_text("stop")
+            run.finish()
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+    assert rescan["rescan"] is True
+    assert changed["rescan"] is False
+    assert changed["plan"]["reload"] == ["res://sprites/hero.tres"] and changed["plan"]["scan"] is False
+    stats = run.stats()
+    assert stats["handshakes"] == 2 and stats["disconnects"] == 1
+
+
+# ------------------------------------------------------- live: hand-driven peer
+
+
+def zmtp_greeting(as_server: int = 1) -> bytes:
+    return b"\xff" + b"\x00" * 7 + b"\x01\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes([as_server]) + b"\x00" * 31
+
+
+def zmtp_frame(payload: bytes, more: bool = False, command: bool = False) -> bytes:
+    flags = (1 if more else 0) | (4 if command else 0)
+    if len(payload) > 255:
+        return bytes([flags | 2]) + struct.pack(">Q", len(payload)) + payload
+    return bytes([flags, len(payload)]) + payload
+
+
+def zmtp_command(name: bytes, data: bytes) -> bytes:
+    return zmtp_frame(bytes([len(name)]) + name + data, command=True)
+
+
+def recv_exact(conn: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = conn.recv(count - len(data))
+        if not chunk:
+            raise AssertionError(f"peer closed after {len(data)} of {count} bytes")
+        data += chunk
+    return data
+
+
+def recv_frame(conn: socket.socket) -> tuple[int, bytes]:
+    flags = recv_exact(conn, 1)[0]
+    size = struct.unpack(">Q", recv_exact(conn, 8))[0] if flags & 2 else recv_exact(conn, 1)[0]
+    return flags, recv_exact(conn, size)
+
+
+def trickle(conn: socket.socket, data: bytes, rng: random.Random) -> None:
+    """Send in 1–7 byte pieces with pauses, so frames straddle the bridge's polls."""
+    position = 0
+    while position < len(data):
+        size = rng.randint(1, 7)
+        conn.sendall(data[position : position + size])
+        position += size
+        time.sleep(0.0005)
+
+
+def test_subscribes_only_after_ready_and_parses_frames_split_across_reads(godot):
+    """A hand-driven ZMTP peer checks every byte the bridge writes: the greeting (3.0,
+    NULL, client), READY with Socket-Type SUB, *no* subscription until the peer's READY,
+    then "\\x01sparky."; it then trickles messages (short and long frames) and a PING
+    a few bytes at a time and expects a PONG echoing the PING's context."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(WAIT_S)
+    port = server.getsockname()[1]
+    rng = random.Random(7)
+    with godot.live(f"tcp://127.0.0.1:{port}") as run:
+        conn, _ = server.accept()
+        conn.settimeout(WAIT_S)
+        greeting = recv_exact(conn, 64)
+        assert greeting[0] == 0xFF and greeting[9] == 0x7F
+        assert greeting[10:12] == b"\x03\x00", "announces ZMTP 3.0"
+        assert greeting[12:32] == b"NULL".ljust(20, b"\x00") and greeting[32] == 0
+        conn.sendall(zmtp_greeting())
+        flags, ready = recv_frame(conn)
+        assert flags == 0x04 and ready == b"\x05READY\x0bSocket-Type\x00\x00\x00\x03SUB"
+        conn.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            conn.recv(1)  # nothing more may come before our READY
+        conn.settimeout(WAIT_S)
+        conn.sendall(zmtp_command(b"READY", b"\x0bSocket-Type\x00\x00\x00\x03PUB"))
+        assert recv_frame(conn) == (0x00, b"\x01sparky.")
+        run.wait_for(lambda r: r.get("ev") == "connected")
+
+        long_body = body("build-started", 2, build=1, trigger=[f"art/{i:04d}.png" for i in range(40)])
+        assert len(long_body) > 255
+        stream = b"".join(
+            [
+                zmtp_frame(b"sparky.hello", more=True) + zmtp_frame(body("hello", 1, interval_ms=2000, build=0)),
+                zmtp_command(b"PING", b"\x00\x0a" + b"ctx-1234"),
+                zmtp_frame(b"sparky.build-started", more=True) + zmtp_frame(long_body),
+                zmtp_frame(b"sparky.test-stop", more=True) + zmtp_frame(body("test-stop", 3)),
+            ]
+        )
+        trickle(conn, stream, rng)
+        assert recv_frame(conn) == (0x04, b"\x04PONGctx-1234")
+        run.finish()
+        conn.close()
+    server.close()
+    messages = [r for r in run.records if r.get("ev") == "message"]
+    assert [(r["type"], r["seq"], r["rescan"]) for r in messages] == [
+        ("hello", 1, True),
+        ("build-started", 2, False),
+        ("test-stop", 3, False),
+    ]
+    stats = run.stats()
+    assert stats["pings"] == 1 and stats["pongs"] == 1
+
+
+def test_bad_peers_are_dropped_and_retried_with_backoff(godot):
+    """A peer with a wrong signature, then one asking for the CURVE mechanism, then one
+    that closes mid-frame: each connection is dropped and the bridge keeps retrying."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(WAIT_S)
+    port = server.getsockname()[1]
+    with godot.live(f"tcp://127.0.0.1:{port}", deadline_s=20) as run:
+        accepted = []
+        conn, _ = server.accept()
+        accepted.append(time.monotonic())
+        recv_exact(conn, 64)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + b"\x00" * 64)
+        run.wait_for(lambda r: r.get("ev") == "disconnected" and "signature" in r["reason"])
+        conn.close()
+        conn, _ = server.accept()
+        accepted.append(time.monotonic())
+        recv_exact(conn, 64)
+        conn.sendall(zmtp_greeting()[:12] + b"CURVE".ljust(20, b"\x00") + b"\x00" * 32)
+        run.wait_for(lambda r: r.get("ev") == "disconnected" and "CURVE" in r["reason"])
+        conn.close()
+        conn, _ = server.accept()
+        accepted.append(time.monotonic())
+        recv_exact(conn, 64)
+        conn.sendall(zmtp_greeting())
+        recv_frame(conn)
+        conn.sendall(zmtp_command(b"READY", b"\x0bSocket-Type\x00\x00\x00\x03PUB"))
+        recv_frame(conn)
+        conn.sendall(zmtp_frame(b"sparky.hello", more=True) + b"\x02\x00\x00")  # long frame cut short
+        conn.close()
+        run.wait_for(lambda r: r.get("ev") == "disconnected" and "closed" in r["reason"])
+        conn, _ = server.accept()
+        accepted.append(time.monotonic())
+        conn.close()
+    server.close()
+    gaps = [later - earlier for earlier, later in zip(accepted, accepted[1:])]
+    assert all(gap >= 0.09 for gap in gaps), gaps  # backoff starts at 100 ms
+    assert not run.events("message")
+
+
+# ------------------------------------------------------------------ gdtoolkit
+
+
+def gdtoolkit_tool(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} (PyPI gdtoolkit) is not installed")
+    return found
+
+
+def addon_scripts() -> list[Path]:
+    return sorted(ADDON.glob("*.gd")) + sorted((BRIDGE / "tests").glob("*.gd"))
+
+
+def test_every_addon_script_parses_and_is_lint_clean():
+    scripts = addon_scripts()
+    names = {path.name for path in scripts}
+    assert set(CORE_SCRIPTS) | set(GODOT4_ONLY_SCRIPTS) <= names
+    for tool in ("gdparse", "gdlint"):
+        result = subprocess.run(
+            [gdtoolkit_tool(tool), *map(str, scripts)], capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"{tool}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_core_scripts_avoid_version_specific_gdscript():
+    """The core must load in Godot 3 and 4: no `extends`, no annotations, no typed
+    declarations, no PoolByteArray/PackedByteArray names, no API that only one of the
+    two engines has (a Godot 3 run would not catch a Godot-4-only name)."""
+    forbidden = [
+        "extends ", "class_name", "@", "PoolByteArray", "PackedByteArray", "PoolStringArray",
+        "PackedStringArray", ":=", "-> ", "yield(", "await ", "onready", "export ", "OS.get_ticks",
+        "Time.", "ord(", "TYPE_REAL", "TYPE_FLOAT", ".empty()", ".is_empty()", "to_utf8()",
+        "to_utf8_buffer", "FileAccess", "File.new", "funcref", "Callable",
+    ]
+    for name in CORE_SCRIPTS:
+        code_lines = [
+            line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
+            for line in (ADDON / name).read_text(encoding="utf-8").splitlines()
+        ]
+        for number, line in enumerate(code_lines, 1):
+            stripped = line.strip()
+            hits = [word for word in forbidden if word in stripped and not _inside_string(stripped, word)]
+            assert not hits, f"{name}:{number}: {hits} in {stripped!r}"
+            if stripped.startswith(("var ", "const ")) and ":" in stripped.split("=", 1)[0]:
+                raise AssertionError(f"{name}:{number}: typed declaration {stripped!r}")
+
+
+def _inside_string(line: str, word: str) -> bool:
+    index = line.find(word)
+    return line[:index].count('"') % 2 == 1
