@@ -42,11 +42,14 @@ NOISE_FLOOR = 3.0
 """Pixel differences below this multiple of the median difference count as noise."""
 UNMIX_TOLERANCE = 24
 """Colour distance (max per channel) within which cells share a palette colour."""
+NULL_PERMUTATIONS = 6
+"""Shuffled profiles scored to calibrate :attr:`Grid.confidence`."""
 OCTAVE_SUPPORT = 0.35
 """See :func:`_resolve_octaves`."""
-LOW_CONFIDENCE = 0.12
-"""Below this grid confidence, ``pixelize`` with a ``target_size`` ignores the detected
-grid and divides the image evenly into ``target_size`` cells instead."""
+LOW_CONFIDENCE = 0.2
+"""Below this grid confidence, ``pixelize`` with a ``target_size`` keeps the detected
+grid only if it gives about ``target_size`` cells; otherwise it divides the image
+evenly into ``target_size`` cells."""
 DEFAULT_TOLERANCE = 40
 """Largest per-channel difference (0–255) still counted as the background colour."""
 
@@ -161,6 +164,19 @@ def _lattice_support(residue_means: np.ndarray, phase: int, divisor: int) -> flo
     return float(between / main)
 
 
+def _significance(profile: np.ndarray, limit: int, observed: float) -> float:
+    """0..1: how far the chosen period's score stands above the best score the same
+    profile values reach in a random order — the period search run on
+    :data:`NULL_PERMUTATIONS` fixed permutations. ``observed / mean(null best) - 1``,
+    clipped: 0 for noise or photos (some period always fits a few spikes), ≈0.5 for
+    typical fake pixel art, 1 for a crisp grid."""
+    if observed <= 0:
+        return 0.0
+    rng = np.random.default_rng(0)
+    null = [float(_score_axis(rng.permutation(profile), limit).score.max()) for _ in range(NULL_PERMUTATIONS)]
+    return float(np.clip(observed / max(float(np.mean(null)), 1e-9) - 1.0, 0.0, 1.0))
+
+
 def _residue_means(profile: np.ndarray, period: int) -> np.ndarray:
     residues = np.arange(profile.size) % period
     sums = np.bincount(residues, weights=profile, minlength=period)
@@ -211,11 +227,9 @@ def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX
         winner = int(sx.periods[w])
         period = _resolve_octaves([profile_x, profile_y], [int(sx.phase[w]), int(sy.phase[w])], winner)
         i = period - MIN_PERIOD
-        return Grid(
-            period, period,
-            (int(sx.phase[i]) + 1) % period, (int(sy.phase[i]) + 1) % period,
-            float(max(0.0, (sx.ratio[i] + sy.ratio[i]) / 2)),
-        )
+        confidence = (_significance(profile_x, limit, float(sx.score[i]))
+                      + _significance(profile_y, limit, float(sy.score[i]))) / 2
+        return Grid(period, period, (int(sx.phase[i]) + 1) % period, (int(sy.phase[i]) + 1) % period, confidence)
     axes = []
     for profile, limit in ((profile_x, limit_x), (profile_y, limit_y)):
         scores = _score_axis(profile, limit)
@@ -223,7 +237,8 @@ def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX
         winner = int(scores.periods[w])
         period = _resolve_octaves([profile], [int(scores.phase[w])], winner)
         i = period - MIN_PERIOD
-        axes.append((period, (int(scores.phase[i]) + 1) % period, max(0.0, float(scores.ratio[i]))))
+        axes.append((period, (int(scores.phase[i]) + 1) % period,
+                     _significance(profile, limit, float(scores.score[i]))))
     (px, fx, cx), (py, fy, cy) = axes
     return Grid(px, py, fx, fy, (cx + cy) / 2)
 
@@ -505,6 +520,19 @@ def _fit_to_target(cells: np.ndarray, partial_x: np.ndarray, partial_y: np.ndarr
 # --------------------------------------------------------------------------- entry point
 
 
+def _plausible(grid: Grid, size: tuple[int, int], target: tuple[int, int]) -> bool:
+    """Whether to trust a detected grid for a sprite of ``target`` size: always when
+    confident; otherwise only when it gives about the target's number of cells (a
+    weak grid that disagrees with the sprite size is more likely noise)."""
+    if grid.period_x <= 1:
+        return False
+    if grid.confidence >= LOW_CONFIDENCE:
+        return True
+    cells = (size[0] / grid.period_x, size[1] / grid.period_y)
+    return all(t * 0.8 - 1 <= c <= t * 1.25 + 2 for c, t in zip(cells, target))
+
+
+
 def pixelize(
     image: np.ndarray,
     *,
@@ -533,7 +561,7 @@ def pixelize(
             grid = Grid(1, 1, 0, 0, 1.0)
         else:
             grid = detect_grid(rgba)
-            if target_size is not None and grid.confidence < LOW_CONFIDENCE:
+            if target_size is not None and not _plausible(grid, (width, height), (target_w, target_h)):
                 grid = Grid(width / target_w, height / target_h, 0, 0, grid.confidence)
     x_edges, partial_x = cell_edges(width, grid.period_x, grid.phase_x)
     y_edges, partial_y = cell_edges(height, grid.period_y, grid.phase_y)

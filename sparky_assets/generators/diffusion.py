@@ -1,0 +1,800 @@
+"""The diffusion generator: Stable Diffusion (1.5 / SDXL class) through diffusers,
+followed by :func:`~sparky_assets.process.pixelize.pixelize` to turn the model's
+high-resolution "fake pixel art" into frames at sprite resolution.
+
+Settings come from the manifest's ``[generator.diffusion]`` table (see
+:data:`SETTINGS_DOC` and docs/diffusion.md); per-sprite ``negative_prompt``,
+``strength`` and ``pixelize`` come from the sprite. Models load only from a local
+diffusers folder (relative to the project root) or from the local Hugging Face cache
+(``local_files_only=True``): a build never downloads.
+
+Invariants:
+
+* torch, diffusers and friends are imported lazily, inside the methods that run the
+  model; ``validate`` and ``cache_key`` work without them (they read files only), so
+  a ``--frozen`` build on a machine without the extra still computes keys.
+* Every frame's noise comes from its own ``torch.Generator`` seeded with a stable
+  hash (SHA-256, never Python's ``hash()``) of the sprite seed, animation and frame
+  index, so a frame does not depend on which batch it lands in.
+* Loaded pipelines are cached per process (:data:`_PIPELINES`, keyed by model
+  folder, fingerprint, dtype, device and LoRA set): a ``watch`` process loads once.
+* ``cache_key`` covers everything that changes pixels: a content fingerprint of the
+  model (configs by content, weights by safetensors header + size + sampled content
+  chunks — see :func:`model_fingerprint`), LoRA file hashes and weights, every
+  setting, the prompt, seed, size, frames and :data:`GENERATOR_VERSION`.
+* Output frames are ``(height, width, 4) uint8`` RGBA, alpha exactly 0 or 255.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import BuildFailed, Diagnostic, InvalidInput, suggest
+from ..process.pixelize import Grid, parse_colour, pixelize
+from .base import FrameSpec, GenerationRequest
+
+GENERATOR_VERSION = 1
+"""Bump when anything here changes the pixels made for an unchanged request."""
+
+EXTRA_HINT = "the diffusion generator needs the [diffusion] extra: pip install 'sparky-assets[diffusion]'"
+
+SCHEDULERS: dict[str, str] = {
+    "ddim": "DDIMScheduler",
+    "ddpm": "DDPMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "dpm++-karras": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler-a": "EulerAncestralDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "lcm": "LCMScheduler",
+    "pndm": "PNDMScheduler",
+    "unipc": "UniPCMultistepScheduler",
+}
+"""Scheduler names accepted by ``scheduler`` → diffusers class (``default``: the model's own)."""
+
+PIPELINE_FAMILIES: dict[str, tuple[str, str, int]] = {
+    "StableDiffusionPipeline": ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", 512),
+    "StableDiffusionXLPipeline": ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", 1024),
+}
+"""``model_index.json`` ``_class_name`` → (text-to-image class, image-to-image class, default render size)."""
+
+DTYPES = ("auto", "fp16", "bf16", "fp32")
+FRAME_MODES = ("seed", "img2img")
+BACKGROUNDS_DOC = '"auto", "none" or "#rrggbb"'
+
+SETTINGS_DOC: dict[str, str] = {
+    "model": "local diffusers folder (relative to the project root) or a hub id already in the local HF cache",
+    "lora": "LoRA files: [\"a.safetensors\", {path = \"b.safetensors\", weight = 0.8}]",
+    "scheduler": "default | " + " | ".join(SCHEDULERS),
+    "steps": "denoising steps (1..500), default 20",
+    "guidance": "classifier-free guidance scale (0..50), default 7.5",
+    "negative_prompt": "negative prompt for every sprite (a sprite's own replaces it)",
+    "render_size": "generation resolution of the longer side (multiple of 8); default 512 for SD 1.5, 1024 for SDXL, the model's native size otherwise",
+    "dtype": "auto | fp16 | bf16 | fp32 (auto: fp16 on CUDA, else fp32)",
+    "device": "auto | cpu | cuda | cuda:N | mps (auto: cuda, then mps, then cpu)",
+    "batch_size": "images per pipeline call (1..256), default 4",
+    "frames": "seed | img2img: how animation frames are made (see docs/diffusion.md)",
+    "strength": "img2img strength for frames after the base image (0 < s <= 1), default 0.55",
+    "pixelize": "{ grid = \"auto\" | [w, h], background = " + BACKGROUNDS_DOC + ", tolerance = 40 }",
+}
+
+FRAME_PROMPT = "{prompt}, {animation} animation, frame {number} of {count}"
+"""Per-frame prompt variation (animations only; a still sprite uses its prompt)."""
+
+DEFAULT_FRAMES_MODE = "img2img"
+"""Measured on the tiny model (docs/diffusion.md): img2img frames from one base image
+differ far less from each other than independently seeded frames."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class PixelizeSettings:
+    grid: tuple[int, int] | None = None  # cell size in render pixels; None: detect
+    background: str | tuple[int, int, int] = "auto"
+    tolerance: int = 40
+
+    def as_key(self) -> dict[str, Any]:
+        return {"grid": list(self.grid) if self.grid else "auto", "background": self.background
+                if isinstance(self.background, str) else list(self.background), "tolerance": self.tolerance}
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """The parsed ``[generator.diffusion]`` table."""
+
+    model: str
+    lora: tuple[LoraSpec, ...] = ()
+    scheduler: str = "default"
+    steps: int = 20
+    guidance: float = 7.5
+    negative_prompt: str = ""
+    render_size: int | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_size: int = 4
+    frames: str = DEFAULT_FRAMES_MODE
+    strength: float = 0.55
+    pixelize: PixelizeSettings = field(default_factory=PixelizeSettings)
+
+    def as_key(self) -> dict[str, Any]:
+        """Settings that change pixels, JSON-ready (model and LoRA identities are
+        fingerprinted separately; ``batch_size`` does not change pixels)."""
+        return {
+            "scheduler": self.scheduler, "steps": self.steps, "guidance": self.guidance,
+            "negative_prompt": self.negative_prompt, "render_size": self.render_size, "dtype": self.dtype,
+            "device": self.device, "frames": self.frames, "strength": self.strength,
+            "pixelize": self.pixelize.as_key(),
+        }
+
+
+def _key(name: str) -> str:
+    return f"generator.diffusion.{name}"
+
+
+def _parse_pixelize(value: Any, key: str, problems: list[Diagnostic], base: PixelizeSettings | None = None) -> PixelizeSettings:
+    result = base or PixelizeSettings()
+    if value is None:
+        return result
+    if not isinstance(value, Mapping):
+        problems.append(Diagnostic("pixelize must be a table", key=key, expected="{ grid, background, tolerance }",
+                                   found=repr(value), stage="generate"))
+        return result
+    for name, item in value.items():
+        if name == "grid":
+            if item == "auto":
+                result = replace(result, grid=None)
+            elif (isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2
+                  and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256 for v in item)):
+                result = replace(result, grid=(int(item[0]), int(item[1])))
+            elif isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 256:
+                result = replace(result, grid=(item, item))
+            else:
+                problems.append(Diagnostic("invalid pixelize grid", key=f"{key}.grid", expected='"auto" or [w, h] cell size in render pixels (1..256)',
+                                           found=repr(item), stage="generate"))
+        elif name == "background":
+            if item in ("auto", "none"):
+                result = replace(result, background=item)
+            else:
+                try:
+                    result = replace(result, background="#%02x%02x%02x" % parse_colour(item))
+                except (ValueError, TypeError):
+                    problems.append(Diagnostic("invalid pixelize background", key=f"{key}.background",
+                                               expected=BACKGROUNDS_DOC, found=repr(item), stage="generate"))
+        elif name == "tolerance":
+            if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 255:
+                result = replace(result, tolerance=item)
+            else:
+                problems.append(Diagnostic("invalid pixelize tolerance", key=f"{key}.tolerance", expected="an integer 0..255",
+                                           found=repr(item), stage="generate"))
+        else:
+            hint = suggest(name, ("grid", "background", "tolerance"))
+            problems.append(Diagnostic(f"unknown pixelize key '{name}'", key=f"{key}.{name}",
+                                       expected="grid, background or tolerance", hint=hint, stage="generate"))
+    return result
+
+
+def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | None, list[Diagnostic]]:
+    """Parse and check the ``[generator.diffusion]`` table; every problem is returned."""
+    problems: list[Diagnostic] = []
+
+    def bad(name: str, expected: str, found: Any) -> None:
+        problems.append(Diagnostic(f"invalid value for '{name}'", key=_key(name), expected=expected, found=repr(found),
+                                   stage="generate"))
+
+    def number(name: str, value: Any, low: float, high: float, integer: bool) -> Any:
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not (low <= value <= high):
+            bad(name, f"{'an integer' if integer else 'a number'} in {low:g}..{high:g}", value)
+            return None
+        return int(value) if integer else float(value)
+
+    values: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name not in SETTINGS_DOC:
+            hint = suggest(name, SETTINGS_DOC)
+            problems.append(Diagnostic(f"unknown setting '{name}' for the diffusion generator", key=_key(name),
+                                       expected=", ".join(SETTINGS_DOC), found=repr(name), hint=hint, stage="generate"))
+            continue
+        if name == "model":
+            if not isinstance(value, str) or not value.strip():
+                bad(name, "a folder path or hub id", value)
+            else:
+                values[name] = value.strip()
+        elif name == "lora":
+            items = [value] if isinstance(value, (str, Mapping)) else value
+            loras = []
+            if not isinstance(items, Sequence):
+                bad(name, 'a list of paths or {path, weight} tables', value)
+                continue
+            for i, item in enumerate(items):
+                if isinstance(item, str) and item:
+                    loras.append(LoraSpec(item))
+                elif (isinstance(item, Mapping) and isinstance(item.get("path"), str)
+                      and set(item) <= {"path", "weight"}
+                      and isinstance(item.get("weight", 1.0), (int, float)) and not isinstance(item.get("weight", 1.0), bool)):
+                    loras.append(LoraSpec(item["path"], float(item.get("weight", 1.0))))
+                else:
+                    problems.append(Diagnostic("invalid LoRA entry", key=f"{_key(name)}[{i}]",
+                                               expected='"path.safetensors" or { path = "...", weight = 0.8 }',
+                                               found=repr(item), stage="generate"))
+            values[name] = tuple(loras)
+        elif name == "scheduler":
+            if value != "default" and value not in SCHEDULERS:
+                hint = suggest(str(value), list(SCHEDULERS) + ["default"])
+                problems.append(Diagnostic(f"unknown scheduler '{value}'", key=_key(name),
+                                           expected="default, " + ", ".join(SCHEDULERS), found=repr(value), hint=hint,
+                                           stage="generate"))
+            else:
+                values[name] = value
+        elif name == "steps":
+            values[name] = number(name, value, 1, 500, True)
+        elif name == "guidance":
+            values[name] = number(name, value, 0, 50, False)
+        elif name == "negative_prompt":
+            if isinstance(value, str):
+                values[name] = value
+            else:
+                bad(name, "a string", value)
+        elif name == "render_size":
+            size = number(name, value, 8, 4096, True)
+            if size is not None and size % 8:
+                bad(name, "a multiple of 8", value)
+            elif size is not None:
+                values[name] = size
+        elif name == "dtype":
+            if value in DTYPES:
+                values[name] = value
+            else:
+                problems.append(Diagnostic(f"unknown dtype '{value}'", key=_key(name), expected=", ".join(DTYPES),
+                                           found=repr(value), hint=suggest(str(value), DTYPES), stage="generate"))
+        elif name == "device":
+            if isinstance(value, str) and (value in ("auto", "cpu", "cuda", "mps") or
+                                           (value.startswith("cuda:") and value[5:].isdigit())):
+                values[name] = value
+            else:
+                bad(name, "auto, cpu, cuda, cuda:N or mps", value)
+        elif name == "batch_size":
+            values[name] = number(name, value, 1, 256, True)
+        elif name == "frames":
+            if value in FRAME_MODES:
+                values[name] = value
+            else:
+                problems.append(Diagnostic(f"unknown frames mode '{value}'", key=_key(name), expected=" or ".join(FRAME_MODES),
+                                           found=repr(value), hint=suggest(str(value), FRAME_MODES), stage="generate"))
+        elif name == "strength":
+            strength = number(name, value, 0, 1, False)
+            if strength is not None and strength <= 0:
+                bad(name, "a number in (0, 1]", value)
+            elif strength is not None:
+                values[name] = strength
+        elif name == "pixelize":
+            values[name] = _parse_pixelize(value, _key(name), problems)
+    if "model" not in settings:
+        problems.append(Diagnostic("the diffusion generator needs a model", key="generator.diffusion",
+                                   expected='model = "models/sd15-pixel" (a local diffusers folder) or a cached hub id',
+                                   found="no 'model' setting", stage="generate"))
+    if problems:
+        return None, problems
+    return DiffusionSettings(**{k: v for k, v in values.items() if v is not None}), []
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _hub_cache_dir() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:
+        return os.environ.get("HF_HUB_CACHE") or os.path.join(
+            os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+
+
+def _looks_like_hub_id(reference: str) -> bool:
+    parts = reference.split("/")
+    return (len(parts) == 2 and all(parts) and not reference.startswith((".", "/", "~"))
+            and not any(reference.endswith(ext) for ext in (".safetensors", ".ckpt", ".bin")))
+
+
+def resolve_model(reference: str, root: Path) -> Path:
+    """The local folder of ``reference``: a diffusers folder under the project root,
+    or a hub id's snapshot in the local HF cache. Never downloads.
+
+    Raises :class:`InvalidInput` naming the reference, where it looked and how to
+    fetch the model on a connected machine.
+    """
+    candidate = (Path(root) / reference).expanduser()
+    if candidate.is_dir():
+        if not (candidate / "model_index.json").is_file():
+            raise InvalidInput(Diagnostic(
+                f"model folder '{reference}' is not a diffusers pipeline folder (no model_index.json)", key=_key("model"),
+                expected="a folder saved with save_pretrained (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)",
+                found=f"{candidate}", stage="generate",
+                hint="convert a single-file checkpoint with diffusers' from_single_file(...).save_pretrained(folder)"))
+        return candidate
+    looked = [str(candidate)]
+    if _looks_like_hub_id(reference):
+        cache = _hub_cache_dir()
+        looked.append(f"the Hugging Face cache ({cache})")
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(reference, local_files_only=True))
+            if (folder / "model_index.json").is_file():
+                return folder
+        except ImportError:
+            looked[-1] += " — huggingface_hub is not installed"
+        except Exception:  # noqa: BLE001 - LocalEntryNotFoundError & friends: not cached
+            pass
+        hint = (f"on a connected machine run `huggingface-cli download {reference} --local-dir {Path(reference).name}` "
+                f"and set model = \"{Path(reference).name}\" (or copy the HF cache)")
+    else:
+        hint = ("on a connected machine run `huggingface-cli download <org>/<model> --local-dir "
+                f"{reference}` (e.g. a Stable Diffusion 1.5 pixel-art model) and copy the folder here")
+    raise InvalidInput(Diagnostic(f"model '{reference}' not found (looked in {' and '.join(looked)}); builds never download",
+                                  key=_key("model"), expected="a local diffusers folder or a hub id in the local cache",
+                                  found="nothing", hint=hint, stage="generate"))
+
+
+_SAMPLE_CHUNKS = 16
+_CHUNK_BYTES = 64 * 1024
+_SMALL_FILE = 4 * 1024 * 1024
+_SKIPPED_SUFFIXES = (".md", ".png", ".jpg", ".jpeg", ".gif", ".webp")
+_fingerprint_memo: dict[tuple, str] = {}
+_memo_lock = threading.Lock()
+
+
+def _file_digest(path: Path, size: int) -> dict[str, Any]:
+    """Content identity of one file: small files by full SHA-256; large ones by size,
+    the safetensors header (tensor names, dtypes, shapes, offsets) and SHA-256 of 16
+    evenly spaced 64 KiB chunks — a few MiB read instead of gigabytes, and still
+    different for any two real fine-tunes (their values differ everywhere)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        if size <= _SMALL_FILE:
+            digest.update(handle.read())
+            return {"size": size, "sha256": digest.hexdigest()}
+        if path.suffix == ".safetensors":
+            header_len = int.from_bytes(handle.read(8), "little")
+            digest.update(handle.read(min(header_len, 100 * 1024 * 1024)))
+        for i in range(_SAMPLE_CHUNKS):
+            handle.seek((size - _CHUNK_BYTES) * i // (_SAMPLE_CHUNKS - 1))
+            digest.update(handle.read(_CHUNK_BYTES))
+    return {"size": size, "sampled_sha256": digest.hexdigest()}
+
+
+def model_fingerprint(folder: Path) -> str:
+    """A content fingerprint of a diffusers folder, the same on every machine.
+
+    Every file except docs/images is included by relative path (sorted): configs,
+    tokenizer files and small weights by full content hash, large weights by
+    :func:`_file_digest`. Never mtimes. Memoised per process on (path, size,
+    mtime_ns) of every file, so ``watch`` re-hashes only after a file changes.
+    """
+    folder = Path(folder)
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") for part in Path(relative).parts) or path.suffix.lower() in _SKIPPED_SUFFIXES:
+            continue
+        if path.is_file():
+            stat = path.stat()
+            files.append((relative, path, stat.st_size, stat.st_mtime_ns))
+    memo_key = (str(folder.resolve()), tuple((r, s, m) for r, _, s, m in files))
+    with _memo_lock:
+        if memo_key in _fingerprint_memo:
+            return _fingerprint_memo[memo_key]
+    entries = {relative: _file_digest(path, size) for relative, path, size, _ in files}
+    fingerprint = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    with _memo_lock:
+        _fingerprint_memo[memo_key] = fingerprint
+    return fingerprint
+
+
+def file_sha256(path: Path) -> str:
+    """Full SHA-256 of a file (LoRAs are small), memoised on (path, size, mtime_ns)."""
+    stat = path.stat()
+    memo_key = ("file", str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _memo_lock:
+        if memo_key in _fingerprint_memo:
+            return _fingerprint_memo[memo_key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    with _memo_lock:
+        _fingerprint_memo[memo_key] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def frame_seed(seed: int, animation: str, index: int) -> int:
+    """Stable per-frame seed: SHA-256 of (seed, animation, index) → 63-bit int."""
+    data = json.dumps([int(seed), animation, int(index)]).encode()
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") & ((1 << 63) - 1)
+
+
+# --------------------------------------------------------------------------- pipelines
+
+
+@dataclass
+class LoadedPipeline:
+    """A loaded text-to-image pipeline plus what generation needs to know about it."""
+
+    text2img: Any
+    family: str
+    default_size: int
+    native_size: int
+    scheduler_config: Mapping[str, Any]
+    device: str
+    dtype_name: str
+    load_s: float
+    img2img: Any = None
+
+    def image_to_image(self) -> Any:
+        if self.img2img is None:
+            import diffusers
+
+            cls = getattr(diffusers, PIPELINE_FAMILIES[self.family][1])
+            extra = {"requires_safety_checker": False} if self.family == "StableDiffusionPipeline" else {}
+            self.img2img = cls(**self.text2img.components, **extra)
+            self.img2img.set_progress_bar_config(disable=True)
+        return self.img2img
+
+
+_PIPELINES: dict[tuple, LoadedPipeline] = {}
+_PIPELINES_LOCK = threading.Lock()
+
+
+def clear_pipeline_cache() -> None:
+    """Forget every loaded pipeline (tests; freeing GPU memory)."""
+    with _PIPELINES_LOCK:
+        _PIPELINES.clear()
+
+
+def _import_torch():
+    try:
+        import diffusers  # noqa: F401
+        import torch
+    except ImportError as exc:
+        raise BuildFailed(Diagnostic(f"{EXTRA_HINT} ({exc})", stage="generate")) from exc
+    return torch
+
+
+def resolve_device(setting: str) -> str:
+    torch = _import_torch()
+    if setting != "auto":
+        if setting.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidInput(Diagnostic("device 'cuda' requested but CUDA is not available", key=_key("device"),
+                                          expected="auto, cpu or an available device", found=setting, stage="generate"))
+        if setting == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InvalidInput(Diagnostic("device 'mps' requested but MPS is not available", key=_key("device"),
+                                          expected="auto, cpu or an available device", found=setting, stage="generate"))
+        return setting
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(setting: str, device: str) -> str:
+    if setting == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    return setting
+
+
+def _dtype_argument() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); use the
+    name this installed version prefers."""
+    try:
+        from diffusers.utils import deprecation_utils
+
+        return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+    except ImportError:
+        return "torch_dtype"
+
+
+def load_pipeline(folder: Path, fingerprint: str, settings: DiffusionSettings, root: Path) -> tuple[LoadedPipeline, bool]:
+    """Load (or reuse) the pipeline for ``folder`` with the settings' dtype, device
+    and LoRAs. Cached per process; the flag says whether it was loaded just now."""
+    torch = _import_torch()
+    import diffusers
+
+    device = resolve_device(settings.device)
+    dtype_name = resolve_dtype(settings.dtype, device)
+    loras = tuple((str((root / l.path).resolve()), file_sha256(root / l.path), l.weight) for l in settings.lora)
+    key = (str(folder.resolve()), fingerprint, dtype_name, device, loras)
+    with _PIPELINES_LOCK:
+        cached = _PIPELINES.get(key)
+        if cached is not None:
+            return cached, False
+        started = time.perf_counter()
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        class_name = index.get("_class_name", "")
+        if class_name not in PIPELINE_FAMILIES:
+            raise InvalidInput(Diagnostic(f"unsupported pipeline class '{class_name}' in {folder / 'model_index.json'}",
+                                          key=_key("model"), expected=" or ".join(PIPELINE_FAMILIES), found=class_name,
+                                          stage="generate"))
+        cls = getattr(diffusers, PIPELINE_FAMILIES[class_name][0])
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
+        extra = {"safety_checker": None, "requires_safety_checker": False} if class_name == "StableDiffusionPipeline" else {}
+        try:
+            pipe = cls.from_pretrained(str(folder), **{_dtype_argument(): dtype}, local_files_only=True, **extra)
+        except Exception as exc:  # noqa: BLE001 - diffusers raises many types for a broken folder
+            raise BuildFailed(Diagnostic(f"could not load model from {folder}: {type(exc).__name__}: {exc}",
+                                         key=_key("model"), stage="generate")) from exc
+        if loras:
+            names = []
+            for i, (path, _, _) in enumerate(loras):
+                name = f"sparky_lora_{i}"
+                try:
+                    pipe.load_lora_weights(path, adapter_name=name)
+                except Exception as exc:  # noqa: BLE001
+                    raise InvalidInput(Diagnostic(f"could not load LoRA {path}: {type(exc).__name__}: {exc}",
+                                                  key=f"{_key('lora')}[{i}]", stage="generate")) from exc
+                names.append(name)
+            pipe.set_adapters(names, adapter_weights=[w for _, _, w in loras])
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        sample = pipe.unet.config.sample_size
+        native = (sample[0] if isinstance(sample, (list, tuple)) else sample) * vae_factor
+        default = PIPELINE_FAMILIES[class_name][2] if native >= 256 else native
+        loaded = LoadedPipeline(pipe, class_name, default, native, dict(pipe.scheduler.config), device, dtype_name,
+                                time.perf_counter() - started)
+        _PIPELINES[key] = loaded
+        return loaded, True
+
+
+def make_scheduler(name: str, config: Mapping[str, Any]):
+    import diffusers
+
+    if name == "default":
+        return getattr(diffusers, config["_class_name"]).from_config(config)
+    cls = getattr(diffusers, SCHEDULERS[name])
+    if name == "dpm++-karras":
+        return cls.from_config(config, use_karras_sigmas=True)
+    return cls.from_config(config)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass
+class _FrameJob:
+    request: int
+    frame: int
+    prompt: str
+    negative: str
+    seed: int
+    width: int
+    height: int
+    strength: float
+    init: np.ndarray | None = None
+
+
+def render_dimensions(width: int, height: int, render_size: int) -> tuple[int, int]:
+    """Generation size: the longer side is ``render_size``, the other keeps the
+    sprite's aspect ratio, both rounded to multiples of 8."""
+    scale = render_size / max(width, height)
+    return (max(8, int(round(width * scale / 8)) * 8), max(8, int(round(height * scale / 8)) * 8))
+
+
+def frame_prompt(prompt: str, spec: FrameSpec, count: int) -> str:
+    if not spec.animation:
+        return prompt
+    return FRAME_PROMPT.format(prompt=prompt, animation=spec.animation, number=spec.index + 1, count=count)
+
+
+class DiffusionGenerator:
+    """Stable Diffusion → pixelize. See the module docstring and docs/diffusion.md."""
+
+    name: ClassVar[str] = "diffusion"
+    needs_lock: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.last_stats: dict[str, Any] = {}
+
+    # -- contract ----------------------------------------------------------------
+
+    def validate(self, request: GenerationRequest) -> list[Diagnostic]:
+        settings, problems = parse_settings(request.settings)
+        sprite_problems = self._sprite_options(request)[1]
+        problems = problems + sprite_problems
+        if not request.prompt:
+            problems.append(Diagnostic("a diffusion sprite needs a prompt", key="prompt", expected='prompt = "…"',
+                                       found="none", sprite=request.sprite, stage="generate"))
+        if settings is None:
+            return problems
+        try:
+            resolve_model(settings.model, request.root)
+        except InvalidInput as exc:
+            problems.extend(exc.diagnostics)
+        for i, lora in enumerate(settings.lora):
+            if not (request.root / lora.path).is_file():
+                problems.append(Diagnostic(f"LoRA file '{lora.path}' not found", key=f"{_key('lora')}[{i}]",
+                                           expected="a .safetensors file relative to the project root",
+                                           found=str(request.root / lora.path), stage="generate"))
+        return problems
+
+    def input_files(self, request: GenerationRequest) -> list[Path]:
+        settings, _ = parse_settings(request.settings)
+        if settings is None:
+            return []
+        files = [request.root / lora.path for lora in settings.lora]
+        local = request.root / settings.model
+        if local.is_dir():
+            files.append(local / "model_index.json")
+        return files
+
+    def cache_key(self, request: GenerationRequest) -> Mapping[str, Any]:
+        settings, problems = parse_settings(request.settings)
+        options, sprite_problems = self._sprite_options(request)
+        if settings is None or sprite_problems:
+            raise InvalidInput(problems + sprite_problems)
+        folder = resolve_model(settings.model, request.root)
+        return {
+            "generator": self.name,
+            "version": GENERATOR_VERSION,
+            "model": {"fingerprint": model_fingerprint(folder)},
+            "lora": [{"sha256": file_sha256(request.root / l.path), "weight": l.weight} for l in settings.lora],
+            "settings": settings.as_key(),
+            "sprite": {**options, "pixelize": options["pixelize"].as_key()},
+            "prompt": request.prompt,
+            "seed": request.seed,
+            "size": [request.width, request.height],
+            "frames": [[f.animation, f.index] for f in request.frames],
+        }
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[np.ndarray]]:
+        torch = _import_torch()
+        started = time.perf_counter()
+        stats = {"load_s": 0.0, "generate_s": 0.0, "pixelize_s": 0.0, "images": 0, "batches": 0}
+        results: list[list[np.ndarray] | None] = [None] * len(requests)
+        # Requests with identical pipeline settings share batches.
+        groups: dict[str, list[int]] = {}
+        parsed: list[tuple[DiffusionSettings, dict[str, Any]]] = []
+        for i, request in enumerate(requests):
+            settings, problems = parse_settings(request.settings)
+            options, sprite_problems = self._sprite_options(request)
+            if settings is None or sprite_problems:
+                raise InvalidInput([replace(d, sprite=request.sprite) for d in problems + sprite_problems])
+            parsed.append((settings, options))
+            group = json.dumps([settings.model, str(request.root), [(l.path, l.weight) for l in settings.lora],
+                                settings.as_key(), settings.batch_size], sort_keys=True, default=str)
+            groups.setdefault(group, []).append(i)
+        for indices in groups.values():
+            settings = parsed[indices[0]][0]
+            root = requests[indices[0]].root
+            folder = resolve_model(settings.model, root)
+            loaded, fresh = load_pipeline(folder, model_fingerprint(folder), settings, root)
+            if fresh:
+                stats["load_s"] += loaded.load_s
+            stats["loaded"] = stats.get("loaded", 0) + int(fresh)
+            render_size = settings.render_size or loaded.default_size
+            images = self._run_group(torch, loaded, settings, [requests[i] for i in indices],
+                                     [parsed[i][1] for i in indices], render_size, stats)
+            pixelize_started = time.perf_counter()
+            for local, i in enumerate(indices):
+                request, options = requests[i], parsed[i][1]
+                pix = options["pixelize"]
+                grid = Grid(pix.grid[0], pix.grid[1], 0, 0, 1.0) if pix.grid else None
+                results[i] = [pixelize(image, grid=grid, target_size=(request.width, request.height),
+                                       background=pix.background, tolerance=pix.tolerance) for image in images[local]]
+            stats["pixelize_s"] += time.perf_counter() - pixelize_started
+            stats["device"], stats["dtype"] = loaded.device, loaded.dtype_name
+        stats["total_s"] = time.perf_counter() - started
+        self.last_stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
+        return [r if r is not None else [] for r in results]
+
+    # -- internals ---------------------------------------------------------------
+
+    def _sprite_options(self, request: GenerationRequest) -> tuple[dict[str, Any], list[Diagnostic]]:
+        """Per-sprite options merged over the settings: negative prompt, strength,
+        pixelize. Returned in a JSON-ready form for the cache key."""
+        problems: list[Diagnostic] = []
+        settings, _ = parse_settings(request.settings)
+        base = settings or DiffusionSettings(model="")
+        negative = request.options.get("negative_prompt", base.negative_prompt)
+        if not isinstance(negative, str):
+            problems.append(Diagnostic("negative_prompt must be a string", key="negative_prompt", found=repr(negative),
+                                       stage="generate"))
+            negative = base.negative_prompt
+        strength = request.options.get("strength", base.strength)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+            problems.append(Diagnostic("invalid strength", key="strength", expected="a number in (0, 1]",
+                                       found=repr(strength), stage="generate"))
+            strength = base.strength
+        pix = _parse_pixelize(request.options.get("pixelize"), "pixelize", problems, base.pixelize)
+        problems = [replace(d, sprite=request.sprite) for d in problems]
+        return {"negative_prompt": negative, "strength": float(strength), "pixelize": pix}, problems
+
+    def _run_group(self, torch, loaded: LoadedPipeline, settings: DiffusionSettings,
+                   requests: Sequence[GenerationRequest], options: Sequence[dict[str, Any]], render_size: int,
+                   stats: dict[str, Any]) -> list[list[np.ndarray]]:
+        """Render every frame of ``requests`` (same settings) in batches; returns
+        uint8 RGB images per request, frames in order."""
+        jobs: list[_FrameJob] = []
+        for r, (request, opts) in enumerate(zip(requests, options)):
+            width, height = render_dimensions(request.width, request.height, render_size)
+            counts: dict[str, int] = {}
+            for spec in request.frames:
+                counts[spec.animation] = counts.get(spec.animation, 0) + 1
+            for f, spec in enumerate(request.frames):
+                jobs.append(_FrameJob(r, f, frame_prompt(request.prompt or "", spec, counts[spec.animation]),
+                                      opts["negative_prompt"], frame_seed(request.seed, spec.animation, spec.index),
+                                      width, height, opts["strength"]))
+        scheduler = make_scheduler(settings.scheduler, loaded.scheduler_config)
+        generate_started = time.perf_counter()
+        if settings.frames == "img2img":
+            # One base image per sprite (its own seed, the plain prompt), then every
+            # frame is an img2img variation of it.
+            bases = [_FrameJob(r, -1, request.prompt or "", options[r]["negative_prompt"],
+                               frame_seed(request.seed, "", -1),
+                               *render_dimensions(request.width, request.height, render_size), options[r]["strength"])
+                     for r, request in enumerate(requests)]
+            base_images = self._batched(torch, loaded, loaded.text2img, scheduler, settings, bases, stats, img2img=False)
+            for job in jobs:
+                job.init = base_images[job.request]
+            images = self._batched(torch, loaded, loaded.image_to_image(), scheduler, settings, jobs, stats, img2img=True)
+        else:
+            images = self._batched(torch, loaded, loaded.text2img, scheduler, settings, jobs, stats, img2img=False)
+        stats["generate_s"] += time.perf_counter() - generate_started
+        per_request: list[list[np.ndarray]] = [[] for _ in requests]
+        for job, image in zip(jobs, images):
+            per_request[job.request].append(image)
+        return per_request
+
+    def _batched(self, torch, loaded: LoadedPipeline, pipe, scheduler, settings: DiffusionSettings,
+                 jobs: Sequence[_FrameJob], stats: dict[str, Any], *, img2img: bool) -> list[np.ndarray]:
+        """Run ``jobs`` in batches of ``batch_size``; jobs of different render size or
+        strength never share a batch. Returns uint8 RGB images in job order."""
+        pipe.scheduler = scheduler
+        out: list[np.ndarray | None] = [None] * len(jobs)
+        buckets: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            buckets.setdefault((job.width, job.height, job.strength if img2img else None), []).append(i)
+        generator_device = "cpu" if loaded.device == "mps" else loaded.device
+        for (width, height, strength), members in buckets.items():
+            for start in range(0, len(members), settings.batch_size):
+                batch = [jobs[i] for i in members[start : start + settings.batch_size]]
+                kwargs: dict[str, Any] = dict(
+                    prompt=[j.prompt for j in batch],
+                    negative_prompt=[j.negative for j in batch] if any(j.negative for j in batch) else None,
+                    num_inference_steps=settings.steps,
+                    guidance_scale=settings.guidance,
+                    generator=[torch.Generator(generator_device).manual_seed(j.seed) for j in batch],
+                    output_type="np",
+                )
+                if img2img:
+                    kwargs["image"] = [j.init.astype(np.float32)[None] / 255.0 for j in batch]
+                    kwargs["image"] = np.concatenate(kwargs["image"], axis=0)
+                    kwargs["strength"] = strength
+                else:
+                    kwargs["height"], kwargs["width"] = height, width
+                with torch.inference_mode():
+                    result = pipe(**kwargs).images
+                for i, image in zip(members[start : start + settings.batch_size], result):
+                    out[i] = (np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255).round().astype(np.uint8)
+                stats["images"] += len(batch)
+                stats["batches"] += 1
+        return [image for image in out if image is not None]
