@@ -50,9 +50,18 @@ __all__ = ["PackError", "PackResult", "Placement", "occupancy", "pack_maxrects"]
 _X, _Y, _R, _B, _W, _H, _PAGE = range(7)
 _NO_FIT = np.iinfo(np.int64).max
 
-# Above this many rects only the first (usually best) sort order is tried, so large
-# inputs stay well under a second; below it every order is tried and the best kept.
-_MULTI_ORDER_LIMIT = 2000
+# Several attempts (sort order x starting page size) are packed and the best kept,
+# as long as attempts x rects stays within this many placements: small atlases get
+# every attempt, 5,000 rects get exactly one, so large inputs stay well under a second.
+_PLACEMENT_BUDGET = 4000
+
+# Starting page size (area scale, width/height) of each attempt, most useful first.
+_PAGE_STARTS = tuple((scale, aspect) for scale in (1.0, 1.1, 1.05, 1.2)
+                     for aspect in (1.0, 1.3, 1 / 1.3))
+
+# A page that is full grows by 1/_GROWTH_DIVISOR of its side (at least the rect):
+# small steps keep the final bounding box tight.
+_GROWTH_DIVISOR = 64
 
 
 class PackError(ValueError):
@@ -134,16 +143,12 @@ def pack_maxrects(
     # outside the real page. Two rects are then always >= padding apart.
     padded_w = widths + padding
     padded_h = heights + padding
-    sizing = _PageSizing(limit_w, limit_h, padding, power_of_two, square)
-
-    orders = _sort_orders(widths, heights)
-    if count > _MULTI_ORDER_LIMIT:
-        orders = orders[:1]
-
     best: tuple[tuple[int, int], PackResult] | None = None
-    for order in orders:
+    for order, sizing in _attempts(widths, heights, count, limit_w, limit_h, padding,
+                                   power_of_two, square):
         pages, xs, ys = _pack_in_order(order, padded_w, heights=padded_h, sizing=sizing)
         result = _finish(pages, xs, ys, widths, heights, sizing)
+        # Fewest pages, then least page area; the earlier attempt wins a tie.
         rank = (len(result.page_sizes), sum(w * h for w, h in result.page_sizes))
         if best is None or rank < best[0]:
             best = (rank, result)
@@ -210,6 +215,22 @@ def _validated_sizes(
     return widths, heights
 
 
+def _attempts(widths: np.ndarray, heights: np.ndarray, count: int, limit_w: int,
+              limit_h: int, padding: int, power_of_two: bool,
+              square: bool) -> list[tuple[np.ndarray, _PageSizing]]:
+    """(order, page sizing) pairs to try, best first, within the placement budget."""
+    orders = _sort_orders(widths, heights)
+    sizings: list[_PageSizing] = []
+    for scale, aspect in _PAGE_STARTS:
+        if square or power_of_two:
+            aspect = 1.0  # not used by these page shapes: skip the duplicates
+        sizing = _PageSizing(limit_w, limit_h, padding, power_of_two, square, scale, aspect)
+        if sizing not in sizings:
+            sizings.append(sizing)
+    pairs = [(order, sizing) for sizing in sizings for order in orders]
+    return pairs[: max(1, _PLACEMENT_BUDGET // count)]
+
+
 def _sort_orders(widths: np.ndarray, heights: np.ndarray) -> list[np.ndarray]:
     """Packing orders, best first on typical sprite sets; ties go to the lower index.
 
@@ -243,19 +264,24 @@ class _PageSizing:
     padding: int
     power_of_two: bool
     square: bool
+    area_scale: float = 1.0
+    """A new page starts at ``area_scale`` times the area still to pack..."""
+    aspect: float = 1.0
+    """...with width / height about ``aspect`` (ignored for square pages)."""
 
     def initial(self, area: int, need_w: int, need_h: int) -> tuple[int, int]:
         """A page for the remaining padded ``area`` that fits a need_w x need_h rect
         (real pixels). Sized to the area; growth takes care of a bad estimate."""
         pad = self.padding
         need_w, need_h = min(need_w, self.max_w), min(need_h, self.max_h)
+        area = max(1, int(area * self.area_scale))
         if self.power_of_two:
             return self._initial_pow2(area, need_w, need_h)
         if self.square:
             side = max(math.isqrt(area - 1) + 1 - pad, need_w, need_h)
             side = min(side, self.max_w)
             return side, side
-        width = min(max(math.isqrt(area - 1) + 1 - pad, need_w), self.max_w)
+        width = min(max(math.isqrt(int(area * self.aspect) - 1) + 1 - pad, need_w), self.max_w)
         height = min(max(-(-area // (width + pad)) - pad, need_h), self.max_h)
         return width, height
 
@@ -287,15 +313,15 @@ class _PageSizing:
             if self.power_of_two:
                 side = width * 2
             else:
-                side = width + max(-(-width // 8), need_w, need_h)
+                side = width + max(-(-width // _GROWTH_DIVISOR), need_w, need_h)
             side = min(side, self.max_w)
             return side, side
         grow_width = width < self.max_w and (width <= height or height >= self.max_h)
         if grow_width:
-            step = width if self.power_of_two else max(-(-width // 8), need_w)
+            step = width if self.power_of_two else max(-(-width // _GROWTH_DIVISOR), need_w)
             return min(width + step, self.max_w), height
         if height < self.max_h:
-            step = height if self.power_of_two else max(-(-height // 8), need_h)
+            step = height if self.power_of_two else max(-(-height // _GROWTH_DIVISOR), need_h)
             return width, min(height + step, self.max_h)
         return width, height
 
@@ -423,7 +449,7 @@ def _pack_in_order(
                 best = int(key.argmin())
                 best_key = key[best]
                 if best_key != _NO_FIT:
-                    ties = np.flatnonzero(key == best_key)
+                    ties = np.nonzero(key == best_key)[0]
                     if len(ties) > 1:  # top-most, then left-most
                         position = cols[_Y, ties] * page_stride + cols[_X, ties]
                         best = int(ties[position.argmin()])
@@ -474,8 +500,8 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
     # Closed test: rects that intersect or touch the placed one. Only these can be
     # split, and only these can contain a new piece (every piece borders the placed
     # rect), so the prune never needs the rest of the list.
-    near = np.flatnonzero((cols[_X, :n] <= ur) & (cols[_R, :n] >= ux)
-                          & (cols[_Y, :n] <= ub) & (cols[_B, :n] >= uy)).tolist()
+    near = np.nonzero((cols[_X, :n] <= ur) & (cols[_R, :n] >= ux)
+                      & (cols[_Y, :n] <= ub) & (cols[_B, :n] >= uy))[0].tolist()
     around = cols[:4, near].T.tolist()
     holes: list[int] = []
     pieces: list[tuple[int, int, int, int]] = []
@@ -505,7 +531,8 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
     # Largest first: a piece inside another piece then always meets that piece (or
     # one containing it) among the survivors already kept; of identical pieces the
     # first is kept. Sorting by (-area, position in the list) is deterministic.
-    useful.sort(key=lambda p: -(p[2] - p[0]) * (p[3] - p[1]))
+    if len(useful) > 1:
+        useful.sort(key=lambda p: (p[0] - p[2]) * (p[3] - p[1]))
     kept: list[tuple[int, int, int, int]] = []
     survivors: list[list[int]] = []
     for piece in useful:
@@ -536,8 +563,8 @@ def _grow_page(free: _FreeRects, page: int, lane: int, page_stride: int,
     n = free.count
     cols = free.cols[:, :n]
     on_page = cols[_PAGE] == page * page_stride
-    cols[_R, np.flatnonzero(on_page & (cols[_R] == old_r))] = new_r
-    cols[_B, np.flatnonzero(on_page & (cols[_B] == old_b))] = new_b
+    cols[_R, np.nonzero(on_page & (cols[_R] == old_r))[0]] = new_r
+    cols[_B, np.nonzero(on_page & (cols[_B] == old_b))[0]] = new_b
     cols[_W] = cols[_R] - cols[_X]
     cols[_H] = cols[_B] - cols[_Y]
     strips = []
