@@ -169,6 +169,9 @@ def _ramp_targets(spec: _HueSpec) -> np.ndarray:
     return np.array(targets)
 
 
+_RAMP_DISTANCE_WEIGHTS = (0.6, 1.5, 1.5)
+
+
 class _ColorSource:
     """Turns OKLab targets into RGB: free (gamut-clipped) or nearest palette colour."""
 
@@ -189,17 +192,21 @@ class _ColorSource:
         hue = _lerp_hue(primary.hue, 290.0, 0.5)
         return _oklab_to_srgb(_lch(0.2, 0.045, hue))
 
-    def pick(self, targets: np.ndarray) -> np.ndarray:
-        """RGB for each OKLab target; palette mode avoids the outline colour."""
+    def pick(self, targets: np.ndarray, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """RGB for each OKLab target; palette mode avoids the outline colour.
+        ``weights`` scale the (L, a, b) axes of the distance."""
         if self.palette_lab is None:
             return _oklab_to_srgb(targets)
-        distances = ((targets[:, None, :] - self.palette_lab[None, :, :]) ** 2).sum(-1)
+        scale = np.asarray(weights)
+        distances = (((targets[:, None, :] - self.palette_lab[None, :, :]) * scale) ** 2).sum(-1)
         if len(self.palette_rgb) > 1:
             distances[:, self.outline_index] = np.inf
         return self.palette_rgb[np.argmin(distances, axis=1)]
 
     def ramp(self, spec: _HueSpec) -> np.ndarray:
-        colors = self.pick(_ramp_targets(spec))
+        # A ramp should stay in its hue family: in a small palette a shade of the
+        # same hue that is a bit too light beats a spot-on lightness in another hue.
+        colors = self.pick(_ramp_targets(spec), weights=_RAMP_DISTANCE_WEIGHTS)
         if self.palette_lab is not None:
             # Nearest-colour picks can cross; keep the ramp ordered dark -> light.
             order = np.argsort(_srgb_to_oklab(colors)[:, 0], kind="stable")
@@ -414,8 +421,22 @@ class _HalfGrid:
         return full
 
 
+def _noise_block(cells_w: int, cells_h: int) -> int:
+    """Side of the square blocks random draws are made in: 1 cell up to ~48 cells,
+    so big sprites get chunky shapes instead of 1-pixel fuzz."""
+    return max(1, min(cells_w, cells_h) // 24)
+
+
 def _sample(rng: np.random.Generator, probability: np.ndarray, grid: _HalfGrid) -> np.ndarray:
-    return (rng.random(probability.shape) < probability) & grid.inside
+    block = _noise_block(grid.cells_w, grid.cells_h)
+    h, w = probability.shape
+    if block == 1:
+        draws = rng.random((h, w))
+    else:
+        coarse = rng.random((-(-h // block), -(-w // block)))
+        # Blocks are anchored at the centre column so mirrored blocks line up.
+        draws = np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)[:h, -w:]
+    return (draws < probability) & grid.inside
 
 
 def _finish_labels(labels: np.ndarray, material_fallback: int = PRIMARY) -> np.ndarray:
@@ -441,14 +462,16 @@ def _place_eyes(labels: np.ndarray, row: int, offset: int, eye_size: int) -> Non
 
     ``eye_size`` 1: a single dark pixel (small sprites read best with ink eyes);
     2: a light pixel over a dark pupil; 3: a 2x2 light eye with the pupil at the
-    inner bottom."""
+    inner bottom; 4: a 2x2 ink eye (big faces)."""
     h, w = labels.shape
     body = labels > 0
     interior = body & _neighbors_all(body)
     left = (w - 1) // 2 - offset
     if left < 1 or w - 1 - left <= left:
         return
-    if eye_size >= 3:
+    if eye_size == 4:
+        cells = [(row, left - 1, PUPIL), (row, left, PUPIL), (row + 1, left - 1, PUPIL), (row + 1, left, PUPIL)]
+    elif eye_size == 3:
         cells = [(row, left - 1, EYE), (row, left, EYE), (row + 1, left - 1, EYE), (row + 1, left, PUPIL)]
     elif eye_size == 2:
         cells = [(row, left, EYE), (row + 1, left, PUPIL)]
@@ -575,9 +598,8 @@ def _character(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     # Characters get ink eyes (one pixel, two tall on big heads): faces read better.
     eye_row = grid.row_of(head_h * 0.55)
     eye_offset = max(1, int(round(head_w * (cells_w - 2) / 2 * 0.4)))
-    _place_eyes(labels, eye_row, eye_offset, 1)
-    if head_h * grid.span >= 14:
-        _place_eyes(labels, eye_row + 1, eye_offset, 1)
+    head_cells = head_w * (cells_w - 2)
+    _place_eyes(labels, eye_row, eye_offset, 4 if head_cells >= 18 else 1)
     return _Shape(labels, grid.row_of(legs_v))
 
 
@@ -892,8 +914,8 @@ def _blink(cells: np.ndarray) -> np.ndarray:
     below[:-1] = eyeish[1:]
     lid = PRIMARY * TONES + 1
     line = PUPIL * TONES
-    out = np.where((label == EYE) & below, lid, cells)
-    out = np.where((label == EYE) & ~below, line, out)
+    out = np.where(eyeish & below, lid, cells)
+    out = np.where(eyeish & ~below, line, out)
     return out.astype(np.int8)
 
 

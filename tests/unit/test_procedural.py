@@ -125,13 +125,16 @@ def test_golden_digest_pins_the_algorithm(tmp_path):
     import hashlib
 
     digest = hashlib.sha256()
+    endesga = BUILTIN_PALETTES["endesga-32"].colors
     for style in STYLES:
-        for frame in generate(request(style=style, animations={"idle": 2, "walk": 2})):
-            digest.update(frame.tobytes())
+        for size, palette in (((32, 32), ()), ((64, 48), endesga), ((130, 130), ())):
+            req = request(style=style, size=size, palette=palette, animations={"idle": 4, "walk": 2, "jump": 3})
+            for frame in generate(req):
+                digest.update(frame.tobytes())
     assert (ALGORITHM_VERSION, digest.hexdigest()[:16]) == (1, GOLDEN_DIGEST)
 
 
-GOLDEN_DIGEST = "99b727113534aeb1"
+GOLDEN_DIGEST = "cc458fb850c22ae9"
 
 
 def test_another_seed_or_name_gives_a_different_sprite():
