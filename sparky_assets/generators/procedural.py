@@ -36,7 +36,8 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -383,7 +384,8 @@ class _HalfGrid:
 
     ``u`` is 0 at the vertical centre line and 1 at the inner edge of the 1-cell
     outline margin; ``v`` is 0 at the top of the usable area and 1 at its bottom.
-    ``aspect`` converts v-distances into u-units so round shapes stay round.
+    ``half_span`` (cells per u unit) and ``span`` (cells per v unit) convert back to
+    cells, so round shapes can be measured in cells and stay round.
     """
 
     def __init__(self, cells_w: int, cells_h: int, top_margin: int):
@@ -398,8 +400,7 @@ class _HalfGrid:
         ys = np.arange(cells_h)
         self.u = np.broadcast_to(((center - xs) / half_span)[None, :], (cells_h, self.half))
         self.v = np.broadcast_to(((ys - top) / span)[:, None], (cells_h, self.half))
-        self.aspect = span / half_span
-        self.top, self.span = top, span
+        self.half_span, self.top, self.span = half_span, top, span
         self.inside = (self.v >= -1e-9) & (self.v <= 1 + 1e-9) & (self.u <= 1 + 1e-9)
         self.inside &= (xs >= 1)[None, :]
 
@@ -507,7 +508,7 @@ def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     legs_top = center_v + radius_v * 0.45
     leg_pairs = int(rng.choice([0, 1, 1, 2, 2]))
     if leg_pairs:
-        width = max(rng.uniform(0.16, 0.28), 2.0 / max(1.0, (cells_w - 2) / 2))
+        width = max(rng.uniform(0.16, 0.28), 2.0 / grid.half_span)
         starts = [rng.uniform(0.2, 0.45)] if leg_pairs == 1 else [rng.uniform(0.08, 0.2), rng.uniform(0.5, 0.66)]
         for start in starts:
             in_leg = (u >= start) & (u <= start + width) & (v >= legs_top)
@@ -516,7 +517,7 @@ def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     if rng.random() < 0.55:  # horns / ears / antennae
         start = rng.uniform(0.15, 0.5)
         top_v = max(0.0, center_v - radius_v - rng.uniform(0.12, 0.3))
-        horns = (u >= start) & (u <= start + max(0.2, 2.0 / max(1.0, (cells_w - 2) / 2))) & (v >= top_v) & (v <= center_v - radius_v * 0.6)
+        horns = (u >= start) & (u <= start + max(0.2, 2.0 / grid.half_span)) & (v >= top_v) & (v <= center_v - radius_v * 0.6)
         p = np.where(horns, np.maximum(p, 0.8), p)
     if rng.random() < 0.45:  # arms / fins / wings, at least two cells thick
         low = center_v - rng.uniform(0.0, 0.15)
@@ -549,7 +550,7 @@ def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
 def _character(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     grid = _HalfGrid(cells_w, cells_h, top_margin=max(0, cells_h // 16))
     u, v = grid.u, grid.v
-    one_u = 1.0 / max(1.0, (cells_w - 2) / 2)  # one cell in u units
+    one_u = 1.0 / grid.half_span  # one cell in u units
     head_h = rng.uniform(0.3, 0.36)
     head_w = rng.uniform(0.48, 0.62)
     legs_v = rng.uniform(0.63, 0.7)
@@ -609,7 +610,7 @@ def _item(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     inset = 0.12
     u = grid.u / (1 - inset)
     v = (grid.v - inset / 2) / (1 - inset)
-    one_u = 1.0 / max(1.0, (cells_w - 2) / 2)
+    one_u = 1.0 / grid.half_span
     kind = str(rng.choice(["gem", "potion", "sword", "shield", "orb", "axe", "staff"]))
     half = np.zeros(u.shape, dtype=np.int8)
     if kind == "gem":
@@ -655,7 +656,7 @@ def _item(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
             half[body & grip] = PRIMARY
         else:
             # A round orb (measured in cells, so it stays round) on a shaft, with a collar.
-            half_span = max(1.0, (cells_w - 2) / 2)
+            half_span = grid.half_span
             radius = max(1.5, rng.uniform(0.13, 0.18) * min(cells_w, cells_h))
             orb_v = (radius + 0.5) / grid.span
             orb = np.sqrt((grid.u * half_span) ** 2 + ((grid.v - orb_v) * grid.span) ** 2) <= radius
@@ -1178,7 +1179,7 @@ class ProceduralGenerator:
             "style": _style_of(request),
             "frames": [[spec.animation, spec.index] for spec in request.frames],
             "animation_lengths": _frame_counts(request.frames),
-            "palette": ["%02x%02x%02x" % tuple(c) for c in request.palette],
+            "palette": [f"{r:02x}{g:02x}{b:02x}" for r, g, b in request.palette],
             "prompt_colors": [list(w) for w in _prompt_colors(request.prompt)],
         }
 

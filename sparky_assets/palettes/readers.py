@@ -17,7 +17,7 @@ import io
 import re
 import struct
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
