@@ -916,6 +916,48 @@ def test_subscribes_only_after_ready_and_parses_frames_split_across_reads(godot)
     assert stats["pings"] == 1 and stats["pongs"] == 1
 
 
+def accept_subscriber(server: socket.socket) -> socket.socket:
+    """Accept the bridge's connection and complete the ZMTP handshake as a PUB."""
+    conn, _ = server.accept()
+    conn.settimeout(WAIT_S)
+    recv_exact(conn, 64)
+    conn.sendall(zmtp_greeting())
+    recv_frame(conn)
+    conn.sendall(zmtp_command(b"READY", b"\x0bSocket-Type\x00\x00\x00\x03PUB"))
+    assert recv_frame(conn) == (0x00, b"\x01sparky.")
+    return conn
+
+
+def send_message(conn: socket.socket, parts: list[bytes]) -> None:
+    conn.sendall(zmtp_frame(parts[0], more=True) + zmtp_frame(parts[1]))
+
+
+def test_a_silent_publisher_is_dropped_after_three_heartbeat_intervals(godot):
+    """The TCP link stays open but no message comes: after 3 × interval_ms (from the
+    last hello) the bridge reconnects by itself; the same session continues without a
+    rescan when no message was lost."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(WAIT_S)
+    port = server.getsockname()[1]
+    with godot.live(f"tcp://127.0.0.1:{port}") as run:
+        conn = accept_subscriber(server)
+        send_message(conn, hello(1, interval_ms=100))
+        heard = run.wait_for(is_message("hello"))
+        dropped = run.wait_for(lambda r: r.get("ev") == "disconnected", timeout=5)
+        second = accept_subscriber(server)
+        send_message(second, frames("test-stop", 2))
+        run.finish()
+        conn.close()
+        second.close()
+    server.close()
+    assert "3 heartbeat intervals" in dropped["reason"]
+    silence = (dropped["t_us"] - heard["t_us"]) / 1e6
+    assert 0.28 <= silence < 1.5, silence  # 3 × 100 ms, measured from the record, not the poll
+    stop_record = [r for r in run.records if r.get("ev") == "message"][-1]
+    assert stop_record["type"] == "test-stop" and stop_record["rescan"] is False
+    assert run.stats()["handshakes"] == 2
+
+
 def test_bad_peers_are_dropped_and_retried_with_backoff(godot):
     """A peer with a wrong signature, then one asking for the CURVE mechanism, then one
     that closes mid-frame: each connection is dropped and the bridge keeps retrying."""
@@ -1009,3 +1051,114 @@ def test_core_scripts_avoid_version_specific_gdscript():
 def _inside_string(line: str, word: str) -> bool:
     index = line.find(word)
     return line[:index].count('"') % 2 == 1
+
+
+# ------------------------------------------------------- exporter ↔ bridge paths
+
+EXPORT_MANIFEST = """
+[project]
+name = "bridge-check"
+out = "build/sprites"
+palette = "endesga-32"
+seed = {seed}
+
+[[sprite]]
+name = "hero"
+style = "character"
+size = [16, 16]
+animations = {{ idle = 2, walk = 3 }}
+
+[[sprite]]
+name = "slime"
+style = "creature"
+size = [16, 16]
+animations = {{ idle = 4 }}
+{coin}
+[[atlas]]
+name = "things"
+sprites = ["*"]
+max_size = 32
+
+[export.godot]
+project = "game"
+dir = "art/sprites"
+
+[export.bevy]
+assets = "bevy/assets"
+dir = "sprites"
+"""
+
+EXPORT_COIN = """
+[[sprite]]
+name = "coin"
+style = "item"
+size = [8, 8]
+"""
+
+
+def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(godot, tmp_path):
+    """Real builds of a small manifest (added, then modified, then a sprite removed),
+    published by the real Publisher: every ``ext_resource path="res://…"`` the Godot
+    exporter writes passes the addon's path filter and is reimported for the build
+    that changed it; every SpriteFrames/AtlasTexture is reloaded; nothing is refused."""
+    import re
+
+    from sparky_assets.build.engine import Builder
+    from sparky_assets.hotreload.protocol import Asset
+    from sparky_assets.hotreload.publisher import Publisher
+
+    project = tmp_path / "project"
+    game = project / "game"
+    game.mkdir(parents=True)
+    (game / "project.godot").write_text("config_version=5\n", encoding="utf-8")
+    manifest = project / "sparky.toml"
+    steps = [
+        ("added", {"seed": 7, "coin": EXPORT_COIN}),
+        ("modified", {"seed": 8, "coin": EXPORT_COIN}),
+        ("removed", {"seed": 8, "coin": ""}),
+    ]
+    stop_file = tmp_path / "stop"
+    publisher = Publisher("tcp://127.0.0.1:0", project="bridge-check", heartbeat_ms=200)
+    try:
+        with godot.live(publisher.last_endpoint, deadline_s=120, stop_file=str(stop_file)) as run:
+            run.wait_for(is_message("hello", publisher.session))
+            for build, (label, settings) in enumerate(steps, start=1):
+                manifest.write_text(EXPORT_MANIFEST.format(**settings), encoding="utf-8")
+                report = Builder(manifest, durable=False).build()
+                assets = [
+                    Asset(target=a.target, path=a.path, engine_path=a.engine_path, kind=a.kind, change=a.change,
+                          hash=a.hash, sprites=a.sprites, atlas=a.atlas)
+                    for a in report.assets
+                ]
+                godot_assets = [a for a in assets if a.target == "godot"]
+                assert any(a.change == label for a in godot_assets), (label, godot_assets)
+                publisher.assets_changed(build, assets)
+                plan = run.wait_for(is_message("assets-changed", publisher.session), timeout=30)["plan"]
+                assert plan["refused"] == [] and plan["scan"] is False, plan
+
+                ext_paths = set()
+                for tres in sorted(game.rglob("*.tres")):
+                    ext_paths |= set(re.findall(r'\[ext_resource [^\]]*path="(res://[^"]+)"', tres.read_text()))
+                assert ext_paths, "the Godot export references its page textures"
+                changed = {a.engine_path: a for a in godot_assets}
+                for path in ext_paths:
+                    assert (game / path.removeprefix("res://")).is_file(), f"{path} points at no file"
+                    if path in changed and changed[path].change != "removed":
+                        assert path in plan["reimport"], (label, path, plan)
+                assert ext_paths <= {p for p, a in changed.items() if a.kind == "texture"} or label == "removed"
+                assert plan["update"] == [a.engine_path for a in godot_assets]
+                assert plan["reimport"] == [
+                    a.engine_path for a in godot_assets if a.kind == "texture" and a.change != "removed"
+                ]
+                assert plan["reload"] == [
+                    a.engine_path for a in godot_assets
+                    if a.kind in ("sprite-frames", "atlas-texture") and a.change != "removed"
+                ]
+                if label == "removed":
+                    assert "res://art/sprites/coin.tres" in plan["update"]
+                    assert "res://art/sprites/coin.tres" not in plan["reload"]
+            stop_file.write_text("stop")
+            run.finish(timeout=30)
+    finally:
+        publisher.close()
+    assert not run.events("rejected")
