@@ -53,7 +53,7 @@ _NO_FIT = np.iinfo(np.int64).max
 # Several attempts (sort order x starting page size) are packed and the best kept,
 # as long as attempts x rects stays within this many placements: small atlases get
 # every attempt, 5,000 rects get exactly one, so large inputs stay well under a second.
-_PLACEMENT_BUDGET = 4000
+_PLACEMENT_BUDGET = 2000
 
 # Starting page size (area scale, width/height) of each attempt, most useful first.
 _PAGE_STARTS = tuple((scale, aspect) for scale in (1.0, 1.1, 1.05, 1.2)
@@ -227,7 +227,7 @@ def _attempts(widths: np.ndarray, heights: np.ndarray, count: int, limit_w: int,
         sizing = _PageSizing(limit_w, limit_h, padding, power_of_two, square, scale, aspect)
         if sizing not in sizings:
             sizings.append(sizing)
-    pairs = [(order, sizing) for sizing in sizings for order in orders]
+    pairs = [(order, sizing) for order in orders for sizing in sizings]
     return pairs[: max(1, _PLACEMENT_BUDGET // count)]
 
 
