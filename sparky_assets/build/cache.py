@@ -68,7 +68,8 @@ class StageCache:
     def put(self, stage: str, key: str, payload: bytes) -> None:
         header = {"format": CACHE_FORMAT, "stage": stage, "key": key, "size": len(payload),
                   "sha256": hashlib.sha256(payload).hexdigest()}
-        atomic_write(self._path(stage, key), MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, fsync=False)
+        atomic_write(self._path(stage, key), MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, fsync=False,
+                     tmp_dir=self.root.parent / "tmp")
 
     # -- typed helpers -------------------------------------------------------
 

@@ -37,6 +37,7 @@ from ..manifest.load import load_manifest
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..pack.atlas import AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
+from ..pack.maxrects import PackResult, Placement, pack_maxrects
 from ..palettes import Palette
 from ..process.lock import lock_to_palette
 from ..process.shape import add_outline, darkest
@@ -119,8 +120,13 @@ def resolve(manifest: Manifest) -> ResolvedProject:
     from ..palettes.load import load_palette
 
     sink = DiagnosticSink()
-    locator = KeyLocator(manifest.path.read_text(encoding="utf-8", errors="replace"))
     file = str(manifest.path)
+    locators: list[KeyLocator] = []
+
+    def locate(key: str) -> tuple[int | None, int | None]:
+        if not locators:  # read the text only when a diagnostic needs a position
+            locators.append(KeyLocator(manifest.path.read_text(encoding="utf-8", errors="replace")))
+        return locators[0].locate(key)
 
     def located(d: Diagnostic, base: str, sprite: str | None) -> Diagnostic:
         key = d.key or ""
@@ -128,7 +134,7 @@ def resolve(manifest: Manifest) -> ResolvedProject:
             key = f"{base}.{key}"
         key = key or base
         own = d.file is None or d.file == file
-        line, col = locator.locate(key) if own and d.line is None else (d.line, d.column)
+        line, col = locate(key) if own and d.line is None else (d.line, d.column)
         return replace(d, file=d.file or file, line=line, column=col, key=key, sprite=sprite or d.sprite,
                        stage=d.stage or "manifest")
 
@@ -172,11 +178,12 @@ def resolve(manifest: Manifest) -> ResolvedProject:
         gen_inputs = {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
                       "frames": [[f.animation, f.index] for f in frames],
                       "palette": palette.digest() if request.palette else None}
-        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, **gen_inputs, "generator_key": gen.cache_key(request)})
+        settings_hash = canonical_hash(gen.cache_key(request))
+        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, **gen_inputs, "generator_key": settings_hash})
         process_key = canonical_hash({"stage": "process", "engine": ENGINE_VERSION, "generate": gen_key, "palette": palette.digest(),
                                       "outline": s.outline, "dither": s.dither})
         inputs = {k: v for k, v in gen_inputs.items() if v is not None}
-        inputs["settings"] = canonical_hash(gen.cache_key(request))[:16]
+        inputs["settings"] = settings_hash[:16]
         plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, process_key, getattr(gen, "needs_lock", True), inputs)
     sink.raise_if_any()
 
@@ -203,28 +210,79 @@ class Builder:
     """Runs builds of one project; keeps generators (and their models) warm between
     builds, which is what ``watch`` relies on."""
 
-    def __init__(self, manifest_path: str | Path, *, on_progress: Callable[[str, int, int], None] | None = None):
+    def __init__(self, manifest_path: str | Path, *, on_progress: Callable[[str, int, int], None] | None = None,
+                 durable: bool = True, warm_frames: int = 50_000):
+        """``durable``: fsync outputs before switching them over (survives power loss,
+        not only crashes); ``watch`` turns it off for latency. ``warm_frames``: how many
+        decoded frames to keep in memory between builds of this Builder."""
         self.manifest_path = Path(manifest_path)
         self.on_progress = on_progress
+        self.durable = durable
+        self.warm = _WarmState(warm_frames)
 
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
         manifest = load_manifest(self.manifest_path)
         state = manifest.root / STATE_DIR
         with ProjectLock(state):
-            report = _Build(manifest, state, options, self.on_progress).run()
+            report = _Build(manifest, state, options, self.on_progress, self.warm, self.durable).run()
         report.duration_s = time.perf_counter() - started
         return report
 
 
+class _WarmState:
+    """What a long-lived Builder (``watch``) keeps between builds: processed frames by
+    key (bounded, least recently used dropped first) and the parsed lock file."""
+
+    def __init__(self, max_frames: int):
+        self.max_frames = max_frames
+        self.processed: dict[str, list[np.ndarray]] = {}
+        self.frame_count = 0
+        self.store: tuple[tuple, GeneratedStore] | None = None
+
+    def get(self, key: str) -> list[np.ndarray] | None:
+        frames = self.processed.pop(key, None)
+        if frames is not None:
+            self.processed[key] = frames  # most recently used last
+        return frames
+
+    def put(self, key: str, frames: list[np.ndarray]) -> None:
+        if key in self.processed:
+            return
+        self.processed[key] = frames
+        self.frame_count += len(frames)
+        while self.frame_count > self.max_frames and self.processed:
+            oldest = next(iter(self.processed))
+            self.frame_count -= len(self.processed.pop(oldest))
+
+    def generated_store(self, root: Path) -> GeneratedStore:
+        lock = root / "sparky.lock"
+        try:
+            st = lock.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if self.store is not None and self.store[0] == stamp and stamp is not None:
+            return self.store[1]
+        store = GeneratedStore(root)
+        self.store = (stamp, store)
+        return store
+
+    def saved_store(self, root: Path, store: GeneratedStore) -> None:
+        st = (root / "sparky.lock").stat() if (root / "sparky.lock").exists() else None
+        self.store = ((st.st_mtime_ns, st.st_size, st.st_ino), store) if st else None
+
+
 class _Build:
-    def __init__(self, manifest: Manifest, state: Path, options: BuildOptions, on_progress):
+    def __init__(self, manifest: Manifest, state: Path, options: BuildOptions, on_progress, warm: _WarmState, durable: bool):
         self.manifest = manifest
         self.options = options
         self.on_progress = on_progress or (lambda stage, done, total: None)
         self.cache = StageCache(state / "cache")
-        self.store = GeneratedStore(manifest.root)
-        self.ledger = OutputLedger(state, manifest.root)
+        self.warm = warm
+        self.store = warm.generated_store(manifest.root)
+        self.store.problems.clear()
+        self.ledger = OutputLedger(state, manifest.root, durable=durable)
         self.report = BuildReport(manifest.name, dry_run=options.dry_run)
         self._generated: dict[str, list[np.ndarray]] = {}
         self._processed: dict[str, list[np.ndarray]] = {}
@@ -267,7 +325,9 @@ class _Build:
         self._generate(need_generate)
         files = self._export_all(atlases, targets)
         self.store.forget_except(set(project.sprites))
-        self.store.save()
+        if self.store.dirty:
+            self.store.save()
+            self.warm.saved_store(self.manifest.root, self.store)
         self._write(files, partial=bool(self.options.only))
         self.report.warnings += self.cache.warnings + self.store.problems
         return self.report
@@ -376,14 +436,19 @@ class _Build:
         if name in self._processed:
             return self._processed[name]
         plan = self.project.sprites[name]
-        hit = None if self.options.force else self.cache.get_arrays("process", plan.process_key)
-        if hit is not None:
+        frames = None if self.options.force else self.warm.get(plan.process_key)
+        if frames is not None:
             self.report.cached["process"] += 1
-            frames = hit[1]
         else:
-            frames = [self._process_frame(plan, f) for f in self.generated(name)]
-            self.cache.put_arrays("process", plan.process_key, {}, frames)
-            self.report.ran["process"].append(name)
+            hit = None if self.options.force else self.cache.get_arrays("process", plan.process_key)
+            if hit is not None:
+                self.report.cached["process"] += 1
+                frames = hit[1]
+            else:
+                frames = [self._process_frame(plan, f) for f in self.generated(name)]
+                self.cache.put_arrays("process", plan.process_key, {}, frames)
+                self.report.ran["process"].append(name)
+            self.warm.put(plan.process_key, frames)
         self._processed[name] = frames
         return frames
 
@@ -419,10 +484,27 @@ class _Build:
                     inputs.append(FrameInput(n, None, 0, frames[0]))
             result = build_atlas(atlas.name, inputs, animations, max_width=atlas.max_width, max_height=atlas.max_height,
                                  padding=atlas.padding, extrude=atlas.extrude, trim=atlas.trim,
-                                 power_of_two=atlas.power_of_two, square=atlas.square)
+                                 power_of_two=atlas.power_of_two, square=atlas.square, pack=self._layout)
             self.cache.put_arrays("pack", key, _atlas_meta(result), list(result.pages))
             self.report.ran["pack"].append(atlas.name)
         self._packed[atlas.name] = result
+        return result
+
+    def _layout(self, sizes, max_width, max_height, **settings) -> PackResult:
+        """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout``
+        stage): re-locked frames keep their sizes, so their atlas is only recomposed."""
+        key = canonical_hash({"stage": "layout", "engine": ENGINE_VERSION, "sizes": list(sizes),
+                              "max": [max_width, max_height], **settings})
+        payload = None if self.options.force else self.cache.get("layout", key)
+        if payload is not None:
+            try:
+                doc = json.loads(payload)
+                return PackResult(tuple(Placement(*p) for p in doc["placements"]), tuple(map(tuple, doc["pages"])))
+            except (ValueError, KeyError, TypeError):
+                self.cache.warnings.append(f"cache entry layout/{key[:12]} did not decode; rebuilt")
+        result = pack_maxrects(sizes, max_width, max_height, **settings)
+        doc = {"placements": [[p.page, p.x, p.y] for p in result.placements], "pages": [list(p) for p in result.page_sizes]}
+        self.cache.put("layout", key, json.dumps(doc).encode())
         return result
 
     def exported(self, atlas: AtlasSpec, target: ExportSpec) -> dict[str, OutputFile]:

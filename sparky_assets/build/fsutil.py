@@ -28,11 +28,15 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder + ``os.replace``:
-    readers see the old file or the new one, never a torn one."""
+def atomic_write(path: Path, data: bytes, *, fsync: bool = True, tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` through a temp file + ``os.replace``: readers see the
+    old file or the new one, never a torn one. ``tmp_dir`` (same filesystem) keeps a
+    temp file left by a kill out of the user's folders; the build engine passes
+    ``.sparky/tmp`` and empties it before each build."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder = tmp_dir or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

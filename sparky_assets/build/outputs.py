@@ -38,7 +38,8 @@ class PlannedWrite:
 
 
 class OutputLedger:
-    def __init__(self, state_dir: Path, root: Path):
+    def __init__(self, state_dir: Path, root: Path, *, durable: bool = True):
+        self.durable = durable
         self.state_dir = state_dir
         self.root = root
         self.record_path = state_dir / "outputs.json"
@@ -67,11 +68,12 @@ class OutputLedger:
                         moved += 1
                 for stale in journal["remove"]:
                     Path(stale).unlink(missing_ok=True)
-                atomic_write(self.record_path, json.dumps(journal["record"], sort_keys=True).encode())
+                atomic_write(self.record_path, json.dumps(journal["record"], sort_keys=True).encode(), tmp_dir=self.state_dir / "tmp")
                 self.record = journal["record"]
             self.journal_path.unlink(missing_ok=True)
-        if self.staging.exists():
-            shutil.rmtree(self.staging, ignore_errors=True)
+        for leftover in (self.staging, self.state_dir / "tmp"):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
         return moved
 
     def _rel(self, path: Path) -> str:
@@ -104,8 +106,9 @@ class OutputLedger:
             staged = self.staging / f"{i:06d}_{w.path.name}"
             with open(staged, "wb") as fh:
                 fh.write(w.data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if self.durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             moves.append((str(staged), str(w.path)))
         new_record = {self._rel(p): dict(meta) for p, meta in keep.items()}
         for w in writes:
@@ -113,7 +116,7 @@ class OutputLedger:
         journal = {"moves": moves, "remove": [str(p) for p in remove], "record": {}}
         # sizes/mtimes are filled after the moves; the journal's record is hash-only
         journal["record"] = {k: {**v, "size": -1, "mtime_ns": -1} for k, v in new_record.items()}
-        atomic_write(self.journal_path, json.dumps(journal).encode())
+        atomic_write(self.journal_path, json.dumps(journal).encode(), fsync=self.durable, tmp_dir=self.state_dir / "tmp")
         for staged, final in moves:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, final)
@@ -122,7 +125,8 @@ class OutputLedger:
         for rel, entry in new_record.items():
             st = (self.root / rel).stat()
             entry["size"], entry["mtime_ns"] = st.st_size, st.st_mtime_ns
-        atomic_write(self.record_path, json.dumps(new_record, sort_keys=True).encode())
+        atomic_write(self.record_path, json.dumps(new_record, sort_keys=True).encode(), fsync=self.durable,
+                     tmp_dir=self.state_dir / "tmp")
         self.record = new_record
         self.journal_path.unlink(missing_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)

@@ -96,8 +96,12 @@ def build_atlas(
     trim: bool = False,
     power_of_two: bool = False,
     square: bool = False,
+    pack=pack_maxrects,
 ) -> PackedAtlas:
-    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop)``."""
+    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop)``.
+
+    ``pack`` has :func:`~.maxrects.pack_maxrects`' signature; the build engine passes a
+    memoised one, since placements depend only on the sizes (a palette edit keeps them)."""
     unique: list[np.ndarray] = []
     unique_of: dict[bytes, int] = {}
     placement_of_frame: list[tuple[int, int, int, int, int]] = []  # (unique, ox, oy, sw, sh)
@@ -118,7 +122,7 @@ def build_atlas(
         placement_of_frame.append((unique_of[digest], ox, oy, w, h))
 
     sizes = [(u.shape[1] + 2 * extrude, u.shape[0] + 2 * extrude) for u in unique]
-    result = pack_maxrects(sizes, max_width, max_height, padding=padding, power_of_two=power_of_two, square=square)
+    result = pack(sizes, max_width, max_height, padding=padding, power_of_two=power_of_two, square=square)
     pages = [np.zeros((ph, pw, 4), dtype=np.uint8) for pw, ph in result.page_sizes]
     page_rects: list[list[tuple[int, int, int, int]]] = [[] for _ in pages]
     slot_of_unique: list[tuple[int, int, int, int]] = []  # (page, slot, x, y)

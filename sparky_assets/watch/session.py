@@ -102,7 +102,9 @@ class WatchSession:
         self.echo = echo
         self.on_files = on_files or (lambda files: None)
         self.clock = clock
-        self.builder = Builder(manifest_path)
+        # not durable: a dev loop trades power-loss durability (fsync) for latency;
+        # outputs are still switched over atomically and survive a crash or kill
+        self.builder = Builder(manifest_path, durable=False)
         self.build_number = 0
         self.stop_event = threading.Event()
 
