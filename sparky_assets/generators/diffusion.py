@@ -737,8 +737,8 @@ class DiffusionGenerator:
         for r, (request, opts) in enumerate(zip(requests, options)):
             width, height = render_dimensions(request.width, request.height, render_size)
             counts: dict[str, int] = {}
-            for spec in request.frames:
-                counts[spec.animation] = counts.get(spec.animation, 0) + 1
+            for spec in request.frames:  # frames per animation: highest index + 1
+                counts[spec.animation] = max(counts.get(spec.animation, 0), spec.index + 1)
             for f, spec in enumerate(request.frames):
                 jobs.append(_FrameJob(r, f, frame_prompt(request.prompt or "", spec, counts[spec.animation]),
                                       opts["negative_prompt"], frame_seed(request.seed, spec.animation, spec.index),

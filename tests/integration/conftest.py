@@ -1,0 +1,26 @@
+"""Fixtures for integration tests: a tiny random-weight Stable Diffusion pipeline
+(and a LoRA for it) saved once per session into a project-like folder."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_project(tmp_path_factory):
+    """A project root holding ``models/tiny-sd`` (diffusers folder) and
+    ``loras/pixel.safetensors``; skips (fails under CI) without torch/diffusers."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    pytest.importorskip("peft")
+    import torch
+
+    torch.set_num_threads(1)
+    from tests.tiny_pipeline import save_tiny_lora, save_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny-sd-project")
+    model = save_tiny_pipeline(root / "models" / "tiny-sd")
+    lora = save_tiny_lora(model, root / "loras" / "pixel")
+    target = root / "loras" / "pixel.safetensors"
+    lora.rename(target)
+    return root
