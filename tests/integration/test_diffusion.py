@@ -227,3 +227,79 @@ def test_registry_finds_the_generator():
 
     assert "diffusion" in registry.generator_names()
     assert isinstance(registry.generator("diffusion"), DiffusionGenerator)
+
+
+MANIFEST = """
+[project]
+name = "tiny"
+palette = "pico-8"
+seed = 5
+
+[generator.diffusion]
+model = "models/tiny-sd"
+lora = [{{ path = "loras/pixel.safetensors", weight = 0.7 }}]
+steps = 2
+guidance = 1.5
+batch_size = 4
+frames = "{frames}"
+pixelize = {{ background = "none" }}
+
+[[sprite]]
+name = "hero"
+generator = "diffusion"
+prompt = "knight with a blue cape, side view"
+size = [16, 16]
+animations = {{ idle = 2, walk = 3 }}
+
+[[sprite]]
+name = "coin"
+generator = "diffusion"
+prompt = "gold coin"
+negative_prompt = "blurry"
+size = [8, 8]
+animations = {{ spin = 2 }}
+
+[[atlas]]
+name = "all"
+sprites = ["hero", "coin"]
+
+[export.aseprite]
+"""
+
+
+def test_end_to_end_through_the_build_engine(tiny_sd_project, tmp_path):
+    """generate → pixelize → lock → pack → export with the real engine; a second
+    build regenerates nothing, ``--frozen`` builds from the lock alone, and a changed
+    generator setting regenerates."""
+    import shutil
+
+    from sparky_assets.build.engine import Builder, BuildOptions
+
+    root = tmp_path / "project"
+    shutil.copytree(tiny_sd_project, root)
+    (root / "sparky.toml").write_text(MANIFEST.format(frames="img2img"))
+    builder = Builder(root / "sparky.toml")
+    report = builder.build()
+    assert sorted(report.ran["generate"]) == ["coin", "hero"]
+    stats = report.generator_stats["diffusion"]
+    assert stats["images"] == 5 + 2 + 2  # frames + one base image per sprite (img2img)
+    assert "load_s" in stats and "generate_s" in stats
+    assert (root / "sparky.lock").is_file() and list((root / "sparky-generated").glob("hero.*.png"))
+    sheets = json.loads((root / "build/sprites/sheets/all.json").read_text())
+    assert len(sheets["frames"]) == 7
+    assert list((root / "build/sprites/aseprite").glob("*.json"))
+
+    again = builder.build()
+    assert again.ran["generate"] == [] and not again.written
+    # --frozen on a clean checkout (no cache, no outputs): everything from the lock.
+    sheet_bytes = (root / "build/sprites/sheets/all_0.png").read_bytes()
+    shutil.rmtree(root / ".sparky")
+    shutil.rmtree(root / "build")
+    frozen = Builder(root / "sparky.toml").build(BuildOptions(frozen=True))
+    assert frozen.ran["generate"] == [] and sorted(frozen.ran["process"]) == ["coin", "hero"]
+    assert (root / "build/sprites/sheets/all_0.png").read_bytes() == sheet_bytes
+
+    (root / "sparky.toml").write_text(MANIFEST.format(frames="seed"))
+    changed = builder.build()
+    assert sorted(changed.ran["generate"]) == ["coin", "hero"]
+    assert changed.generator_stats["diffusion"]["images"] == 7
