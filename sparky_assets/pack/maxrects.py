@@ -21,18 +21,25 @@ Invariants (all covered by ``tests/unit/test_maxrects.py``):
   ``power_of_two`` the usable maximum is the largest power of two that fits in
   ``max_width`` x ``max_height``; with ``square`` it is the smaller of the two.
 
+Placement rule: rects go in a fixed sort order (longest side first, by default); each
+takes the free rect with the Best Short Side Fit on the lowest page where it fits, so
+earlier pages fill up first and the last page holds the rest. Pages start at the size
+the remaining area needs (at most the maximum) and grow right/bottom in small steps
+when a rect fits nowhere, which keeps a small atlas compact instead of strung along the
+top edge of a 2048-pixel page; a new page opens only when a rect fits nowhere and the
+last page is already at the maximum size. Several attempts (start size x sort order)
+are packed while attempts x rects stays under ``_PLACEMENT_BUDGET``; the one with the
+fewest pages, then the least page area, wins (the earlier attempt on a tie). Large
+inputs (> 2,000 rects) get a single attempt.
+
 How it stays fast (the classic MaxRects loop is O(free rects^2) per rect in pure
-Python): free rectangles live in one preallocated numpy array for all pages
-(columns x, y, right, bottom, width, height, page key), so scoring every candidate is
-a handful of vector operations. A placed rect only splits the free rects it
-intersects, and a new piece can only be contained in a free rect that touches the
-placed rect, so the containment prune compares the few new pieces with that small
-neighbourhood, not with the whole list. Free rects narrower or shorter than every
-rect still to come are dropped (they can never be used). Pages start at a size
-estimated from the remaining area and grow (right/bottom) when a rect fits nowhere,
-which keeps small atlases compact instead of strung along the top edge of a
-2048-pixel page; a new page opens only when a rect fits nowhere and the last page is
-already at the maximum size.
+Python): the free rectangles of all pages live in one preallocated column-major numpy
+array (pages side by side in x lanes), so scoring every candidate is a dozen vector
+operations. A placed rect only splits the free rects it intersects, and a new piece
+can only be contained in a free rect that touches the placed rect, so the containment
+prune compares the few new pieces with that small neighbourhood in plain Python, never
+with the whole list. Free rects narrower or shorter than every rect still to come are
+dropped (they can never be used), except on the growable page's right/bottom border.
 """
 
 from __future__ import annotations
@@ -45,9 +52,11 @@ import numpy as np
 
 __all__ = ["PackError", "PackResult", "Placement", "occupancy", "pack_maxrects"]
 
-# Columns of the free-rectangle array (int64): left, top, right, bottom (exclusive),
-# width, height and the page key (page index * _page_stride, so that it sorts first).
-_X, _Y, _R, _B, _W, _H, _PAGE = range(7)
+# Rows of the free-rectangle store (int64, one column per rect): left, top, minus the
+# right edge, minus the bottom edge (edges exclusive; negated so that "touches the
+# placed rect" is one vectorized <= against a 4-vector), width, height and the page key
+# (page index * page stride, so that it dominates the fit score).
+_X, _Y, _NEG_R, _NEG_B, _W, _H, _PAGE = range(7)
 _NO_FIT = np.iinfo(np.int64).max
 
 # Several attempts (sort order x starting page size) are packed and the best kept,
@@ -363,6 +372,7 @@ class _FreeRects:
     def __init__(self, capacity: int = 1024):
         self.cols = np.empty((7, capacity), dtype=np.int64)
         self.count = 0
+        self.limits = np.empty((4, 1), dtype=np.int64)  # scratch for the "near" test
 
     def reserve(self, extra: int) -> None:
         needed = self.count + extra
@@ -468,7 +478,7 @@ def _pack_in_order(
             page_dims.append(size)
             last_growable = sizing.grown(*size, w, h) != size
             bin_w, bin_h = size[0] + pad, size[1] + pad
-            free.append(np.array([[page * lane], [0], [page * lane + bin_w], [bin_h],
+            free.append(np.array([[page * lane], [0], [-(page * lane + bin_w)], [-bin_h],
                                   [bin_w], [bin_h], [page * page_stride]], dtype=np.int64))
 
         ux = int(cols[_X, best])
@@ -500,14 +510,14 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
     # Closed test: rects that intersect or touch the placed one. Only these can be
     # split, and only these can contain a new piece (every piece borders the placed
     # rect), so the prune never needs the rest of the list.
-    near = np.nonzero((cols[_X, :n] <= ur) & (cols[_R, :n] >= ux)
-                      & (cols[_Y, :n] <= ub) & (cols[_B, :n] >= uy))[0].tolist()
-    around = cols[:4, near].T.tolist()
+    limits = free.limits
+    limits[:, 0] = (ur, ub, -ux, -uy)
+    near = np.nonzero((cols[:4, :n] <= limits).all(axis=0))[0].tolist()
     holes: list[int] = []
     pieces: list[tuple[int, int, int, int]] = []
-    others: list[list[int]] = []
-    for index, rect in zip(near, around):
-        x, y, r, b = rect
+    others: list[tuple[int, int, int, int]] = []
+    for index, (x, y, neg_r, neg_b) in zip(near, cols[:4, near].T.tolist()):
+        r, b = -neg_r, -neg_b
         if x < ur and r > ux and y < ub and b > uy:
             holes.append(index)
             if x < ux:
@@ -519,7 +529,7 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
             if b > ub:
                 pieces.append((x, ub, r, b))
         else:
-            others.append(rect)
+            others.append((x, y, r, b))
 
     if border is None:
         useful = [p for p in pieces if p[2] - p[0] >= min_w and p[3] - p[1] >= min_h]
@@ -546,7 +556,7 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
                     break
             else:
                 kept.append(piece)
-                survivors.append([x, y, r, b, r - x, b - y, page_key])
+                survivors.append([x, y, -r, -b, r - x, b - y, page_key])
     free.replace(holes, survivors)
 
 
@@ -563,17 +573,17 @@ def _grow_page(free: _FreeRects, page: int, lane: int, page_stride: int,
     n = free.count
     cols = free.cols[:, :n]
     on_page = cols[_PAGE] == page * page_stride
-    cols[_R, np.nonzero(on_page & (cols[_R] == old_r))[0]] = new_r
-    cols[_B, np.nonzero(on_page & (cols[_B] == old_b))[0]] = new_b
-    cols[_W] = cols[_R] - cols[_X]
-    cols[_H] = cols[_B] - cols[_Y]
+    cols[_NEG_R, np.nonzero(on_page & (cols[_NEG_R] == -old_r))[0]] = -new_r
+    cols[_NEG_B, np.nonzero(on_page & (cols[_NEG_B] == -old_b))[0]] = -new_b
+    cols[_W] = -cols[_NEG_R] - cols[_X]
+    cols[_H] = -cols[_NEG_B] - cols[_Y]
     strips = []
     if new_r > old_r:
         strips.append([old_r, 0, new_r, new_b])
     if new_b > old_b:
         strips.append([left, old_b, new_r, new_b])
-    page_rects = cols[:4, on_page].T.tolist()
+    page_rects = cols[:4, on_page].T.tolist()  # (x, y, -r, -b)
     for x, y, r, b in strips:
-        if not any(q[0] <= x and q[1] <= y and q[2] >= r and q[3] >= b for q in page_rects):
-            free.append(np.array([[x], [y], [r], [b], [r - x], [b - y], [page * page_stride]],
+        if not any(q[0] <= x and q[1] <= y and q[2] <= -r and q[3] <= -b for q in page_rects):
+            free.append(np.array([[x], [y], [-r], [-b], [r - x], [b - y], [page * page_stride]],
                                  dtype=np.int64))

@@ -345,12 +345,13 @@ def maximal_empty_rects(grid: np.ndarray) -> set[tuple[int, int, int, int]]:
 
 
 def free_rects_of(free) -> set[tuple[int, int, int, int]]:
-    from sparky_assets.pack.maxrects import _B, _H, _PAGE, _R, _W, _X, _Y
+    from sparky_assets.pack.maxrects import _H, _NEG_B, _NEG_R, _PAGE, _W, _X, _Y
 
     cols = free.cols[:, : free.count]
-    assert (cols[_W] == cols[_R] - cols[_X]).all() and (cols[_H] == cols[_B] - cols[_Y]).all()
+    x, y, right, bottom = cols[_X], cols[_Y], -cols[_NEG_R], -cols[_NEG_B]
+    assert (cols[_W] == right - x).all() and (cols[_H] == bottom - y).all()
     assert (cols[_PAGE] == 0).all()
-    rects = [tuple(r) for r in cols[[_X, _Y, _R, _B]].T.tolist()]
+    rects = [tuple(r) for r in np.stack([x, y, right, bottom]).T.tolist()]
     assert len(rects) == len(set(rects)), "duplicate free rects"
     return set(rects)
 
@@ -367,7 +368,7 @@ def test_split_and_grow_keep_exactly_the_maximal_free_rects(seed):
     grid = np.zeros((height, width), dtype=np.int64)
     lane = 64
     free = _FreeRects(capacity=4)  # small, so the store has to grow too
-    free.append(np.array([[0], [0], [width], [height], [width], [height], [0]]))
+    free.append(np.array([[0], [0], [-width], [-height], [width], [height], [0]]))
     assert free_rects_of(free) == maximal_empty_rects(grid)
     for _ in range(25):
         current = sorted(free_rects_of(free))
