@@ -1,0 +1,42 @@
+# Everyday recipes. `just --list` shows them.
+
+# install the package and its test extras into the current environment
+install:
+    pip install -e '.[test]'
+
+# build the example game
+build:
+    sparky-assets build examples/dungeon
+
+# watch the example and publish hot-reload messages
+watch:
+    sparky-assets watch examples/dungeon
+
+# print what a running watch publishes
+listen:
+    sparky-assets listen
+
+# the full test suite (what CI runs)
+test:
+    python -m pytest
+
+# the slow tests too (50-kill crash loop, ...)
+test-slow:
+    python -m pytest -m slow
+
+# benchmarks against the anchors named in the issues
+bench:
+    python bench/pack.py
+    python bench/incremental.py
+    python bench/hotreload.py
+    python bench/pixelize.py
+    python bench/generate.py
+
+# regenerate docs/manifest.md from the schema and the protocol test vectors
+docs:
+    python -m sparky_assets.manifest.reference > docs/manifest.md
+    python tests/vectors/make_vectors.py
+
+# the Bevy bridge's own checks
+bevy:
+    cd engine-bridges/bevy && cargo fmt --check && cargo clippy --all-targets -- -D warnings && cargo test
