@@ -29,8 +29,8 @@ when a rect fits nowhere, which keeps a small atlas compact instead of strung al
 top edge of a 2048-pixel page; a new page opens only when a rect fits nowhere and the
 last page is already at the maximum size. Several attempts (start size x sort order)
 are packed while attempts x rects stays under ``_PLACEMENT_BUDGET``; the one with the
-fewest pages, then the least page area, wins (the earlier attempt on a tie). Large
-inputs (> 2,000 rects) get a single attempt.
+fewest pages, then the least page area, wins (the earlier attempt on a tie). More
+than 1,000 rects get a single attempt.
 
 How it stays fast (the classic MaxRects loop is O(free rects^2) per rect in pure
 Python): the free rectangles of all pages live in one preallocated column-major numpy
