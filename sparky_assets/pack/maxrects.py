@@ -227,8 +227,13 @@ def _validated_sizes(
 def _attempts(widths: np.ndarray, heights: np.ndarray, count: int, limit_w: int,
               limit_h: int, padding: int, power_of_two: bool,
               square: bool) -> list[tuple[np.ndarray, _PageSizing]]:
-    """(order, page sizing) pairs to try, best first, within the placement budget."""
-    orders = _sort_orders(widths, heights)
+    """(order, page sizing) pairs to try, best first, within the placement budget.
+    Orders or sizings that coincide (equal-sized frames sort the same every way) are
+    tried once."""
+    orders: list[np.ndarray] = []
+    for order in _sort_orders(widths, heights):
+        if not any(np.array_equal(order, seen) for seen in orders):
+            orders.append(order)
     sizings: list[_PageSizing] = []
     for scale, aspect in _PAGE_STARTS:
         if square or power_of_two:
