@@ -1,9 +1,10 @@
 """Benchmark: ``pack_maxrects`` against rectpack 0.2.2 (MaxRectsBssf, SkylineBl).
 
 Run: ``/work/venv/bin/python bench/pack.py`` (about 30 s on an idle machine: rectpack's
-MaxRectsBssf needs ~12 s for 1,000 rects, SkylineBl several seconds for 5,000). ``--full`` also runs rectpack on 5,000 rects (MaxRectsBssf
-≈ 400 s). Rects are uniform random 8–64 px on each side (seeded), packed without
-rotation into pages of at most 2048x2048, no padding.
+MaxRectsBssf needs ~12 s for 1,000 rects, SkylineBl several seconds for 5,000).
+``--full`` also runs rectpack MaxRectsBssf on 5,000 rects (≈ 400 s). Rects are uniform
+random 8–64 px on each side (seeded), packed without rotation into pages of at most
+2048x2048 (512x512 in the third case), no padding.
 
 Columns: time (ours: best of N runs, rectpack: one run, ``time.perf_counter``);
 ``ratio`` = that row's time / our time (how many times faster we are; ``1.00`` on our
