@@ -65,7 +65,7 @@ def build(obj: _Ctx, path: Path, frozen: bool, force: bool, dry_run: bool, only:
         BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate))
     if progress:
         progress.close()
-    obj.echo(report.summary())
+    obj.echo(report.summary(), level=1)
     for w in report.written:
         obj.echo(f"  wrote {w}", level=2)
     for r in report.removed:

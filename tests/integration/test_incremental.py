@@ -223,3 +223,11 @@ def test_sigkill_at_random_moments_never_tears_outputs(tmp_path):
 @pytest.mark.slow
 def test_sigkill_fifty_times_never_tears_outputs(tmp_path):
     _kill_loop(tmp_path, kills=50)
+
+
+def test_committed_example_lock_builds_frozen(tmp_path):
+    """The example ships sparky.lock + sparky-generated/: a frozen build of a fresh copy
+    generates nothing lockable (when this fails, rebuild the example and commit its lock)."""
+    root = copy_example(tmp_path)
+    report = build(root, frozen=True)
+    assert sorted(report.ran["generate"]) == ["coin", "potion", "torch"]  # hand-drawn: sliced, never locked
