@@ -14,6 +14,7 @@ referring to are watched from then on).
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from pathlib import Path
@@ -205,6 +206,11 @@ def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bo
     publisher = Publisher(endpoint, project, allow_remote=allow_remote)
     session = WatchSession(manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files)
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
+
+    def terminate(signum, frame):  # SIGTERM (docker stop, service managers) stops like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         session.run()
     except KeyboardInterrupt:
@@ -212,3 +218,6 @@ def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bo
     finally:
         watcher.stop()
         publisher.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        echo("stopped; hot-reload socket closed")
