@@ -25,7 +25,7 @@ from watchdog.observers import Observer
 
 from ..build.engine import BuildOptions, Builder
 from ..build.report import BuildReport
-from ..errors import Diagnostic, SparkyError
+from ..errors import Diagnostic, InvalidInput, SparkyError
 from ..hotreload.protocol import Asset, BuildError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
@@ -201,9 +201,13 @@ def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bo
     if allow_remote:
         echo("warning: --allow-remote: build events (project, file names, errors) are visible to anyone who can reach "
              f"{endpoint}; there is no authentication")
+    try:
+        publisher = Publisher(endpoint, project, allow_remote=allow_remote)
+    except ValueError as exc:  # a non-loopback endpoint without --allow-remote
+        raise InvalidInput(Diagnostic(str(exc), key="hot_reload.endpoint",
+                                      hint="pass --allow-remote (or hot_reload.allow_remote = true) to expose it")) from None
     changes: "queue.Queue[Path]" = queue.Queue()
     watcher = FileWatcher(changes)
-    publisher = Publisher(endpoint, project, allow_remote=allow_remote)
     session = WatchSession(manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files)
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
 
