@@ -61,6 +61,7 @@ func _run_decode():
 	var protocol = Protocol.new()
 	var started = OS.get_ticks_usec()
 	var count = 0
+	var decode_us = 0
 	while not manifest.eof_reached():
 		var line = manifest.get_line()
 		if line == "":
@@ -73,7 +74,9 @@ func _run_decode():
 		if length > 0:
 			blob.seek(int(fields[3]))
 			body = blob.get_data(length)[1]
+		var decode_started = OS.get_ticks_usec()
 		var result = protocol.decode(topic, body)
+		decode_us += OS.get_ticks_usec() - decode_started
 		count += 1
 		if result["ok"]:
 			var nul_strings = protocol._nul_strings
@@ -97,7 +100,13 @@ func _run_decode():
 					"detail": result["detail"],
 				}
 			)
-	_emit({"decoded_cases": count, "elapsed_us": OS.get_ticks_usec() - started})
+	_emit(
+		{
+			"decoded_cases": count,
+			"elapsed_us": OS.get_ticks_usec() - started,
+			"decode_us": decode_us,
+		}
+	)
 
 
 func _emit_raw(text):
@@ -133,6 +142,7 @@ func _run_live():
 	var files = File.new()
 	var next_stop_check_ms = 0
 	var stopping = false
+	var polls = 0
 	while not stopping:
 		var now_ms = OS.get_ticks_msec()
 		if now_ms - started_ms > deadline_ms:
@@ -144,9 +154,10 @@ func _run_live():
 				_emit({"ev": "stop-file"})
 				break
 		var events = subscriber.poll(now_ms)
+		polls += 1
 		for event in events:
 			status.apply(event)
-			var record = {"ev": event["kind"], "t_us": OS.get_ticks_usec()}
+			var record = {"ev": event["kind"], "t_us": OS.get_ticks_usec(), "poll": polls}
 			if event["kind"] == "connected":
 				record["handshake_ms"] = event["handshake_ms"]
 			elif event["kind"] == "disconnected":

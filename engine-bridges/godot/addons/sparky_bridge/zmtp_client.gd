@@ -9,8 +9,9 @@
 #   message frames) and sends the subscriptions only after the publisher's READY
 #   command arrived; libzmq drops a connection that subscribes earlier.
 # - poll(now_ms) never blocks: it reads what the socket has (at most
-#   max_read_per_poll bytes), parses every complete frame, keeps a partial frame
-#   buffered for the next call, and returns a list of event dictionaries:
+#   max_read_per_poll bytes), parses complete frames (at most max_messages_per_poll
+#   messages, so a burst is spread over frames), keeps the rest buffered for the
+#   next call, and returns a list of event dictionaries:
 #     {"kind": "connected", "handshake_ms": int}
 #     {"kind": "disconnected", "reason": str}
 #     {"kind": "message", "frames": [byte arrays]}
@@ -47,6 +48,7 @@ var subscriptions = ["sparky."]
 var max_topic_bytes = 255
 var max_frame_bytes = 1048576
 var max_read_per_poll = 4194304
+var max_messages_per_poll = 256
 var connect_timeout_ms = 3000
 var handshake_timeout_ms = 3000
 var backoff_min_ms = 100
@@ -75,6 +77,7 @@ var _attempt_started_ms = 0
 var _next_attempt_ms = 0
 var _backoff_ms = 100
 var _now_ms = 0
+var _messages_this_poll = 0
 
 
 # "tcp://host:port" -> "" on success, or why the endpoint is not usable.
@@ -182,23 +185,26 @@ func _poll_connecting():
 
 func _poll_connected():
 	var status = _tcp_status()
-	var available = 0
-	if status == StreamPeerTCP.STATUS_CONNECTED:
-		available = _tcp.get_available_bytes()
-	if available > 0:
-		var result = _tcp.get_partial_data(min(available, max_read_per_poll))
-		if result[0] != OK:
-			_lose_connection("read failed: error %d" % result[0])
-			return
-		var chunk = result[1]
-		bytes_received += chunk.size()
-		_rx.seek(_rx.get_size())
-		_rx.put_data(chunk)
-		_parse()
-		_compact()
+	var connected = status == StreamPeerTCP.STATUS_CONNECTED
+	# Read only while the backlog is small, so a flood cannot grow the buffer.
+	if connected and _rx.get_size() - _rx_pos < max_read_per_poll:
+		var available = _tcp.get_available_bytes()
+		if available > 0:
+			var result = _tcp.get_partial_data(min(available, max_read_per_poll))
+			if result[0] != OK:
+				_lose_connection("read failed: error %d" % result[0])
+				return
+			var chunk = result[1]
+			bytes_received += chunk.size()
+			_rx.seek(_rx.get_size())
+			_rx.put_data(chunk)
+	_messages_this_poll = 0
+	# Once the peer is gone, deliver everything it sent before dropping the socket.
+	_parse(connected)
+	_compact()
 	if _state == STATE_WAITING:
 		return
-	if status != StreamPeerTCP.STATUS_CONNECTED:
+	if not connected:
 		_lose_connection("connection closed by %s:%d" % [host, port])
 		return
 	if _state != STATE_SUBSCRIBED and _now_ms - _attempt_started_ms > handshake_timeout_ms:
@@ -254,9 +260,13 @@ func _compact():
 # --------------------------------------------------------------------- parsing
 
 
-func _parse():
+# Parse buffered bytes; with `budgeted`, stop after max_messages_per_poll messages
+# (the rest stays buffered for the next poll, so a burst never stalls a frame long).
+func _parse(budgeted):
 	var progressing = true
 	while progressing and _rx != null:
+		if budgeted and _messages_this_poll >= max_messages_per_poll:
+			return
 		progressing = _parse_step()
 
 
@@ -361,6 +371,7 @@ func _end_frame(more):
 		_events.append({"kind": "oversize", "frames": _frames, "size": _dropped_size})
 	else:
 		_events.append({"kind": "message", "frames": _frames})
+	_messages_this_poll += 1
 	_reset_message()
 
 
