@@ -42,9 +42,11 @@ NOISE_FLOOR = 3.0
 """Pixel differences below this multiple of the median difference count as noise."""
 UNMIX_TOLERANCE = 24
 """Colour distance (max per channel) within which cells share a palette colour."""
+OCTAVE_SCORE = 0.6
+"""See :func:`_resolve_octaves`."""
 NULL_PERMUTATIONS = 6
 """Shuffled profiles scored to calibrate :attr:`Grid.confidence`."""
-OCTAVE_SUPPORT = 0.35
+OCTAVE_SUPPORT = 0.2
 """See :func:`_resolve_octaves`."""
 LOW_CONFIDENCE = 0.2
 """Below this grid confidence, ``pixelize`` with a ``target_size`` keeps the detected
@@ -153,10 +155,16 @@ def _lattice_support(residue_means: np.ndarray, phase: int, divisor: int) -> flo
     period = residue_means.size
     lattice = {(phase + j * divisor) % period for j in range(period // divisor)}
     near = lattice | {(r + 1) % period for r in lattice} | {(r - 1) % period for r in lattice}
-    off = [r for r in range(period) if r not in near] or [r for r in range(period) if r not in lattice]
-    if not off:
-        return 1.0
-    baseline = float(np.median(residue_means[off])) if len(off) > 2 else float(np.mean(residue_means[off]))
+    off = [r for r in range(period) if r not in near]
+    if off:
+        baseline = float(np.median(residue_means[off])) if len(off) > 2 else float(np.mean(residue_means[off]))
+    else:
+        # Tiny periods: every residue is on or next to the lattice. The quietest one
+        # is the best estimate of "inside a cell" (its neighbours carry blur).
+        off = [r for r in range(period) if r not in lattice]
+        if not off:
+            return 1.0
+        baseline = float(np.min(residue_means[off]))
     main = residue_means[phase] - baseline
     if main <= 0:
         return 0.0
@@ -184,21 +192,26 @@ def _residue_means(profile: np.ndarray, period: int) -> np.ndarray:
     return sums / counts
 
 
-def _resolve_octaves(profiles: Sequence[np.ndarray], phases: Sequence[int], winner: int) -> int:
+def _resolve_octaves(profiles: Sequence[np.ndarray], phases: Sequence[int], winner: int,
+                     score: np.ndarray | None = None) -> int:
     """The smallest divisor of the winning period whose in-between lines are real.
 
     Period detection's classic error is an octave: a multiple ``kP`` of the true
     period fits the evidence almost as well (its lines are a subset of the real ones,
     and with few lines the best subset can even fit better). The divisor ``P`` is
     accepted when the lines it adds between the winner's carry at least
-    :data:`OCTAVE_SUPPORT` of the winner's line strength (averaged over the axes).
+    :data:`OCTAVE_SUPPORT` of the winner's line strength (averaged over the axes) and
+    its own score is at least :data:`OCTAVE_SCORE` of the winner's (measured: true
+    divisors 0.74–1.0, false ones 0.02–0.43 — JPEG's 2-px chroma and 8-px blocks
+    make false divisors look supported at tiny periods).
     """
     means = [_residue_means(p, winner) for p in profiles]
     for divisor in range(MIN_PERIOD, winner):
         if winner % divisor:
             continue
         support = np.mean([_lattice_support(m, ph, divisor) for m, ph in zip(means, phases)])
-        if support >= OCTAVE_SUPPORT:
+        relative = score[divisor - MIN_PERIOD] / score[winner - MIN_PERIOD] if score is not None else 1.0
+        if support >= OCTAVE_SUPPORT and relative >= OCTAVE_SCORE:
             return divisor
     return winner
 
@@ -225,7 +238,7 @@ def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX
         score = sx.score / max(sx.score.max(), 1e-9) + sy.score / max(sy.score.max(), 1e-9)
         w = int(np.argmax(score))
         winner = int(sx.periods[w])
-        period = _resolve_octaves([profile_x, profile_y], [int(sx.phase[w]), int(sy.phase[w])], winner)
+        period = _resolve_octaves([profile_x, profile_y], [int(sx.phase[w]), int(sy.phase[w])], winner, score)
         i = period - MIN_PERIOD
         confidence = (_significance(profile_x, limit, float(sx.score[i]))
                       + _significance(profile_y, limit, float(sy.score[i]))) / 2
@@ -235,7 +248,7 @@ def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX
         scores = _score_axis(profile, limit)
         w = int(np.argmax(scores.score))
         winner = int(scores.periods[w])
-        period = _resolve_octaves([profile], [int(scores.phase[w])], winner)
+        period = _resolve_octaves([profile], [int(scores.phase[w])], winner, scores.score)
         i = period - MIN_PERIOD
         axes.append((period, (int(scores.phase[i]) + 1) % period,
                      _significance(profile, limit, float(scores.score[i]))))
