@@ -299,10 +299,12 @@ UNIT_TESTS = {
     "planner/reimport-textures",
     "planner/reload-resources",
     "planner/no-scan-when-trusted",
+    "planner/modified-texture-no-first-import",
     "planner/plan-taken-once",
     "planner/queued-while-busy",
     "planner/still-busy",
     "planner/queue-merged",
+    "planner/added-texture-first-import",
     "planner/rescan-scans",
     "planner/rescan-keeps-files",
     "planner/hello-rescan-scans",
@@ -1156,6 +1158,9 @@ def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(god
                 assert plan["update"] == [a.engine_path for a in godot_assets]
                 assert plan["reimport"] == [
                     a.engine_path for a in godot_assets if a.kind == "texture" and a.change != "removed"
+                ]
+                assert plan["first_import"] == [
+                    a.engine_path for a in godot_assets if a.kind == "texture" and a.change == "added"
                 ]
                 assert plan["reload"] == [
                     a.engine_path for a in godot_assets

@@ -294,6 +294,7 @@ func _unit_planner():
 		plan
 	)
 	_check("planner/no-scan-when-trusted", plan["scan"] == false, plan)
+	_check("planner/modified-texture-no-first-import", plan["first_import"] == [], plan)
 	_check("planner/plan-taken-once", planner.take(false) == null, "")
 
 	# Busy editor: offers queue up, the latest change per path wins, order kept.
@@ -320,6 +321,7 @@ func _unit_planner():
 		),
 		plan
 	)
+	_check("planner/added-texture-first-import", plan["first_import"] == ["res://sprites/b.png"], plan)
 
 	# Rescan: full scan, the message's files still listed for the runtime.
 	planner.offer(

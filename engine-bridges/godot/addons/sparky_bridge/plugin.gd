@@ -40,6 +40,7 @@ var _button: Button
 var _endpoint := ""
 var _max_bytes := DEFAULT_MAX_BYTES
 var _shown_label := ""
+var _applying := false
 
 
 func _get_plugin_name() -> String:
@@ -190,23 +191,31 @@ func _editor_busy(filesystem: EditorFileSystem) -> bool:
 
 
 func _apply_plan() -> void:
+	# reimport_files() blocks but keeps iterating the main loop (progress bar), so
+	# _process() runs again inside it: messages are still received and queued, and
+	# the next plan waits until this one is done.
+	if _applying:
+		return
 	var filesystem := EditorInterface.get_resource_filesystem()
 	var plan: Variant = _planner.take(_editor_busy(filesystem))
 	if plan == null:
 		return
+	_applying = true
 	for refused: Dictionary in plan["refused"]:
 		push_warning("sparky_bridge: not touching %s: %s" % [refused["path"], refused["reason"]])
-	if plan["scan"]:
-		# The publisher restarted or messages were lost: trust the disk, not the messages.
-		filesystem.scan()
-		return
 	for path: String in plan["update"]:
 		filesystem.update_file(path)
-	if plan["reimport"].size() > 0:
-		filesystem.reimport_files(PackedStringArray(plan["reimport"]))
-	for path: String in plan["reload"]:
-		if ResourceLoader.has_cached(path) and FileAccess.file_exists(path):
-			ResourceLoader.load(path, "", ResourceLoader.CACHE_MODE_REPLACE)
+	if plan["scan"] or plan["first_import"].size() > 0:
+		# Publisher restarted, messages lost, or new files to import for the first
+		# time: a scan imports new and changed files and reloads changed resources.
+		filesystem.scan()
+	else:
+		if plan["reimport"].size() > 0:
+			filesystem.reimport_files(PackedStringArray(plan["reimport"]))
+		for path: String in plan["reload"]:
+			if ResourceLoader.has_cached(path) and FileAccess.file_exists(path):
+				ResourceLoader.load(path, "", ResourceLoader.CACHE_MODE_REPLACE)
+	_applying = false
 
 
 # --------------------------------------------------------------------- status

@@ -6,14 +6,16 @@
 # calls to make; the runtime autoload uses the same plans for ResourceLoader reloads.
 #
 # A plan is {"scan": bool, "update": [res:// paths], "reimport": [...],
-# "reload": [...], "refused": [{"path", "reason"}]}:
-# - update:   every changed file (added, modified, removed): update_file(path).
-# - reimport: added/modified textures (imported PNG pages): reimport_files(paths).
-# - reload:   added/modified resources that are not imported (SpriteFrames and
-#             AtlasTexture .tres): reloaded in place (CACHE_MODE_REPLACE).
-# - scan:     the publisher restarted or messages were lost: do a full scan instead
-#             of trusting individual messages (the specific lists are still given,
-#             for the runtime, which cannot scan).
+# "first_import": [...], "reload": [...], "refused": [{"path", "reason"}]}:
+# - update:       every changed file (added, modified, removed): update_file(path).
+# - reimport:     added/modified textures (imported PNG pages): reimport_files(paths).
+# - first_import: the added ones among them; reimport_files() is documented for
+#                 files the editor already knows, so the editor scans for these.
+# - reload:       added/modified resources that are not imported (SpriteFrames and
+#                 AtlasTexture .tres): reloaded in place (CACHE_MODE_REPLACE).
+# - scan:         the publisher restarted or messages were lost: do a full scan
+#                 instead of trusting individual messages (the specific lists are
+#                 still given, for the runtime, which cannot scan).
 #
 # Invariants:
 # - Only assets with target == "godot" whose engine_path lies inside managed_prefix
@@ -86,7 +88,14 @@ func has_pending():
 func take(busy):
 	if busy or not has_pending():
 		return null
-	var plan = {"scan": _scan, "update": [], "reimport": [], "reload": [], "refused": _refused}
+	var plan = {
+		"scan": _scan,
+		"update": [],
+		"reimport": [],
+		"first_import": [],
+		"reload": [],
+		"refused": _refused,
+	}
 	for path in _pending:
 		var asset = _pending[path]
 		plan["update"].append(path)
@@ -95,6 +104,8 @@ func take(busy):
 		var kind = asset["kind"]
 		if IMPORTED_KINDS.has(kind) or path.get_extension().to_lower() == "png":
 			plan["reimport"].append(path)
+			if asset["change"] == "added":
+				plan["first_import"].append(path)
 		elif RELOADED_KINDS.has(kind) or path.get_extension().to_lower() == "tres":
 			plan["reload"].append(path)
 	_scan = false
