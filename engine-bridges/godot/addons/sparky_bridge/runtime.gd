@@ -120,7 +120,12 @@ static func _import_is_current(path: String) -> bool:
 		if destinations.is_empty():
 			return true
 		imported = destinations[0]
-	var md5_path := imported.get_basename() + ".md5"
+	# The editor keeps "<base>.md5" beside "<base>.ctex" (or "<base>.s3tc.ctex", ...),
+	# where <base> ends with "-" and the 32 hex digits of the source path's MD5.
+	var dash := imported.rfind("-")
+	if dash == -1:
+		return true
+	var md5_path := imported.substr(0, dash + 33) + ".md5"
 	var md5_text := FileAccess.get_file_as_string(md5_path)
 	var source_md5 := ""
 	for line in md5_text.split("\n"):
