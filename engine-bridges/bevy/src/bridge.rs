@@ -134,15 +134,24 @@ enum Incoming {
 #[derive(Resource)]
 struct IncomingMessages(Receiver<Incoming>);
 
-/// Owns the subscriber thread; dropping it stops and joins the thread.
+/// Owns the subscriber thread; dropping it (with the world) stops and joins the thread.
 #[derive(Resource)]
-struct SubscriberThread {
+pub struct SparkySubscriber {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
-impl SubscriberThread {
-    fn stop(&mut self) {
+impl SparkySubscriber {
+    /// True while the subscriber thread runs (false after `AppExit`, or when the
+    /// socket could not be opened — the log says why).
+    pub fn is_running(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
+    }
+
+    /// Stop the thread and wait for it (at most one poll interval). Idempotent.
+    pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(handle) = self.handle.take()
             && handle.join().is_err()
@@ -152,7 +161,7 @@ impl SubscriberThread {
     }
 }
 
-impl Drop for SubscriberThread {
+impl Drop for SparkySubscriber {
     fn drop(&mut self) {
         self.stop();
     }
@@ -178,7 +187,7 @@ impl Plugin for SparkyBridgePlugin {
             .init_resource::<KnownAssetPaths>()
             .insert_resource(AssetsRoot(self.assets_root.clone()))
             .insert_resource(IncomingMessages(receiver))
-            .insert_resource(SubscriberThread {
+            .insert_resource(SparkySubscriber {
                 stop,
                 handle: Some(handle),
             })
@@ -250,7 +259,7 @@ fn open_socket(
 
 fn stop_subscriber_on_exit(
     mut exits: MessageReader<AppExit>,
-    thread: Option<ResMut<SubscriberThread>>,
+    thread: Option<ResMut<SparkySubscriber>>,
 ) {
     if exits.read().next().is_some()
         && let Some(mut thread) = thread

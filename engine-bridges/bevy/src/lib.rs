@@ -31,7 +31,10 @@ pub use atlas::{
     SparkyAtlasLoaderSettings,
 };
 #[cfg(feature = "bridge")]
-pub use bridge::{SparkyAssetsChanged, SparkyBridgePlugin, SparkyBridgeStatus, SparkyBuildFailed};
+pub use bridge::{
+    SparkyAssetsChanged, SparkyBridgePlugin, SparkyBridgeStatus, SparkyBuildFailed,
+    SparkySubscriber,
+};
 
 /// Everything a game usually needs: `use bevy_sparky::prelude::*;`.
 pub mod prelude {
@@ -40,6 +43,7 @@ pub mod prelude {
     #[cfg(feature = "bridge")]
     pub use crate::bridge::{
         SparkyAssetsChanged, SparkyBridgePlugin, SparkyBridgeStatus, SparkyBuildFailed,
+        SparkySubscriber,
     };
     pub use crate::{SparkyAnimationSystems, SparkyPlugin};
 }

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bevy::asset::{AssetEvent, RecursiveDependencyLoadState};
+use bevy::asset::RecursiveDependencyLoadState;
 use bevy::image::TextureAtlasLayout;
 use bevy::math::URect;
 use bevy::prelude::*;
@@ -257,7 +256,6 @@ fn a_changed_page_image_is_reloaded() {
             .get(&page_handle)
             .is_some_and(|image| image.size() == UVec2::new(64, 32))
     });
-    let _ = Messages::<AssetEvent<Image>>::default();
 }
 
 #[test]
@@ -467,11 +465,23 @@ fn a_symlink_out_of_the_assets_folder_is_not_reloaded() {
 fn the_subscriber_thread_stops_when_the_app_exits() {
     let mut rig = Rig::new();
     rig.connect(SESSION_A);
+    assert!(rig.app.world().resource::<SparkySubscriber>().is_running());
     rig.app.world_mut().write_message(AppExit::Success);
     let start = Instant::now();
     rig.app.update();
-    // The thread was joined inside that update (it polls its stop flag every 50 ms).
+    // Joined inside that update: the thread polls its stop flag every 50 ms.
+    assert!(!rig.app.world().resource::<SparkySubscriber>().is_running());
     assert!(start.elapsed() < Duration::from_secs(2));
-    drop(rig.app);
-    let _ = Path::new("");
+}
+
+#[test]
+fn an_unusable_endpoint_turns_hot_reload_off_without_stopping_the_game() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut app = headless_app(temp.path());
+    app.add_plugins(SparkyBridgePlugin::with_endpoint("no-such-transport://x"));
+    pump_until(&mut app, TIMEOUT, "the subscriber to give up", |app| {
+        !app.world().resource::<SparkySubscriber>().is_running()
+    });
+    app.update();
+    assert_eq!(app.world().resource::<SparkyBridgeStatus>().messages, 0);
 }
