@@ -43,7 +43,7 @@ from ..errors import BuildFailed, Diagnostic, InvalidInput, suggest
 from ..process.pixelize import Grid, parse_colour, pixelize
 from .base import FrameSpec, GenerationRequest
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when anything here changes the pixels made for an unchanged request."""
 
 EXTRA_HINT = "the diffusion generator needs the [diffusion] extra: pip install 'sparky-assets[diffusion]'"
@@ -84,7 +84,7 @@ SETTINGS_DOC: dict[str, str] = {
     "device": "auto | cpu | cuda | cuda:N | mps (auto: cuda, then mps, then cpu)",
     "batch_size": "images per pipeline call (1..256), default 4",
     "frames": "seed | img2img: how animation frames are made (see docs/diffusion.md)",
-    "strength": "img2img strength for frames after the base image (0 < s <= 1), default 0.55",
+    "strength": "img2img strength: how far each frame may move from the base image (0 < s <= 1), default 0.3",
     "pixelize": "{ grid = \"auto\" | [w, h], background = " + BACKGROUNDS_DOC + ", tolerance = 40 }",
 }
 
@@ -131,7 +131,7 @@ class DiffusionSettings:
     device: str = "auto"
     batch_size: int = 4
     frames: str = DEFAULT_FRAMES_MODE
-    strength: float = 0.55
+    strength: float = 0.3
     pixelize: PixelizeSettings = field(default_factory=PixelizeSettings)
 
     def as_key(self) -> dict[str, Any]:
@@ -589,7 +589,7 @@ class _FrameJob:
     width: int
     height: int
     strength: float
-    init: np.ndarray | None = None
+    init: Any = None  # img2img: the base image's latents, (1, 4, h, w) tensor
 
 
 def render_dimensions(width: int, height: int, render_size: int) -> tuple[int, int]:
@@ -747,14 +747,17 @@ class DiffusionGenerator:
         generate_started = time.perf_counter()
         if settings.frames == "img2img":
             # One base image per sprite (its own seed, the plain prompt), then every
-            # frame is an img2img variation of it.
+            # frame is an img2img variation of it. The base stays in latent space:
+            # no VAE decode/encode round trip (lossy, and the encoder samples its
+            # posterior, which adds per-frame noise).
             bases = [_FrameJob(r, -1, request.prompt or "", options[r]["negative_prompt"],
                                frame_seed(request.seed, "", -1),
                                *render_dimensions(request.width, request.height, render_size), options[r]["strength"])
                      for r, request in enumerate(requests)]
-            base_images = self._batched(torch, loaded, loaded.text2img, scheduler, settings, bases, stats, img2img=False)
+            base_latents = self._batched(torch, loaded, loaded.text2img, scheduler, settings, bases, stats, img2img=False,
+                                         latents=True)
             for job in jobs:
-                job.init = base_images[job.request]
+                job.init = base_latents[job.request]
             images = self._batched(torch, loaded, loaded.image_to_image(), scheduler, settings, jobs, stats, img2img=True)
         else:
             images = self._batched(torch, loaded, loaded.text2img, scheduler, settings, jobs, stats, img2img=False)
@@ -765,9 +768,10 @@ class DiffusionGenerator:
         return per_request
 
     def _batched(self, torch, loaded: LoadedPipeline, pipe, scheduler, settings: DiffusionSettings,
-                 jobs: Sequence[_FrameJob], stats: dict[str, Any], *, img2img: bool) -> list[np.ndarray]:
+                 jobs: Sequence[_FrameJob], stats: dict[str, Any], *, img2img: bool, latents: bool = False) -> list[Any]:
         """Run ``jobs`` in batches of ``batch_size``; jobs of different render size or
-        strength never share a batch. Returns uint8 RGB images in job order."""
+        strength never share a batch. Returns uint8 RGB images in job order (or, with
+        ``latents``, each image's ``(1, 4, h, w)`` latent tensor)."""
         pipe.scheduler = scheduler
         out: list[np.ndarray | None] = [None] * len(jobs)
         buckets: dict[tuple, list[int]] = {}
@@ -783,18 +787,22 @@ class DiffusionGenerator:
                     num_inference_steps=settings.steps,
                     guidance_scale=settings.guidance,
                     generator=[torch.Generator(generator_device).manual_seed(j.seed) for j in batch],
-                    output_type="np",
+                    output_type="latent" if latents else "np",
                 )
                 if img2img:
-                    kwargs["image"] = [j.init.astype(np.float32)[None] / 255.0 for j in batch]
-                    kwargs["image"] = np.concatenate(kwargs["image"], axis=0)
+                    kwargs["image"] = torch.cat([j.init for j in batch])
                     kwargs["strength"] = strength
+                    # diffusers denoises int(steps * strength) steps; at least one.
+                    kwargs["num_inference_steps"] = max(settings.steps, math.ceil(1 / strength - 1e-9))
                 else:
                     kwargs["height"], kwargs["width"] = height, width
                 with torch.inference_mode():
                     result = pipe(**kwargs).images
                 for i, image in zip(members[start : start + settings.batch_size], result):
-                    out[i] = (np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255).round().astype(np.uint8)
+                    if latents:
+                        out[i] = image[None].clone()
+                    else:
+                        out[i] = (np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255).round().astype(np.uint8)
                 stats["images"] += len(batch)
                 stats["batches"] += 1
         return [image for image in out if image is not None]

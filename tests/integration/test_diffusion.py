@@ -163,7 +163,7 @@ def test_cache_key_covers_what_changes_pixels_and_nothing_else(tiny_sd_project, 
                     request(tiny_sd_project, steps=3), request(tiny_sd_project, size=(32, 32)),
                     request(tiny_sd_project, specs=FRAMES[:2]), request(tiny_sd_project, scheduler="euler"),
                     request(tiny_sd_project, options={"negative_prompt": "blurry"}),
-                    request(tiny_sd_project, options={"strength": 0.3}),
+                    request(tiny_sd_project, options={"strength": 0.7}),
                     request(tiny_sd_project, options={"pixelize": {"grid": [4, 4]}})):
         assert generator.cache_key(changed) != key
 
