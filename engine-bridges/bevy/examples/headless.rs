@@ -25,10 +25,10 @@ struct RunFor(Option<Duration>);
 
 fn main() -> AppExit {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |index: usize, default: &str| {
-        args.get(index)
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
+    // An empty argument means "the default" (so later ones can be given).
+    let arg = |index: usize, default: &str| match args.get(index) {
+        Some(value) if !value.is_empty() => value.clone(),
+        _ => default.to_owned(),
     };
     let assets = arg(
         0,

@@ -10,10 +10,13 @@
 //! use bevy::prelude::*;
 //! use bevy_sparky::prelude::*;
 //!
-//! App::new()
-//!     .add_plugins(DefaultPlugins)
-//!     .add_plugins(SparkyBridgePlugin::default()) // adds SparkyPlugin too
-//!     .run();
+//! let mut app = App::new();
+//! app.add_plugins(DefaultPlugins);
+//! #[cfg(feature = "bridge")]
+//! app.add_plugins(SparkyBridgePlugin::default()); // adds SparkyPlugin too
+//! #[cfg(not(feature = "bridge"))]
+//! app.add_plugins(SparkyPlugin); // release build without networking
+//! app.run();
 //! ```
 
 pub mod animation;
