@@ -41,6 +41,10 @@ use crate::protocol::{
 const CHANNEL_CAPACITY: usize = 4096;
 /// How often the subscriber thread checks its stop flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// ZMTP PING interval on the subscriber's connection.
+const HEARTBEAT_IVL: Duration = Duration::from_secs(2);
+/// A connection that answers no PING for this long is dropped and reconnected.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Connects the game to `sparky-assets watch` and reloads changed assets.
 #[derive(Clone, Debug)]
@@ -252,6 +256,11 @@ fn open_socket(
         .saturating_mul(2)
         .saturating_add(64 * 1024);
     socket.set_maxmsgsize(guard)?;
+    // ZMTP heartbeats: a publisher that vanished without closing TCP (machine slept,
+    // cable pulled) is noticed after HEARTBEAT_TIMEOUT and reconnected to, which is
+    // what the protocol's "3 silent heartbeat intervals" rule asks for.
+    socket.set_heartbeat_ivl(HEARTBEAT_IVL.as_millis() as i32)?;
+    socket.set_heartbeat_timeout(HEARTBEAT_TIMEOUT.as_millis() as i32)?;
     socket.set_subscribe(TOPIC_PREFIX.as_bytes())?;
     socket.connect(endpoint)?;
     Ok(socket)
