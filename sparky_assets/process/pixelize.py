@@ -115,7 +115,6 @@ class _AxisScores:
     score: np.ndarray  # significance: contrast * sqrt(grid lines)
     contrast: np.ndarray  # aligned mean - overall mean, best phase
     phase: np.ndarray  # best phase of the *profile* (a grid line index mod P)
-    ratio: np.ndarray  # (aligned - others) / aligned at the best phase, 0..1
 
 
 def _score_axis(profile: np.ndarray, max_period: int) -> _AxisScores:
@@ -127,7 +126,6 @@ def _score_axis(profile: np.ndarray, max_period: int) -> _AxisScores:
     score = np.zeros(periods.size)
     contrast = np.zeros(periods.size)
     phase = np.zeros(periods.size, dtype=np.int64)
-    ratio = np.zeros(periods.size)
     for i, period in enumerate(periods):
         residues = positions % period
         sums = np.bincount(residues, weights=profile, minlength=period)
@@ -138,8 +136,7 @@ def _score_axis(profile: np.ndarray, max_period: int) -> _AxisScores:
         phase[i] = best
         contrast[i] = aligned[best] - mean
         score[i] = (aligned[best] - others) * math.sqrt(counts[best])
-        ratio[i] = (aligned[best] - others) / aligned[best] if aligned[best] > 0 else 0.0
-    return _AxisScores(periods, score, contrast, phase, ratio)
+    return _AxisScores(periods, score, contrast, phase)
 
 
 def _lattice_support(residue_means: np.ndarray, phase: int, divisor: int) -> float:
