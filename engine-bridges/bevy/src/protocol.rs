@@ -124,6 +124,25 @@ impl Value {
     }
 }
 
+/// msgpack's predefined extension type -1 (timestamp).
+const TIMESTAMP_EXT: i8 = -1;
+
+/// The timestamp extension's own rules (what the reference decoder enforces): 4, 8 or
+/// 12 bytes, nanoseconds at most 999,999,999.
+fn check_timestamp(data: &[u8]) -> Result<(), String> {
+    let be_u32 = |bytes: &[u8]| u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let nanoseconds = match data.len() {
+        4 => 0,
+        8 => be_u32(data) >> 2,
+        12 => be_u32(data),
+        len => return Err(format!("invalid timestamp data (length {len})")),
+    };
+    if nanoseconds > 999_999_999 {
+        return Err(format!("nanoseconds {nanoseconds} > 999999999"));
+    }
+    Ok(())
+}
+
 fn malformed(detail: impl Into<String>) -> DecodeError {
     DecodeError::new(ErrorCode::Malformed, detail)
 }
@@ -229,8 +248,14 @@ impl<'a> MsgpackReader<'a> {
     }
 
     fn ext(&mut self, len: usize) -> Result<Value, DecodeError> {
+        let at = self.pos;
         let kind = self.byte()? as i8;
-        Ok(Value::Ext(kind, self.take(len)?.to_vec()))
+        let data = self.take(len)?.to_vec();
+        if kind == TIMESTAMP_EXT {
+            check_timestamp(&data)
+                .map_err(|problem| malformed(format!("timestamp at offset {at}: {problem}")))?;
+        }
+        Ok(Value::Ext(kind, data))
     }
 
     /// One value; `depth` is the nesting level a container starting here would have.
@@ -719,6 +744,35 @@ mod tests {
         assert!(parse_body(&nested(MAX_DEPTH), MAX_MESSAGE_BYTES).is_ok());
         let error = parse_body(&nested(MAX_DEPTH + 1), MAX_MESSAGE_BYTES).unwrap_err();
         assert_eq!(error.code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn timestamp_extensions_follow_their_own_rules() {
+        let with = |ext: &[u8]| {
+            let mut body = vec![0x81, 0xa1, b'x'];
+            body.extend_from_slice(ext);
+            parse_body(&body, MAX_MESSAGE_BYTES).map(|_| ())
+        };
+        assert!(with(&[0xd6, 0xff, 0, 0, 0, 1]).is_ok());
+        let ts64 = |nanoseconds: u64| {
+            let mut ext = vec![0xd7, 0xff];
+            ext.extend_from_slice(&((nanoseconds << 34) | 5).to_be_bytes());
+            with(&ext)
+        };
+        assert!(ts64(999_999_999).is_ok());
+        assert_eq!(ts64(1_000_000_000).unwrap_err().code, ErrorCode::Malformed);
+        let mut ts96 = vec![0xc7, 12, 0xff];
+        ts96.extend_from_slice(&1_000_000_000u32.to_be_bytes());
+        ts96.extend_from_slice(&1i64.to_be_bytes());
+        assert_eq!(with(&ts96).unwrap_err().code, ErrorCode::Malformed);
+        assert_eq!(
+            with(&[0xd5, 0xff, 0, 0]).unwrap_err().code,
+            ErrorCode::Malformed
+        );
+        assert!(
+            with(&[0xd5, 0x05, 0, 0]).is_ok(),
+            "other extension types are opaque"
+        );
     }
 
     #[test]
