@@ -66,7 +66,7 @@ def main() -> None:
         root = Path(tmp)
         write_project(root, args.sprites)
         changes: queue.Queue = queue.Queue()
-        watcher = FileWatcher(changes)
+        watcher = FileWatcher(changes, root)
         publisher = Publisher("tcp://127.0.0.1:0", "bench", heartbeat_ms=1000)
         session = WatchSession(root / "sparky.toml", publisher, changes, debounce_s=args.debounce_ms / 1000,
                                echo=lambda *a, **k: None, on_files=watcher.set_files)

@@ -35,6 +35,10 @@ class StageCache:
     def _path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / key
 
+    def has(self, stage: str, key: str) -> bool:
+        """An entry exists (not yet verified: :meth:`get` does that)."""
+        return self._path(stage, key).exists()
+
     def get(self, stage: str, key: str) -> bytes | None:
         path = self._path(stage, key)
         try:

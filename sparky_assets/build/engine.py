@@ -2,17 +2,22 @@
 
 Stages are pure functions; this module is the one place that reads caches and writes
 files. Each stage's result is addressed by a key that hashes everything it depends
-on, chained so keys are known *before* any work is done::
+on, chained from what was actually generated::
 
-    generate  H(generator.cache_key, size, frames, seed, prompt)
-    process   H(generate key, palette colours, outline, dither)
-    pack      H(process keys + animations of its sprites, atlas settings)
-    export    H(pack key, target settings, exporter version)
+    generate  H(generator name, generator.cache_key(request))
+    process   H(content of the generated frames*, palette colours, outline, dither)
+    pack      H(atlas name and settings, process keys + animations of its sprites)
+    export    H(pack key, target, its settings, exporter version)
 
-A build first *plans* (which keys miss), generates all missing sprites in one batch
-per generator, then evaluates lazily from the export stage down, so a no-op build
-only computes keys and ``stat`` s its outputs. Outputs are switched over together
-(:mod:`.outputs`); one build per project at a time (:class:`ProjectLock`).
+    * for locked generators, the SHA-256 of the stored result in sparky.lock (so a
+      regenerated sprite that came out differently flows through even where the
+      generator is not bit-exact); otherwise the generate key.
+
+A build runs in three phases: (1) generate every locked sprite whose lock entry is
+missing or stale (one batch per generator: diffusion batches on the GPU), (2) compute
+the process/pack/export keys, (3) evaluate lazily from the export stage down, so a
+no-op build only computes keys and ``stat`` s its outputs. Outputs are switched over
+together (:mod:`.outputs`); one build per project at a time (:class:`ProjectLock`).
 """
 
 from __future__ import annotations
@@ -28,18 +33,18 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import registry
-from ..errors import BuildFailed, Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, SparkyError
-from ..export.base import ExportContext, OutputFile, encode_png
+from ..errors import BuildFailed, Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, SparkyError, suggest
+from ..export.base import PNG_VERSION, ExportContext, OutputFile, encode_png
 from ..export.registry import exporter
 from ..export.sheets import SheetsExporter
 from ..generators.base import FrameSpec, GenerationRequest
 from ..manifest.load import load_manifest
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
-from ..pack.atlas import AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
+from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
 from ..pack.maxrects import PackResult, Placement, pack_maxrects
 from ..palettes import Palette
-from ..process.lock import lock_to_palette
+from ..process.lock import LOCK_VERSION, lock_to_palette
 from ..process.shape import add_outline, darkest
 from .cache import StageCache
 from .fsutil import canonical_hash, sha256_bytes
@@ -47,17 +52,20 @@ from .outputs import OutputLedger, PlannedWrite
 from .report import BuildReport, ChangedAsset
 from .store import GeneratedStore
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 STATE_DIR = ".sparky"
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     frozen: bool = False
+    """Use only locked generated art; fail if any locked sprite would need generating."""
     force: bool = False
+    """Ignore the stage cache (locked generated art is still reused: see ``regenerate``)."""
     dry_run: bool = False
     only: tuple[str, ...] = ()
     regenerate: tuple[str, ...] = ()
+    """Sprites to generate again even though their lock entry is current."""
 
 
 @dataclass
@@ -67,9 +75,9 @@ class SpritePlan:
     request: GenerationRequest
     generator: Any
     gen_key: str
-    process_key: str
     lockable: bool
     inputs: dict[str, Any]
+    """What made it, recorded in sparky.lock to explain staleness under --frozen."""
 
 
 @dataclass
@@ -78,7 +86,7 @@ class ResolvedProject:
     sprites: dict[str, SpritePlan]
     atlases: list[AtlasSpec]
     exports: list[ExportSpec]
-    pack_keys: dict[str, str] = field(default_factory=dict)
+    locator: Callable[[str], tuple[int | None, int | None]] = field(default=lambda key: (None, None))
 
 
 class ProjectLock:
@@ -175,27 +183,14 @@ def resolve(manifest: Manifest) -> ResolvedProject:
             sink.add(located(d, base, s.name))
         if problems or palette is None:
             continue
-        gen_inputs = {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
-                      "frames": [[f.animation, f.index] for f in frames],
-                      "palette": palette.digest() if request.palette else None}
-        settings_hash = canonical_hash(gen.cache_key(request))
-        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, **gen_inputs, "generator_key": settings_hash})
-        process_key = canonical_hash({"stage": "process", "engine": ENGINE_VERSION, "generate": gen_key, "palette": palette.digest(),
-                                      "outline": s.outline, "dither": s.dither})
-        inputs = {k: v for k, v in gen_inputs.items() if v is not None}
-        inputs["settings"] = settings_hash[:16]
-        plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, process_key, getattr(gen, "needs_lock", True), inputs)
+        generator_key = gen.cache_key(request)
+        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator, "key": generator_key})
+        inputs = {k: v for k, v in {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
+                                    "frames": len(frames), "settings": canonical_hash(generator_key)[:16]}.items() if v is not None}
+        plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, getattr(gen, "needs_lock", True), inputs)
     sink.raise_if_any()
 
-    project = ResolvedProject(manifest, plans, list(manifest.atlases), list(manifest.exports))
-    for atlas in project.atlases:
-        project.pack_keys[atlas.name] = canonical_hash({
-            "stage": "pack", "engine": ENGINE_VERSION,
-            "settings": [atlas.max_width, atlas.max_height, atlas.padding, atlas.extrude, atlas.power_of_two, atlas.square, atlas.trim],
-            "sprites": [[n, plans[n].process_key, [[a.name, a.frames, a.fps, a.loop] for a in plans[n].spec.animations]]
-                        for n in atlas.sprites],
-        })
-    return project
+    return ResolvedProject(manifest, plans, list(manifest.atlases), list(manifest.exports), locate)
 
 
 def check(path: str | Path) -> ResolvedProject:
@@ -287,6 +282,7 @@ class _Build:
         self._generated: dict[str, list[np.ndarray]] = {}
         self._processed: dict[str, list[np.ndarray]] = {}
         self._packed: dict[str, PackedAtlas] = {}
+        self._pages_png: dict[str, tuple[bytes, ...]] = {}
 
     # -- plan ------------------------------------------------------------------
 
@@ -295,41 +291,102 @@ class _Build:
             self.ledger.recover()
         project = resolve(self.manifest)
         self.project = project
+        self._check_options(project)
         atlases = self._selected_atlases(project)
         targets = self._targets(project)
-
         if self.options.frozen:
-            stale = []
-            for plan in project.sprites.values():
-                if plan.lockable:
-                    why = self.store.staleness(plan.spec.name, plan.gen_key, plan.inputs)
-                    if why:
-                        stale.append(Diagnostic(f"sprite '{plan.spec.name}' would need generating: {why}", file=str(self.manifest.path),
-                                                line=None, key=plan.spec.key, sprite=plan.spec.name, stage="generate",
-                                                hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/"))
-            if stale:
-                raise InvalidInput(stale)
+            self._check_frozen(project)
 
-        need_export = [(a, t) for a in atlases for t in targets if self.options.force or not self._has("export", self._export_key(a, t))]
-        need_pack = {a.name: a for a, _ in need_export if self.options.force or not self._has("pack", project.pack_keys[a.name])}
-        need_process = [n for a in need_pack.values() for n in a.sprites
-                        if self.options.force or not self._has("process", project.sprites[n].process_key)]
-        need_generate = [n for n in project.sprites
-                         if self._needs_generation(project.sprites[n], needed=n in need_process)
-                         and (not self.options.only or n in self._only_sprites)]
+        # phase 1: locked sprites whose lock entry is missing or stale, in batches
+        wanted = self._only_sprites if self.options.only else set(project.sprites)
+        to_generate = [n for n, plan in project.sprites.items()
+                       if plan.lockable and n in wanted and self._lock_is_stale(plan)]
         if self.options.dry_run:
-            self.report.ran = {"generate": need_generate, "process": need_process, "pack": list(need_pack),
-                               "export": [f"{a.name}:{t.target}" for a, t in need_export]}
-            return self.report
+            return self._plan_report(project, atlases, targets, to_generate)
+        self._generate(to_generate)
 
-        self._generate(need_generate)
+        # phase 2 + 3: keys from what was generated, then evaluate from the exports down
+        self._compute_keys(project)
         files = self._export_all(atlases, targets)
         self.store.forget_except(set(project.sprites))
         if self.store.dirty:
             self.store.save()
             self.warm.saved_store(self.manifest.root, self.store)
-        self._write(files, partial=bool(self.options.only))
+        self._write(files, selected={a.name for a in atlases} if self.options.only else None)
         self.report.warnings += self.cache.warnings + self.store.problems
+        return self.report
+
+    def _check_options(self, project: ResolvedProject) -> None:
+        problems = []
+        if self.options.frozen and (self.options.force or self.options.regenerate):
+            problems.append(Diagnostic("--frozen cannot be combined with --force or --regenerate",
+                                       hint="--frozen never generates; drop one of them"))
+        for name in self.options.regenerate:
+            if name not in project.sprites:
+                problems.append(Diagnostic(f"--regenerate: no sprite named '{name}'", hint=suggest(name, project.sprites)))
+        known = set(project.sprites) | {a.name for a in project.atlases}
+        for name in self.options.only:
+            if name not in known:
+                problems.append(Diagnostic(f"--only: no sprite or atlas named '{name}'", hint=suggest(name, known)))
+        if problems:
+            raise InvalidInput(problems)
+
+    def _check_frozen(self, project: ResolvedProject) -> None:
+        stale = []
+        for plan in project.sprites.values():
+            if not plan.lockable:
+                continue
+            why, changed = self.store.staleness(plan.spec.name, plan.gen_key, plan.inputs)
+            if why:
+                key = f"{plan.spec.key}.{changed[0]}" if changed else plan.spec.key
+                line, col = project.locator(key)
+                stale.append(Diagnostic(
+                    f"sprite '{plan.spec.name}' would need generating: {why}", file=str(self.manifest.path), line=line,
+                    column=col, key=key, sprite=plan.spec.name, stage="generate",
+                    hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/"))
+        if stale:
+            raise InvalidInput(stale)
+
+    def _lock_is_stale(self, plan: SpritePlan) -> bool:
+        name = plan.spec.name
+        if name in self.options.regenerate:
+            return True
+        entry = self.store.entries.get(name)
+        return entry is None or entry.key != plan.gen_key or not self.store.verify(name)
+
+    def _compute_keys(self, project: ResolvedProject) -> None:
+        self.process_keys: dict[str, str] = {}
+        for name, plan in project.sprites.items():
+            entry = self.store.entries.get(name) if plan.lockable else None
+            content = entry.sha256 if entry is not None and entry.key == plan.gen_key else plan.gen_key
+            s = plan.spec
+            self.process_keys[name] = canonical_hash({
+                "stage": "process", "engine": ENGINE_VERSION, "lock": LOCK_VERSION, "content": content,
+                "palette": plan.palette.digest(), "outline": s.outline, "dither": s.dither})
+        self.pack_keys = {atlas.name: canonical_hash({
+            "stage": "pack", "engine": ENGINE_VERSION, "pack": PACK_VERSION, "name": atlas.name,
+            "settings": [atlas.max_width, atlas.max_height, atlas.padding, atlas.extrude, atlas.power_of_two, atlas.square, atlas.trim],
+            "sprites": [[n, self.process_keys[n], [[a.name, a.frames, a.fps, a.loop] for a in project.sprites[n].spec.animations]]
+                        for n in atlas.sprites],
+        }) for atlas in project.atlases}
+
+    def _plan_report(self, project, atlases, targets, to_generate) -> BuildReport:
+        """What a build would do: keys as they are now; sprites about to be generated
+        count as changed all the way down."""
+        self._compute_keys(project)
+        fresh = set(to_generate)
+        need_export, need_pack, need_process = [], [], []
+        for atlas in atlases:
+            dirty = bool(fresh & set(atlas.sprites))
+            exports = [t for t in targets if dirty or self.options.force or not self.cache.has("export", self._export_key(atlas, t))]
+            need_export += [f"{atlas.name}:{t.target}" for t in exports]
+            if exports and (dirty or self.options.force or not self.cache.has("pack", self.pack_keys[atlas.name])):
+                need_pack.append(atlas.name)
+                need_process += [n for n in atlas.sprites if n in fresh or self.options.force
+                                 or not self.cache.has("process", self.process_keys[n])]
+        image_gen = [n for n in need_process if not project.sprites[n].lockable
+                     and not self.cache.has("generate", project.sprites[n].gen_key)]
+        self.report.ran = {"generate": to_generate + image_gen, "process": need_process, "pack": need_pack, "export": need_export}
         return self.report
 
     @property
@@ -343,34 +400,16 @@ class _Build:
     def _selected_atlases(self, project: ResolvedProject) -> list[AtlasSpec]:
         if not self.options.only:
             return project.atlases
-        known = set(project.sprites) | {a.name for a in project.atlases}
-        unknown = [n for n in self.options.only if n not in known]
-        if unknown:
-            from ..errors import suggest
-
-            raise InvalidInput([Diagnostic(f"--only: no sprite or atlas named '{n}'", hint=suggest(n, known)) for n in unknown])
         return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
 
     def _targets(self, project: ResolvedProject) -> list[ExportSpec]:
         sheets = ExportSpec("sheets", self.manifest.out / "sheets", {})
         return [sheets, *project.exports]
 
-    def _has(self, stage: str, key: str) -> bool:
-        return self.cache._path(stage, key).exists()
-
-    def _needs_generation(self, plan: SpritePlan, needed: bool) -> bool:
-        name = plan.spec.name
-        if self.options.force or name in self.options.regenerate:
-            return True
-        if plan.lockable:
-            entry = self.store.entries.get(name)
-            return entry is None or entry.key != plan.gen_key or not (self.manifest.root / entry.file).exists()
-        return needed and not self._has("generate", plan.gen_key)
-
     def _export_key(self, atlas: AtlasSpec, target: ExportSpec) -> str:
         rel_root = target.root.relative_to(self.manifest.root).as_posix()
         version = SheetsExporter.version if target.target == "sheets" else exporter(target.target).version
-        return canonical_hash({"stage": "export", "engine": ENGINE_VERSION, "pack": self.project.pack_keys[atlas.name],
+        return canonical_hash({"stage": "export", "engine": ENGINE_VERSION, "png": PNG_VERSION, "pack": self.pack_keys[atlas.name],
                                "target": target.target, "root": rel_root, "settings": dict(target.settings), "version": version})
 
     # -- stages ------------------------------------------------------------------
@@ -420,12 +459,12 @@ class _Build:
         if plan.lockable:
             frames = self.store.lookup(name, plan.gen_key)
         else:
-            hit = self.cache.get_arrays("generate", plan.gen_key)
+            hit = None if self.options.force else self.cache.get_arrays("generate", plan.gen_key)
             frames = hit[1] if hit else None
         if frames is None:
-            if self.options.frozen and plan.lockable:
-                raise InvalidInput(Diagnostic(f"sprite '{name}' would need generating: its stored result is unusable", sprite=name,
-                                              stage="generate"))
+            if plan.lockable:  # verified in phase 1: someone changed sparky-generated/ during the build
+                raise BuildFailed(Diagnostic(f"the stored result of sprite '{name}' changed during the build; run it again",
+                                             sprite=name, stage="generate"))
             self._generate([name])
             return self._generated[name]
         self.report.cached["generate"] += 1
@@ -436,19 +475,20 @@ class _Build:
         if name in self._processed:
             return self._processed[name]
         plan = self.project.sprites[name]
-        frames = None if self.options.force else self.warm.get(plan.process_key)
+        key = self.process_keys[name]
+        frames = None if self.options.force else self.warm.get(key)
         if frames is not None:
             self.report.cached["process"] += 1
         else:
-            hit = None if self.options.force else self.cache.get_arrays("process", plan.process_key)
+            hit = None if self.options.force else self.cache.get_arrays("process", key)
             if hit is not None:
                 self.report.cached["process"] += 1
                 frames = hit[1]
             else:
                 frames = [self._process_frame(plan, f) for f in self.generated(name)]
-                self.cache.put_arrays("process", plan.process_key, {}, frames)
+                self.cache.put_arrays("process", key, {}, frames)
                 self.report.ran["process"].append(name)
-            self.warm.put(plan.process_key, frames)
+            self.warm.put(key, frames)
         self._processed[name] = frames
         return frames
 
@@ -463,7 +503,7 @@ class _Build:
     def packed(self, atlas: AtlasSpec) -> PackedAtlas:
         if atlas.name in self._packed:
             return self._packed[atlas.name]
-        key = self.project.pack_keys[atlas.name]
+        key = self.pack_keys[atlas.name]
         hit = None if self.options.force else self.cache.get_arrays("pack", key)
         if hit is not None:
             self.report.cached["pack"] += 1
@@ -516,8 +556,9 @@ class _Build:
                 self.report.cached["export"] += 1
                 return files
         packed = self.packed(atlas)
-        pages = tuple(encode_png(p) for p in packed.pages)
-        ctx = ExportContext(self.manifest, target, pages, dict(target.settings))
+        if atlas.name not in self._pages_png:  # encoded once, shared by every target
+            self._pages_png[atlas.name] = tuple(encode_png(p) for p in packed.pages)
+        ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
         impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
         files = impl.export(packed, ctx)
         self.cache.put("export", key, _files_to_bytes(files))
@@ -531,34 +572,39 @@ class _Build:
             for rel, f in self.exported(atlas, target).items():
                 path = target.root / rel
                 if path in out:
-                    raise InvalidInput(Diagnostic(f"two outputs want the same file {self.manifest.relative(path)} "
-                                                  f"(atlas '{atlas.name}' and atlas '{out[path][2].atlas}')", stage="export",
-                                                  hint="rename a sprite or an atlas"))
+                    other_target, _, other = out[path]
+                    raise InvalidInput(Diagnostic(
+                        f"two outputs want the same file {self.manifest.relative(path)}: {target.target} export of atlas "
+                        f"'{atlas.name}' and {other_target.target} export of atlas '{other.atlas}'", stage="export",
+                        hint="give each export target its own dir" if other_target.target != target.target
+                        else "rename a sprite or an atlas so their file names differ"))
                 out[path] = (target, rel, f)
             self.on_progress("export", i, total)
         return out
 
     # -- write -------------------------------------------------------------------
 
-    def _write(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], partial: bool) -> None:
+    def _write(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], selected: set[str] | None) -> None:
+        """Write what changed, remove what is no longer produced. ``selected`` (``--only``):
+        outputs of other atlases are left alone."""
         writes, keep = [], {}
         for path, (target, rel, f) in sorted(files.items()):
             digest = sha256_bytes(f.data)
             meta = {"target": target.target, "path": rel, "kind": f.kind, "engine_path": f.engine_path,
                     "sprites": list(f.sprites), "atlas": f.atlas, "sha256": digest}
-            if self.ledger.unchanged(path, digest):
-                keep[path] = {**self.ledger.record[self.ledger._rel(path)], **meta}
+            if self.ledger.unchanged(path, digest, len(f.data)):
+                keep[path] = meta
                 self.report.unchanged += 1
                 continue
             change = "modified" if path.exists() else "added"
             writes.append(PlannedWrite(path, f.data, meta))
             self.report.assets.append(ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas))
         remove = []
-        for rel, meta in self.ledger.record.items():
+        for rel, meta in sorted(self.ledger.record.items()):
             path = self.manifest.root / rel
             if path in files:
                 continue
-            if partial:
+            if selected is not None and meta.get("atlas") not in selected:
                 keep[path] = meta
                 continue
             remove.append(path)

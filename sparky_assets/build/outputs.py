@@ -68,8 +68,8 @@ class OutputLedger:
                         moved += 1
                 for stale in journal["remove"]:
                     Path(stale).unlink(missing_ok=True)
-                atomic_write(self.record_path, json.dumps(journal["record"], sort_keys=True).encode(), tmp_dir=self.state_dir / "tmp")
-                self.record = journal["record"]
+                self.record = self._stat_record(journal["record"])
+                atomic_write(self.record_path, json.dumps(self.record, sort_keys=True).encode(), tmp_dir=self.state_dir / "tmp")
             self.journal_path.unlink(missing_ok=True)
         for leftover in (self.staging, self.state_dir / "tmp"):
             if leftover.exists():
@@ -79,26 +79,42 @@ class OutputLedger:
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
-    def unchanged(self, path: Path, digest: str) -> bool:
-        entry = self.record.get(self._rel(path))
-        if entry is None or entry["sha256"] != digest:
-            return False
+    def unchanged(self, path: Path, digest: str, size: int) -> bool:
+        """The file on disk already has these bytes: known from the record when its size
+        and mtime match, else by hashing it (touched files, a lost or recovered record)."""
         try:
             st = path.stat()
         except FileNotFoundError:
             return False
-        if st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]:
+        if st.st_size != size:
+            return False
+        entry = self.record.get(self._rel(path))
+        if entry is not None and entry["sha256"] == digest and entry.get("mtime_ns") == st.st_mtime_ns and entry.get("size") == size:
             return True
         try:
-            return sha256_bytes(path.read_bytes()) == digest  # touched, maybe not changed
+            return sha256_bytes(path.read_bytes()) == digest
         except OSError:
             return False
+
+    def _stat_record(self, record: dict[str, dict]) -> dict[str, dict]:
+        for rel, entry in record.items():
+            try:
+                st = (self.root / rel).stat()
+                entry["size"], entry["mtime_ns"] = st.st_size, st.st_mtime_ns
+            except FileNotFoundError:
+                entry["size"], entry["mtime_ns"] = -1, -1
+        return record
 
     def commit(self, writes: list[PlannedWrite], keep: dict[Path, dict], remove: list[Path]) -> None:
         """Stage ``writes``, journal, switch over, and record the new state.
 
         ``keep`` maps the unchanged outputs to their record entries (kept as they are)."""
-        if not writes and not remove and not self._record_differs(keep):
+        if not writes and not remove:
+            record = self._stat_record({self._rel(p): dict(meta) for p, meta in keep.items()})
+            if record != self.record:  # touched files or new metadata: refresh the record only
+                atomic_write(self.record_path, json.dumps(record, sort_keys=True).encode(), fsync=self.durable,
+                             tmp_dir=self.state_dir / "tmp")
+                self.record = record
             return
         self.staging.mkdir(parents=True, exist_ok=True)
         moves = []
@@ -122,14 +138,9 @@ class OutputLedger:
             os.replace(staged, final)
         for stale in remove:
             stale.unlink(missing_ok=True)
-        for rel, entry in new_record.items():
-            st = (self.root / rel).stat()
-            entry["size"], entry["mtime_ns"] = st.st_size, st.st_mtime_ns
+        self._stat_record(new_record)
         atomic_write(self.record_path, json.dumps(new_record, sort_keys=True).encode(), fsync=self.durable,
                      tmp_dir=self.state_dir / "tmp")
         self.record = new_record
         self.journal_path.unlink(missing_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)
-
-    def _record_differs(self, keep: dict[Path, dict]) -> bool:
-        return {self._rel(p) for p in keep} != set(self.record)

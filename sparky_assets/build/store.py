@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import tomli_w
 from PIL import Image
 
+from ..errors import Diagnostic, InvalidInput
 from .fsutil import atomic_write
 
 LOCK_NAME = "sparky.lock"
@@ -51,21 +53,53 @@ class GeneratedStore:
         self.tmp_dir = root / ".sparky" / "tmp"
         self.entries: dict[str, LockEntry] = {}
         self.problems: list[str] = []
+        self._verified: dict[str, tuple] = {}
         self._load()
         self.dirty = False
 
     def _load(self) -> None:
+        """Read sparky.lock. An unreadable lock (say, a merge conflict) is an error, not
+        an empty lock: treating it as empty would regenerate and overwrite committed art."""
         if not self.lock_path.exists():
             return
+        text = self.lock_path.read_text(encoding="utf-8", errors="replace")
         try:
-            data = tomllib.loads(self.lock_path.read_text(encoding="utf-8"))
-            for name, e in data.get("sprite", {}).items():
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            raise InvalidInput(Diagnostic(f"{LOCK_NAME} is not valid TOML: {str(exc).split(' (at line')[0]}", file=str(self.lock_path),
+                                          line=int(m.group(1)) if m else None, column=int(m.group(2)) if m else None,
+                                          stage="generate", hint="resolve the conflict, or delete sparky.lock to regenerate everything")) from None
+        for name, e in (data.get("sprite") or {}).items():
+            try:
                 self.entries[name] = LockEntry(
                     e["generator"], e["key"], e["file"], e["sha256"], int(e["frames"]), int(e["width"]), int(e["height"]),
                     dict(e.get("inputs", {})))
-        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-            self.problems.append(f"{LOCK_NAME} is unreadable ({exc}); treating it as empty")
-            self.entries = {}
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidInput(Diagnostic(f"{LOCK_NAME}: entry for sprite '{name}' is incomplete ({exc})",
+                                              file=str(self.lock_path), key=f"sprite.{name}", stage="generate")) from None
+            if Path(e["file"]).is_absolute() or ".." in Path(e["file"]).parts or not e["file"].startswith(STORE_DIR + "/"):
+                raise InvalidInput(Diagnostic(f"{LOCK_NAME}: sprite '{name}' points outside {STORE_DIR}/", file=str(self.lock_path),
+                                              key=f"sprite.{name}.file", found=repr(e["file"]), stage="generate"))
+
+    def verify(self, sprite: str) -> bool:
+        """The locked file of ``sprite`` exists and matches its recorded hash (memoised per
+        file state, so a long-lived builder does not re-hash unchanged files)."""
+        entry = self.entries.get(sprite)
+        if entry is None:
+            return False
+        path = self.root / entry.file
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (entry.sha256, st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._verified.get(sprite) == stamp:
+            return True
+        ok = hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
+        if ok:
+            self._verified[sprite] = stamp
+        return ok
 
     def lookup(self, sprite: str, key: str) -> list[np.ndarray] | None:
         """The stored frames when the lock has ``key`` for ``sprite`` and the file checks out."""
@@ -85,17 +119,19 @@ class GeneratedStore:
         w = entry.width
         return [np.ascontiguousarray(strip[:, i * w:(i + 1) * w]) for i in range(entry.frames)]
 
-    def staleness(self, sprite: str, key: str, inputs: dict[str, Any]) -> str | None:
-        """Why ``sprite`` would need generating under ``--frozen`` (None: it would not)."""
+    def staleness(self, sprite: str, key: str, inputs: dict[str, Any]) -> tuple[str | None, list[str]]:
+        """Why ``sprite`` would need generating under ``--frozen`` (None: it would not),
+        and the manifest keys that changed since it was locked."""
         entry = self.entries.get(sprite)
         if entry is None:
-            return "not in sparky.lock (new sprite)"
+            return "not in sparky.lock (new sprite)", []
         if entry.key != key:
             changed = sorted(k for k in set(inputs) | set(entry.inputs) if inputs.get(k) != entry.inputs.get(k))
-            return f"changed since locked: {', '.join(changed) or 'generator settings'}"
-        if self.lookup(sprite, key) is None:
-            return f"its stored result {entry.file} is missing or corrupt"
-        return None
+            fields = [k for k in changed if k in ("prompt", "seed", "size", "generator")]
+            return f"changed since locked: {', '.join(changed) or 'generator settings'}", fields
+        if not self.verify(sprite):
+            return f"its stored result {entry.file} is missing or does not match sparky.lock", []
+        return None, []
 
     def record(self, sprite: str, generator: str, key: str, frames: list[np.ndarray], inputs: dict[str, Any]) -> None:
         h, w = frames[0].shape[:2]

@@ -19,6 +19,9 @@ from PIL import Image
 from ..manifest.schema import ExportSpec, Manifest
 from ..pack.atlas import PackedAtlas
 
+PNG_VERSION = 1
+"""Bump when :func:`encode_png` changes its bytes (it is part of every export key)."""
+
 
 @dataclass(frozen=True)
 class OutputFile:
@@ -67,7 +70,7 @@ def encode_png(rgba: np.ndarray) -> bytes:
 
 
 def dump_json(value: Any) -> bytes:
-    """Stable, human-readable JSON bytes (sorted keys, newline at the end)."""
+    """Stable, human-readable JSON bytes (keys in the order given, newline at the end)."""
     return (json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
 
 

@@ -14,22 +14,19 @@ from typing import ClassVar
 from ..pack.atlas import PackedAtlas, PackedFrame
 from .base import ExportContext, OutputFile, page_files
 
-_UID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+# Godot's ResourceUID::id_to_text: base 34, digits 'a'..'y' then '0'..'8'
+_UID_CHARS = "abcdefghijklmnopqrstuvwxy012345678"
 
 
 def godot_uid(seed: str) -> str:
-    """A ``uid://…`` in Godot's text form (base 36 of a 63-bit id), stable for ``seed``."""
+    """A ``uid://…`` in Godot's text form (base 34 of a 63-bit id), stable for ``seed``."""
     n = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") & ((1 << 63) - 1)
     text = ""
     while True:
-        text = _UID_CHARS[n % 36] + text
-        n //= 36
+        text = _UID_CHARS[n % 34] + text
+        n //= 34
         if n == 0:
             return "uid://" + text
-
-
-def _id(prefix: str, seed: str) -> str:
-    return f"{prefix}_{hashlib.sha256(seed.encode()).hexdigest()[:5]}"
 
 
 def _num(value: float) -> str:
@@ -90,9 +87,9 @@ class GodotExporter:
         pages = sorted({atlas.frames[i].page for i in frame_ids})
         ext, ids = self._ext_resources(atlas, pages, prefix)
         subs, sub_id = [], {}
-        for i in frame_ids:
+        for n, i in enumerate(frame_ids, start=1):
             f = atlas.frames[i]
-            sid = _id("AtlasTexture", f"{f.key}")
+            sid = f"AtlasTexture_{n}"  # unique within the resource, stable between builds
             sub_id[i] = sid
             subs += [f'[sub_resource type="AtlasTexture" id="{sid}"]', f'atlas = ExtResource("{ids[f.page]}")', *self._region(f), ""]
         load_steps = len(ext) + len(frame_ids) + 1

@@ -14,7 +14,7 @@ import fnmatch
 import hashlib
 import re
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import Diagnostic, DiagnosticSink, InvalidInput, suggest
@@ -230,7 +230,11 @@ def load_manifest(path: str | Path = ".") -> Manifest:
 
     sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
     atlases = _atlases(v, data.get("atlas", []), sprites)
-    exports = _exports(v, data.get("export", {}), root)
+    inputs = [p for s in sprites for p in (_inside(root, s.options["source"]) if "source" in s.options else None,
+                                             _inside(root, s.palette) if Path(s.palette).suffix else None) if p is not None]
+    if Path(project.get("palette", "")).suffix and _inside(root, project["palette"]):
+        inputs.append(_inside(root, project["palette"]))
+    exports = _exports(v, data.get("export", {}), root, out, inputs)
     hot = v.table("hot_reload", data.get("hot_reload", {}), SECTIONS["hot_reload"])
 
     _check_palettes(v, project.get("palette", "pico-8"), sprites)
@@ -417,7 +421,18 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
     return atlases
 
 
-def _exports(v: _Validator, raw: Any, root: Path) -> list[ExportSpec]:
+def _clean_dir(value: str) -> str | None:
+    """A relative ``/``-separated folder without ``.``/empty parts, or None if it escapes."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        return None
+    return "/".join(p for p in path.parts if p not in ("", "."))
+
+
+def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path]) -> list[ExportSpec]:
+    """Export targets with their output roots. A root must stay inside the project, must
+    not hold an input (a source image or palette), the bookkeeping folders or another
+    target's root — outputs never overwrite what a build reads."""
     from ..export.registry import exporter_names
 
     if not isinstance(raw, dict):
@@ -425,29 +440,48 @@ def _exports(v: _Validator, raw: Any, root: Path) -> list[ExportSpec]:
         return []
     known = exporter_names()
     exports = []
+    roots: dict[Path, str] = {(out / "sheets").resolve(): "project.out (sheets)"}
+    reserved = [root / ".sparky", root / "sparky-generated"]
     for target, table in raw.items():
         key = f"export.{target}"
         if target not in known:
             v.error(key, f"unknown export target '{target}'", hint=suggest(target, known) or f"valid targets: {', '.join(known)}")
             continue
         fields = v.table(key, table, EXPORT_FIELDS.get(target, {}))
-        if target == "godot":
-            base_key, base = "project", fields.get("project")
-        elif target == "bevy":
-            base_key, base = "assets", fields.get("assets")
+        if target in ("godot", "bevy"):
+            base_key = "project" if target == "godot" else "assets"
+            base, sub = fields.get(base_key), fields.get("dir", "sprites")
         else:
-            base_key, base = "dir", fields.get("dir")
+            base_key, base, sub = "dir", fields.get("dir") or (out / target).relative_to(root).as_posix(), ""
         if base is None:
             continue
         base_path = _inside(root, base)
-        sub = fields.get("dir", "") if target in ("godot", "bevy") else ""
         if base_path is None:
             v.error(f"{key}.{base_key}", "path is outside the project root", expected=f"a folder inside {root}", found=repr(base),
                     hint="put sparky.toml in a folder that contains the game project")
             continue
-        target_root = _inside(base_path, sub) if sub else base_path
-        if target_root is None or (sub and (Path(sub).is_absolute() or ".." in Path(sub).parts)):
+        clean = _clean_dir(sub)
+        if clean is None:
             v.error(f"{key}.dir", "folder escapes its root", expected="a relative folder without '..'", found=repr(sub))
             continue
-        exports.append(ExportSpec(target=target, root=target_root, settings=dict(fields)))
+        target_root = (base_path / clean) if clean else base_path
+        where = f"{key}.{'dir' if target in ('godot', 'bevy') and 'dir' in fields else base_key}"
+        clash = next((r for r in roots if r == target_root or r in target_root.parents or target_root in r.parents), None)
+        if clash is not None:
+            v.error(where, f"output folder {target_root.relative_to(root).as_posix() or '.'} overlaps {roots[clash]}'s",
+                    hint="give each export target a folder of its own")
+            continue
+        if any(target_root == r or r in target_root.parents or target_root in r.parents for r in reserved):
+            v.error(where, "output folder overlaps .sparky/ or sparky-generated/", hint="choose another folder")
+            continue
+        held = [p for p in inputs if target_root in p.parents]
+        if held:
+            v.error(where, f"output folder holds an input of the build ({held[0].relative_to(root).as_posix()})",
+                    hint="outputs would overwrite sources: keep art and palettes outside export folders")
+            continue
+        roots[target_root] = key
+        settings = dict(fields)
+        if target in ("godot", "bevy"):
+            settings["dir"] = clean
+        exports.append(ExportSpec(target=target, root=target_root, settings=settings))
     return sorted(exports, key=lambda e: e.target)

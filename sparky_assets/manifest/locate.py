@@ -28,7 +28,16 @@ class KeyLocator:
         self.positions: dict[str, tuple[int, int]] = {}
         counts: dict[str, int] = {}
         prefix = ""
+        open_quote: str | None = None  # inside a multi-line string: nothing here is a key
         for lineno, line in enumerate(text.splitlines(), start=1):
+            if open_quote is not None:
+                if line.count(open_quote) % 2 == 1:
+                    open_quote = None
+                continue
+            for quote in ('"""', "'''"):
+                if line.count(quote) % 2 == 1:
+                    open_quote = quote
+                    break
             header = _HEADER.match(line)
             if header and not line.lstrip().startswith("#"):
                 name = ".".join(_split_dotted(header.group(2)))

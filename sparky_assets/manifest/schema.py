@@ -84,10 +84,10 @@ EXPORT_FIELDS: dict[str, dict[str, Field]] = {
         "dir": Field("str", "Folder under `assets/` for the exported files.", "sprites"),
     },
     "texturepacker": {
-        "dir": Field("str", "Folder (inside the project) for TexturePacker JSON (hash) files.", "build/sprites/texturepacker"),
+        "dir": Field("str", "Folder (inside the project) for TexturePacker JSON (hash) files; default `<project.out>/texturepacker`."),
     },
     "aseprite": {
-        "dir": Field("str", "Folder (inside the project) for Aseprite JSON (array) files.", "build/sprites/aseprite"),
+        "dir": Field("str", "Folder (inside the project) for Aseprite JSON (array) files; default `<project.out>/aseprite`."),
     },
 }
 

@@ -17,6 +17,9 @@ from ..process.shape import extrude as extrude_frame
 from ..process.shape import opaque_bounds
 from .maxrects import pack_maxrects
 
+PACK_VERSION = 1
+"""Bump when packing or page composition changes (part of every pack key)."""
+
 
 @dataclass(frozen=True)
 class FrameInput:

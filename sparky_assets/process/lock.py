@@ -17,6 +17,9 @@ import numpy as np
 
 from ..palettes import Palette
 
+LOCK_VERSION = 1
+"""Bump when locking, dithering or outlining changes its output (part of every process key)."""
+
 _BAYER2 = np.array([[0, 2], [3, 1]], dtype=np.float32)
 
 
@@ -46,7 +49,7 @@ def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
 def nearest_indices(lab: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
     """Index of the nearest palette entry for each row of ``lab`` (``(n, 3)``)."""
     out = np.empty(len(lab), dtype=np.intp)
-    step = 65536
+    step = max(1024, (1 << 22) // max(1, len(palette_lab)))  # ~50 MB of distances at most
     for start in range(0, len(lab), step):
         chunk = lab[start:start + step]
         d = ((chunk[:, None, :] - palette_lab[None, :, :]) ** 2).sum(axis=2)

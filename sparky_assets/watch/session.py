@@ -26,28 +26,42 @@ from watchdog.observers import Observer
 from ..build.engine import BuildOptions, Builder
 from ..build.report import BuildReport
 from ..errors import Diagnostic, InvalidInput, SparkyError
-from ..hotreload.protocol import Asset, BuildError
+from ..hotreload.protocol import Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
 
 
 def watched_files(manifest_path: Path) -> set[Path]:
-    """The manifest, and every palette and source file it names (if it still parses)."""
-    files = {manifest_path}
-    try:
-        from ..manifest.load import parse_manifest
+    """The manifest and every file the build reads: palette files, source images and
+    each generator's ``input_files`` (LoRA weights, model configs). From the resolved
+    project when the manifest is valid; from the raw TOML when it is not (so a broken
+    manifest still gets its palettes and sources watched)."""
+    from ..build.engine import check
 
-        data, _ = parse_manifest(manifest_path)
-    except SparkyError:
-        return files
+    files = {manifest_path}
     root = manifest_path.parent
-    values = []
-    project = data.get("project", {})
-    if isinstance(project, dict):
-        values.append(project.get("palette"))
-    for sprite in data.get("sprite", []) if isinstance(data.get("sprite"), list) else []:
-        if isinstance(sprite, dict):
-            values += [sprite.get("palette"), sprite.get("source")]
+    try:
+        project = check(manifest_path)
+    except SparkyError:
+        project = None
+    if project is not None:
+        for plan in project.sprites.values():
+            files.update(Path(p).resolve() for p in plan.generator.input_files(plan.request))
+        values = [project.manifest.palette] + [p.spec.palette for p in project.sprites.values()]
+    else:
+        try:
+            from ..manifest.load import parse_manifest
+
+            data, _ = parse_manifest(manifest_path)
+        except SparkyError:
+            return files
+        values = []
+        project_table = data.get("project", {})
+        if isinstance(project_table, dict):
+            values.append(project_table.get("palette"))
+        for sprite in data.get("sprite", []) if isinstance(data.get("sprite"), list) else []:
+            if isinstance(sprite, dict):
+                values += [sprite.get("palette"), sprite.get("source")]
     for value in values:
         if isinstance(value, str) and Path(value).suffix:
             path = (root / value).resolve()
@@ -57,33 +71,67 @@ def watched_files(manifest_path: Path) -> set[Path]:
 
 
 class FileWatcher(FileSystemEventHandler):
-    """A watchdog observer on the folders of the watched files; changes of those files
-    (writes, atomic replaces, creations, deletions) go onto ``changes``."""
+    """A watchdog observer on the folders of the watched files and on each of their
+    ancestors up to the project root (all non-recursive), so that a folder created,
+    deleted or replaced after the watch started is noticed: on any folder event the
+    watches are re-laid. Changes of watched files (writes, atomic replaces, creations,
+    deletions) go onto ``changes``."""
 
-    def __init__(self, changes: "queue.Queue[Path]"):
+    def __init__(self, changes: "queue.Queue[Path]", root: Path):
         self.changes = changes
+        self.root = Path(root)
         self.observer = Observer()
         self.files: set[Path] = set()
         self._watches: dict[Path, object] = {}
+        self._lock = threading.Lock()
         self.observer.start()
 
+    def _folders(self) -> set[Path]:
+        """Every existing folder from each watched file's folder up to the project root."""
+        folders = set()
+        for f in self.files:
+            for folder in f.parents:
+                if folder != self.root and self.root not in folder.parents:
+                    break
+                if folder.is_dir():
+                    folders.add(folder)
+        return folders
+
     def set_files(self, files: Iterable[Path]) -> None:
-        self.files = {Path(f) for f in files}
-        folders = {f.parent for f in self.files if f.parent.is_dir()}
+        with self._lock:
+            self.files = {Path(f) for f in files}
+            self._relay()
+
+    def _relay(self) -> None:
+        wanted = self._folders()
         for folder in list(self._watches):
-            if folder not in folders:
-                self.observer.unschedule(self._watches.pop(folder))
-        for folder in folders - set(self._watches):
-            self._watches[folder] = self.observer.schedule(self, str(folder), recursive=False)
+            if folder not in wanted or not folder.is_dir():
+                try:
+                    self.observer.unschedule(self._watches.pop(folder))
+                except (KeyError, ValueError):
+                    pass
+        for folder in wanted - set(self._watches):
+            try:
+                self._watches[folder] = self.observer.schedule(self, str(folder), recursive=False)
+            except OSError:  # vanished between the check and the watch; the next event re-lays
+                pass
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if raw:
-                path = Path(raw if isinstance(raw, str) else raw.decode())
-                if path in self.files:
-                    self.changes.put(path)
+        paths = [Path(p if isinstance(p, str) else p.decode()) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        if event.is_directory:
+            if event.event_type == "modified":  # a file inside changed: handled by its own event
+                return
+            with self._lock:
+                self._relay()
+            for f in self.files:  # a folder appeared with the file already in it (mv, git checkout)
+                if any(p == f or p in f.parents for p in paths) and f.exists():
+                    self.changes.put(f)
+            return
+        for path in paths:
+            if path in self.files:
+                self.changes.put(path)
 
     def stop(self) -> None:
         self.observer.stop()
@@ -137,42 +185,49 @@ class WatchSession:
             return path.name
 
     def rebuild(self, trigger: list[str]) -> BuildReport | None:
+        """One build and its messages. The watch set is updated *before* build-finished
+        goes out, so an edit made as soon as a client sees it is never missed."""
         self.build_number += 1
         build = self.build_number
         started = self.clock()
         self.publisher.build_started(build, trigger)
-        report = None
+        report, errors = None, []
         try:
             report = self.builder.build(BuildOptions())
         except SparkyError as error:
-            self._failed(build, error.diagnostics, started)
+            errors = error.diagnostics
         except Exception as error:  # noqa: BLE001 - the watcher must survive any build bug
-            self._failed(build, [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")], started)
-        else:
+            errors = [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")]
+        assets = []
+        if report is not None:
             assets = [Asset(target=a.target, path=a.path, engine_path=a.engine_path, kind=a.kind, change=a.change,
                             hash=a.hash, sprites=a.sprites, atlas=a.atlas) for a in report.assets]
-            if assets:
-                self.publisher.assets_changed(build, assets)
-            duration_ms = int((self.clock() - started) * 1000)
-            self.publisher.build_finished(build, True, duration_ms, len(assets))
-            what = ", ".join(trigger) if trigger else "initial build"
-            counts = f"{len(report.ran['generate'])} generated, {len(report.ran['process'])} processed, " \
-                     f"{len(report.ran['pack'])} packed"
-            self.echo(f"[{build}] {what}: {len(assets)} files changed ({counts}) in {duration_ms} ms")
-            for w in report.warnings:
-                self.echo(f"  warning: {w}")
+            try:
+                if assets:
+                    self.publisher.assets_changed(build, assets)
+            except ProtocolError as error:  # an output path the protocol cannot carry: say so, keep watching
+                errors = [Diagnostic(f"cannot announce the changed files: {error}", stage="export")]
         self.on_files(watched_files(self.manifest_path))
+        duration_ms = int((self.clock() - started) * 1000)
+        if errors:
+            self._failed(build, errors, duration_ms)
+            return None
+        self.publisher.build_finished(build, True, duration_ms, len(assets))
+        what = ", ".join(trigger) if trigger else "initial build"
+        counts = f"{len(report.ran['generate'])} generated, {len(report.ran['process'])} processed, " \
+                 f"{len(report.ran['pack'])} packed"
+        self.echo(f"[{build}] {what}: {len(assets)} files changed ({counts}) in {duration_ms} ms")
+        for w in report.warnings:
+            self.echo(f"  warning: {w}")
         return report
 
-    def _failed(self, build: int, diagnostics: list[Diagnostic], started: float) -> None:
-        from ..cli.main import print_error
-
-        print_error(SparkyError(diagnostics))
+    def _failed(self, build: int, diagnostics: list[Diagnostic], duration_ms: int) -> None:
+        for d in diagnostics:
+            self.echo(f"error: {d.format()}", err=True)
         errors = [BuildError(message=d.format_message() if d.key is None else f"{d.key}: {d.format_message()}",
                              file=self._rel(Path(d.file)) if d.file else None,
                              line=d.line, column=d.column, sprite=d.sprite, stage=_stage(d.stage)) for d in diagnostics]
         self.publisher.build_failed(build, errors)
-        duration_ms = int((self.clock() - started) * 1000)
         self.publisher.build_finished(build, False, duration_ms, 0)
         self.echo(f"[{build}] build failed ({len(errors)} problems); keeping the last good outputs")
 
@@ -207,7 +262,7 @@ def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bo
         raise InvalidInput(Diagnostic(str(exc), key="hot_reload.endpoint",
                                       hint="pass --allow-remote (or hot_reload.allow_remote = true) to expose it")) from None
     changes: "queue.Queue[Path]" = queue.Queue()
-    watcher = FileWatcher(changes)
+    watcher = FileWatcher(changes, manifest_path.parent)
     session = WatchSession(manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files)
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
 

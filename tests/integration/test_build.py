@@ -142,7 +142,7 @@ def test_bevy_atlas_ron_rects_cut_out_the_same_frames(built):
     assert "format: 1" in text and 'clips: {' in text and '"walk": (frames: [' in text
 
 
-_TRES_HEADER = re.compile(r'^\[gd_resource type="(SpriteFrames|AtlasTexture)" load_steps=(\d+) format=3 uid="uid://[a-z0-9]+"\]$')
+_TRES_HEADER = re.compile(r'^\[gd_resource type="(SpriteFrames|AtlasTexture)" load_steps=(\d+) format=3 uid="uid://[a-y0-8]+"\]$')
 
 
 def test_godot_tres_files_are_well_formed_godot4_resources(built):

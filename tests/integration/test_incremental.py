@@ -79,7 +79,10 @@ def test_padding_change_repacks_only(project):
 
 
 def test_prompt_change_regenerates_that_sprite_only(project):
+    # the procedural generator reads only colour words from a prompt: this one changes nothing
     edit(project, 'name = "ghost"\n', 'name = "ghost"\nprompt = "a sad ghost"\n')
+    assert build(project).ran == {"generate": [], "process": [], "pack": [], "export": []}
+    edit(project, 'prompt = "a sad ghost"', 'prompt = "a blue ghost"')
     report = build(project)
     assert report.ran["generate"] == ["ghost"]
     assert report.ran["process"] == ["ghost"]

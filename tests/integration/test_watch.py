@@ -30,7 +30,7 @@ class Running:
         self.rescans: list = []
         self.arrived = threading.Condition()
         self.changes: queue.Queue = queue.Queue()
-        self.watcher = FileWatcher(self.changes)
+        self.watcher = FileWatcher(self.changes, root)
         self.publisher = Publisher("tcp://127.0.0.1:0", "dungeon", heartbeat_ms=200)
         self.session = WatchSession(root / "sparky.toml", self.publisher, self.changes, debounce_s=0.05,
                                     echo=lambda *a, **k: None, on_files=self.watcher.set_files)
@@ -62,7 +62,7 @@ class Running:
                 if hits:
                     return hits
                 left = deadline - time.monotonic()
-                assert left > 0, f"timed out; got {[m.type for m in self.messages][-10:]}"
+                assert left > 0, f"timed out; got {[(m.TYPE, getattr(m, 'build', None)) for m in self.messages][-10:]}"
                 self.arrived.wait(left)
 
     def finished(self, build: int) -> BuildFinished:
@@ -155,7 +155,7 @@ def test_soak_random_edits(tmp_path):
     (root / "sparky.toml").write_text(base.format(a=1, b=2, p=1))
     r = Running(root)
     rng = random.Random(7)
-    edits = 300 if __import__("os").environ.get("SPARKY_SOAK_FULL") else 300
+    edits = 300
     tracemalloc.start()
     try:
         state = dict(a=1, b=2, p=1)
@@ -200,3 +200,48 @@ def test_soak_random_edits(tmp_path):
         (clean / name).write_bytes((root / name).read_bytes())
     Builder(clean).build(BuildOptions())
     assert snapshot(clean, skip=(".sparky",)) == snapshot(root, skip=(".sparky",))
+
+
+def test_a_source_in_a_folder_created_later_is_picked_up(running):
+    from PIL import Image
+
+    root = running.root
+    manifest = root / "sparky.toml"
+    manifest.write_text(manifest.read_text() + '\n[[sprite]]\nname = "gem2"\nsource = "newart/gem2.png"\n')
+    done = running.finished(2)
+    assert not done.ok  # the source does not exist yet
+    (root / "newart").mkdir()
+    Image.new("RGBA", (8, 8), (255, 0, 0, 255)).save(root / "newart/gem2.png")
+    done = running.finished(3)
+    assert done.ok
+    assert (root / "build/sprites/sheets/gem2_0.png").exists()
+
+
+def test_a_folder_deleted_and_recreated_is_still_watched(running):
+    import shutil
+
+    root = running.root
+    art = root / "art"
+    saved = {p.name: p.read_bytes() for p in art.iterdir()}
+    shutil.rmtree(art)
+    running.finished(2)  # sources gone: a failed build
+    art.mkdir()
+    for name, data in saved.items():
+        (art / name).write_bytes(data)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if any(isinstance(m, BuildFinished) and m.ok and m.build >= 3 for m in running.messages):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no successful rebuild after the folder came back")
+    from PIL import Image
+
+    potion = art / "potion.png"
+    im = Image.open(potion).convert("RGBA")
+    im.putpixel((2, 2), (255, 255, 255, 255))
+    im.save(potion)
+    last = max(m.build for m in running.messages if isinstance(m, BuildFinished))
+    done = running.finished(last + 1)
+    assert done.ok and any(a.sprites == ("potion",) or "potion" in a.sprites
+                           for m in running.of_build(last + 1, AssetsChanged) for a in m.assets)

@@ -25,3 +25,11 @@ def test_locator_finds_table_array_and_inline_keys():
     assert loc.locate("sprite[1].pixelize.grid") == (11, 1)
     assert loc.locate("export.godot.project") == (14, 1)
     assert loc.locate("sprite[5].name") == (None, None)
+
+
+def test_locator_skips_multiline_strings():
+    text = '[[sprite]]\nname = "a"\nprompt = """\n[[sprite]]\nsize = 3\n"""\n\n[[sprite]]\nname = "b"\nsize = 4\n'
+    loc = KeyLocator(text)
+    assert loc.locate("sprite[0].prompt") == (3, 1)
+    assert loc.locate("sprite[1].size") == (10, 1)
+    assert loc.locate("sprite[0].size") == (None, None) or loc.locate("sprite[0].size") == (1, 1)
