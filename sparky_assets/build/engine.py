@@ -78,6 +78,8 @@ class SpritePlan:
     lockable: bool
     inputs: dict[str, Any]
     """What made it, recorded in sparky.lock to explain staleness under --frozen."""
+    manifest_key: str = ""
+    """Hash of :func:`manifest_inputs`."""
 
 
 @dataclass
@@ -121,10 +123,22 @@ class ProjectLock:
 # ------------------------------------------------------------------ resolve
 
 
-def resolve(manifest: Manifest) -> ResolvedProject:
+def manifest_inputs(manifest: Manifest, s: SpriteSpec, frames: tuple[FrameSpec, ...]) -> dict[str, Any]:
+    """What the manifest says about a sprite's generation (no file contents, no models).
+    Its hash is the lock's ``manifest_key``: what ``--frozen`` compares, so a CI machine
+    needs neither the generator's models nor its packages."""
+    return {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
+            "frames": [[f.animation, f.index] for f in frames], "options": dict(s.options),
+            "settings": dict(manifest.generators.get(s.generator, {}))}
+
+
+def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> ResolvedProject:
     """Load palettes, make generation requests, validate every sprite with its
-    generator, and compute generate/process keys. Raises ``InvalidInput`` with every
-    problem found."""
+    generator and compute its generate key. Raises ``InvalidInput`` with every problem.
+
+    With ``frozen_store`` (``--frozen``), a sprite of a locked generator is neither
+    validated nor keyed by its generator: its lock entry is used when the manifest
+    inputs match, and the build reports it stale otherwise."""
     from ..palettes.load import load_palette
 
     sink = DiagnosticSink()
@@ -178,16 +192,26 @@ def resolve(manifest: Manifest) -> ResolvedProject:
             palette=palette.colors if palette and getattr(gen, "uses_palette", False) else (), options=dict(s.options),
             settings=dict(manifest.generators.get(s.generator, {})),
         )
+        lockable = getattr(gen, "needs_lock", True)
+        described = manifest_inputs(manifest, s, frames)
+        manifest_key = canonical_hash({"engine": ENGINE_VERSION, **described})
+        inputs = {k: v for k, v in {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
+                                    "frames": len(frames), "options": canonical_hash(described["options"])[:16],
+                                    "settings": canonical_hash(described["settings"])[:16]}.items() if v is not None}
+        if frozen_store is not None and lockable:
+            entry = frozen_store.entries.get(s.name)
+            gen_key = entry.key if entry is not None and entry.manifest_key == manifest_key else ""
+            if palette is not None:
+                plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
+            continue
         problems = gen.validate(request)
         for d in problems:
             sink.add(located(d, base, s.name))
         if problems or palette is None:
             continue
-        generator_key = gen.cache_key(request)
-        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator, "key": generator_key})
-        inputs = {k: v for k, v in {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
-                                    "frames": len(frames), "settings": canonical_hash(generator_key)[:16]}.items() if v is not None}
-        plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, getattr(gen, "needs_lock", True), inputs)
+        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator,
+                                  "key": gen.cache_key(request)})
+        plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
     sink.raise_if_any()
 
     return ResolvedProject(manifest, plans, list(manifest.atlases), list(manifest.exports), locate)
@@ -289,9 +313,13 @@ class _Build:
     def run(self) -> BuildReport:
         if not self.options.dry_run:
             self.ledger.recover()
-        project = resolve(self.manifest)
+        project = resolve(self.manifest, self.store if self.options.frozen else None)
         self.project = project
         self._check_options(project)
+        if not self.options.frozen:  # keep the lock's manifest inputs current where the result is
+            for name, plan in project.sprites.items():
+                if plan.lockable:
+                    self.store.refresh(name, plan.gen_key, plan.manifest_key, plan.inputs)
         atlases = self._selected_atlases(project)
         targets = self._targets(project)
         if self.options.frozen:
@@ -336,7 +364,7 @@ class _Build:
         for plan in project.sprites.values():
             if not plan.lockable:
                 continue
-            why, changed = self.store.staleness(plan.spec.name, plan.gen_key, plan.inputs)
+            why, changed = self.store.staleness(plan.spec.name, plan.manifest_key, plan.inputs)
             if why:
                 key = f"{plan.spec.key}.{changed[0]}" if changed else plan.spec.key
                 line, col = project.locator(key)
@@ -445,7 +473,7 @@ class _Build:
                                          f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
                                          sprite=s.name, stage="generate"))
         if plan.lockable:
-            self.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs)
+            self.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key)
         else:
             self.cache.put_arrays("generate", plan.gen_key, {}, frames)
         self._generated[s.name] = frames

@@ -301,7 +301,7 @@ def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: 
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
         generator = fields.get("generator") or ("image" if "source" in fields else project.get("generator", "procedural"))
-        options = {k: fields[k] for k in ("source", "grid", "style", "negative_prompt", "pixelize") if k in fields}
+        options = {k: fields[k] for k in ("source", "grid", "style", "negative_prompt", "strength", "pixelize") if k in fields}
         sprites.append(
             SpriteSpec(
                 name=sname,

@@ -58,6 +58,7 @@ SPRITE_FIELDS: dict[str, Field] = {
     "style": Field("str", "Procedural style: `creature`, `character`, `item`, `tile`."),
     "source": Field("str", "Hand-drawn PNG (a single frame or a sheet sliced by `grid`)."),
     "grid": Field("pair", "Cell size `[w, h]` for slicing `source`; frames are read row by row."),
+    "strength": Field("number", "img2img strength of frames after the first (diffusion), 0..1.", minimum=0.0, maximum=1.0),
     "pixelize": Field("table", "Collapse high-resolution fake pixel art: `{ grid = [8, 8], background = \"auto\" }`."),
     "outline": Field("outline", "Add a 1-px outline: `true` (darkest palette colour) or a colour `\"#1a1c2c\"`.", False),
     "dither": Field("dither", "Ordered dithering when locking to the palette: `none`, `bayer2`, `bayer4`, `bayer8` (or `true` = bayer4).", "none"),

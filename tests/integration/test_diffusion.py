@@ -303,3 +303,29 @@ def test_end_to_end_through_the_build_engine(tiny_sd_project, tmp_path):
     changed = builder.build()
     assert sorted(changed.ran["generate"]) == ["coin", "hero"]
     assert changed.generator_stats["diffusion"]["images"] == 7
+
+
+def test_frozen_build_needs_neither_the_model_nor_torch(tiny_sd_project, tmp_path):
+    """CI has no weights: a frozen build takes locked sprites from the store by their
+    manifest description alone; a stale one is reported, not generated."""
+    import shutil
+
+    from sparky_assets.build.engine import Builder, BuildOptions
+    from sparky_assets.errors import InvalidInput
+
+    root = tmp_path / "project"
+    shutil.copytree(tiny_sd_project, root)
+    (root / "sparky.toml").write_text(MANIFEST.format(frames="img2img"))
+    Builder(root / "sparky.toml").build()
+    expected = (root / "build/sprites/sheets/all_0.png").read_bytes()
+    ci = tmp_path / "ci"
+    shutil.copytree(root, ci, ignore=shutil.ignore_patterns(".sparky", "build", "models", "loras"))
+    frozen = Builder(ci / "sparky.toml").build(BuildOptions(frozen=True))
+    assert frozen.ran["generate"] == [] and frozen.generator_stats == {}
+    assert (ci / "build/sprites/sheets/all_0.png").read_bytes() == expected
+    manifest = ci / "sparky.toml"
+    manifest.write_text(manifest.read_text().replace('prompt = "gold coin"', 'prompt = "silver coin"'))
+    with pytest.raises(InvalidInput) as error:
+        Builder(ci / "sparky.toml").build(BuildOptions(frozen=True))
+    (only,) = error.value.diagnostics
+    assert "sprite 'coin' would need generating: changed since locked: prompt" in only.message and only.line is not None

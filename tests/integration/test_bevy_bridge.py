@@ -1,0 +1,53 @@
+"""The Bevy bridge crate's own checks, run from the one test command.
+
+`cargo fmt --check`, `cargo clippy -D warnings` and `cargo test` in
+`engine-bridges/bevy`: the decoder against every shared vector, the atlas loader
+against the current Python exporter's output (built at test time with this Python),
+and a headless Bevy App receiving real ZeroMQ messages. Cargo's target folder lives
+outside the clone (``CARGO_TARGET_DIR``, default ``/work/cargo-target``) so repeated
+runs reuse Bevy's compiled crates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CRATE = Path(__file__).resolve().parents[2] / "engine-bridges" / "bevy"
+
+pytestmark = pytest.mark.cargo
+
+
+def cargo(*args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
+    if shutil.which("cargo") is None:
+        pytest.skip("cargo is not installed (CI installs it)")
+    env = dict(os.environ)
+    env.setdefault("CARGO_TARGET_DIR", "/work/cargo-target")
+    env["SPARKY_PYTHON"] = sys.executable
+    return subprocess.run(["cargo", *args], cwd=CRATE, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def check(proc: subprocess.CompletedProcess) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    return out
+
+
+def test_cargo_fmt_is_clean():
+    check(cargo("fmt", "--check"))
+
+
+def test_cargo_clippy_has_no_warnings():
+    check(cargo("clippy", "--all-targets", "--", "-D", "warnings"))
+
+
+def test_cargo_test_passes():
+    out = check(cargo("test"))
+    passed = sum(int(m) for m in re.findall(r"test result: ok\. (\d+) passed", out))
+    assert passed >= 10, out[-3000:]
