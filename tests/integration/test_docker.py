@@ -375,6 +375,7 @@ def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_pa
     for instruction, source in _context_copies(dockerfile):
         _, words = split_flags(instruction.arguments)
         destination = words[-1]
+        assert not destination.startswith("/"), "COPY into the builder's WORKDIR with a relative destination"
         origin = REPO / source
         target = context / destination if not destination.endswith("/") and destination not in (".", "./") else context / destination / origin.name
         if origin.is_dir():
@@ -393,6 +394,10 @@ def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_pa
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+        metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    # setuptools only warns (for now) when pyproject's readme file is missing from the context
+    readme = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["readme"]
+    assert (REPO / readme).read_text(encoding="utf-8").strip() in metadata, f"{readme} was not copied into the build context"
     assert re.search(r"^sparky-assets = sparky_assets\.cli\.main:main$", entry_points, re.M), entry_points
     expected = {p.relative_to(REPO).as_posix() for p in (REPO / "sparky_assets").rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
@@ -591,9 +596,5 @@ def test_build_gpu_reserves_an_nvidia_gpu_and_mounts_models_read_only():
     assert "SPARKY_MODELS" in _bind_mounts(raw)[f"{PROJECT_MOUNT}/models"]["source"]
     overridden = interpolate(_compose(), {"SPARKY_MODELS": "/srv/models"})["services"]["build-gpu"]
     assert _bind_mounts(overridden)[f"{PROJECT_MOUNT}/models"]["source"] == "/srv/models"
-    cpu_services = [s for n, s in service_items() if n != "build-gpu"]
-    assert not any("deploy" in s for s in cpu_services)
-
-
-def service_items():
-    return interpolate(_compose(), {})["services"].items()
+    cpu_services = [s for n, s in interpolate(_compose(), {})["services"].items() if n != "build-gpu"]
+    assert not any("deploy" in s for s in cpu_services), "only build-gpu reserves a GPU"
