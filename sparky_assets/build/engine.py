@@ -38,7 +38,7 @@ from ..export.base import PNG_VERSION, ExportContext, OutputFile, encode_png
 from ..export.registry import exporter
 from ..export.sheets import SheetsExporter
 from ..generators.base import FrameSpec, GenerationRequest
-from ..manifest.load import load_manifest
+from ..manifest.load import load_manifest, load_manifest_tracked
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
@@ -172,6 +172,7 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             palettes[value] = None  # type: ignore[assignment]
 
     plans: dict[str, SpritePlan] = {}
+    settings_hashes: dict[str, str] = {}
     for s in manifest.sprites:
         base = s.key
         try:
@@ -195,9 +196,11 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
         lockable = getattr(gen, "needs_lock", True)
         described = manifest_inputs(manifest, s, frames)
         manifest_key = canonical_hash({"engine": ENGINE_VERSION, **described})
+        if s.generator not in settings_hashes:
+            settings_hashes[s.generator] = canonical_hash(described["settings"])[:16]
         inputs = {k: v for k, v in {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
-                                    "frames": len(frames), "options": canonical_hash(described["options"])[:16],
-                                    "settings": canonical_hash(described["settings"])[:16]}.items() if v is not None}
+                                    "frames": len(frames), "options": canonical_hash(described["options"])[:16] if s.options else None,
+                                    "settings": settings_hashes[s.generator]}.items() if v is not None}
         if frozen_store is not None and lockable:
             entry = frozen_store.entries.get(s.name)
             gen_key = entry.key if entry is not None and entry.manifest_key == manifest_key else ""
@@ -238,15 +241,43 @@ class Builder:
         self.on_progress = on_progress
         self.durable = durable
         self.warm = _WarmState(warm_frames)
+        self._loaded: tuple | None = None
+
+    def _manifest(self) -> Manifest:
+        """The loaded manifest, reused while its bytes and the stats of every file read
+        to load it are unchanged (a watch rebuild after a sprite's PNG changed does not
+        re-validate a big manifest)."""
+        path = self.manifest_path
+        stamp = None
+        if self._loaded is not None:
+            manifest, text, files, stamps = self._loaded
+            try:
+                if manifest.path.read_bytes() == text and all(_stat(f) == st for f, st in zip(files, stamps)):
+                    return manifest
+            except OSError:
+                pass
+        manifest, text, referenced = load_manifest_tracked(path)
+        files = sorted(referenced)
+        stamp = [_stat(f) for f in files]
+        self._loaded = (manifest, text, files, stamp)
+        return manifest
 
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
-        manifest = load_manifest(self.manifest_path)
+        manifest = self._manifest()
         state = manifest.root / STATE_DIR
         with ProjectLock(state):
             report = _Build(manifest, state, options, self.on_progress, self.warm, self.durable).run()
         report.duration_s = time.perf_counter() - started
         return report
+
+
+def _stat(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class _WarmState:
@@ -585,7 +616,9 @@ class _Build:
                 return files
         packed = self.packed(atlas)
         if atlas.name not in self._pages_png:  # encoded once, shared by every target
-            self._pages_png[atlas.name] = tuple(encode_png(p) for p in packed.pages)
+            colors = {c for n in atlas.sprites for c in self.project.sprites[n].palette.colors}
+            candidates = np.array(sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32)
+            self._pages_png[atlas.name] = tuple(encode_png(p, candidates) for p in packed.pages)
         ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
         impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
         files = impl.export(packed, ctx)

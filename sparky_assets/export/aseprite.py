@@ -16,7 +16,7 @@ from .texturepacker import frame_entry
 
 class AsepriteExporter:
     name: ClassVar[str] = "aseprite"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: one record per line (dump_json)
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)

@@ -48,14 +48,27 @@ class Exporter(Protocol):
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]: ...
 
 
-def encode_png(rgba: np.ndarray) -> bytes:
+def encode_png(rgba: np.ndarray, candidates: np.ndarray | None = None) -> bytes:
     """Deterministic PNG bytes: indexed (with a transparent entry) when the image has
-    at most 256 colours, else RGBA. No timestamps or text chunks."""
+    at most 256 colours, else RGBA. No timestamps or text chunks.
+
+    ``candidates`` (sorted uint32 RGBA values that may occur, e.g. the atlas's palettes
+    plus transparent) replaces a full sort of the pixels by a binary search; pixels not
+    among them fall back to the general path, so the bytes never depend on it."""
     h, w = rgba.shape[:2]
     flat = rgba.reshape(-1, 4)
     packed = (flat[:, 0].astype(np.uint32) << 24) | (flat[:, 1].astype(np.uint32) << 16) | (flat[:, 2].astype(np.uint32) << 8) | flat[:, 3]
     packed[flat[:, 3] == 0] = 0
-    colors, inverse = np.unique(packed, return_inverse=True)
+    colors = inverse = None
+    if candidates is not None and 0 < len(candidates):
+        pos = np.minimum(np.searchsorted(candidates, packed), len(candidates) - 1)
+        if np.array_equal(candidates[pos], packed):
+            used = np.bincount(pos, minlength=len(candidates)) > 0
+            colors = candidates[used]
+            remap = np.cumsum(used) - 1
+            inverse = remap[pos]
+    if colors is None:
+        colors, inverse = np.unique(packed, return_inverse=True)
     buf = io.BytesIO()
     if len(colors) <= 256:
         im = Image.fromarray(inverse.reshape(h, w).astype(np.uint8), "P")
@@ -70,8 +83,23 @@ def encode_png(rgba: np.ndarray) -> bytes:
 
 
 def dump_json(value: Any) -> bytes:
-    """Stable, human-readable JSON bytes (keys in the order given, newline at the end)."""
-    return (json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
+    """Stable, readable JSON bytes: the first two levels one entry per line, anything
+    deeper on one line (one frame per line), keys in the order given, a newline at the
+    end. Encoding runs in the json module's C encoder (big atlases stay fast)."""
+
+    def compact(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
+
+    def block(v: Any, depth: int) -> str:
+        pad = "  " * (depth + 1)
+        if depth < 2 and isinstance(v, dict) and v:
+            rows = [f"{pad}{compact(str(k))}: {block(x, depth + 1)}" for k, x in v.items()]
+            return "{\n" + ",\n".join(rows) + "\n" + "  " * depth + "}"
+        if depth < 2 and isinstance(v, list) and v:
+            return "[\n" + ",\n".join(pad + block(x, depth + 1) for x in v) + "\n" + "  " * depth + "]"
+        return compact(v)
+
+    return (block(value, 0) + "\n").encode()
 
 
 def page_files(atlas: PackedAtlas, context: ExportContext, engine_prefix: str | None = None) -> dict[str, OutputFile]:

@@ -14,7 +14,7 @@ from .base import ExportContext, OutputFile, dump_json, page_files, page_size
 
 class SheetsExporter:
     name: ClassVar[str] = "sheets"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: one record per line (dump_json)
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)

@@ -24,7 +24,7 @@ def frame_entry(f) -> dict:
 
 class TexturePackerExporter:
     name: ClassVar[str] = "texturepacker"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: one record per line (dump_json)
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)

@@ -67,8 +67,20 @@ class _Validator:
     def __init__(self, file: Path, text: str):
         self.file = file
         self.display = str(file)
-        self.locator = KeyLocator(text)
+        self.text = text
+        self._locator: KeyLocator | None = None
         self.sink = DiagnosticSink()
+        self.referenced: set[Path] = set()
+        """Source images read for their size: a long-lived builder reuses the loaded
+        manifest while these and the manifest are unchanged (palettes are checked again
+        by every build's resolve step, so they need not be tracked here)."""
+
+    @property
+    def locator(self) -> KeyLocator:
+        """Built on the first diagnostic only: a valid manifest never needs positions."""
+        if self._locator is None:
+            self._locator = KeyLocator(self.text)
+        return self._locator
 
     def error(self, key: str, message: str, *, sprite: str | None = None, **extra: Any) -> None:
         line, col = self.locator.locate(key)
@@ -206,7 +218,17 @@ def parse_manifest(path: str | Path) -> tuple[dict, _Validator]:
 
 def load_manifest(path: str | Path = ".") -> Manifest:
     """Parse and validate a manifest; raise ``InvalidInput`` with every problem."""
+    return load_manifest_tracked(path)[0]
+
+
+def load_manifest_tracked(path: str | Path = ".") -> tuple[Manifest, bytes, set[Path]]:
+    """:func:`load_manifest`, plus the manifest's bytes and the files read to load it."""
     data, v = parse_manifest(path)
+    manifest = _load(data, v)
+    return manifest, v.text.encode(), v.referenced
+
+
+def _load(data: dict, v: "_Validator") -> Manifest:
     root = v.file.parent
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -296,7 +318,7 @@ def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: 
             v.error(f"{key}.name", f"duplicate sprite name '{sname}'", sprite=sname, hint=f"first defined as sprite[{seen[sname]}]")
             continue
         seen[sname] = i
-        size = fields.get("size") or _source_size(v.file.parent, fields) or default_size
+        size = fields.get("size") or _source_size(v.file.parent, fields, v.referenced) or default_size
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
@@ -321,15 +343,18 @@ def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: 
     return sprites
 
 
-def _source_size(root: Path, fields: dict) -> tuple[int, int] | None:
+def _source_size(root: Path, fields: dict, referenced: set[Path]) -> tuple[int, int] | None:
     """An image sprite without ``size``: the grid cell, or the whole image."""
     if "source" not in fields or "pixelize" in fields:
         return None
     if "grid" in fields:
         return tuple(fields["grid"])
     path = _inside(root, fields["source"])
-    if path is None or not path.is_file():
+    if path is None:
         return None  # reported by the image generator's validation
+    referenced.add(path)  # also while missing: its appearance must invalidate a reused manifest
+    if not path.is_file():
+        return None
     try:
         from PIL import Image
 

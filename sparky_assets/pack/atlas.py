@@ -143,9 +143,10 @@ def build_atlas(
         page, slot, x, y = slot_of_unique[u]
         packed.append(PackedFrame(f.sprite, f.animation, f.frame, page, slot, x, y, unique[u].shape[1], unique[u].shape[0],
                                   ox, oy, sw, sh))
-    infos = []
-    for sprite, anim, fps, loop in animations:
-        idx = tuple(i for i, p in enumerate(packed) if p.sprite == sprite and p.animation == anim)
-        infos.append(AnimationInfo(sprite, anim, fps, loop, idx))
+    members: dict[tuple[str, str | None], list[int]] = {}
+    for i, p in enumerate(packed):
+        members.setdefault((p.sprite, p.animation), []).append(i)
+    infos = [AnimationInfo(sprite, anim, fps, loop, tuple(members.get((sprite, anim), ())))
+             for sprite, anim, fps, loop in animations]
     sprites = tuple(dict.fromkeys(f.sprite for f in frames))
     return PackedAtlas(name, tuple(pages), tuple(tuple(r) for r in page_rects), tuple(packed), tuple(infos), sprites)

@@ -18,8 +18,12 @@ class Palette:
     colors: tuple[tuple[int, int, int], ...]
 
     def digest(self) -> str:
-        """Content hash of the colours (the name does not matter)."""
-        return hashlib.sha256(bytes(c for rgb in self.colors for c in rgb)).hexdigest()
+        """Content hash of the colours (the name does not matter); computed once."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            cached = hashlib.sha256(bytes(c for rgb in self.colors for c in rgb)).hexdigest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
     def __len__(self) -> int:
         return len(self.colors)
