@@ -2,15 +2,22 @@
 //! `sparky-assets watch` runs.
 //!
 //! ```text
-//! cargo run --example animated_sprite --features render -- [ASSETS_DIR] [ATLAS] [SPRITE] [CLIP]
+//! cargo run --example animated_sprite --features render -- [ASSETS_DIR] [ATLAS] [SPRITE] [CLIP] [ENDPOINT]
 //! ```
-//! Defaults: the crate's fixture atlas, sprite `hero`, clip `idle`. Point
+//! Defaults: the crate's fixture atlas, sprite `hero`, clip `idle`, `tcp://127.0.0.1:5557`. Point
 //! `[export.bevy] assets` of a `sparky.toml` at ASSETS_DIR, run `sparky-assets watch`,
 //! edit the manifest: the sprite changes in the window. Keys: Space plays the next
 //! clip, P pauses. A failed build is shown in the window title.
+//!
+//! `SPARKY_DEMO_SCREENSHOT=shot.png` saves a screenshot after `SPARKY_DEMO_SCREENSHOT_AFTER`
+//! seconds (default 2) and exits (for checking the demo without a person at the screen).
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use bevy::asset::AssetPlugin;
 use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::PrimaryWindow;
 use bevy_sparky::prelude::*;
 
@@ -35,6 +42,7 @@ fn main() -> AppExit {
     let atlas = arg(1, "sprites/characters.atlas.ron");
     let sprite = arg(2, "hero");
     let clip = arg(3, "idle");
+    let endpoint = arg(4, bevy_sparky::protocol::DEFAULT_ENDPOINT);
 
     App::new()
         .add_plugins(
@@ -55,6 +63,7 @@ fn main() -> AppExit {
                 }),
         )
         .add_plugins(SparkyBridgePlugin {
+            endpoint,
             assets_root: Some(assets.into()),
             ..Default::default()
         })
@@ -78,8 +87,39 @@ fn main() -> AppExit {
                 commands.insert_resource(demo);
             },
         )
-        .add_systems(Update, (keys, show_build_state))
+        .add_systems(Update, (keys, show_build_state, screenshot_and_exit))
         .run()
+}
+
+/// With `SPARKY_DEMO_SCREENSHOT` set: capture the window after
+/// `SPARKY_DEMO_SCREENSHOT_AFTER` seconds (default 2), exit once saved.
+fn screenshot_and_exit(
+    mut commands: Commands,
+    time: Res<Time<Real>>,
+    mut requested: Local<bool>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Some(path) = std::env::var_os("SPARKY_DEMO_SCREENSHOT").map(PathBuf::from) else {
+        return;
+    };
+    let after = std::env::var("SPARKY_DEMO_SCREENSHOT_AFTER")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or(2.0);
+    if !*requested && time.elapsed() >= Duration::from_secs_f64(after) {
+        *requested = true;
+        let mut save = save_to_disk(path);
+        commands.spawn(Screenshot::primary_window()).observe(
+            move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                save(captured);
+                exit.write(AppExit::Success);
+            },
+        );
+    }
+    if time.elapsed() >= Duration::from_secs_f64(after + 30.0) {
+        error!("no screenshot 30 s after it was asked for");
+        exit.write(AppExit::error());
+    }
 }
 
 fn keys(

@@ -368,6 +368,11 @@ fn receive_hot_reload(
                     }
                 }
                 if !paths.is_empty() || !removed.is_empty() {
+                    info!(
+                        "sparky: build {build}: reloading {} assets, {} removed",
+                        paths.len(),
+                        removed.len()
+                    );
                     changed.write(SparkyAssetsChanged {
                         build: Some(build),
                         paths,
