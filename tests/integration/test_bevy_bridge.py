@@ -44,10 +44,10 @@ def test_cargo_fmt_is_clean():
 
 
 def test_cargo_clippy_has_no_warnings():
-    check(cargo("clippy", "--all-targets", "--", "-D", "warnings"))
+    check(cargo("clippy", "--locked", "--all-targets", "--", "-D", "warnings"))
 
 
 def test_cargo_test_passes():
-    out = check(cargo("test"))
+    out = check(cargo("test", "--locked"))
     passed = sum(int(m) for m in re.findall(r"test result: ok\. (\d+) passed", out))
     assert passed >= 10, out[-3000:]
