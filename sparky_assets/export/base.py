@@ -102,6 +102,17 @@ def dump_json(value: Any) -> bytes:
     return (block(value, 0) + "\n").encode()
 
 
+def quoted(value: str) -> str:
+    """A double-quoted string as Godot's resource text and RON both read it."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def export_dir(context: ExportContext) -> str:
+    """The target's ``dir`` setting as a ``/``-terminated prefix ("" for the root)."""
+    sub = context.spec.settings.get("dir", "sprites").strip("/")
+    return f"{sub}/" if sub else ""
+
+
 def page_files(atlas: PackedAtlas, context: ExportContext, engine_prefix: str | None = None) -> dict[str, OutputFile]:
     """The page PNGs, as every target needs its own copy next to its metadata."""
     out = {}

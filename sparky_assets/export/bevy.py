@@ -10,16 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, page_files, page_size
-
-
-def _str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def asset_prefix(context: ExportContext) -> str:
-    sub = context.spec.settings.get("dir", "sprites").strip("/")
-    return f"{sub}/" if sub else ""
+from .base import ExportContext, OutputFile, export_dir, page_files, page_size, quoted
 
 
 class BevyExporter:
@@ -27,28 +18,28 @@ class BevyExporter:
     version: ClassVar[int] = 1
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
-        prefix = asset_prefix(context)
+        prefix = export_dir(context)
         files = page_files(atlas, context, engine_prefix=prefix)
-        lines = ["(", "    format: 1,", f"    name: {_str(atlas.name)},", "    pages: ["]
+        lines = ["(", "    format: 1,", f"    name: {quoted(atlas.name)},", "    pages: ["]
         for page, rects in enumerate(atlas.rects):
             w, h = page_size(atlas, page)
-            lines += ["        (", f"            image: {_str(atlas.page_name(page))},", f"            size: ({w}, {h}),",
+            lines += ["        (", f"            image: {quoted(atlas.page_name(page))},", f"            size: ({w}, {h}),",
                       "            rects: ["]
             lines += [f"                (min: ({x}, {y}), max: ({x + rw}, {y + rh}))," for x, y, rw, rh in rects]
             lines += ["            ],", "        ),"]
         lines += ["    ],", "    frames: ["]
         for f in atlas.frames:
-            anim = _str(f.animation) if f.animation is not None else '""'
-            lines.append(f"        (sprite: {_str(f.sprite)}, animation: {anim}, frame: {f.frame}, page: {f.page}, index: {f.slot}, "
+            anim = quoted(f.animation) if f.animation is not None else '""'
+            lines.append(f"        (sprite: {quoted(f.sprite)}, animation: {anim}, frame: {f.frame}, page: {f.page}, index: {f.slot}, "
                          f"offset: ({f.offset_x}, {f.offset_y}), source_size: ({f.source_w}, {f.source_h})),")
         lines += ["    ],", "    sprites: {"]
         for sprite in sorted(atlas.sprites):
             idx = atlas.sprite_frames(sprite)
             first = atlas.frames[idx[0]]
-            lines += [f"        {_str(sprite)}: (", f"            size: ({first.source_w}, {first.source_h}),",
+            lines += [f"        {quoted(sprite)}: (", f"            size: ({first.source_w}, {first.source_h}),",
                       f"            frames: [{', '.join(map(str, idx))}],", "            clips: {"]
             for a in sorted((a for a in atlas.animations if a.sprite == sprite), key=lambda a: a.name):
-                lines.append(f"                {_str(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
+                lines.append(f"                {quoted(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
                              f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}),")
             lines += ["            },", "        ),"]
         lines += ["    },", ")", ""]

@@ -12,7 +12,7 @@ import hashlib
 from typing import ClassVar
 
 from ..pack.atlas import PackedAtlas, PackedFrame
-from .base import ExportContext, OutputFile, page_files
+from .base import ExportContext, OutputFile, export_dir, page_files, quoted
 
 # Godot's ResourceUID::id_to_text: base 34, digits 'a'..'y' then '0'..'8'
 _UID_CHARS = "abcdefghijklmnopqrstuvwxy012345678"
@@ -33,21 +33,12 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def _string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def res_prefix(context: ExportContext) -> str:
-    sub = context.spec.settings.get("dir", "sprites").strip("/")
-    return f"res://{sub}/" if sub else "res://"
-
-
 class GodotExporter:
     name: ClassVar[str] = "godot"
     version: ClassVar[int] = 1
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
-        prefix = res_prefix(context)
+        prefix = "res://" + export_dir(context)
         files = page_files(atlas, context, engine_prefix=prefix)
         for sprite in atlas.sprites:
             anims = [a for a in atlas.animations if a.sprite == sprite]
@@ -97,7 +88,7 @@ class GodotExporter:
         for a in anims:
             frames = ",\n".join('{\n"duration": 1.0,\n"texture": SubResource("' + sub_id[i] + '")\n}' for i in a.frames)
             anim_text.append("{\n" f'"frames": [{frames}],\n' f'"loop": {"true" if a.loop else "false"},\n'
-                             f'"name": &{_string(a.name)},\n' f'"speed": {_num(a.fps)}\n' "}")
+                             f'"name": &{quoted(a.name)},\n' f'"speed": {_num(a.fps)}\n' "}")
         out = [f'[gd_resource type="SpriteFrames" load_steps={load_steps} format=3 uid="{godot_uid(prefix + path)}"]', "",
                *ext, "", *subs, "[resource]", f"animations = [{', '.join(anim_text)}]", ""]
         return "\n".join(out)
