@@ -125,8 +125,11 @@ class FileWatcher(FileSystemEventHandler):
                 return
             with self._lock:
                 self._relay()
-            for f in self.files:  # a folder appeared with the file already in it (mv, git checkout)
-                if any(p == f or p in f.parents for p in paths) and f.exists():
+            # a folder holding watched files appeared, vanished or moved (mv, git checkout,
+            # rm -r): that changes those files. Queue them here, because re-laying the
+            # watches can drop the per-file events still queued for a removed watch.
+            for f in self.files:
+                if any(p == f or p in f.parents for p in paths):
                     self.changes.put(f)
             return
         for path in paths:
