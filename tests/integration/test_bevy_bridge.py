@@ -4,7 +4,8 @@
 `engine-bridges/bevy`: the decoder against every shared vector, the atlas loader
 against the current Python exporter's output (built at test time with this Python),
 and a headless Bevy App receiving real ZeroMQ messages. Cargo's target folder lives
-outside the clone (``CARGO_TARGET_DIR``, default ``/work/cargo-target``) so repeated
+outside the clone (``CARGO_TARGET_DIR``; default ``/work/cargo-target`` on the team's
+machines, else ``~/.cache/sparky-assets/cargo-target``) so repeated
 runs reuse Bevy's compiled crates.
 """
 
@@ -28,7 +29,8 @@ def cargo(*args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed (CI installs it)")
     env = dict(os.environ)
-    env.setdefault("CARGO_TARGET_DIR", "/work/cargo-target")
+    default = Path("/work/cargo-target") if Path("/work").is_dir() else Path.home() / ".cache/sparky-assets/cargo-target"
+    env.setdefault("CARGO_TARGET_DIR", str(default))
     env["SPARKY_PYTHON"] = sys.executable
     return subprocess.run(["cargo", *args], cwd=CRATE, env=env, capture_output=True, text=True, timeout=timeout)
 
