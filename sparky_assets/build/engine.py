@@ -473,7 +473,7 @@ class _Build:
 
     # -- stages ------------------------------------------------------------------
 
-    def _generate(self, names: list[str]) -> None:
+    def _generate(self, names: list[str], progress: bool = True) -> None:
         by_generator: dict[str, list[SpritePlan]] = {}
         for n in names:
             plan = self.project.sprites[n]
@@ -494,7 +494,8 @@ class _Build:
             for plan, frames in zip(plans, results):
                 self._accept_generated(plan, frames)
                 done += 1
-                self.on_progress("generate", done, len(names))
+                if progress:
+                    self.on_progress("generate", done, len(names))
 
     def _accept_generated(self, plan: SpritePlan, frames: list[np.ndarray]) -> None:
         s = plan.spec
@@ -524,7 +525,7 @@ class _Build:
             if plan.lockable:  # verified in phase 1: someone changed sparky-generated/ during the build
                 raise BuildFailed(Diagnostic(f"the stored result of sprite '{name}' changed during the build; run it again",
                                              sprite=name, stage="generate"))
-            self._generate([name])
+            self._generate([name], progress=False)  # inside the export stage's progress
             return self._generated[name]
         self.report.cached["generate"] += 1
         self._generated[name] = frames

@@ -49,11 +49,15 @@ class BuildReport:
         g, p, k, e = (self.ran[s] for s in STAGES)
         verb = "would run" if self.dry_run else "ran"
         lines = [f"{self.project}: {'plan' if self.dry_run else 'built'} in {self.duration_s:.2f}s"]
-        lines.append(
-            f"  generated {len(g):4d}   re-processed {len(p):4d}   re-packed {len(k):4d}   exported {len(e):4d}"
-            f"   (from cache: {self.cached['generate']} generated, {self.cached['process']} processed,"
-            f" {self.cached['pack']} packed, {self.cached['export']} exported)"
-        )
+        if self.dry_run:
+            lines.append(f"  would generate {len(g)}, re-process {len(p)}, re-pack {len(k)}, export {len(e)}"
+                         + ("" if any((g, p, k, e)) else " — nothing to do"))
+        else:
+            lines.append(
+                f"  generated {len(g):4d}   re-processed {len(p):4d}   re-packed {len(k):4d}   exported {len(e):4d}"
+                f"   (from cache: {self.cached['generate']} generated, {self.cached['process']} processed,"
+                f" {self.cached['pack']} packed, {self.cached['export']} exported)"
+            )
         for stage, names in zip(("generate", "process", "pack"), (g, p, k)):
             if names and len(names) <= 12:
                 lines.append(f"  {stage} {verb}: {', '.join(names)}")
