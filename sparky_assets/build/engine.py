@@ -367,8 +367,9 @@ class _Build:
         # phase 2 + 3: keys from what was generated, then evaluate from the exports down
         self._compute_keys(project)
         files = self._export_all(atlases, targets)
-        self.store.forget_except(set(project.sprites))
-        if self.store.dirty:
+        if not self.options.frozen:  # a frozen (CI) build never touches committed files
+            self.store.forget_except(set(project.sprites))
+        if self.store.dirty and not self.options.frozen:
             self.store.save()
             self.warm.saved_store(self.manifest.root, self.store)
         self._write(files, selected={a.name for a in atlases} if self.options.only else None)

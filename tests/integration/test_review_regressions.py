@@ -121,3 +121,18 @@ def test_output_folder_holding_a_source_is_refused(tmp_path, capsys):
     edit(root, 'dir = "build/sprites/texturepacker"', 'dir = "art"')
     assert main(["build", str(root)]) == 2
     assert "export.texturepacker.dir: output folder holds an input of the build (art/" in capsys.readouterr().err
+
+
+def test_frozen_build_never_rewrites_the_lock(tmp_path):
+    root = copy_example(tmp_path)
+    text = (root / "sparky.toml").read_text()
+    start = text.index('[[sprite]]\nname = "spider"')
+    end = text.index("[[sprite]]", start + 5)
+    (root / "sparky.toml").write_text((text[:start] + text[end:]).replace('"ghost", "spider"]', '"ghost"]'))
+    lock = (root / "sparky.lock").read_bytes()
+    store = sorted(p.name for p in (root / "sparky-generated").iterdir())
+    build(root, frozen=True)
+    assert (root / "sparky.lock").read_bytes() == lock
+    assert sorted(p.name for p in (root / "sparky-generated").iterdir()) == store
+    build(root)  # a normal build drops the removed sprite from the lock
+    assert b"[sprite.spider]" not in (root / "sparky.lock").read_bytes()
