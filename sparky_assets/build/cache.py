@@ -6,7 +6,8 @@ magic string, the cache format version, its own key and the SHA-256 of its paylo
 an entry whose header or payload does not check out (truncated, bit-flipped, from
 another format version, another key) is reported, deleted and treated as a miss —
 never used. Writes are atomic, so a crash or kill leaves complete entries or none.
-The whole folder is safe to delete.
+The whole folder is safe to delete; above a size cap (1 GiB, ``SPARKY_CACHE_MAX_MB``)
+the least recently used entries are evicted after a build.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +29,17 @@ CACHE_FORMAT = 1
 MAGIC = b"SPARKY-CACHE\n"
 
 
+DEFAULT_MAX_BYTES = 1 << 30
+"""Cache size above which least-recently-used entries are evicted (``SPARKY_CACHE_MAX_MB``)."""
+
+
 @dataclass
 class StageCache:
     root: Path
     warnings: list[str] = field(default_factory=list)
+    used: set[Path] = field(default_factory=set)
+    """Entries read or written by this build: never evicted by :meth:`prune`."""
+    written: int = 0
 
     def _path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / key
@@ -45,6 +54,11 @@ class StageCache:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        self.used.add(path)
+        try:
+            os.utime(path)  # recency for eviction
+        except OSError:
+            pass
         payload = self._verify(raw, stage, key)
         if payload is None:
             self.warnings.append(f"cache entry {stage}/{key[:12]} was corrupt or foreign; rebuilt")
@@ -72,8 +86,11 @@ class StageCache:
     def put(self, stage: str, key: str, payload: bytes) -> None:
         header = {"format": CACHE_FORMAT, "stage": stage, "key": key, "size": len(payload),
                   "sha256": hashlib.sha256(payload).hexdigest()}
-        atomic_write(self._path(stage, key), MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, fsync=False,
+        path = self._path(stage, key)
+        atomic_write(path, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, fsync=False,
                      tmp_dir=self.root.parent / "tmp")
+        self.used.add(path)
+        self.written += 1
 
     # -- typed helpers -------------------------------------------------------
 
@@ -96,6 +113,33 @@ class StageCache:
         blob = json.dumps({**meta, "__count": len(arrays)}, sort_keys=True).encode()
         np.savez(buf, meta=np.frombuffer(blob, dtype=np.uint8), **{f"a{i}": a for i, a in enumerate(arrays)})
         self.put(stage, key, buf.getvalue())
+
+    def prune(self, max_bytes: int | None = None) -> int:
+        """Evict least-recently-used entries until the cache fits ``max_bytes``; entries
+        this build used are kept. Only walks the folder when this build wrote entries
+        (a no-op build costs nothing). Returns the number of entries removed."""
+        if max_bytes is None:
+            max_bytes = int(os.environ.get("SPARKY_CACHE_MAX_MB", DEFAULT_MAX_BYTES >> 20)) << 20
+        if not self.written or not self.root.exists():
+            return 0
+        entries = []
+        total = 0
+        for path in self.root.glob("*/*/*"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            total += st.st_size
+            if path not in self.used:
+                entries.append((st.st_mtime_ns, str(path), st.st_size))
+        removed = 0
+        for _, path, size in sorted(entries):
+            if total <= max_bytes:
+                break
+            Path(path).unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed
 
     def clear(self) -> int:
         """Delete every entry; returns the number of files removed."""

@@ -233,15 +233,17 @@ class Builder:
     builds, which is what ``watch`` relies on."""
 
     def __init__(self, manifest_path: str | Path, *, on_progress: Callable[[str, int, int], None] | None = None,
-                 durable: bool = True, warm_frames: int = 50_000):
+                 durable: bool = True, warm_frames: int = 50_000, defer_prune: bool = False):
         """``durable``: fsync outputs before switching them over (survives power loss,
         not only crashes); ``watch`` turns it off for latency. ``warm_frames``: how many
         decoded frames to keep in memory between builds of this Builder."""
         self.manifest_path = Path(manifest_path)
         self.on_progress = on_progress
         self.durable = durable
+        self.defer_prune = defer_prune
         self.warm = _WarmState(warm_frames)
         self._loaded: tuple | None = None
+        self._last_cache: StageCache | None = None
 
     def _manifest(self) -> Manifest:
         """The loaded manifest, reused while its bytes and the stats of every file read
@@ -267,9 +269,19 @@ class Builder:
         manifest = self._manifest()
         state = manifest.root / STATE_DIR
         with ProjectLock(state):
-            report = _Build(manifest, state, options, self.on_progress, self.warm, self.durable).run()
+            run = _Build(manifest, state, options, self.on_progress, self.warm, self.durable, prune=not self.defer_prune)
+            self._last_cache = run.cache
+            report = run.run()
         report.duration_s = time.perf_counter() - started
         return report
+
+    def prune_cache(self) -> int:
+        """Evict old cache entries after the last build (``watch`` calls this once its
+        messages are out, keeping the walk off the hot-reload path)."""
+        if self._last_cache is None:
+            return 0
+        with ProjectLock(self._last_cache.root.parent):
+            return self._last_cache.prune()
 
 
 def _stat(path: Path) -> tuple | None:
@@ -324,7 +336,9 @@ class _WarmState:
 
 
 class _Build:
-    def __init__(self, manifest: Manifest, state: Path, options: BuildOptions, on_progress, warm: _WarmState, durable: bool):
+    def __init__(self, manifest: Manifest, state: Path, options: BuildOptions, on_progress, warm: _WarmState, durable: bool,
+                 prune: bool = True):
+        self.prune = prune
         self.manifest = manifest
         self.options = options
         self.on_progress = on_progress or (lambda stage, done, total: None)
@@ -373,6 +387,8 @@ class _Build:
             self.store.save()
             self.warm.saved_store(self.manifest.root, self.store)
         self._write(files, selected={a.name for a in atlases} if self.options.only else None)
+        if self.prune:
+            self.cache.prune()
         self.report.warnings += self.cache.warnings + self.store.problems
         return self.report
 

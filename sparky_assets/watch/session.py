@@ -156,7 +156,7 @@ class WatchSession:
         self.clock = clock
         # not durable: a dev loop trades power-loss durability (fsync) for latency;
         # outputs are still switched over atomically and survive a crash or kill
-        self.builder = Builder(manifest_path, durable=False)
+        self.builder = Builder(manifest_path, durable=False, defer_prune=True)
         self.build_number = 0
         self.stop_event = threading.Event()
 
@@ -216,6 +216,10 @@ class WatchSession:
             self._failed(build, errors, duration_ms)
             return None
         self.publisher.build_finished(build, True, duration_ms, len(assets))
+        try:
+            self.builder.prune_cache()
+        except SparkyError:  # a CLI build holds the project: prune next time
+            pass
         what = ", ".join(trigger) if trigger else "initial build"
         counts = f"{len(report.ran['generate'])} generated, {len(report.ran['process'])} processed, " \
                  f"{len(report.ran['pack'])} packed"

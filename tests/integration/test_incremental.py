@@ -235,3 +235,22 @@ def test_committed_example_lock_builds_frozen(tmp_path):
     root = copy_example(tmp_path)
     report = build(root, frozen=True)
     assert sorted(report.ran["generate"]) == ["coin", "potion", "torch"]  # hand-drawn: sliced, never locked
+
+
+def test_cache_evicts_least_recently_used_entries_above_its_cap(project, monkeypatch):
+    cache = project / STATE_DIR / "cache"
+    size = lambda: sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    for i in range(4):  # each palette edit adds process/pack/export entries
+        gpl = project / "palettes/items.gpl"
+        gpl.write_text(gpl.read_text().replace(f"254 231  {97 + i}", f"254 231  {98 + i}"))
+        build(project)
+    grown = size()
+    monkeypatch.setenv("SPARKY_CACHE_MAX_MB", "0")  # evict everything this build did not use
+    gpl.write_text(gpl.read_text().replace("254 231  101", "254 231  102"))
+    report = build(project)
+    assert size() < grown
+    expected = snapshot(project)
+    monkeypatch.delenv("SPARKY_CACHE_MAX_MB")
+    again = build(project)  # what the last build used survived: a no-op
+    assert again.ran == {"generate": [], "process": [], "pack": [], "export": []}
+    assert snapshot(project) == expected and report.ran["pack"] == ["world"]
