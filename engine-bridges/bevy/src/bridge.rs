@@ -392,6 +392,9 @@ fn receive_hot_reload(
     }
     if rescan {
         let everything = rescan_paths(&server, &atlases, &known.0);
+        // Remember them: an atlas whose reload is still in flight may be missing from
+        // `Assets` at the next rescan, and must be reloaded then all the same.
+        known.0.extend(everything.iter().cloned());
         status.rescans += 1;
         changed.write(SparkyAssetsChanged {
             build: None,
