@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path, PurePath
 
-from ..errors import Diagnostic, InvalidInput, suggest
+from ..errors import suggest
 from .builtin import BUILTIN_PALETTES
 from .model import Palette
-from .readers import READERS, read_palette_file
+from .readers import READERS, palette_error, read_palette_file
 
 STAGE = "palette"
 
@@ -28,28 +28,6 @@ def builtin_names() -> list[str]:
 
 def _looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or PurePath(value).suffix != ""
-
-
-def _value_error(
-    message: str,
-    *,
-    manifest_file: str | None,
-    key: str | None,
-    expected: str | None = None,
-    found: str | None = None,
-    hint: str | None = None,
-) -> InvalidInput:
-    return InvalidInput(
-        Diagnostic(
-            message,
-            file=manifest_file,
-            key=key,
-            stage=STAGE,
-            expected=expected,
-            found=found,
-            hint=hint,
-        )
-    )
 
 
 def _resolve_inside_root(value: str, root: Path) -> Path | None:
@@ -78,9 +56,9 @@ def load_palette(
     """
     text = value.strip()
     if not text:
-        raise _value_error(
+        raise palette_error(
             "empty palette value",
-            manifest_file=manifest_file,
+            file=manifest_file,
             key=key,
             expected="a built-in palette name or a .hex/.gpl/.pal/.png file",
             found="''",
@@ -90,9 +68,9 @@ def load_palette(
         if palette is not None:
             return palette
         names = builtin_names()
-        raise _value_error(
+        raise palette_error(
             f"unknown palette '{text}'",
-            manifest_file=manifest_file,
+            file=manifest_file,
             key=key,
             expected=f"a built-in palette ({', '.join(names)}) or a palette file path",
             hint=suggest(text.lower(), names),
@@ -100,28 +78,28 @@ def load_palette(
 
     suffix = PurePath(text).suffix.lower()
     if suffix not in READERS:
-        raise _value_error(
+        raise palette_error(
             f"unsupported palette file type for '{text}'",
-            manifest_file=manifest_file,
+            file=manifest_file,
             key=key,
             expected=f"one of {' '.join(READERS)}",
             found=repr(PurePath(text).suffix),
         )
     path = _resolve_inside_root(text, root)
     if path is None:
-        raise _value_error(
+        raise palette_error(
             f"palette path '{text}' leads outside the project root",
-            manifest_file=manifest_file,
+            file=manifest_file,
             key=key,
             expected="a path inside the project root",
             found=repr(text),
             hint="copy the palette into the project (symlinks that lead out are refused too)",
         )
     if not path.is_file():
-        raise _value_error(
+        raise palette_error(
             f"palette file '{text}' not found" if not path.exists()
             else f"palette path '{text}' is not a file",
-            manifest_file=manifest_file,
+            file=manifest_file,
             key=key,
             hint="paths are relative to the project root",
         )

@@ -33,28 +33,32 @@ _HEX_TOKEN = re.compile(r"#?([0-9A-Fa-f]{6})")
 _INT_TOKEN = re.compile(r"[+-]?\d+")
 
 
-def _error(
+def palette_error(
     message: str,
     *,
-    file: str,
+    file: str | None,
     line: int | None = None,
     column: int | None = None,
+    key: str | None = None,
     expected: str | None = None,
     found: str | None = None,
     hint: str | None = None,
 ) -> InvalidInput:
+    """The one constructor of palette diagnostics (file readers and name lookup)."""
     return InvalidInput(
         Diagnostic(
             message,
             file=file,
             line=line,
             column=column,
+            key=key,
             stage=STAGE,
             expected=expected,
             found=found,
             hint=hint,
         )
     )
+
 
 
 def _decode_text(data: bytes) -> str:
@@ -71,14 +75,14 @@ def _finish(
     """Drop repeats (first kept), then enforce 1..256 colours."""
     unique = tuple(dict.fromkeys(colors))
     if not unique:
-        raise _error(
+        raise palette_error(
             f"{format_name} palette has no colours",
             file=file,
             expected="at least one colour",
             found="none",
         )
     if len(unique) > MAX_COLORS:
-        raise _error(
+        raise palette_error(
             f"{format_name} palette has too many colours",
             file=file,
             expected=f"at most {MAX_COLORS} distinct colours",
@@ -105,7 +109,7 @@ def _parse_rgb_fields(
     shown = " ".join(fields[:count]) if len(fields) >= count else line_text.strip()
     expected = "'R G B' with values 0-255" if count == 3 else "'R G B A' with values 0-255"
     if len(fields) < count or not all(_INT_TOKEN.fullmatch(f) for f in fields[:count]):
-        raise _error(
+        raise palette_error(
             "malformed colour row",
             file=file,
             line=line_number,
@@ -117,7 +121,7 @@ def _parse_rgb_fields(
     for index, value in enumerate(values):
         if not 0 <= value <= 255:
             bad_column = line_text.find(fields[index], column - 1) + 1
-            raise _error(
+            raise palette_error(
                 "colour value out of range",
                 file=file,
                 line=line_number,
@@ -140,7 +144,7 @@ def parse_hex(data: bytes, *, name: str, file: str) -> Palette:
             continue
         match = _HEX_TOKEN.fullmatch(token)
         if match is None:
-            raise _error(
+            raise palette_error(
                 "malformed colour line",
                 file=file,
                 line=line_number,
@@ -164,7 +168,7 @@ def parse_gpl(data: bytes, *, name: str, file: str) -> Palette:
     header_index = next((i for i, text in enumerate(lines) if text.strip()), None)
     if header_index is None or lines[header_index].strip() != "GIMP Palette":
         found = repr(lines[header_index].strip()) if header_index is not None else "an empty file"
-        raise _error(
+        raise palette_error(
             "not a GIMP palette",
             file=file,
             line=(header_index or 0) + 1,
@@ -187,7 +191,7 @@ def parse_gpl(data: bytes, *, name: str, file: str) -> Palette:
             if keyword_lower == "name" and value.strip():
                 palette_name = value.strip()
             elif keyword_lower == "columns" and not value.strip().isdigit():
-                raise _error(
+                raise palette_error(
                     "malformed 'Columns:' line",
                     file=file,
                     line=line_number,
@@ -198,7 +202,7 @@ def parse_gpl(data: bytes, *, name: str, file: str) -> Palette:
             elif keyword_lower == "channels":
                 mode = value.strip().upper()
                 if mode not in ("RGB", "RGBA"):
-                    raise _error(
+                    raise palette_error(
                         "unsupported 'Channels:' value",
                         file=file,
                         line=line_number,
@@ -232,7 +236,7 @@ def parse_jasc_pal(data: bytes, *, name: str, file: str) -> Palette:
     def header_line(index: int, expected: str, valid: Callable[[str], bool]) -> str:
         text = lines[index].strip() if index < len(lines) else None
         if text is None or not valid(text):
-            raise _error(
+            raise palette_error(
                 "malformed JASC-PAL header",
                 file=file,
                 line=index + 1,
@@ -255,7 +259,7 @@ def parse_jasc_pal(data: bytes, *, name: str, file: str) -> Palette:
         values = _parse_rgb_fields(line_text, stripped.split(), file=file, line_number=index + 1)
         if len(stripped.split()) > 3:
             # JASC rows are exactly R G B; a fourth field means a different format.
-            raise _error(
+            raise palette_error(
                 "malformed colour row",
                 file=file,
                 line=index + 1,
@@ -266,7 +270,7 @@ def parse_jasc_pal(data: bytes, *, name: str, file: str) -> Palette:
         colors.append((values[0], values[1], values[2]))
         last_row_line = index + 1
     if len(colors) != declared:
-        raise _error(
+        raise palette_error(
             "colour count does not match the header",
             file=file,
             line=3,
@@ -281,7 +285,7 @@ def parse_riff_pal(data: bytes, *, name: str, file: str) -> Palette:
     """Microsoft RIFF palette: ``RIFF`` … ``PAL `` with a ``data`` chunk holding a
     LOGPALETTE (version, count, then count × ``R G B flags``)."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"PAL ":
-        raise _error(
+        raise palette_error(
             "not a RIFF palette",
             file=file,
             expected="'RIFF' … 'PAL ' header",
@@ -294,7 +298,7 @@ def parse_riff_pal(data: bytes, *, name: str, file: str) -> Palette:
         body = data[offset + 8 : offset + 8 + chunk_size]
         if chunk_id == b"data":
             if len(body) < 4:
-                raise _error(
+                raise palette_error(
                     "truncated RIFF palette 'data' chunk",
                     file=file,
                     expected="at least 4 bytes (version, count)",
@@ -302,7 +306,7 @@ def parse_riff_pal(data: bytes, *, name: str, file: str) -> Palette:
                 )
             _version, count = struct.unpack_from("<HH", body, 0)
             if len(body) < 4 + 4 * count:
-                raise _error(
+                raise palette_error(
                     "truncated RIFF palette 'data' chunk",
                     file=file,
                     expected=f"{count} entries ({4 + 4 * count} bytes)",
@@ -313,7 +317,7 @@ def parse_riff_pal(data: bytes, *, name: str, file: str) -> Palette:
             ]
             return _finish(name, colors, file=file, format_name="RIFF PAL")
         offset += 8 + chunk_size + (chunk_size & 1)  # RIFF chunks are word-aligned
-    raise _error(
+    raise palette_error(
         "RIFF palette has no 'data' chunk",
         file=file,
         expected="a 'data' chunk",
@@ -337,7 +341,7 @@ def parse_png(data: bytes, *, name: str, file: str) -> Palette:
             image.load()
             rgba = np.asarray(image.convert("RGBA"))
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise _error(
+        raise palette_error(
             "cannot read the swatch image",
             file=file,
             expected="a PNG image",
@@ -347,7 +351,7 @@ def parse_png(data: bytes, *, name: str, file: str) -> Palette:
     partial = np.argwhere((alpha > 0) & (alpha < 255))
     if len(partial):
         y, x = (int(v) for v in partial[0])
-        raise _error(
+        raise palette_error(
             "swatch pixel is partly transparent",
             file=file,
             expected="opaque (alpha 255) or fully transparent (alpha 0) pixels",
@@ -361,7 +365,7 @@ def parse_png(data: bytes, *, name: str, file: str) -> Palette:
     )
     values, first_index = np.unique(packed, return_index=True)
     if len(values) > MAX_COLORS:
-        raise _error(
+        raise palette_error(
             "swatch image has too many colours",
             file=file,
             expected=f"at most {MAX_COLORS} distinct opaque colours",
@@ -389,7 +393,7 @@ def read_palette_file(path: Path, *, display_name: str | None = None) -> Palette
     shown = display_name or str(path)
     parser = READERS.get(path.suffix.lower())
     if parser is None:
-        raise _error(
+        raise palette_error(
             "unsupported palette file type",
             file=shown,
             expected=" ".join(READERS),
@@ -398,9 +402,9 @@ def read_palette_file(path: Path, *, display_name: str | None = None) -> Palette
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise _error("palette file not found", file=shown) from None
+        raise palette_error("palette file not found", file=shown) from None
     except IsADirectoryError:
-        raise _error("palette path is a directory, not a file", file=shown) from None
+        raise palette_error("palette path is a directory, not a file", file=shown) from None
     except OSError as exc:
-        raise _error("cannot read palette file", file=shown, found=exc.strerror) from None
+        raise palette_error("cannot read palette file", file=shown, found=exc.strerror) from None
     return parser(data, name=path.stem, file=shown)

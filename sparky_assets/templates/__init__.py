@@ -61,8 +61,8 @@ def write_template(directory: Path, engine: str, name: str | None = None) -> lis
         raise InvalidInput(Diagnostic("a manifest already exists here; not overwriting it", file=str(target)))
     directory.mkdir(parents=True, exist_ok=True)
     name = name or directory.resolve().name or "game"
-    header = (f"# sparky-assets manifest — reference: docs/manifest.md\n"
-              f"# build with: sparky-assets build    watch: sparky-assets watch\n\n")
+    header = ("# sparky-assets manifest — reference: docs/manifest.md\n"
+              "# build with: sparky-assets build    watch: sparky-assets watch\n\n")
     target.write_text(header + tomli_w.dumps(_manifest(name, engine)), encoding="utf-8")
     palette = directory / "palettes" / "sweetie-16.hex"
     palette.parent.mkdir(exist_ok=True)

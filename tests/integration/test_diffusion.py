@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparky_assets.errors import BuildFailed, InvalidInput
+from sparky_assets.errors import InvalidInput
 from sparky_assets.generators.base import FrameSpec, GenerationRequest, Generator
 from sparky_assets.generators.diffusion import (
     EXTRA_HINT, SCHEDULERS, DiffusionGenerator, clear_pipeline_cache, frame_seed, model_fingerprint,
