@@ -5,7 +5,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bevy::asset::RecursiveDependencyLoadState;
 use bevy::image::TextureAtlasLayout;
 use bevy::math::URect;
 use bevy::prelude::*;
@@ -35,25 +34,7 @@ impl Rig {
         publisher.set_linger(0).unwrap();
         publisher.bind("tcp://127.0.0.1:*").unwrap();
         let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
-        let mut app = headless_app(temp.path());
-        app.add_plugins(SparkyBridgePlugin {
-            endpoint,
-            assets_root: Some(temp.path().to_owned()),
-            ..Default::default()
-        });
-        let atlas: Handle<SparkyAtlas> = app
-            .world()
-            .resource::<AssetServer>()
-            .load("sprites/characters.atlas.ron");
-        let id = atlas.id();
-        pump_until(&mut app, TIMEOUT, "the atlas", |app| {
-            matches!(
-                app.world()
-                    .resource::<AssetServer>()
-                    .get_recursive_dependency_load_state(id),
-                Some(RecursiveDependencyLoadState::Loaded)
-            )
-        });
+        let (app, atlas) = bridge_app_with_atlas(temp.path(), endpoint, TIMEOUT);
         Rig {
             app,
             publisher,

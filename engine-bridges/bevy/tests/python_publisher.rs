@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use bevy::asset::RecursiveDependencyLoadState;
 use bevy::image::TextureAtlasLayout;
 use bevy::math::URect;
 use bevy::prelude::*;
@@ -88,25 +87,8 @@ fn the_python_publishers_messages_reach_the_game_and_a_restart_rescans() {
     copy_tree(&fixture_dir(), temp.path());
     let mut publisher = PythonPublisher::start("tcp://127.0.0.1:0");
 
-    let mut app = headless_app(temp.path());
-    app.add_plugins(SparkyBridgePlugin {
-        endpoint: publisher.endpoint.clone(),
-        assets_root: Some(temp.path().to_owned()),
-        ..Default::default()
-    });
-    let atlas: Handle<SparkyAtlas> = app
-        .world()
-        .resource::<AssetServer>()
-        .load("sprites/characters.atlas.ron");
+    let (mut app, atlas) = bridge_app_with_atlas(temp.path(), publisher.endpoint.clone(), TIMEOUT);
     let id = atlas.id();
-    pump_until(&mut app, TIMEOUT, "the atlas", |app| {
-        matches!(
-            app.world()
-                .resource::<AssetServer>()
-                .get_recursive_dependency_load_state(id),
-            Some(RecursiveDependencyLoadState::Loaded)
-        )
-    });
     wait_for_session(&mut app, &publisher.session);
     assert_eq!(app.world().resource::<SparkyBridgeStatus>().rescans, 1);
 

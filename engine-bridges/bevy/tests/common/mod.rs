@@ -180,3 +180,36 @@ pub fn bevy_asset(path: &str, engine_path: &str, kind: &str, change: &str) -> Mp
 pub fn fixture_dir() -> PathBuf {
     crate_dir().join("tests/fixtures/assets")
 }
+
+/// A headless app on `assets` with the bridge subscribed to `endpoint`, and the
+/// fixture atlas loaded (with its pages) before it returns.
+#[cfg(feature = "bridge")]
+pub fn bridge_app_with_atlas(
+    assets: &Path,
+    endpoint: String,
+    timeout: Duration,
+) -> (App, Handle<bevy_sparky::prelude::SparkyAtlas>) {
+    use bevy::asset::RecursiveDependencyLoadState;
+    use bevy_sparky::prelude::*;
+
+    let mut app = headless_app(assets);
+    app.add_plugins(SparkyBridgePlugin {
+        endpoint,
+        assets_root: Some(assets.to_owned()),
+        ..Default::default()
+    });
+    let atlas: Handle<SparkyAtlas> = app
+        .world()
+        .resource::<AssetServer>()
+        .load("sprites/characters.atlas.ron");
+    let id = atlas.id();
+    pump_until(&mut app, timeout, "the atlas", |app| {
+        matches!(
+            app.world()
+                .resource::<AssetServer>()
+                .get_recursive_dependency_load_state(id),
+            Some(RecursiveDependencyLoadState::Loaded)
+        )
+    });
+    (app, atlas)
+}
