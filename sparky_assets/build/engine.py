@@ -244,6 +244,8 @@ class Builder:
         self.warm = _WarmState(warm_frames)
         self._loaded: tuple | None = None
         self._last_cache: StageCache | None = None
+        self.last_project: ResolvedProject | None = None
+        """The project the last successful build resolved (``watch`` reads its inputs)."""
 
     def _manifest(self) -> Manifest:
         """The loaded manifest, reused while its bytes and the stats of every file read
@@ -271,7 +273,9 @@ class Builder:
         with ProjectLock(state):
             run = _Build(manifest, state, options, self.on_progress, self.warm, self.durable, prune=not self.defer_prune)
             self._last_cache = run.cache
+            self.last_project = None
             report = run.run()
+            self.last_project = run.project
         report.duration_s = time.perf_counter() - started
         return report
 

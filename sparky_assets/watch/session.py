@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..build.engine import BuildOptions, Builder
+from ..build.engine import BuildOptions, Builder, ResolvedProject
 from ..build.report import BuildReport
 from ..errors import Diagnostic, InvalidInput, SparkyError
 from ..hotreload.protocol import Asset, BuildError, ProtocolError
@@ -31,19 +31,13 @@ from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
 
 
-def watched_files(manifest_path: Path) -> set[Path]:
+def watched_files(manifest_path: Path, project: ResolvedProject | None = None) -> set[Path]:
     """The manifest and every file the build reads: palette files, source images and
-    each generator's ``input_files`` (LoRA weights, model configs). From the resolved
-    project when the manifest is valid; from the raw TOML when it is not (so a broken
-    manifest still gets its palettes and sources watched)."""
-    from ..build.engine import check
-
+    each generator's ``input_files`` (LoRA weights, model configs). From ``project``
+    (what the last successful build resolved) when there is one; from the raw TOML
+    otherwise (so a broken manifest still gets its palettes and sources watched)."""
     files = {manifest_path}
     root = manifest_path.parent
-    try:
-        project = check(manifest_path)
-    except SparkyError:
-        project = None
     if project is not None:
         for plan in project.sprites.values():
             files.update(Path(p).resolve() for p in plan.generator.input_files(plan.request))
@@ -210,7 +204,7 @@ class WatchSession:
                     self.publisher.assets_changed(build, assets)
             except ProtocolError as error:  # an output path the protocol cannot carry: say so, keep watching
                 errors = [Diagnostic(f"cannot announce the changed files: {error}", stage="export")]
-        self.on_files(watched_files(self.manifest_path))
+        self.on_files(watched_files(self.manifest_path, self.builder.last_project if not errors else None))
         duration_ms = int((self.clock() - started) * 1000)
         if errors:
             self._failed(build, errors, duration_ms)
