@@ -40,23 +40,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # ---------------------------------------------------------------- SD 1.5 configs
 
 SD15_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, center_input_sample=False, flip_sin_to_cos=True, freq_shift=0,
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    center_input_sample=False,
+    flip_sin_to_cos=True,
+    freq_shift=0,
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     mid_block_type="UNetMidBlock2DCrossAttn",
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    only_cross_attention=False, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1,
-    mid_block_scale_factor=1, act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=768,
-    attention_head_dim=8, use_linear_projection=False,
+    only_cross_attention=False,
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    downsample_padding=1,
+    mid_block_scale_factor=1,
+    act_fn="silu",
+    norm_num_groups=32,
+    norm_eps=1e-5,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    use_linear_projection=False,
 )
 SD15_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, sample_size=512, norm_num_groups=32, layers_per_block=2,
-    act_fn="silu", block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    sample_size=512,
+    norm_num_groups=32,
+    layers_per_block=2,
+    act_fn="silu",
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
 )
 SD15_TEXT = dict(
-    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-    max_position_embeddings=77, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=768,
-    bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+    projection_dim=768,
+    bos_token_id=0,
+    eos_token_id=1,
+    pad_token_id=1,
 )
 PROMPT = "pixel art knight with a blue cape, side view, game sprite"
 
@@ -78,7 +107,7 @@ class PeakRSS:
 
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.base = self.peak = self.rss()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -117,13 +146,29 @@ def bench_tiny(args) -> None:
 
         def request(batch_size: int, count: int, seed: int = 1, mode: str = "seed", **extra):
             return GenerationRequest(
-                sprite="hero", width=16, height=16, frames=frames[:count], seed=seed, root=root, prompt=PROMPT,
-                settings={"model": "tiny-sd", "steps": args.steps, "guidance": 1.5, "batch_size": batch_size,
-                          "frames": mode, "pixelize": {"background": "none"}, **extra})
+                sprite="hero",
+                width=16,
+                height=16,
+                frames=frames[:count],
+                seed=seed,
+                root=root,
+                prompt=PROMPT,
+                settings={
+                    "model": "tiny-sd",
+                    "steps": args.steps,
+                    "guidance": 1.5,
+                    "batch_size": batch_size,
+                    "frames": mode,
+                    "pixelize": {"background": "none"},
+                    **extra,
+                },
+            )
 
         generator.generate([request(1, 1)])
-        print(f"tiny SD pipeline, CPU, {torch.get_num_threads()} thread(s), 64x64, {args.steps} steps, "
-              f"load {generator.last_stats['load_s']:.2f} s (first load in this process)")
+        print(
+            f"tiny SD pipeline, CPU, {torch.get_num_threads()} thread(s), 64x64, {args.steps} steps, "
+            f"load {generator.last_stats['load_s']:.2f} s (first load in this process)"
+        )
         print(f"{'batch':>5} {'images':>6} {'images/s':>9} {'s/image':>8} {'peak RSS +MiB':>14}")
         rates = {}
         for batch in (1, 4, 16):
@@ -133,8 +178,10 @@ def bench_tiny(args) -> None:
             seconds = generator.last_stats["generate_s"]
             rates[batch] = count / seconds
             print(f"{batch:5d} {count:6d} {rates[batch]:9.2f} {seconds / count:8.3f} {memory.growth_mib:14.1f}")
-        print(f"batched/one-by-one: batch 4 {rates[4] / rates[1]:.2f}x, batch 16 {rates[16] / rates[1]:.2f}x "
-              f"(anchor: diffusers batch 1, 2 steps: 0.8 s/image)")
+        print(
+            f"batched/one-by-one: batch 4 {rates[4] / rates[1]:.2f}x, batch 16 {rates[16] / rates[1]:.2f}x "
+            f"(anchor: diffusers batch 1, 2 steps: 0.8 s/image)"
+        )
         if args.consistency:
             import numpy as np
 
@@ -144,8 +191,10 @@ def bench_tiny(args) -> None:
                 for seed in range(args.consistency):
                     extra = {"strength": strength} if strength else {}
                     out = generator.generate([request(8, 6, seed=seed, mode=mode, **extra)])[0]
-                    differences += [np.abs(out[i + 1][..., :3].astype(int) - out[i][..., :3].astype(int)).mean()
-                                    for i in range(len(out) - 1)]
+                    differences += [
+                        np.abs(out[i + 1][..., :3].astype(int) - out[i][..., :3].astype(int)).mean()
+                        for i in range(len(out) - 1)
+                    ]
                 label = mode if strength is None else f"{mode} strength {strength}"
                 print(f"  {label:<22} {np.mean(differences):6.2f}  (n={len(differences)})")
 
@@ -168,9 +217,19 @@ def build_sd15(device: str, dtype):
     with tempfile.TemporaryDirectory() as tmp:
         write_tokenizer_files(Path(tmp))
         tokenizer = CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"), model_max_length=77)
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
-    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
+    )
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device=device, dtype=dtype)
 
@@ -192,7 +251,9 @@ class Runner:
         """Pipeline throughput for ``total`` images in batches of ``batch`` (after
         ``warmup`` untimed calls), and peak GPU memory in GiB (0 on CPU)."""
         torch = self.torch
-        kwargs = dict(num_inference_steps=steps, guidance_scale=7.0, height=self.size, width=self.size, output_type="np")
+        kwargs = dict(
+            num_inference_steps=steps, guidance_scale=7.0, height=self.size, width=self.size, output_type="np"
+        )
         for _ in range(self.warmup):
             pipe([PROMPT] * batch, **kwargs)
         if self.device.startswith("cuda"):
@@ -258,8 +319,10 @@ def bench_full_size(args) -> None:
     total = 2 if args.tiny_steps else args.images
     runner = Runner(device, size, warmup=0 if args.tiny_steps else 1)
     name = torch.cuda.get_device_name() if cuda else "CPU"
-    print(f"SD 1.5 architecture, random weights, {name}, {size}x{size}, Euler, ladder at {steps} steps, "
-          f"{total} images per measurement; peak = {args.peak_tflops:g} TFLOP/s dense bf16")
+    print(
+        f"SD 1.5 architecture, random weights, {name}, {size}x{size}, Euler, ladder at {steps} steps, "
+        f"{total} images per measurement; peak = {args.peak_tflops:g} TFLOP/s dense bf16"
+    )
     if not cuda and not args.tiny_steps:
         print("no CUDA device: use --tiny-steps for the CPU smoke run")
         return
@@ -279,8 +342,10 @@ def bench_full_size(args) -> None:
         tflops = flops_per_image_step * batch / unet_s / 1e12
         previous = rows[-1][1] if rows else rate
         rows.append((label, rate, tflops, batch))
-        print(f"  {label:<34} batch {batch:2d}: {rate:8.2f} images/s  x{rate / previous:5.2f} vs previous   "
-              f"UNet {tflops:8.3f} TFLOP/s = {tflops / args.peak_tflops:7.2%} of peak   peak mem {peak:5.1f} GiB")
+        print(
+            f"  {label:<34} batch {batch:2d}: {rate:8.2f} images/s  x{rate / previous:5.2f} vs previous   "
+            f"UNet {tflops:8.3f} TFLOP/s = {tflops / args.peak_tflops:7.2%} of peak   peak mem {peak:5.1f} GiB"
+        )
 
     print("optimisation ladder:")
     measure("fp32, naive attention", 1)
@@ -298,7 +363,9 @@ def bench_full_size(args) -> None:
     if not args.no_compile and (cuda or args.compile_on_cpu):
         eager_unet = pipe.unet
         started = time.perf_counter()
-        pipe.unet = torch.compile(eager_unet, mode="max-autotune-no-cudagraphs" if args.autotune else "default", fullgraph=True)
+        pipe.unet = torch.compile(
+            eager_unet, mode="max-autotune-no-cudagraphs" if args.autotune else "default", fullgraph=True
+        )
         runner.images_per_s(pipe, big_batch, steps, big_batch)
         print(f"  (torch.compile warm-up {time.perf_counter() - started:.0f} s)")
         measure("+ torch.compile", big_batch)
@@ -321,9 +388,11 @@ def bench_full_size(args) -> None:
         for batch in sweep_batches:
             rate, peak = runner.images_per_s(pipe, batch, sweep_step, max(batch, total if sweep_step < 20 else batch))
             single = single or rate
-            print(f"  {sweep_step:2d} steps batch {batch:2d}: {rate:8.2f} images/s   batched/one-by-one x{rate / single:4.2f}"
-                  f"   peak mem {peak:5.1f} GiB")
-    del pipe
+            print(
+                f"  {sweep_step:2d} steps batch {batch:2d}: {rate:8.2f} images/s   batched/one-by-one x{rate / single:4.2f}"
+                f"   peak mem {peak:5.1f} GiB"
+            )
+    pipe = None  # release the pipeline before the next section
     gc.collect()
 
 
@@ -333,8 +402,13 @@ def main() -> None:
     parser.add_argument("--tiny-steps", action="store_true", help="with --full-size: CPU smoke run, 64x64, 1 step")
     parser.add_argument("--steps", type=int, default=2, help="tiny mode: denoising steps")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (tiny mode / CPU smoke)")
-    parser.add_argument("--consistency", type=int, default=0, metavar="SEEDS",
-                        help="tiny mode: also measure frame consistency of the frame modes over SEEDS sprites")
+    parser.add_argument(
+        "--consistency",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="tiny mode: also measure frame consistency of the frame modes over SEEDS sprites",
+    )
     parser.add_argument("--size", type=int, default=512, help="full size: render resolution")
     parser.add_argument("--ladder-steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8, help="full size: batch for the batched ladder steps")

@@ -68,8 +68,14 @@ def main() -> None:
         changes: queue.Queue = queue.Queue()
         watcher = FileWatcher(changes, root)
         publisher = Publisher("tcp://127.0.0.1:0", "bench", heartbeat_ms=1000)
-        session = WatchSession(root / "sparky.toml", publisher, changes, debounce_s=args.debounce_ms / 1000,
-                               echo=lambda *a, **k: None, on_files=watcher.set_files)
+        session = WatchSession(
+            root / "sparky.toml",
+            publisher,
+            changes,
+            debounce_s=args.debounce_ms / 1000,
+            echo=lambda *a, **k: None,
+            on_files=watcher.set_files,
+        )
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.connect(publisher.last_endpoint)
         sub.subscribe(b"sparky.")
@@ -106,11 +112,15 @@ def main() -> None:
     bare = bare_zmq()
     p50, p95 = pct(latencies, 50), pct(latencies, 95)
     b50, b95 = pct(bare, 50), pct(bare, 95)
-    print(f"hot reload, {args.sprites} sprites, {args.edits} palette edits of one sprite, debounce {args.debounce_ms} ms "
-          f"(initial build {cold:.1f} s)")
+    print(
+        f"hot reload, {args.sprites} sprites, {args.edits} palette edits of one sprite, debounce {args.debounce_ms} ms "
+        f"(initial build {cold:.1f} s)"
+    )
     print(f"{'path':42s} {'p50 ms':>8s} {'p95 ms':>8s}")
-    print(f"{'file write -> assets-changed received':42s} {p50:8.1f} {p95:8.1f}   goal p50 < 150 ms: "
-          f"{'ok' if p50 < 150 else 'MISSED'}")
+    print(
+        f"{'file write -> assets-changed received':42s} {p50:8.1f} {p95:8.1f}   goal p50 < 150 ms: "
+        f"{'ok' if p50 < 150 else 'MISSED'}"
+    )
     print(f"{'bare ZeroMQ PUB->SUB one-way (loopback)':42s} {b50:8.3f} {b95:8.3f}")
     print(f"ratio p50 edit->message / bare ZeroMQ: {p50 / b50:.0f}x (the rest is debounce + incremental build)")
 

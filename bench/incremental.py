@@ -15,13 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sparky_assets.build.engine import BuildOptions, Builder
+from sparky_assets.pipeline.engine import Builder, BuildOptions
 
 STYLES = ("creature", "character", "item", "tile")
 
 
 def write_project(root: Path, sprites: int) -> None:
-    lines = ['[project]', 'name = "bench"', 'palette = "endesga-32"', "seed = 7", ""]
+    lines = ["[project]", 'name = "bench"', 'palette = "endesga-32"', "seed = 7", ""]
     for i in range(sprites):
         lines += ["[[sprite]]", f'name = "s{i:04d}"', f'style = "{STYLES[i % 4]}"', f"size = {16 + 8 * (i % 3)}"]
         if i % 2:
@@ -58,12 +58,18 @@ def main() -> None:
         print(f"incremental build, {args.sprites} procedural sprites ({frames} processed), one atlas per 100 sprites")
         print(f"{'build':28s} {'seconds':>9s} {'ratio to cold':>14s}  goal")
         print(f"{'cold':28s} {cold:9.3f} {1.0:14.3f}")
-        print(f"{'no-op':28s} {noop:9.3f} {noop / cold:14.3f}  < 1 s and < 0.05  "
-              f"{'ok' if noop < 1 and noop / cold < 0.05 else 'MISSED'}")
-        print(f"{'one-sprite palette change':28s} {change:9.3f} {change / cold:14.3f}  < 0.10  "
-              f"{'ok' if change / cold < 0.10 else 'MISSED'}")
-        print(f"  (change re-ran: generate {len(change_report.ran['generate'])}, process {len(change_report.ran['process'])}, "
-              f"pack {change_report.ran['pack']}, export {len(change_report.ran['export'])})")
+        print(
+            f"{'no-op':28s} {noop:9.3f} {noop / cold:14.3f}  < 1 s and < 0.05  "
+            f"{'ok' if noop < 1 and noop / cold < 0.05 else 'MISSED'}"
+        )
+        print(
+            f"{'one-sprite palette change':28s} {change:9.3f} {change / cold:14.3f}  < 0.10  "
+            f"{'ok' if change / cold < 0.10 else 'MISSED'}"
+        )
+        print(
+            f"  (change re-ran: generate {len(change_report.ran['generate'])}, process {len(change_report.ran['process'])}, "
+            f"pack {change_report.ran['pack']}, export {len(change_report.ran['export'])})"
+        )
 
 
 if __name__ == "__main__":

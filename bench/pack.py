@@ -52,8 +52,7 @@ def random_sizes(count: int, seed: int = SEED) -> list[tuple[int, int]]:
 Row = tuple[float, int, float, float | None]  # seconds, pages, occupancy, full fill
 
 
-def full_fill(pages_of_rects: list[tuple[int, int, int]], page_count: int,
-              page: int) -> float | None:
+def full_fill(pages_of_rects: list[tuple[int, int, int]], page_count: int, page: int) -> float | None:
     """Rect area on all pages but the last (page, w, h) / their area at ``page``²."""
     if page_count < 2:
         return None
@@ -100,16 +99,19 @@ def run_rectpack(sizes: list[tuple[int, int]], page: int, algorithm: str) -> Row
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true",
-                        help="also run rectpack on 5,000 rects (MaxRectsBssf ≈ 400 s)")
+    parser.add_argument("--full", action="store_true", help="also run rectpack on 5,000 rects (MaxRectsBssf ≈ 400 s)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of ours (best kept)")
     args = parser.parse_args(argv)
 
-    cases = [(1000, PAGE, ["MaxRectsBssf", "SkylineBl"]),
-             (5000, PAGE, (["MaxRectsBssf"] if args.full else []) + ["SkylineBl"]),
-             (1000, 512, ["MaxRectsBssf"])]
-    header = (f"{'rects':>5} {'page':>5}  {'packer':<22} {'time':>11} {'ratio':>7} "
-              f"{'pages':>5} {'occupancy':>9} {'full fill':>9}")
+    cases = [
+        (1000, PAGE, ["MaxRectsBssf", "SkylineBl"]),
+        (5000, PAGE, (["MaxRectsBssf"] if args.full else []) + ["SkylineBl"]),
+        (1000, 512, ["MaxRectsBssf"]),
+    ]
+    header = (
+        f"{'rects':>5} {'page':>5}  {'packer':<22} {'time':>11} {'ratio':>7} "
+        f"{'pages':>5} {'occupancy':>9} {'full fill':>9}"
+    )
     print(f"rects 8-64 px uniform (seed {SEED}), no rotation, no padding")
     print(header)
     print("-" * len(header))
@@ -117,8 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     def row(count: int, page: int, name: str, figures: Row, ratio: float) -> None:
         seconds, pages, occ, fill = figures
         fill_text = "-" if fill is None else f"{fill:.1%}"
-        print(f"{count:>5} {page:>5}  {name:<22} {seconds * 1000:>9.1f}ms {ratio:>7.1f} "
-              f"{pages:>5} {occ:>9.1%} {fill_text:>9}", flush=True)
+        print(
+            f"{count:>5} {page:>5}  {name:<22} {seconds * 1000:>9.1f}ms {ratio:>7.1f} "
+            f"{pages:>5} {occ:>9.1%} {fill_text:>9}",
+            flush=True,
+        )
 
     load = None  # this run's rectpack time / the idle-machine anchor
     for count, page, anchors in cases:
@@ -132,10 +137,12 @@ def main(argv: list[str] | None = None) -> None:
                 load = figures[0] / ANCHOR_1000_MAXRECTS_S
         if count == 5000 and not args.full:
             estimate = ANCHOR_5000_MAXRECTS_S * (load or 1.0)
-            print(f"{count:>5} {page:>5}  {'rectpack MaxRectsBssf':<22} "
-                  f"{'~' + format(estimate, '.0f'):>10}s "
-                  f"{estimate / ours[0]:>7.0f}   (estimate, not run: 400 s anchor x this "
-                  f"run's load {load or 1.0:.2f}; --full measures it)")
+            print(
+                f"{count:>5} {page:>5}  {'rectpack MaxRectsBssf':<22} "
+                f"{'~' + format(estimate, '.0f'):>10}s "
+                f"{estimate / ours[0]:>7.0f}   (estimate, not run: 400 s anchor x this "
+                f"run's load {load or 1.0:.2f}; --full measures it)"
+            )
 
 
 if __name__ == "__main__":

@@ -46,25 +46,39 @@ def main() -> None:
         factors = [int(v) for v in args.factors.split(",")]
     synthetic.SUBSAMPLING = 0 if args.no_subsampling else 2
 
-    print(f"pixelize bench: {args.sprites} sprites/factor, blur {args.blur} px, noise 4, JPEG q{args.quality} "
-          f"{'4:4:4' if args.no_subsampling else '4:2:0'}")
+    print(
+        f"pixelize bench: {args.sprites} sprites/factor, blur {args.blur} px, noise 4, JPEG q{args.quality} "
+        f"{'4:4:4' if args.no_subsampling else '4:2:0'}"
+    )
     print(f"{'factor':>6} {'period':>7} {'ours':>7} {'nearest':>8} {'mode':>7} {'no-unmix':>9} {'ms':>7}")
     totals: dict[str, list[float]] = {k: [] for k in ("period", "ours", "nearest", "mode", "plain", "ms")}
     for factor in factors:
         rows: dict[str, list[float]] = {k: [] for k in totals}
         for _, seed, (width, height), phase in synthetic.cases(factors=[factor], sprites_per_factor=args.sprites):
             rgb, opaque = synthetic.make_sprite(seed, width, height)
-            image = synthetic.fake_pixel_art(rgb, factor, phase=phase, seed=seed, blur=args.blur, jpeg_quality=args.quality)
+            image = synthetic.fake_pixel_art(
+                rgb, factor, phase=phase, seed=seed, blur=args.blur, jpeg_quality=args.quality
+            )
             grid = detect_grid(image)
-            rows["period"].append(float(grid.period_x == factor == grid.period_y
-                                        and (grid.phase_x, grid.phase_y) == (phase[0] % factor, phase[1] % factor)))
+            rows["period"].append(
+                float(
+                    grid.period_x == factor == grid.period_y
+                    and (grid.phase_x, grid.phase_y) == (phase[0] % factor, phase[1] % factor)
+                )
+            )
             started = time.perf_counter()
             result = pixelize(image, target_size=(width, height))
             rows["ms"].append((time.perf_counter() - started) * 1000)
             rows["ours"].append(synthetic.cell_accuracy(result, rgb, opaque))
-            rows["nearest"].append(synthetic.cell_accuracy(synthetic.nearest_downscale(image, (width, height)), rgb, opaque))
-            rows["mode"].append(synthetic.cell_accuracy(pixelize(image, target_size=(width, height), method="mode"), rgb, opaque))
-            rows["plain"].append(synthetic.cell_accuracy(pixelize(image, target_size=(width, height), unmix=False), rgb, opaque))
+            rows["nearest"].append(
+                synthetic.cell_accuracy(synthetic.nearest_downscale(image, (width, height)), rgb, opaque)
+            )
+            rows["mode"].append(
+                synthetic.cell_accuracy(pixelize(image, target_size=(width, height), method="mode"), rgb, opaque)
+            )
+            rows["plain"].append(
+                synthetic.cell_accuracy(pixelize(image, target_size=(width, height), unmix=False), rgb, opaque)
+            )
         for key, values in rows.items():
             totals[key].extend(values)
         print(_row(str(factor), rows))
@@ -73,8 +87,10 @@ def main() -> None:
 
 def _row(label: str, rows: dict[str, list[float]]) -> str:
     mean = {k: float(np.mean(v)) for k, v in rows.items()}
-    return (f"{label:>6} {mean['period']:7.1%} {mean['ours']:7.2%} {mean['nearest']:8.2%} {mean['mode']:7.2%} "
-            f"{mean['plain']:9.2%} {mean['ms']:7.1f}")
+    return (
+        f"{label:>6} {mean['period']:7.1%} {mean['ours']:7.2%} {mean['nearest']:8.2%} {mean['mode']:7.2%} "
+        f"{mean['plain']:9.2%} {mean['ms']:7.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 EXIT_OK = 0
 EXIT_BUILD_FAILED = 1
@@ -82,9 +82,7 @@ class Diagnostic:
 
     def format_message(self) -> str:
         """The message without the location prefix (for structured outputs)."""
-        return Diagnostic(
-            self.message, key=None, expected=self.expected, found=self.found, hint=self.hint
-        ).format()
+        return Diagnostic(self.message, key=None, expected=self.expected, found=self.found, hint=self.hint).format()
 
 
 class SparkyError(Exception):

@@ -9,7 +9,7 @@ itself: the error is kept and shown when something asks for it by name.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -30,7 +30,7 @@ _BUILTIN = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _targets(group: str) -> dict[str, str]:
     found = dict(_BUILTIN[group])
     for ep in entry_points(group=group):
@@ -42,7 +42,7 @@ def names(group: str) -> list[str]:
     return list(_targets(group))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_class(group: str, name: str) -> Any:
     module, _, attr = _targets(group)[name].partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -56,7 +56,10 @@ def instance(group: str, name: str) -> Any:
     kind = "generator" if group.endswith("generators") else "export target"
     if name not in _targets(group):
         raise InvalidInput(
-            Diagnostic(f"unknown {kind} '{name}'", hint=suggest(name, _targets(group)) or f"valid: {', '.join(_targets(group))}")
+            Diagnostic(
+                f"unknown {kind} '{name}'",
+                hint=suggest(name, _targets(group)) or f"valid: {', '.join(_targets(group))}",
+            )
         )
     key = (group, name)
     if key not in _instances:

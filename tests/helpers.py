@@ -35,8 +35,11 @@ def snapshot(root: Path, *, skip: tuple[str, ...] = (".sparky",)) -> dict[str, s
 
 
 def mtimes(root: Path) -> dict[str, int]:
-    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))
-            if p.is_file() and ".sparky" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_mtime_ns
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".sparky" not in p.parts
+    }
 
 
 def rgba(path: Path) -> np.ndarray:
@@ -44,4 +47,4 @@ def rgba(path: Path) -> np.ndarray:
 
 
 def cut(page: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
-    return page[y:y + h, x:x + w]
+    return page[y : y + h, x : x + w]

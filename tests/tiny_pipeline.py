@@ -21,8 +21,28 @@ from pathlib import Path
 TINY_RENDER_SIZE = 64
 """Native resolution of the tiny pipeline (UNet sample size 32 × VAE factor 2)."""
 
-_WORDS = ["knight", "slime", "coin", "sword", "blue", "red", "green", "pixel", "art", "cape", "side", "view",
-          "frame", "of", "idle", "walk", "run", "attack", "blurry", "photo"]
+_WORDS = [
+    "knight",
+    "slime",
+    "coin",
+    "sword",
+    "blue",
+    "red",
+    "green",
+    "pixel",
+    "art",
+    "cape",
+    "side",
+    "view",
+    "frame",
+    "of",
+    "idle",
+    "walk",
+    "run",
+    "attack",
+    "blurry",
+    "photo",
+]
 
 
 def write_tokenizer_files(folder: Path) -> None:
@@ -59,30 +79,64 @@ def build_tiny_pipeline(seed: int = 0):
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=32, attention_head_dim=8,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=32,
+        attention_head_dim=8,
     )
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(
-        block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=32,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=32,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
         sample_size=TINY_RENDER_SIZE,
     )
     with tempfile.TemporaryDirectory() as tmp:
         write_tokenizer_files(Path(tmp))
         tokenizer = CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"), model_max_length=77)
     torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-5,
-        num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer.get_vocab()), max_position_embeddings=77,
-        projection_dim=32,
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1,
-                              set_alpha_to_one=False)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-5,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tokenizer.get_vocab()),
+            max_position_embeddings=77,
+            projection_dim=32,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
     return StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
 
 
@@ -103,8 +157,9 @@ def save_tiny_lora(pipeline_dir: Path, path: Path, *, rank: int = 4, seed: int =
     from peft.utils import get_peft_model_state_dict
 
     unet = UNet2DConditionModel.from_pretrained(str(Path(pipeline_dir) / "unet"))
-    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
-                        target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0"]
+    )
     torch.manual_seed(seed)
     unet.add_adapter(config)
     with torch.no_grad():

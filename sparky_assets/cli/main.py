@@ -50,19 +50,28 @@ def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(path_type=Path))
-@click.option("--frozen", is_flag=True, help="Use only locked generated art (sparky.lock); fail if anything would need generating.")
+@click.option(
+    "--frozen",
+    is_flag=True,
+    help="Use only locked generated art (sparky.lock); fail if anything would need generating.",
+)
 @click.option("--force", is_flag=True, help="Rebuild everything, ignoring the cache.")
 @click.option("--dry-run", is_flag=True, help="Print what a build would do, do nothing.")
 @click.option("--only", multiple=True, metavar="NAME", help="Build only these sprites/atlases (repeatable).")
-@click.option("--regenerate", multiple=True, metavar="SPRITE", help="Generate these sprites again even if locked (repeatable).")
+@click.option(
+    "--regenerate", multiple=True, metavar="SPRITE", help="Generate these sprites again even if locked (repeatable)."
+)
 @click.pass_obj
-def build(obj: _Ctx, path: Path, frozen: bool, force: bool, dry_run: bool, only: tuple[str, ...], regenerate: tuple[str, ...]) -> None:
+def build(
+    obj: _Ctx, path: Path, frozen: bool, force: bool, dry_run: bool, only: tuple[str, ...], regenerate: tuple[str, ...]
+) -> None:
     """Build the project at PATH (a sparky.toml or a folder holding one)."""
-    from ..build.engine import BuildOptions, Builder
+    from ..pipeline.engine import Builder, BuildOptions
 
     progress = _progress_bar() if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
     report = Builder(path, on_progress=progress).build(
-        BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate))
+        BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate)
+    )
     if progress:
         progress.close()
     obj.echo(report.summary(), level=1)
@@ -77,12 +86,14 @@ def build(obj: _Ctx, path: Path, frozen: bool, force: bool, dry_run: bool, only:
 @click.pass_obj
 def check(obj: _Ctx, path: Path) -> None:
     """Validate the manifest and every file it refers to, without building."""
-    from ..build.engine import check as run_check
+    from ..pipeline.engine import check as run_check
 
     project = run_check(path)
     m = project.manifest
-    obj.echo(f"{m.path}: ok — {len(m.sprites)} sprites, {len([a for a in m.atlases if not a.implicit])} atlases, "
-             f"exports: {', '.join(e.target for e in m.exports) or 'none'}")
+    obj.echo(
+        f"{m.path}: ok — {len(m.sprites)} sprites, {len([a for a in m.atlases if not a.implicit])} atlases, "
+        f"exports: {', '.join(e.target for e in m.exports) or 'none'}"
+    )
 
 
 @cli.command()
@@ -90,9 +101,9 @@ def check(obj: _Ctx, path: Path) -> None:
 @click.pass_obj
 def clean(obj: _Ctx, path: Path) -> None:
     """Empty the build cache (.sparky/cache). Outputs, sparky.lock and sparky-generated/ stay."""
-    from ..build.cache import StageCache
-    from ..build.engine import STATE_DIR
     from ..manifest.load import find_manifest
+    from ..pipeline.cache import StageCache
+    from ..pipeline.engine import STATE_DIR
 
     root = find_manifest(path).parent
     removed = StageCache(root / STATE_DIR / "cache").clear()
@@ -101,8 +112,13 @@ def clean(obj: _Ctx, path: Path) -> None:
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(path_type=Path))
-@click.option("--engine", type=click.Choice(["bevy", "godot", "generic"]), default="generic", show_default=True,
-              help="Which engine the starter project exports for.")
+@click.option(
+    "--engine",
+    type=click.Choice(["bevy", "godot", "generic"]),
+    default="generic",
+    show_default=True,
+    help="Which engine the starter project exports for.",
+)
 @click.option("--name", default=None, help="Project name (default: the folder's name).")
 @click.pass_obj
 def init(obj: _Ctx, directory: Path, engine: str, name: str | None) -> None:
@@ -130,9 +146,15 @@ def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(path_type=Path))
-@click.option("--endpoint", default=None, help="ZeroMQ endpoint to publish on (default: the manifest's, tcp://127.0.0.1:5557).")
-@click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address (exposes build events to the network).")
-@click.option("--debounce-ms", default=50, show_default=True, help="Wait this long after the last change before rebuilding.")
+@click.option(
+    "--endpoint", default=None, help="ZeroMQ endpoint to publish on (default: the manifest's, tcp://127.0.0.1:5557)."
+)
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow binding a non-loopback address (exposes build events to the network)."
+)
+@click.option(
+    "--debounce-ms", default=50, show_default=True, help="Wait this long after the last change before rebuilding."
+)
 @click.pass_obj
 def watch(obj: _Ctx, path: Path, endpoint: str | None, allow_remote: bool, debounce_ms: int) -> None:
     """Build, then rebuild on every change and publish hot-reload messages."""

@@ -27,8 +27,15 @@ class AsepriteExporter:
             for a in atlas.animations:
                 members = [i for i in a.frames if atlas.frames[i].page == page]
                 if members:
-                    tags.append({"name": f"{a.sprite}/{a.name}", "from": len(frames), "to": len(frames) + len(members) - 1,
-                                 "direction": "forward", "color": "#000000ff"})
+                    tags.append(
+                        {
+                            "name": f"{a.sprite}/{a.name}",
+                            "from": len(frames),
+                            "to": len(frames) + len(members) - 1,
+                            "direction": "forward",
+                            "color": "#000000ff",
+                        }
+                    )
                     for i in members:
                         frames.append((i, a.fps))
             for i in on_page:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from PIL import Image
@@ -57,7 +58,12 @@ def encode_png(rgba: np.ndarray, candidates: np.ndarray | None = None) -> bytes:
     among them fall back to the general path, so the bytes never depend on it."""
     h, w = rgba.shape[:2]
     flat = rgba.reshape(-1, 4)
-    packed = (flat[:, 0].astype(np.uint32) << 24) | (flat[:, 1].astype(np.uint32) << 16) | (flat[:, 2].astype(np.uint32) << 8) | flat[:, 3]
+    packed = (
+        (flat[:, 0].astype(np.uint32) << 24)
+        | (flat[:, 1].astype(np.uint32) << 16)
+        | (flat[:, 2].astype(np.uint32) << 8)
+        | flat[:, 3]
+    )
     packed[flat[:, 3] == 0] = 0
     colors = inverse = None
     if candidates is not None and 0 < len(candidates):

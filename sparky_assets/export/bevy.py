@@ -23,24 +23,36 @@ class BevyExporter:
         lines = ["(", "    format: 1,", f"    name: {quoted(atlas.name)},", "    pages: ["]
         for page, rects in enumerate(atlas.rects):
             w, h = page_size(atlas, page)
-            lines += ["        (", f"            image: {quoted(atlas.page_name(page))},", f"            size: ({w}, {h}),",
-                      "            rects: ["]
+            lines += [
+                "        (",
+                f"            image: {quoted(atlas.page_name(page))},",
+                f"            size: ({w}, {h}),",
+                "            rects: [",
+            ]
             lines += [f"                (min: ({x}, {y}), max: ({x + rw}, {y + rh}))," for x, y, rw, rh in rects]
             lines += ["            ],", "        ),"]
         lines += ["    ],", "    frames: ["]
         for f in atlas.frames:
             anim = quoted(f.animation) if f.animation is not None else '""'
-            lines.append(f"        (sprite: {quoted(f.sprite)}, animation: {anim}, frame: {f.frame}, page: {f.page}, index: {f.slot}, "
-                         f"offset: ({f.offset_x}, {f.offset_y}), source_size: ({f.source_w}, {f.source_h})),")
+            lines.append(
+                f"        (sprite: {quoted(f.sprite)}, animation: {anim}, frame: {f.frame}, page: {f.page}, index: {f.slot}, "
+                f"offset: ({f.offset_x}, {f.offset_y}), source_size: ({f.source_w}, {f.source_h})),"
+            )
         lines += ["    ],", "    sprites: {"]
         for sprite in sorted(atlas.sprites):
             idx = atlas.sprite_frames(sprite)
             first = atlas.frames[idx[0]]
-            lines += [f"        {quoted(sprite)}: (", f"            size: ({first.source_w}, {first.source_h}),",
-                      f"            frames: [{', '.join(map(str, idx))}],", "            clips: {"]
+            lines += [
+                f"        {quoted(sprite)}: (",
+                f"            size: ({first.source_w}, {first.source_h}),",
+                f"            frames: [{', '.join(map(str, idx))}],",
+                "            clips: {",
+            ]
             for a in sorted((a for a in atlas.animations if a.sprite == sprite), key=lambda a: a.name):
-                lines.append(f"                {quoted(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
-                             f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}),")
+                lines.append(
+                    f"                {quoted(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
+                    f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}),"
+                )
             lines += ["            },", "        ),"]
         lines += ["    },", ")", ""]
         path = f"{atlas.name}.atlas.ron"

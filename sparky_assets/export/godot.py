@@ -64,13 +64,23 @@ class GodotExporter:
     def _region(frame: PackedFrame) -> list[str]:
         lines = [f"region = Rect2({frame.x}, {frame.y}, {frame.w}, {frame.h})"]
         if frame.trimmed:
-            lines.append(f"margin = Rect2({frame.offset_x}, {frame.offset_y}, {frame.source_w - frame.w}, {frame.source_h - frame.h})")
+            lines.append(
+                f"margin = Rect2({frame.offset_x}, {frame.offset_y}, {frame.source_w - frame.w}, {frame.source_h - frame.h})"
+            )
         return lines
 
     def _atlas_texture(self, atlas: PackedAtlas, frame: PackedFrame, prefix: str, path: str) -> str:
         ext, ids = self._ext_resources(atlas, [frame.page], prefix)
-        out = [f'[gd_resource type="AtlasTexture" load_steps=2 format=3 uid="{godot_uid(prefix + path)}"]', "", *ext, "",
-               "[resource]", f'atlas = ExtResource("{ids[frame.page]}")', *self._region(frame), ""]
+        out = [
+            f'[gd_resource type="AtlasTexture" load_steps=2 format=3 uid="{godot_uid(prefix + path)}"]',
+            "",
+            *ext,
+            "",
+            "[resource]",
+            f'atlas = ExtResource("{ids[frame.page]}")',
+            *self._region(frame),
+            "",
+        ]
         return "\n".join(out)
 
     def _sprite_frames(self, atlas: PackedAtlas, sprite: str, anims, prefix: str, path: str) -> str:
@@ -82,13 +92,32 @@ class GodotExporter:
             f = atlas.frames[i]
             sid = f"AtlasTexture_{n}"  # unique within the resource, stable between builds
             sub_id[i] = sid
-            subs += [f'[sub_resource type="AtlasTexture" id="{sid}"]', f'atlas = ExtResource("{ids[f.page]}")', *self._region(f), ""]
+            subs += [
+                f'[sub_resource type="AtlasTexture" id="{sid}"]',
+                f'atlas = ExtResource("{ids[f.page]}")',
+                *self._region(f),
+                "",
+            ]
         load_steps = len(ext) + len(frame_ids) + 1
         anim_text = []
         for a in anims:
             frames = ",\n".join('{\n"duration": 1.0,\n"texture": SubResource("' + sub_id[i] + '")\n}' for i in a.frames)
-            anim_text.append("{\n" f'"frames": [{frames}],\n' f'"loop": {"true" if a.loop else "false"},\n'
-                             f'"name": &{quoted(a.name)},\n' f'"speed": {_num(a.fps)}\n' "}")
-        out = [f'[gd_resource type="SpriteFrames" load_steps={load_steps} format=3 uid="{godot_uid(prefix + path)}"]', "",
-               *ext, "", *subs, "[resource]", f"animations = [{', '.join(anim_text)}]", ""]
+            anim_text.append(
+                "{\n"
+                f'"frames": [{frames}],\n'
+                f'"loop": {"true" if a.loop else "false"},\n'
+                f'"name": &{quoted(a.name)},\n'
+                f'"speed": {_num(a.fps)}\n'
+                "}"
+            )
+        out = [
+            f'[gd_resource type="SpriteFrames" load_steps={load_steps} format=3 uid="{godot_uid(prefix + path)}"]',
+            "",
+            *ext,
+            "",
+            *subs,
+            "[resource]",
+            f"animations = [{', '.join(anim_text)}]",
+            "",
+        ]
         return "\n".join(out)

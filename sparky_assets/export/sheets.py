@@ -21,14 +21,24 @@ class SheetsExporter:
         doc = {
             "format": 1,
             "atlas": atlas.name,
-            "pages": [{"image": atlas.page_name(p), "size": list(page_size(atlas, p))} for p in range(len(atlas.pages))],
+            "pages": [
+                {"image": atlas.page_name(p), "size": list(page_size(atlas, p))} for p in range(len(atlas.pages))
+            ],
             "frames": [
-                {"sprite": f.sprite, "animation": f.animation, "frame": f.frame, "page": f.page, "rect": [f.x, f.y, f.w, f.h],
-                 "offset": [f.offset_x, f.offset_y], "source_size": [f.source_w, f.source_h]}
+                {
+                    "sprite": f.sprite,
+                    "animation": f.animation,
+                    "frame": f.frame,
+                    "page": f.page,
+                    "rect": [f.x, f.y, f.w, f.h],
+                    "offset": [f.offset_x, f.offset_y],
+                    "source_size": [f.source_w, f.source_h],
+                }
                 for f in atlas.frames
             ],
             "animations": [
-                {"sprite": a.sprite, "name": a.name, "fps": a.fps, "loop": a.loop, "frames": list(a.frames)} for a in atlas.animations
+                {"sprite": a.sprite, "name": a.name, "fps": a.fps, "loop": a.loop, "frames": list(a.frames)}
+                for a in atlas.animations
             ],
         }
         files[f"{atlas.name}.json"] = OutputFile(dump_json(doc), "metadata", atlas.sprites, atlas.name)

@@ -33,9 +33,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,7 +75,7 @@ BACKGROUNDS_DOC = '"auto", "none" or "#rrggbb"'
 
 SETTINGS_DOC: dict[str, str] = {
     "model": "local diffusers folder (relative to the project root) or a hub id already in the local HF cache",
-    "lora": "LoRA files: [\"a.safetensors\", {path = \"b.safetensors\", weight = 0.8}]",
+    "lora": 'LoRA files: ["a.safetensors", {path = "b.safetensors", weight = 0.8}]',
     "scheduler": "default | " + " | ".join(SCHEDULERS),
     "steps": "denoising steps (1..500), default 20",
     "guidance": "classifier-free guidance scale (0..50), default 7.5",
@@ -85,7 +86,7 @@ SETTINGS_DOC: dict[str, str] = {
     "batch_size": "images per pipeline call (1..256), default 4",
     "frames": "seed | img2img: how animation frames are made (see docs/diffusion.md)",
     "strength": "img2img strength: how far each frame may move from the base image (0 < s <= 1), default 0.3",
-    "pixelize": "{ grid = \"auto\" | [w, h], background = " + BACKGROUNDS_DOC + ", tolerance = 40 }",
+    "pixelize": '{ grid = "auto" | [w, h], background = ' + BACKGROUNDS_DOC + ", tolerance = 40 }",
 }
 
 FRAME_PROMPT = "{prompt}, {animation} animation, frame {number} of {count}"
@@ -112,8 +113,11 @@ class PixelizeSettings:
     tolerance: int = 40
 
     def as_key(self) -> dict[str, Any]:
-        return {"grid": list(self.grid) if self.grid else "auto", "background": self.background
-                if isinstance(self.background, str) else list(self.background), "tolerance": self.tolerance}
+        return {
+            "grid": list(self.grid) if self.grid else "auto",
+            "background": self.background if isinstance(self.background, str) else list(self.background),
+            "tolerance": self.tolerance,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,15 @@ class DiffusionSettings:
         """Settings that change pixels, JSON-ready (model and LoRA identities are
         fingerprinted separately; ``batch_size`` does not change pixels)."""
         return {
-            "scheduler": self.scheduler, "steps": self.steps, "guidance": self.guidance,
-            "negative_prompt": self.negative_prompt, "render_size": self.render_size, "dtype": self.dtype,
-            "device": self.device, "frames": self.frames, "strength": self.strength,
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "negative_prompt": self.negative_prompt,
+            "render_size": self.render_size,
+            "dtype": self.dtype,
+            "device": self.device,
+            "frames": self.frames,
+            "strength": self.strength,
             "pixelize": self.pixelize.as_key(),
         }
 
@@ -149,26 +159,46 @@ def _key(name: str) -> str:
     return f"generator.diffusion.{name}"
 
 
-def _parse_pixelize(value: Any, key: str, problems: list[Diagnostic], base: PixelizeSettings | None = None) -> PixelizeSettings:
+def _parse_pixelize(
+    value: Any, key: str, problems: list[Diagnostic], base: PixelizeSettings | None = None
+) -> PixelizeSettings:
     result = base or PixelizeSettings()
     if value is None:
         return result
     if not isinstance(value, Mapping):
-        problems.append(Diagnostic("pixelize must be a table", key=key, expected="{ grid, background, tolerance }",
-                                   found=repr(value), stage="generate"))
+        problems.append(
+            Diagnostic(
+                "pixelize must be a table",
+                key=key,
+                expected="{ grid, background, tolerance }",
+                found=repr(value),
+                stage="generate",
+            )
+        )
         return result
     for name, item in value.items():
         if name == "grid":
             if item == "auto":
                 result = replace(result, grid=None)
-            elif (isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2
-                  and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256 for v in item)):
+            elif (
+                isinstance(item, Sequence)
+                and not isinstance(item, str)
+                and len(item) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256 for v in item)
+            ):
                 result = replace(result, grid=(int(item[0]), int(item[1])))
             elif isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 256:
                 result = replace(result, grid=(item, item))
             else:
-                problems.append(Diagnostic("invalid pixelize grid", key=f"{key}.grid", expected='"auto" or [w, h] cell size in render pixels (1..256)',
-                                           found=repr(item), stage="generate"))
+                problems.append(
+                    Diagnostic(
+                        "invalid pixelize grid",
+                        key=f"{key}.grid",
+                        expected='"auto" or [w, h] cell size in render pixels (1..256)',
+                        found=repr(item),
+                        stage="generate",
+                    )
+                )
         elif name == "background":
             if item in ("auto", "none"):
                 result = replace(result, background=item)
@@ -176,18 +206,39 @@ def _parse_pixelize(value: Any, key: str, problems: list[Diagnostic], base: Pixe
                 try:
                     result = replace(result, background="#%02x%02x%02x" % parse_colour(item))
                 except (ValueError, TypeError):
-                    problems.append(Diagnostic("invalid pixelize background", key=f"{key}.background",
-                                               expected=BACKGROUNDS_DOC, found=repr(item), stage="generate"))
+                    problems.append(
+                        Diagnostic(
+                            "invalid pixelize background",
+                            key=f"{key}.background",
+                            expected=BACKGROUNDS_DOC,
+                            found=repr(item),
+                            stage="generate",
+                        )
+                    )
         elif name == "tolerance":
             if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 255:
                 result = replace(result, tolerance=item)
             else:
-                problems.append(Diagnostic("invalid pixelize tolerance", key=f"{key}.tolerance", expected="an integer 0..255",
-                                           found=repr(item), stage="generate"))
+                problems.append(
+                    Diagnostic(
+                        "invalid pixelize tolerance",
+                        key=f"{key}.tolerance",
+                        expected="an integer 0..255",
+                        found=repr(item),
+                        stage="generate",
+                    )
+                )
         else:
             hint = suggest(name, ("grid", "background", "tolerance"))
-            problems.append(Diagnostic(f"unknown pixelize key '{name}'", key=f"{key}.{name}",
-                                       expected="grid, background or tolerance", hint=hint, stage="generate"))
+            problems.append(
+                Diagnostic(
+                    f"unknown pixelize key '{name}'",
+                    key=f"{key}.{name}",
+                    expected="grid, background or tolerance",
+                    hint=hint,
+                    stage="generate",
+                )
+            )
     return result
 
 
@@ -196,8 +247,11 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
     problems: list[Diagnostic] = []
 
     def bad(name: str, expected: str, found: Any) -> None:
-        problems.append(Diagnostic(f"invalid value for '{name}'", key=_key(name), expected=expected, found=repr(found),
-                                   stage="generate"))
+        problems.append(
+            Diagnostic(
+                f"invalid value for '{name}'", key=_key(name), expected=expected, found=repr(found), stage="generate"
+            )
+        )
 
     def number(name: str, value: Any, low: float, high: float, integer: bool) -> Any:
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
@@ -210,8 +264,16 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
     for name, value in settings.items():
         if name not in SETTINGS_DOC:
             hint = suggest(name, SETTINGS_DOC)
-            problems.append(Diagnostic(f"unknown setting '{name}' for the diffusion generator", key=_key(name),
-                                       expected=", ".join(SETTINGS_DOC), found=repr(name), hint=hint, stage="generate"))
+            problems.append(
+                Diagnostic(
+                    f"unknown setting '{name}' for the diffusion generator",
+                    key=_key(name),
+                    expected=", ".join(SETTINGS_DOC),
+                    found=repr(name),
+                    hint=hint,
+                    stage="generate",
+                )
+            )
             continue
         if name == "model":
             if not isinstance(value, str) or not value.strip():
@@ -222,26 +284,43 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
             items = [value] if isinstance(value, (str, Mapping)) else value
             loras = []
             if not isinstance(items, Sequence):
-                bad(name, 'a list of paths or {path, weight} tables', value)
+                bad(name, "a list of paths or {path, weight} tables", value)
                 continue
             for i, item in enumerate(items):
                 if isinstance(item, str) and item:
                     loras.append(LoraSpec(item))
-                elif (isinstance(item, Mapping) and isinstance(item.get("path"), str)
-                      and set(item) <= {"path", "weight"}
-                      and isinstance(item.get("weight", 1.0), (int, float)) and not isinstance(item.get("weight", 1.0), bool)):
+                elif (
+                    isinstance(item, Mapping)
+                    and isinstance(item.get("path"), str)
+                    and set(item) <= {"path", "weight"}
+                    and isinstance(item.get("weight", 1.0), (int, float))
+                    and not isinstance(item.get("weight", 1.0), bool)
+                ):
                     loras.append(LoraSpec(item["path"], float(item.get("weight", 1.0))))
                 else:
-                    problems.append(Diagnostic("invalid LoRA entry", key=f"{_key(name)}[{i}]",
-                                               expected='"path.safetensors" or { path = "...", weight = 0.8 }',
-                                               found=repr(item), stage="generate"))
+                    problems.append(
+                        Diagnostic(
+                            "invalid LoRA entry",
+                            key=f"{_key(name)}[{i}]",
+                            expected='"path.safetensors" or { path = "...", weight = 0.8 }',
+                            found=repr(item),
+                            stage="generate",
+                        )
+                    )
             values[name] = tuple(loras)
         elif name == "scheduler":
             if value != "default" and value not in SCHEDULERS:
                 hint = suggest(str(value), list(SCHEDULERS) + ["default"])
-                problems.append(Diagnostic(f"unknown scheduler '{value}'", key=_key(name),
-                                           expected="default, " + ", ".join(SCHEDULERS), found=repr(value), hint=hint,
-                                           stage="generate"))
+                problems.append(
+                    Diagnostic(
+                        f"unknown scheduler '{value}'",
+                        key=_key(name),
+                        expected="default, " + ", ".join(SCHEDULERS),
+                        found=repr(value),
+                        hint=hint,
+                        stage="generate",
+                    )
+                )
             else:
                 values[name] = value
         elif name == "steps":
@@ -263,11 +342,20 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
             if value in DTYPES:
                 values[name] = value
             else:
-                problems.append(Diagnostic(f"unknown dtype '{value}'", key=_key(name), expected=", ".join(DTYPES),
-                                           found=repr(value), hint=suggest(str(value), DTYPES), stage="generate"))
+                problems.append(
+                    Diagnostic(
+                        f"unknown dtype '{value}'",
+                        key=_key(name),
+                        expected=", ".join(DTYPES),
+                        found=repr(value),
+                        hint=suggest(str(value), DTYPES),
+                        stage="generate",
+                    )
+                )
         elif name == "device":
-            if isinstance(value, str) and (value in ("auto", "cpu", "cuda", "mps") or
-                                           (value.startswith("cuda:") and value[5:].isdigit())):
+            if isinstance(value, str) and (
+                value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
+            ):
                 values[name] = value
             else:
                 bad(name, "auto, cpu, cuda, cuda:N or mps", value)
@@ -277,8 +365,16 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
             if value in FRAME_MODES:
                 values[name] = value
             else:
-                problems.append(Diagnostic(f"unknown frames mode '{value}'", key=_key(name), expected=" or ".join(FRAME_MODES),
-                                           found=repr(value), hint=suggest(str(value), FRAME_MODES), stage="generate"))
+                problems.append(
+                    Diagnostic(
+                        f"unknown frames mode '{value}'",
+                        key=_key(name),
+                        expected=" or ".join(FRAME_MODES),
+                        found=repr(value),
+                        hint=suggest(str(value), FRAME_MODES),
+                        stage="generate",
+                    )
+                )
         elif name == "strength":
             strength = number(name, value, 0, 1, False)
             if strength is not None and strength <= 0:
@@ -288,9 +384,15 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
         elif name == "pixelize":
             values[name] = _parse_pixelize(value, _key(name), problems)
     if "model" not in settings:
-        problems.append(Diagnostic("the diffusion generator needs a model", key="generator.diffusion",
-                                   expected='model = "models/sd15-pixel" (a local diffusers folder) or a cached hub id',
-                                   found="no 'model' setting", stage="generate"))
+        problems.append(
+            Diagnostic(
+                "the diffusion generator needs a model",
+                key="generator.diffusion",
+                expected='model = "models/sd15-pixel" (a local diffusers folder) or a cached hub id',
+                found="no 'model' setting",
+                stage="generate",
+            )
+        )
     if problems:
         return None, problems
     return DiffusionSettings(**{k: v for k, v in values.items() if v is not None}), []
@@ -306,13 +408,18 @@ def _hub_cache_dir() -> str:
         return str(constants.HF_HUB_CACHE)
     except ImportError:
         return os.environ.get("HF_HUB_CACHE") or os.path.join(
-            os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+            os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub"
+        )
 
 
 def _looks_like_hub_id(reference: str) -> bool:
     parts = reference.split("/")
-    return (len(parts) == 2 and all(parts) and not reference.startswith((".", "/", "~"))
-            and not any(reference.endswith(ext) for ext in (".safetensors", ".ckpt", ".bin")))
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not reference.startswith((".", "/", "~"))
+        and not any(reference.endswith(ext) for ext in (".safetensors", ".ckpt", ".bin"))
+    )
 
 
 def resolve_model(reference: str, root: Path) -> Path:
@@ -325,11 +432,16 @@ def resolve_model(reference: str, root: Path) -> Path:
     candidate = (Path(root) / reference).expanduser()
     if candidate.is_dir():
         if not (candidate / "model_index.json").is_file():
-            raise InvalidInput(Diagnostic(
-                f"model folder '{reference}' is not a diffusers pipeline folder (no model_index.json)", key=_key("model"),
-                expected="a folder saved with save_pretrained (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)",
-                found=f"{candidate}", stage="generate",
-                hint="convert a single-file checkpoint with diffusers' from_single_file(...).save_pretrained(folder)"))
+            raise InvalidInput(
+                Diagnostic(
+                    f"model folder '{reference}' is not a diffusers pipeline folder (no model_index.json)",
+                    key=_key("model"),
+                    expected="a folder saved with save_pretrained (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)",
+                    found=f"{candidate}",
+                    stage="generate",
+                    hint="convert a single-file checkpoint with diffusers' from_single_file(...).save_pretrained(folder)",
+                )
+            )
         return candidate
     looked = [str(candidate)]
     if _looks_like_hub_id(reference):
@@ -345,14 +457,25 @@ def resolve_model(reference: str, root: Path) -> Path:
             looked[-1] += " — huggingface_hub is not installed"
         except Exception:  # noqa: BLE001 - LocalEntryNotFoundError & friends: not cached
             pass
-        hint = (f"on a connected machine run `huggingface-cli download {reference} --local-dir {Path(reference).name}` "
-                f"and set model = \"{Path(reference).name}\" (or copy the HF cache)")
+        hint = (
+            f"on a connected machine run `huggingface-cli download {reference} --local-dir {Path(reference).name}` "
+            f'and set model = "{Path(reference).name}" (or copy the HF cache)'
+        )
     else:
-        hint = ("on a connected machine run `huggingface-cli download <org>/<model> --local-dir "
-                f"{reference}` (e.g. a Stable Diffusion 1.5 pixel-art model) and copy the folder here")
-    raise InvalidInput(Diagnostic(f"model '{reference}' not found (looked in {' and '.join(looked)}); builds never download",
-                                  key=_key("model"), expected="a local diffusers folder or a hub id in the local cache",
-                                  found="nothing", hint=hint, stage="generate"))
+        hint = (
+            "on a connected machine run `huggingface-cli download <org>/<model> --local-dir "
+            f"{reference}` (e.g. a Stable Diffusion 1.5 pixel-art model) and copy the folder here"
+        )
+    raise InvalidInput(
+        Diagnostic(
+            f"model '{reference}' not found (looked in {' and '.join(looked)}); builds never download",
+            key=_key("model"),
+            expected="a local diffusers folder or a hub id in the local cache",
+            found="nothing",
+            hint=hint,
+            stage="generate",
+        )
+    )
 
 
 _SAMPLE_CHUNKS = 16
@@ -483,11 +606,25 @@ def resolve_device(setting: str) -> str:
     torch = _import_torch()
     if setting != "auto":
         if setting.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidInput(Diagnostic("device 'cuda' requested but CUDA is not available", key=_key("device"),
-                                          expected="auto, cpu or an available device", found=setting, stage="generate"))
+            raise InvalidInput(
+                Diagnostic(
+                    "device 'cuda' requested but CUDA is not available",
+                    key=_key("device"),
+                    expected="auto, cpu or an available device",
+                    found=setting,
+                    stage="generate",
+                )
+            )
         if setting == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise InvalidInput(Diagnostic("device 'mps' requested but MPS is not available", key=_key("device"),
-                                          expected="auto, cpu or an available device", found=setting, stage="generate"))
+            raise InvalidInput(
+                Diagnostic(
+                    "device 'mps' requested but MPS is not available",
+                    key=_key("device"),
+                    expected="auto, cpu or an available device",
+                    found=setting,
+                    stage="generate",
+                )
+            )
         return setting
     if torch.cuda.is_available():
         return "cuda"
@@ -513,7 +650,9 @@ def _dtype_argument() -> str:
         return "torch_dtype"
 
 
-def load_pipeline(folder: Path, fingerprint: str, settings: DiffusionSettings, root: Path) -> tuple[LoadedPipeline, bool]:
+def load_pipeline(
+    folder: Path, fingerprint: str, settings: DiffusionSettings, root: Path
+) -> tuple[LoadedPipeline, bool]:
     """Load (or reuse) the pipeline for ``folder`` with the settings' dtype, device
     and LoRAs. Cached per process; the flag says whether it was loaded just now."""
     torch = _import_torch()
@@ -531,17 +670,32 @@ def load_pipeline(folder: Path, fingerprint: str, settings: DiffusionSettings, r
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         class_name = index.get("_class_name", "")
         if class_name not in PIPELINE_FAMILIES:
-            raise InvalidInput(Diagnostic(f"unsupported pipeline class '{class_name}' in {folder / 'model_index.json'}",
-                                          key=_key("model"), expected=" or ".join(PIPELINE_FAMILIES), found=class_name,
-                                          stage="generate"))
+            raise InvalidInput(
+                Diagnostic(
+                    f"unsupported pipeline class '{class_name}' in {folder / 'model_index.json'}",
+                    key=_key("model"),
+                    expected=" or ".join(PIPELINE_FAMILIES),
+                    found=class_name,
+                    stage="generate",
+                )
+            )
         cls = getattr(diffusers, PIPELINE_FAMILIES[class_name][0])
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
-        extra = {"safety_checker": None, "requires_safety_checker": False} if class_name == "StableDiffusionPipeline" else {}
+        extra = (
+            {"safety_checker": None, "requires_safety_checker": False}
+            if class_name == "StableDiffusionPipeline"
+            else {}
+        )
         try:
             pipe = cls.from_pretrained(str(folder), **{_dtype_argument(): dtype}, local_files_only=True, **extra)
         except Exception as exc:  # noqa: BLE001 - diffusers raises many types for a broken folder
-            raise BuildFailed(Diagnostic(f"could not load model from {folder}: {type(exc).__name__}: {exc}",
-                                         key=_key("model"), stage="generate")) from exc
+            raise BuildFailed(
+                Diagnostic(
+                    f"could not load model from {folder}: {type(exc).__name__}: {exc}",
+                    key=_key("model"),
+                    stage="generate",
+                )
+            ) from exc
         if loras:
             names = []
             for i, (path, _, _) in enumerate(loras):
@@ -549,8 +703,13 @@ def load_pipeline(folder: Path, fingerprint: str, settings: DiffusionSettings, r
                 try:
                     pipe.load_lora_weights(path, adapter_name=name)
                 except Exception as exc:  # noqa: BLE001
-                    raise InvalidInput(Diagnostic(f"could not load LoRA {path}: {type(exc).__name__}: {exc}",
-                                                  key=f"{_key('lora')}[{i}]", stage="generate")) from exc
+                    raise InvalidInput(
+                        Diagnostic(
+                            f"could not load LoRA {path}: {type(exc).__name__}: {exc}",
+                            key=f"{_key('lora')}[{i}]",
+                            stage="generate",
+                        )
+                    ) from exc
                 names.append(name)
             pipe.set_adapters(names, adapter_weights=[w for _, _, w in loras])
         pipe.to(device)
@@ -559,8 +718,16 @@ def load_pipeline(folder: Path, fingerprint: str, settings: DiffusionSettings, r
         sample = pipe.unet.config.sample_size
         native = (sample[0] if isinstance(sample, (list, tuple)) else sample) * vae_factor
         default = PIPELINE_FAMILIES[class_name][2] if native >= 256 else native
-        loaded = LoadedPipeline(pipe, class_name, default, native, dict(pipe.scheduler.config), device, dtype_name,
-                                time.perf_counter() - started)
+        loaded = LoadedPipeline(
+            pipe,
+            class_name,
+            default,
+            native,
+            dict(pipe.scheduler.config),
+            device,
+            dtype_name,
+            time.perf_counter() - started,
+        )
         _PIPELINES[key] = loaded
         return loaded, True
 
@@ -621,8 +788,16 @@ class DiffusionGenerator:
         sprite_problems = self._sprite_options(request)[1]
         problems = problems + sprite_problems
         if not request.prompt:
-            problems.append(Diagnostic("a diffusion sprite needs a prompt", key="prompt", expected='prompt = "…"',
-                                       found="none", sprite=request.sprite, stage="generate"))
+            problems.append(
+                Diagnostic(
+                    "a diffusion sprite needs a prompt",
+                    key="prompt",
+                    expected='prompt = "…"',
+                    found="none",
+                    sprite=request.sprite,
+                    stage="generate",
+                )
+            )
         if settings is None:
             return problems
         try:
@@ -631,9 +806,15 @@ class DiffusionGenerator:
             problems.extend(exc.diagnostics)
         for i, lora in enumerate(settings.lora):
             if not (request.root / lora.path).is_file():
-                problems.append(Diagnostic(f"LoRA file '{lora.path}' not found", key=f"{_key('lora')}[{i}]",
-                                           expected="a .safetensors file relative to the project root",
-                                           found=str(request.root / lora.path), stage="generate"))
+                problems.append(
+                    Diagnostic(
+                        f"LoRA file '{lora.path}' not found",
+                        key=f"{_key('lora')}[{i}]",
+                        expected="a .safetensors file relative to the project root",
+                        found=str(request.root / lora.path),
+                        stage="generate",
+                    )
+                )
         return problems
 
     def input_files(self, request: GenerationRequest) -> list[Path]:
@@ -679,8 +860,17 @@ class DiffusionGenerator:
             if settings is None or sprite_problems:
                 raise InvalidInput([replace(d, sprite=request.sprite) for d in problems + sprite_problems])
             parsed.append((settings, options))
-            group = json.dumps([settings.model, str(request.root), [(l.path, l.weight) for l in settings.lora],
-                                settings.as_key(), settings.batch_size], sort_keys=True, default=str)
+            group = json.dumps(
+                [
+                    settings.model,
+                    str(request.root),
+                    [(l.path, l.weight) for l in settings.lora],
+                    settings.as_key(),
+                    settings.batch_size,
+                ],
+                sort_keys=True,
+                default=str,
+            )
             groups.setdefault(group, []).append(i)
         for indices in groups.values():
             settings = parsed[indices[0]][0]
@@ -691,15 +881,30 @@ class DiffusionGenerator:
                 stats["load_s"] += loaded.load_s
             stats["loaded"] = stats.get("loaded", 0) + int(fresh)
             render_size = settings.render_size or loaded.default_size
-            images = self._run_group(torch, loaded, settings, [requests[i] for i in indices],
-                                     [parsed[i][1] for i in indices], render_size, stats)
+            images = self._run_group(
+                torch,
+                loaded,
+                settings,
+                [requests[i] for i in indices],
+                [parsed[i][1] for i in indices],
+                render_size,
+                stats,
+            )
             pixelize_started = time.perf_counter()
             for local, i in enumerate(indices):
                 request, options = requests[i], parsed[i][1]
                 pix = options["pixelize"]
                 grid = Grid(pix.grid[0], pix.grid[1], 0, 0, 1.0) if pix.grid else None
-                results[i] = [pixelize(image, grid=grid, target_size=(request.width, request.height),
-                                       background=pix.background, tolerance=pix.tolerance) for image in images[local]]
+                results[i] = [
+                    pixelize(
+                        image,
+                        grid=grid,
+                        target_size=(request.width, request.height),
+                        background=pix.background,
+                        tolerance=pix.tolerance,
+                    )
+                    for image in images[local]
+                ]
             stats["pixelize_s"] += time.perf_counter() - pixelize_started
             stats["device"], stats["dtype"] = loaded.device, loaded.dtype_name
         stats["total_s"] = time.perf_counter() - started
@@ -716,21 +921,38 @@ class DiffusionGenerator:
         base = settings or DiffusionSettings(model="")
         negative = request.options.get("negative_prompt", base.negative_prompt)
         if not isinstance(negative, str):
-            problems.append(Diagnostic("negative_prompt must be a string", key="negative_prompt", found=repr(negative),
-                                       stage="generate"))
+            problems.append(
+                Diagnostic(
+                    "negative_prompt must be a string", key="negative_prompt", found=repr(negative), stage="generate"
+                )
+            )
             negative = base.negative_prompt
         strength = request.options.get("strength", base.strength)
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
-            problems.append(Diagnostic("invalid strength", key="strength", expected="a number in (0, 1]",
-                                       found=repr(strength), stage="generate"))
+            problems.append(
+                Diagnostic(
+                    "invalid strength",
+                    key="strength",
+                    expected="a number in (0, 1]",
+                    found=repr(strength),
+                    stage="generate",
+                )
+            )
             strength = base.strength
         pix = _parse_pixelize(request.options.get("pixelize"), "pixelize", problems, base.pixelize)
         problems = [replace(d, sprite=request.sprite) for d in problems]
         return {"negative_prompt": negative, "strength": float(strength), "pixelize": pix}, problems
 
-    def _run_group(self, torch, loaded: LoadedPipeline, settings: DiffusionSettings,
-                   requests: Sequence[GenerationRequest], options: Sequence[dict[str, Any]], render_size: int,
-                   stats: dict[str, Any]) -> list[list[np.ndarray]]:
+    def _run_group(
+        self,
+        torch,
+        loaded: LoadedPipeline,
+        settings: DiffusionSettings,
+        requests: Sequence[GenerationRequest],
+        options: Sequence[dict[str, Any]],
+        render_size: int,
+        stats: dict[str, Any],
+    ) -> list[list[np.ndarray]]:
         """Render every frame of ``requests`` (same settings) in batches; returns
         uint8 RGB images per request, frames in order."""
         jobs: list[_FrameJob] = []
@@ -740,9 +962,18 @@ class DiffusionGenerator:
             for spec in request.frames:  # frames per animation: highest index + 1
                 counts[spec.animation] = max(counts.get(spec.animation, 0), spec.index + 1)
             for f, spec in enumerate(request.frames):
-                jobs.append(_FrameJob(r, f, frame_prompt(request.prompt or "", spec, counts[spec.animation]),
-                                      opts["negative_prompt"], frame_seed(request.seed, spec.animation, spec.index),
-                                      width, height, opts["strength"]))
+                jobs.append(
+                    _FrameJob(
+                        r,
+                        f,
+                        frame_prompt(request.prompt or "", spec, counts[spec.animation]),
+                        opts["negative_prompt"],
+                        frame_seed(request.seed, spec.animation, spec.index),
+                        width,
+                        height,
+                        opts["strength"],
+                    )
+                )
         scheduler = make_scheduler(settings.scheduler, loaded.scheduler_config)
         generate_started = time.perf_counter()
         if settings.frames == "img2img":
@@ -750,15 +981,26 @@ class DiffusionGenerator:
             # frame is an img2img variation of it. The base stays in latent space:
             # no VAE decode/encode round trip (lossy, and the encoder samples its
             # posterior, which adds per-frame noise).
-            bases = [_FrameJob(r, -1, request.prompt or "", options[r]["negative_prompt"],
-                               frame_seed(request.seed, "", -1),
-                               *render_dimensions(request.width, request.height, render_size), options[r]["strength"])
-                     for r, request in enumerate(requests)]
-            base_latents = self._batched(torch, loaded, loaded.text2img, scheduler, settings, bases, stats, img2img=False,
-                                         latents=True)
+            bases = [
+                _FrameJob(
+                    r,
+                    -1,
+                    request.prompt or "",
+                    options[r]["negative_prompt"],
+                    frame_seed(request.seed, "", -1),
+                    *render_dimensions(request.width, request.height, render_size),
+                    options[r]["strength"],
+                )
+                for r, request in enumerate(requests)
+            ]
+            base_latents = self._batched(
+                torch, loaded, loaded.text2img, scheduler, settings, bases, stats, img2img=False, latents=True
+            )
             for job in jobs:
                 job.init = base_latents[job.request]
-            images = self._batched(torch, loaded, loaded.image_to_image(), scheduler, settings, jobs, stats, img2img=True)
+            images = self._batched(
+                torch, loaded, loaded.image_to_image(), scheduler, settings, jobs, stats, img2img=True
+            )
         else:
             images = self._batched(torch, loaded, loaded.text2img, scheduler, settings, jobs, stats, img2img=False)
         stats["generate_s"] += time.perf_counter() - generate_started
@@ -767,8 +1009,19 @@ class DiffusionGenerator:
             per_request[job.request].append(image)
         return per_request
 
-    def _batched(self, torch, loaded: LoadedPipeline, pipe, scheduler, settings: DiffusionSettings,
-                 jobs: Sequence[_FrameJob], stats: dict[str, Any], *, img2img: bool, latents: bool = False) -> list[Any]:
+    def _batched(
+        self,
+        torch,
+        loaded: LoadedPipeline,
+        pipe,
+        scheduler,
+        settings: DiffusionSettings,
+        jobs: Sequence[_FrameJob],
+        stats: dict[str, Any],
+        *,
+        img2img: bool,
+        latents: bool = False,
+    ) -> list[Any]:
         """Run ``jobs`` in batches of ``batch_size``; jobs of different render size or
         strength never share a batch. Returns uint8 RGB images in job order (or, with
         ``latents``, each image's ``(1, 4, h, w)`` latent tensor)."""

@@ -35,9 +35,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -214,8 +214,13 @@ class _ColorSource:
             colors = colors[order]
         return colors
 
-    def anchor(self, rng: np.random.Generator, word: tuple[float, float | None, float | None] | None,
-               chroma_range: tuple[float, float], lightness_range: tuple[float, float]) -> _HueSpec:
+    def anchor(
+        self,
+        rng: np.random.Generator,
+        word: tuple[float, float | None, float | None] | None,
+        chroma_range: tuple[float, float],
+        lightness_range: tuple[float, float],
+    ) -> _HueSpec:
         """A ramp's mid colour: random, or steered by a colour word; in palette mode a
         palette colour (so the mid tone is exactly one of the swatches)."""
         hue = float(rng.uniform(0.0, 360.0))
@@ -231,8 +236,7 @@ class _ColorSource:
         candidates = [i for i in range(len(lab)) if i != self.outline_index] or [0]
         if word is None:
             chromatic = [
-                i for i in candidates
-                if math.hypot(lab[i, 1], lab[i, 2]) >= 0.04 and 0.35 <= lab[i, 0] <= 0.85
+                i for i in candidates if math.hypot(lab[i, 1], lab[i, 2]) >= 0.04 and 0.35 <= lab[i, 0] <= 0.85
             ]
             pool = chromatic or candidates
             index = pool[int(rng.integers(len(pool)))]
@@ -249,9 +253,7 @@ class _ColorSource:
 def _neighbors_any(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
     """True where any 4-neighbour is True."""
     if wrap:
-        return (
-            np.roll(mask, 1, 0) | np.roll(mask, -1, 0) | np.roll(mask, 1, 1) | np.roll(mask, -1, 1)
-        )
+        return np.roll(mask, 1, 0) | np.roll(mask, -1, 0) | np.roll(mask, 1, 1) | np.roll(mask, -1, 1)
     out = np.zeros_like(mask)
     out[1:, :] |= mask[:-1, :]
     out[:-1, :] |= mask[1:, :]
@@ -291,9 +293,9 @@ def _run_min(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     ends = mask.copy()
     ends[:, :-1] &= ~mask[:, 1:]
     segment_r = np.cumsum((ends | ~mask)[:, ::-1], axis=1, dtype=np.int64)
-    backward = (
-        np.minimum.accumulate(values[:, ::-1] + (w + 1 - segment_r) * big, axis=1) - (w + 1 - segment_r) * big
-    )[:, ::-1]
+    backward = (np.minimum.accumulate(values[:, ::-1] + (w + 1 - segment_r) * big, axis=1) - (w + 1 - segment_r) * big)[
+        :, ::-1
+    ]
     return np.where(mask, np.minimum(forward, backward), values)
 
 
@@ -349,9 +351,7 @@ def _layout(width: int, height: int) -> _Layout:
     if (width - cells_w * scale) % 2:
         cells_w -= 1
     cells_h = max(MIN_SIZE, height // scale)
-    return _Layout(
-        cells_w, cells_h, scale, (width - cells_w * scale) // 2, (height - cells_h * scale) // 2
-    )
+    return _Layout(cells_w, cells_h, scale, (width - cells_w * scale) // 2, (height - cells_h * scale) // 2)
 
 
 # --------------------------------------------------------------------------- blueprints
@@ -517,12 +517,22 @@ def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     if rng.random() < 0.55:  # horns / ears / antennae
         start = rng.uniform(0.15, 0.5)
         top_v = max(0.0, center_v - radius_v - rng.uniform(0.12, 0.3))
-        horns = (u >= start) & (u <= start + max(0.2, 2.0 / grid.half_span)) & (v >= top_v) & (v <= center_v - radius_v * 0.6)
+        horns = (
+            (u >= start)
+            & (u <= start + max(0.2, 2.0 / grid.half_span))
+            & (v >= top_v)
+            & (v <= center_v - radius_v * 0.6)
+        )
         p = np.where(horns, np.maximum(p, 0.8), p)
     if rng.random() < 0.45:  # arms / fins / wings, at least two cells thick
         low = center_v - rng.uniform(0.0, 0.15)
         thick = max(rng.uniform(0.12, 0.25), 2.0 * one_v)
-        in_arm = (u >= radius_u * 0.8) & (u <= min(1.0, radius_u + rng.uniform(0.15, 0.35))) & (v >= low) & (v <= low + thick)
+        in_arm = (
+            (u >= radius_u * 0.8)
+            & (u <= min(1.0, radius_u + rng.uniform(0.15, 0.35)))
+            & (v >= low)
+            & (v <= low + thick)
+        )
         p = np.where(in_arm, np.maximum(p, 0.85), p)
     body = _sample(rng, p, grid)
     half = np.where(body, PRIMARY, EMPTY).astype(np.int8)
@@ -661,7 +671,11 @@ def _item(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
             orb_v = (radius + 0.5) / grid.span
             orb = np.sqrt((grid.u * half_span) ** 2 + ((grid.v - orb_v) * grid.span) ** 2) <= radius
             collar_v = orb_v + radius / grid.span
-            collar = (grid.v >= collar_v - 1.0 / grid.span) & (grid.v <= collar_v + 1.0 / grid.span) & (grid.u <= radius * 0.7 / half_span)
+            collar = (
+                (grid.v >= collar_v - 1.0 / grid.span)
+                & (grid.v <= collar_v + 1.0 / grid.span)
+                & (grid.u <= radius * 0.7 / half_span)
+            )
             shaft = (grid.v >= orb_v) & (grid.v <= 1.0) & (u <= shaft_w)
             body = (orb | shaft | collar) & grid.inside
             half[body & shaft] = SECONDARY
@@ -1074,13 +1088,21 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
     detail = colors.anchor(rng, detail_word, (0.03, 0.08), (0.6, 0.8))
     if style == "character":  # hair / hats: black, brown, blond, red, white, or any hue
         accent_word = [
-            (280.0, 0.02, 0.3), (55.0, 0.07, 0.42), (90.0, 0.11, 0.8), (40.0, 0.14, 0.58),
-            (250.0, 0.01, 0.88), (float(rng.uniform(0, 360)), 0.12, 0.55),
+            (280.0, 0.02, 0.3),
+            (55.0, 0.07, 0.42),
+            (90.0, 0.11, 0.8),
+            (40.0, 0.14, 0.58),
+            (250.0, 0.01, 0.88),
+            (float(rng.uniform(0, 360)), 0.12, 0.55),
         ][int(rng.integers(6))]
     elif style == "creature":  # horns, claws: bone
         accent_word = (85.0, 0.04, 0.86)
     else:
-        accent_word = ((primary.hue + float(rng.choice([-20.0, 20.0]))) % 360.0, 0.1, min(0.85, primary.lightness + 0.15))
+        accent_word = (
+            (primary.hue + float(rng.choice([-20.0, 20.0]))) % 360.0,
+            0.1,
+            min(0.85, primary.lightness + 0.15),
+        )
     accent = colors.anchor(rng, accent_word, (0.05, 0.12), (0.5, 0.8))
     ramps = np.zeros((len(SHADED_MATERIALS) + 1, TONES, 3), dtype=np.uint8)
     for material, spec in ((PRIMARY, primary), (SECONDARY, secondary), (DETAIL, detail), (ACCENT, accent)):
@@ -1092,7 +1114,9 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
     outline = colors.outline(primary)
     if style == "tile" and not colors.constrained:
         # Mortar reads as a deep shade of the stone, not ink black.
-        outline = _oklab_to_srgb(_lch(max(0.15, primary.lightness - 0.35), primary.chroma * 0.6, _lerp_hue(primary.hue, 285.0, 0.3)))
+        outline = _oklab_to_srgb(
+            _lch(max(0.15, primary.lightness - 0.35), primary.chroma * 0.6, _lerp_hue(primary.hue, 285.0, 0.3))
+        )
     if shape.tones is not None:
         tones = shape.tones
     elif style == "tile":

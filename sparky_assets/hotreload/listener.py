@@ -22,8 +22,9 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 import zmq
 
@@ -67,10 +68,7 @@ class Rescan:
         if self.reason == "first":
             return f"first message (session {self.session[:8]}…, #{self.seq})"
         if self.reason == "new-session":
-            return (
-                f"new session {self.session[:8]}… (publisher restarted; was "
-                f"{(self.previous_session or '')[:8]}…)"
-            )
+            return f"new session {self.session[:8]}… (publisher restarted; was {(self.previous_session or '')[:8]}…)"
         assert self.expected_seq is not None
         if self.seq > self.expected_seq:
             missed = self.seq - self.expected_seq
@@ -244,8 +242,7 @@ def format_message(message: Message) -> str:
         if not message.ok:
             return f"{head} build {message.build}: FAILED after {message.duration_ms} ms"
         return (
-            f"{head} build {message.build}: ok in {message.duration_ms} ms, "
-            f"{_plural(message.changed, 'asset')} changed"
+            f"{head} build {message.build}: ok in {message.duration_ms} ms, {_plural(message.changed, 'asset')} changed"
         )
     raise TypeError(f"not a protocol message: {message!r}")
 

@@ -20,8 +20,9 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping, Union
+from typing import Any, ClassVar, Union
 
 import msgpack
 
@@ -101,9 +102,7 @@ def validate_engine_path(target: str, path: str, engine_path: str | None) -> Non
     rest = engine_path
     if target == "godot":
         if not engine_path.startswith(GODOT_PREFIX):
-            raise ProtocolError(
-                "path", f"godot engine_path {engine_path!r} does not start with {GODOT_PREFIX!r}"
-            )
+            raise ProtocolError("path", f"godot engine_path {engine_path!r} does not start with {GODOT_PREFIX!r}")
         rest = engine_path[len(GODOT_PREFIX) :]
     problem = path_problem(rest)
     if problem is not None:
@@ -503,9 +502,7 @@ def _validate(topic: bytes, body: Mapping[str, Any], raw: dict[str, Any]) -> Env
     type_ = fields.str("type")
     expected_topic = (TOPIC_PREFIX + type_).encode("utf-8")
     if topic != expected_topic:
-        raise ProtocolError(
-            "topic", f"topic {topic.decode('utf-8', 'replace')!r} does not match type {type_!r}"
-        )
+        raise ProtocolError("topic", f"topic {topic.decode('utf-8', 'replace')!r} does not match type {type_!r}")
     seq = fields.int("seq")
     session = fields.str("session")
     project = fields.str("project")

@@ -26,7 +26,7 @@ import ipaddress
 import secrets
 import threading
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgpack
 import zmq
@@ -200,9 +200,7 @@ class Publisher:
 
     def hello(self) -> Hello:
         """Send a ``hello`` now (the heartbeat thread calls this every interval)."""
-        return self._send(
-            lambda seq: Hello(**self._common(seq), interval_ms=self.heartbeat_ms, build=self._last_build)
-        )
+        return self._send(lambda seq: Hello(**self._common(seq), interval_ms=self.heartbeat_ms, build=self._last_build))
 
     def build_started(self, build: int, trigger: Sequence[str] = ()) -> BuildStarted:
         def remember_build() -> None:
@@ -225,9 +223,7 @@ class Publisher:
 
     def build_finished(self, build: int, ok: bool, duration_ms: int, changed: int) -> BuildFinished:
         return self._send(
-            lambda seq: BuildFinished(
-                **self._common(seq), build=build, ok=ok, duration_ms=duration_ms, changed=changed
-            )
+            lambda seq: BuildFinished(**self._common(seq), build=build, ok=ok, duration_ms=duration_ms, changed=changed)
         )
 
     # ------------------------------------------------------------------ heartbeat

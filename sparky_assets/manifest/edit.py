@@ -17,7 +17,7 @@ from .locate import KeyLocator
 
 
 def set_sprite_seed(path: str | Path, sprite: str, seed: int | None = None) -> tuple[int, Path]:
-    from ..build.fsutil import atomic_write
+    from ..pipeline.fsutil import atomic_write
 
     file = find_manifest(path)
     manifest = load_manifest(file)
@@ -39,8 +39,13 @@ def set_sprite_seed(path: str | Path, sprite: str, seed: int | None = None) -> t
         indent = lines[name_pos[0] - 1][: name_pos[1] - 1]
         lines.insert(name_pos[0], f"{indent}seed = {new_seed}\n")
     else:
-        raise InvalidInput(Diagnostic(f"cannot edit sprite '{sprite}' in place (inline table?)", file=str(file),
-                                      hint=f"set seed = {new_seed} by hand"))
+        raise InvalidInput(
+            Diagnostic(
+                f"cannot edit sprite '{sprite}' in place (inline table?)",
+                file=str(file),
+                hint=f"set seed = {new_seed} by hand",
+            )
+        )
     new_text = "".join(lines)
     tomllib.loads(new_text)  # never write a manifest that does not parse
     atomic_write(file, new_text.encode())

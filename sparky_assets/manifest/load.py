@@ -85,7 +85,9 @@ class _Validator:
     def error(self, key: str, message: str, *, sprite: str | None = None, **extra: Any) -> None:
         line, col = self.locator.locate(key)
         self.sink.add(
-            Diagnostic(message, file=self.display, line=line, column=col, key=key, sprite=sprite, stage="manifest", **extra)
+            Diagnostic(
+                message, file=self.display, line=line, column=col, key=key, sprite=sprite, stage="manifest", **extra
+            )
         )
 
     # -- typed values --------------------------------------------------------
@@ -110,7 +112,9 @@ class _Validator:
             if (spec.minimum is not None and raw < spec.minimum) or (spec.maximum is not None and raw > spec.maximum):
                 lo = "" if spec.minimum is None else spec.minimum
                 hi = "" if spec.maximum is None else spec.maximum
-                self.error(key, "value out of range", sprite=sprite, expected=f"a value in [{lo}, {hi}]", found=repr(raw))
+                self.error(
+                    key, "value out of range", sprite=sprite, expected=f"a value in [{lo}, {hi}]", found=repr(raw)
+                )
                 return None
             return raw
         if kind in ("size", "pair"):
@@ -139,7 +143,9 @@ class _Validator:
             if isinstance(raw, str) and raw in DITHER_MODES:
                 return raw
             hint = suggest(raw, DITHER_MODES) if isinstance(raw, str) else None
-            self.error(key, "unknown dither mode", sprite=sprite, expected=" | ".join(DITHER_MODES), found=repr(raw), hint=hint)
+            self.error(
+                key, "unknown dither mode", sprite=sprite, expected=" | ".join(DITHER_MODES), found=repr(raw), hint=hint
+            )
             return None
         if kind == "animations":
             return raw  # checked by _animations
@@ -152,11 +158,15 @@ class _Validator:
     def _size(self, key: str, raw: Any, sprite: str | None, allow_int: bool) -> tuple[int, int] | None:
         if allow_int and isinstance(raw, int) and not isinstance(raw, bool):
             raw = [raw, raw]
-        if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)):
+        if not (
+            isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+        ):
             return self._type(key, "an integer or [width, height]" if allow_int else "[width, height]", raw, sprite)
         w, h = raw
         if not (1 <= w <= MAX_SPRITE_SIDE and 1 <= h <= MAX_SPRITE_SIDE):
-            self.error(key, "size out of range", sprite=sprite, expected=f"sides in 1..{MAX_SPRITE_SIDE}", found=f"[{w}, {h}]")
+            self.error(
+                key, "size out of range", sprite=sprite, expected=f"sides in 1..{MAX_SPRITE_SIDE}", found=f"[{w}, {h}]"
+            )
             return None
         return (w, h)
 
@@ -169,7 +179,12 @@ class _Validator:
         for name, value in raw.items():
             sub = f"{key}.{name}" if key else name
             if name not in fields:
-                self.error(sub, f"unknown key '{name}'", sprite=sprite, hint=suggest(name, fields) or f"valid keys: {', '.join(fields)}")
+                self.error(
+                    sub,
+                    f"unknown key '{name}'",
+                    sprite=sprite,
+                    hint=suggest(name, fields) or f"valid keys: {', '.join(fields)}",
+                )
                 continue
             checked = self.value(sub, value, fields[name], sprite)
             if checked is not None:
@@ -177,14 +192,21 @@ class _Validator:
         for name, spec in fields.items():
             if name not in raw:
                 if spec.required:
-                    self.error(key, f"missing required key '{name}'", sprite=sprite, expected=f"{name} = {spec.example or spec.kind}")
+                    self.error(
+                        key,
+                        f"missing required key '{name}'",
+                        sprite=sprite,
+                        expected=f"{name} = {spec.example or spec.kind}",
+                    )
                 elif spec.default is not None:
                     out[name] = spec.default
         return out
 
 
 def _describe(raw: Any) -> str:
-    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(type(raw), type(raw).__name__)
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
+        type(raw), type(raw).__name__
+    )
     text = repr(raw)
     if len(text) > 40:
         text = text[:37] + "..."
@@ -228,18 +250,27 @@ def load_manifest_tracked(path: str | Path = ".") -> tuple[Manifest, bytes, set[
     return manifest, v.text.encode(), v.referenced
 
 
-def _load(data: dict, v: "_Validator") -> Manifest:
+def _load(data: dict, v: _Validator) -> Manifest:
     root = v.file.parent
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            v.error(key, f"unknown section '{key}'", hint=suggest(key, TOP_LEVEL_KEYS) or f"valid sections: {', '.join(TOP_LEVEL_KEYS)}")
+            v.error(
+                key,
+                f"unknown section '{key}'",
+                hint=suggest(key, TOP_LEVEL_KEYS) or f"valid sections: {', '.join(TOP_LEVEL_KEYS)}",
+            )
 
     project = v.table("project", data.get("project", {}), SECTIONS["project"])
     name = project.get("name", "project")
     out_rel = project.get("out", "build/sprites")
     out = _inside(root, out_rel)
     if out is None:
-        v.error("project.out", "output folder is outside the project root", expected=f"a folder inside {root}", found=repr(out_rel))
+        v.error(
+            "project.out",
+            "output folder is outside the project root",
+            expected=f"a folder inside {root}",
+            found=repr(out_rel),
+        )
         out = root / "build" / "sprites"
     default_size = project.get("size", (16, 16))
     default_fps = float(project.get("fps", 8))
@@ -252,8 +283,15 @@ def _load(data: dict, v: "_Validator") -> Manifest:
 
     sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
     atlases = _atlases(v, data.get("atlas", []), sprites)
-    inputs = [p for s in sprites for p in (_inside(root, s.options["source"]) if "source" in s.options else None,
-                                             _inside(root, s.palette) if Path(s.palette).suffix else None) if p is not None]
+    inputs = [
+        p
+        for s in sprites
+        for p in (
+            _inside(root, s.options["source"]) if "source" in s.options else None,
+            _inside(root, s.palette) if Path(s.palette).suffix else None,
+        )
+        if p is not None
+    ]
     if Path(project.get("palette", "")).suffix and _inside(root, project["palette"]):
         inputs.append(_inside(root, project["palette"]))
     exports = _exports(v, data.get("export", {}), root, out, inputs)
@@ -292,12 +330,23 @@ def _check_palettes(v: _Validator, default: str, sprites: list[SpriteSpec]) -> N
             for d in exc.diagnostics:
                 if d.file in (None, v.display) and d.line is None:
                     line, col = v.locator.locate(key)
-                    d = Diagnostic(d.message, file=v.display, line=line, column=col, key=key, expected=d.expected,
-                                   found=d.found, hint=d.hint, stage="manifest")
+                    d = Diagnostic(
+                        d.message,
+                        file=v.display,
+                        line=line,
+                        column=col,
+                        key=key,
+                        expected=d.expected,
+                        found=d.found,
+                        hint=d.hint,
+                        stage="manifest",
+                    )
                 v.sink.add(d)
 
 
-def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: float, base_seed: int) -> list[SpriteSpec]:
+def _sprites(
+    v: _Validator, raw: Any, project: dict, default_size, default_fps: float, base_seed: int
+) -> list[SpriteSpec]:
     if not isinstance(raw, list):
         v.error("sprite", "wrong type", expected="[[sprite]] tables", found=_describe(raw))
         return []
@@ -311,19 +360,33 @@ def _sprites(v: _Validator, raw: Any, project: dict, default_size, default_fps: 
         if sname is None:
             continue
         if "/" in sname or "\\" in sname or ".." in sname or not _SPRITE_NAME.match(sname):
-            v.error(f"{key}.name", "invalid sprite name", sprite=sname,
-                    expected="letters, digits, '_', '-', '.' (no path separators or '..')", found=repr(sname))
+            v.error(
+                f"{key}.name",
+                "invalid sprite name",
+                sprite=sname,
+                expected="letters, digits, '_', '-', '.' (no path separators or '..')",
+                found=repr(sname),
+            )
             continue
         if sname in seen:
-            v.error(f"{key}.name", f"duplicate sprite name '{sname}'", sprite=sname, hint=f"first defined as sprite[{seen[sname]}]")
+            v.error(
+                f"{key}.name",
+                f"duplicate sprite name '{sname}'",
+                sprite=sname,
+                hint=f"first defined as sprite[{seen[sname]}]",
+            )
             continue
         seen[sname] = i
         size = fields.get("size") or _source_size(v.file.parent, fields, v.referenced) or default_size
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
-        generator = fields.get("generator") or ("image" if "source" in fields else project.get("generator", "procedural"))
-        options = {k: fields[k] for k in ("source", "grid", "style", "negative_prompt", "strength", "pixelize") if k in fields}
+        generator = fields.get("generator") or (
+            "image" if "source" in fields else project.get("generator", "procedural")
+        )
+        options = {
+            k: fields[k] for k in ("source", "grid", "style", "negative_prompt", "strength", "pixelize") if k in fields
+        }
         sprites.append(
             SpriteSpec(
                 name=sname,
@@ -377,12 +440,24 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
     for name, value in raw.items():
         sub = f"{key}.{name}"
         if not _SPRITE_NAME.match(name):
-            v.error(sub, "invalid animation name", sprite=sprite, expected="letters, digits, '_', '-', '.'", found=repr(name))
+            v.error(
+                sub,
+                "invalid animation name",
+                sprite=sprite,
+                expected="letters, digits, '_', '-', '.'",
+                found=repr(name),
+            )
             continue
         if isinstance(value, int) and not isinstance(value, bool):
             value = {"frames": value}
         if not isinstance(value, dict):
-            v.error(sub, "wrong type", sprite=sprite, expected="a frame count or { frames, fps, loop }", found=_describe(value))
+            v.error(
+                sub,
+                "wrong type",
+                sprite=sprite,
+                expected="a frame count or { frames, fps, loop }",
+                found=_describe(value),
+            )
             continue
         checked = v.table(sub, value, anim_fields, sprite)
         if "frames" in checked:
@@ -408,7 +483,11 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
             v.error(f"{key}.name", "invalid atlas name", expected="letters, digits, '_', '-', '.'", found=repr(aname))
             continue
         if aname in atlas_names or aname in names:
-            v.error(f"{key}.name", f"duplicate name '{aname}'", hint="atlas names must differ from each other and from sprite names")
+            v.error(
+                f"{key}.name",
+                f"duplicate name '{aname}'",
+                hint="atlas names must differ from each other and from sprite names",
+            )
             continue
         atlas_names.add(aname)
         matched: list[str] = []
@@ -421,28 +500,54 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
             v.error(f"{key}.sprites", "atlas names no sprite", expected="at least one sprite name or glob")
         for n in matched:
             if n in owner:
-                v.error(f"{key}.sprites", f"sprite '{n}' is already in atlas '{owner[n]}'", sprite=n,
-                        hint="a sprite belongs to at most one atlas")
+                v.error(
+                    f"{key}.sprites",
+                    f"sprite '{n}' is already in atlas '{owner[n]}'",
+                    sprite=n,
+                    hint="a sprite belongs to at most one atlas",
+                )
             owner.setdefault(n, aname)
         matched = [n for n in matched if owner[n] == aname]
         max_w, max_h = fields.get("max_size", (2048, 2048))
         for n in matched:
             s = next(s for s in sprites if s.name == n)
             if s.width > max_w or s.height > max_h:
-                v.error(f"{key}.max_size", f"sprite '{n}' ({s.width}x{s.height}) does not fit a {max_w}x{max_h} page", sprite=n)
+                v.error(
+                    f"{key}.max_size",
+                    f"sprite '{n}' ({s.width}x{s.height}) does not fit a {max_w}x{max_h} page",
+                    sprite=n,
+                )
         atlases.append(
             AtlasSpec(
-                name=aname, index=i, patterns=tuple(fields.get("sprites", [])), sprites=tuple(matched),
-                max_width=max_w, max_height=max_h, padding=fields.get("padding", 1), extrude=fields.get("extrude", 0),
-                power_of_two=fields.get("power_of_two", False), square=fields.get("square", False), trim=fields.get("trim", False),
+                name=aname,
+                index=i,
+                patterns=tuple(fields.get("sprites", [])),
+                sprites=tuple(matched),
+                max_width=max_w,
+                max_height=max_h,
+                padding=fields.get("padding", 1),
+                extrude=fields.get("extrude", 0),
+                power_of_two=fields.get("power_of_two", False),
+                square=fields.get("square", False),
+                trim=fields.get("trim", False),
             )
         )
     # every sprite not in an atlas gets its own sheet
     for s in sprites:
         if s.name not in owner:
             side = 4096
-            atlases.append(AtlasSpec(name=s.name, index=-1, patterns=(s.name,), sprites=(s.name,), max_width=side,
-                                     max_height=side, padding=0, implicit=True))
+            atlases.append(
+                AtlasSpec(
+                    name=s.name,
+                    index=-1,
+                    patterns=(s.name,),
+                    sprites=(s.name,),
+                    max_width=side,
+                    max_height=side,
+                    padding=0,
+                    implicit=True,
+                )
+            )
     return atlases
 
 
@@ -470,7 +575,11 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
     for target, table in raw.items():
         key = f"export.{target}"
         if target not in known:
-            v.error(key, f"unknown export target '{target}'", hint=suggest(target, known) or f"valid targets: {', '.join(known)}")
+            v.error(
+                key,
+                f"unknown export target '{target}'",
+                hint=suggest(target, known) or f"valid targets: {', '.join(known)}",
+            )
             continue
         fields = v.table(key, table, EXPORT_FIELDS.get(target, {}))
         if target in ("godot", "bevy"):
@@ -482,8 +591,13 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
             continue
         base_path = _inside(root, base)
         if base_path is None:
-            v.error(f"{key}.{base_key}", "path is outside the project root", expected=f"a folder inside {root}", found=repr(base),
-                    hint="put sparky.toml in a folder that contains the game project")
+            v.error(
+                f"{key}.{base_key}",
+                "path is outside the project root",
+                expected=f"a folder inside {root}",
+                found=repr(base),
+                hint="put sparky.toml in a folder that contains the game project",
+            )
             continue
         clean = _clean_dir(sub)
         if clean is None:
@@ -491,18 +605,26 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
             continue
         target_root = (base_path / clean) if clean else base_path
         where = f"{key}.{'dir' if target in ('godot', 'bevy') and 'dir' in fields else base_key}"
-        clash = next((r for r in roots if r == target_root or r in target_root.parents or target_root in r.parents), None)
+        clash = next(
+            (r for r in roots if r == target_root or r in target_root.parents or target_root in r.parents), None
+        )
         if clash is not None:
-            v.error(where, f"output folder {target_root.relative_to(root).as_posix() or '.'} overlaps {roots[clash]}'s",
-                    hint="give each export target a folder of its own")
+            v.error(
+                where,
+                f"output folder {target_root.relative_to(root).as_posix() or '.'} overlaps {roots[clash]}'s",
+                hint="give each export target a folder of its own",
+            )
             continue
         if any(target_root == r or r in target_root.parents or target_root in r.parents for r in reserved):
             v.error(where, "output folder overlaps .sparky/ or sparky-generated/", hint="choose another folder")
             continue
         held = [p for p in inputs if target_root in p.parents]
         if held:
-            v.error(where, f"output folder holds an input of the build ({held[0].relative_to(root).as_posix()})",
-                    hint="outputs would overwrite sources: keep art and palettes outside export folders")
+            v.error(
+                where,
+                f"output folder holds an input of the build ({held[0].relative_to(root).as_posix()})",
+                hint="outputs would overwrite sources: keep art and palettes outside export folders",
+            )
             continue
         roots[target_root] = key
         settings = dict(fields)

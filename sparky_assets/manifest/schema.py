@@ -9,9 +9,10 @@ root.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 MANIFEST_NAME = "sparky.toml"
 MAX_SPRITE_SIDE = 4096
@@ -35,7 +36,9 @@ class Field:
 
 
 PROJECT_FIELDS: dict[str, Field] = {
-    "name": Field("str", "Project name; shown in summaries and sent in hot-reload messages.", required=True, example='"dungeon"'),
+    "name": Field(
+        "str", "Project name; shown in summaries and sent in hot-reload messages.", required=True, example='"dungeon"'
+    ),
     "out": Field("str", "Output folder for sheets, generic exports and reports (inside the project).", "build/sprites"),
     "palette": Field("str", "Default palette: a built-in name or a .hex/.gpl/.pal/.png file.", "pico-8"),
     "seed": Field("int", "Base seed; a sprite's default seed is derived from it and the sprite's name.", 0, minimum=0),
@@ -45,12 +48,21 @@ PROJECT_FIELDS: dict[str, Field] = {
 }
 
 SPRITE_FIELDS: dict[str, Field] = {
-    "name": Field("str", "Unique sprite name: letters, digits, `_ - .`; no path separators.", required=True, example='"hero"'),
+    "name": Field(
+        "str", "Unique sprite name: letters, digits, `_ - .`; no path separators.", required=True, example='"hero"'
+    ),
     "size": Field("size", "Frame size in pixels, `32` or `[w, h]`, 1..4096. Defaults to `project.size`."),
-    "animations": Field("animations", "Animations: `{ idle = 4, walk = { frames = 6, fps = 12, loop = true } }`. None: a still sprite.", {}),
+    "animations": Field(
+        "animations",
+        "Animations: `{ idle = 4, walk = { frames = 6, fps = 12, loop = true } }`. None: a still sprite.",
+        {},
+    ),
     "fps": Field("number", "Animation speed for animations that set none.", minimum=0.1, maximum=240),
     "loop": Field("bool", "Whether animations loop by default.", True),
-    "generator": Field("str", "`procedural`, `image`, `diffusion` or a plugin's name. Defaults to `project.generator` (or `image` when `source` is set)."),
+    "generator": Field(
+        "str",
+        "`procedural`, `image`, `diffusion` or a plugin's name. Defaults to `project.generator` (or `image` when `source` is set).",
+    ),
     "prompt": Field("str", "Text prompt (diffusion); a style hint for other generators."),
     "negative_prompt": Field("str", "Negative prompt (diffusion)."),
     "seed": Field("int", "Generation seed; default derived from `project.seed` and the name.", minimum=0),
@@ -58,10 +70,16 @@ SPRITE_FIELDS: dict[str, Field] = {
     "style": Field("str", "Procedural style: `creature`, `character`, `item`, `tile`."),
     "source": Field("str", "Hand-drawn PNG (a single frame or a sheet sliced by `grid`)."),
     "grid": Field("pair", "Cell size `[w, h]` for slicing `source`; frames are read row by row."),
-    "strength": Field("number", "img2img strength of frames after the first (diffusion), 0..1.", minimum=0.0, maximum=1.0),
-    "pixelize": Field("table", "Collapse high-resolution fake pixel art: `{ grid = [8, 8], background = \"auto\" }`."),
-    "outline": Field("outline", "Add a 1-px outline: `true` (darkest palette colour) or a colour `\"#1a1c2c\"`.", False),
-    "dither": Field("dither", "Ordered dithering when locking to the palette: `none`, `bayer2`, `bayer4`, `bayer8` (or `true` = bayer4).", "none"),
+    "strength": Field(
+        "number", "img2img strength of frames after the first (diffusion), 0..1.", minimum=0.0, maximum=1.0
+    ),
+    "pixelize": Field("table", 'Collapse high-resolution fake pixel art: `{ grid = [8, 8], background = "auto" }`.'),
+    "outline": Field("outline", 'Add a 1-px outline: `true` (darkest palette colour) or a colour `"#1a1c2c"`.', False),
+    "dither": Field(
+        "dither",
+        "Ordered dithering when locking to the palette: `none`, `bayer2`, `bayer4`, `bayer8` (or `true` = bayer4).",
+        "none",
+    ),
 }
 
 ATLAS_FIELDS: dict[str, Field] = {
@@ -69,7 +87,13 @@ ATLAS_FIELDS: dict[str, Field] = {
     "sprites": Field("str-list", "Sprite names or globs (`slime*`) packed into this atlas.", required=True),
     "max_size": Field("size", "Largest page size; more pages are made when one is full.", [2048, 2048]),
     "padding": Field("int", "Empty pixels between packed frames.", 1, minimum=0, maximum=64),
-    "extrude": Field("int", "Repeat each frame's edge pixels this many times around it (no bleeding when filtering).", 0, minimum=0, maximum=16),
+    "extrude": Field(
+        "int",
+        "Repeat each frame's edge pixels this many times around it (no bleeding when filtering).",
+        0,
+        minimum=0,
+        maximum=16,
+    ),
     "power_of_two": Field("bool", "Round page sizes up to powers of two.", False),
     "square": Field("bool", "Make pages square.", False),
     "trim": Field("bool", "Cut transparent borders off frames (offsets are exported).", False),
@@ -77,7 +101,9 @@ ATLAS_FIELDS: dict[str, Field] = {
 
 EXPORT_FIELDS: dict[str, dict[str, Field]] = {
     "godot": {
-        "project": Field("str", "Godot project root (the folder with `project.godot`), inside the sparky project.", required=True),
+        "project": Field(
+            "str", "Godot project root (the folder with `project.godot`), inside the sparky project.", required=True
+        ),
         "dir": Field("str", "Folder under the Godot project for the exported files (`res://<dir>/…`).", "sprites"),
     },
     "bevy": {
@@ -85,10 +111,15 @@ EXPORT_FIELDS: dict[str, dict[str, Field]] = {
         "dir": Field("str", "Folder under `assets/` for the exported files.", "sprites"),
     },
     "texturepacker": {
-        "dir": Field("str", "Folder (inside the project) for TexturePacker JSON (hash) files; default `<project.out>/texturepacker`."),
+        "dir": Field(
+            "str",
+            "Folder (inside the project) for TexturePacker JSON (hash) files; default `<project.out>/texturepacker`.",
+        ),
     },
     "aseprite": {
-        "dir": Field("str", "Folder (inside the project) for Aseprite JSON (array) files; default `<project.out>/aseprite`."),
+        "dir": Field(
+            "str", "Folder (inside the project) for Aseprite JSON (array) files; default `<project.out>/aseprite`."
+        ),
     },
 }
 

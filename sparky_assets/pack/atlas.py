@@ -117,7 +117,7 @@ def build_atlas(
             if bounds is None:
                 bounds = (0, 0, 1, 1)  # fully transparent: keep one pixel
             ox, oy, bw, bh = bounds
-            content = f.image[oy:oy + bh, ox:ox + bw]
+            content = f.image[oy : oy + bh, ox : ox + bw]
         digest = hashlib.sha256(np.ascontiguousarray(content).tobytes() + repr(content.shape).encode()).digest()
         if digest not in unique_of:
             unique_of[digest] = len(unique)
@@ -132,7 +132,7 @@ def build_atlas(
     for u, (img, place) in enumerate(zip(unique, result.placements)):
         block = extrude_frame(img, extrude)
         bh, bw = block.shape[:2]
-        pages[place.page][place.y:place.y + bh, place.x:place.x + bw] = block
+        pages[place.page][place.y : place.y + bh, place.x : place.x + bw] = block
         x, y = place.x + extrude, place.y + extrude
         slot = len(page_rects[place.page])
         page_rects[place.page].append((x, y, img.shape[1], img.shape[0]))
@@ -141,12 +141,17 @@ def build_atlas(
     packed: list[PackedFrame] = []
     for f, (u, ox, oy, sw, sh) in zip(frames, placement_of_frame):
         page, slot, x, y = slot_of_unique[u]
-        packed.append(PackedFrame(f.sprite, f.animation, f.frame, page, slot, x, y, unique[u].shape[1], unique[u].shape[0],
-                                  ox, oy, sw, sh))
+        packed.append(
+            PackedFrame(
+                f.sprite, f.animation, f.frame, page, slot, x, y, unique[u].shape[1], unique[u].shape[0], ox, oy, sw, sh
+            )
+        )
     members: dict[tuple[str, str | None], list[int]] = {}
     for i, p in enumerate(packed):
         members.setdefault((p.sprite, p.animation), []).append(i)
-    infos = [AnimationInfo(sprite, anim, fps, loop, tuple(members.get((sprite, anim), ())))
-             for sprite, anim, fps, loop in animations]
+    infos = [
+        AnimationInfo(sprite, anim, fps, loop, tuple(members.get((sprite, anim), ())))
+        for sprite, anim, fps, loop in animations
+    ]
     sprites = tuple(dict.fromkeys(f.sprite for f in frames))
     return PackedAtlas(name, tuple(pages), tuple(tuple(r) for r in page_rects), tuple(packed), tuple(infos), sprites)

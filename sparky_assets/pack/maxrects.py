@@ -45,8 +45,8 @@ dropped (they can never be used), except on the growable page's right/bottom bor
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -65,8 +65,7 @@ _NO_FIT = np.iinfo(np.int64).max
 _PLACEMENT_BUDGET = 2000
 
 # Starting page size (area scale, width/height) of each attempt, most useful first.
-_PAGE_STARTS = tuple((scale, aspect) for scale in (1.0, 1.1, 1.05, 1.2)
-                     for aspect in (1.0, 1.3, 1 / 1.3))
+_PAGE_STARTS = tuple((scale, aspect) for scale in (1.0, 1.1, 1.05, 1.2) for aspect in (1.0, 1.3, 1 / 1.3))
 
 # A page that is full grows by 1/_GROWTH_DIVISOR of its side (at least the rect):
 # small steps keep the final bounding box tight.
@@ -141,8 +140,7 @@ def pack_maxrects(
     max_width, max_height, padding = int(max_width), int(max_height), int(padding)
 
     limit_w, limit_h = _usable_max(max_width, max_height, power_of_two, square)
-    widths, heights = _validated_sizes(sizes, limit_w, limit_h, max_width, max_height,
-                                       power_of_two, square)
+    widths, heights = _validated_sizes(sizes, limit_w, limit_h, max_width, max_height, power_of_two, square)
     count = len(widths)
     if count == 0:
         return PackResult(placements=(), page_sizes=())
@@ -153,8 +151,7 @@ def pack_maxrects(
     padded_w = widths + padding
     padded_h = heights + padding
     best: tuple[tuple[int, int], PackResult] | None = None
-    for order, sizing in _attempts(widths, heights, count, limit_w, limit_h, padding,
-                                   power_of_two, square):
+    for order, sizing in _attempts(widths, heights, count, limit_w, limit_h, padding, power_of_two, square):
         pages, xs, ys = _pack_in_order(order, padded_w, heights=padded_h, sizing=sizing)
         result = _finish(pages, xs, ys, widths, heights, sizing)
         # Fewest pages, then least page area; the earlier attempt wins a tie.
@@ -204,29 +201,34 @@ def _validated_sizes(
         try:
             w, h = size
         except (TypeError, ValueError):
-            raise PackError(f"rect {index}: expected a (width, height) pair, found {size!r}",
-                            index=index) from None
+            raise PackError(f"rect {index}: expected a (width, height) pair, found {size!r}", index=index) from None
         if not (_is_int(w) and _is_int(h)) or w < 1 or h < 1:
-            raise PackError(f"rect {index}: width and height must be integers >= 1, "
-                            f"found {w!r}x{h!r}", index=index)
+            raise PackError(f"rect {index}: width and height must be integers >= 1, found {w!r}x{h!r}", index=index)
         if w > limit_w or h > limit_h:
             limit = f"{limit_w}x{limit_h} px"
             if (limit_w, limit_h) != (max_w, max_h):
-                rules = " and ".join(r for r, on in (("power_of_two", power_of_two),
-                                                     ("square", square)) if on)
+                rules = " and ".join(r for r, on in (("power_of_two", power_of_two), ("square", square)) if on)
                 limit += f" (max size {max_w}x{max_h} px with {rules})"
             raise PackError(
-                f"rect {index} is {int(w)}x{int(h)} px, larger than the maximum page "
-                f"size {limit}",
-                index=index, size=(int(w), int(h)), max_size=(limit_w, limit_h),
+                f"rect {index} is {int(w)}x{int(h)} px, larger than the maximum page size {limit}",
+                index=index,
+                size=(int(w), int(h)),
+                max_size=(limit_w, limit_h),
             )
         widths[index], heights[index] = w, h
     return widths, heights
 
 
-def _attempts(widths: np.ndarray, heights: np.ndarray, count: int, limit_w: int,
-              limit_h: int, padding: int, power_of_two: bool,
-              square: bool) -> list[tuple[np.ndarray, _PageSizing]]:
+def _attempts(
+    widths: np.ndarray,
+    heights: np.ndarray,
+    count: int,
+    limit_w: int,
+    limit_h: int,
+    padding: int,
+    power_of_two: bool,
+    square: bool,
+) -> list[tuple[np.ndarray, _PageSizing]]:
     """(order, page sizing) pairs to try, best first, within the placement budget.
     Orders or sizings that coincide (equal-sized frames sort the same every way) are
     tried once."""
@@ -255,10 +257,10 @@ def _sort_orders(widths: np.ndarray, heights: np.ndarray) -> list[np.ndarray]:
     short_side = np.minimum(widths, heights)
     area = widths * heights
     return [
-        np.lexsort((-short_side, -long_side)),   # longest side, then shortest side
-        np.lexsort((-long_side, -area)),         # area
-        np.lexsort((-widths, -heights)),         # height, then width
-        np.lexsort((-heights, -widths)),         # width, then height
+        np.lexsort((-short_side, -long_side)),  # longest side, then shortest side
+        np.lexsort((-long_side, -area)),  # area
+        np.lexsort((-widths, -heights)),  # height, then width
+        np.lexsort((-heights, -widths)),  # width, then height
     ]
 
 
@@ -311,8 +313,7 @@ class _PageSizing:
                     continue
                 if (width + pad) * (height + pad) >= area:
                     # smallest area, then the most square, then wider rather than taller
-                    rank = (width * height, abs(width.bit_length() - height.bit_length()),
-                            -width)
+                    rank = (width * height, abs(width.bit_length() - height.bit_length()), -width)
                     if best is None or rank < best[0]:
                         best = (rank, (width, height))
                     break
@@ -348,16 +349,16 @@ class _PageSizing:
         return min(used_w, self.max_w), min(used_h, self.max_h)
 
 
-def _finish(pages: np.ndarray, xs: np.ndarray, ys: np.ndarray, widths: np.ndarray,
-            heights: np.ndarray, sizing: _PageSizing) -> PackResult:
+def _finish(
+    pages: np.ndarray, xs: np.ndarray, ys: np.ndarray, widths: np.ndarray, heights: np.ndarray, sizing: _PageSizing
+) -> PackResult:
     page_count = int(pages.max()) + 1
     used_w = np.zeros(page_count, dtype=np.int64)
     used_h = np.zeros(page_count, dtype=np.int64)
     np.maximum.at(used_w, pages, xs + widths)
     np.maximum.at(used_h, pages, ys + heights)
     page_sizes = tuple(sizing.final(int(w), int(h)) for w, h in zip(used_w, used_h))
-    placements = tuple(Placement(int(p), int(x), int(y))
-                       for p, x, y in zip(pages.tolist(), xs.tolist(), ys.tolist()))
+    placements = tuple(Placement(int(p), int(x), int(y)) for p, x, y in zip(pages.tolist(), xs.tolist(), ys.tolist()))
     return PackResult(placements=placements, page_sizes=page_sizes)
 
 
@@ -477,14 +478,17 @@ def _pack_in_order(
                 page_dims[last] = grown
                 last_growable = sizing.grown(*grown, w, h) != grown
                 continue
-            size = sizing.initial(area_left[step], max_w_left[step] - pad,
-                                  max_h_left[step] - pad)
+            size = sizing.initial(area_left[step], max_w_left[step] - pad, max_h_left[step] - pad)
             page = last + 1
             page_dims.append(size)
             last_growable = sizing.grown(*size, w, h) != size
             bin_w, bin_h = size[0] + pad, size[1] + pad
-            free.append(np.array([[page * lane], [0], [-(page * lane + bin_w)], [-bin_h],
-                                  [bin_w], [bin_h], [page * page_stride]], dtype=np.int64))
+            free.append(
+                np.array(
+                    [[page * lane], [0], [-(page * lane + bin_w)], [-bin_h], [bin_w], [bin_h], [page * page_stride]],
+                    dtype=np.int64,
+                )
+            )
 
         ux = int(cols[_X, best])
         uy = int(cols[_Y, best])
@@ -493,8 +497,7 @@ def _pack_in_order(
         border = None
         if last_growable and page == len(page_dims) - 1:
             border = (page * lane + page_dims[page][0] + pad, page_dims[page][1] + pad)
-        _split_free(free, ux, uy, ux + w, uy + h, page * page_stride,
-                    min_w_after[step], min_h_after[step], border)
+        _split_free(free, ux, uy, ux + w, uy + h, page * page_stride, min_w_after[step], min_h_after[step], border)
 
     pages = np.empty(count, dtype=np.int64)
     xs = np.empty(count, dtype=np.int64)
@@ -503,8 +506,17 @@ def _pack_in_order(
     return pages, xs, ys
 
 
-def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: int,
-                min_w: int, min_h: int, border: tuple[int, int] | None) -> None:
+def _split_free(
+    free: _FreeRects,
+    ux: int,
+    uy: int,
+    ur: int,
+    ub: int,
+    page_key: int,
+    min_w: int,
+    min_h: int,
+    border: tuple[int, int] | None,
+) -> None:
     """Remove the placed rect [ux, ur) x [uy, ub) from the free rects.
 
     Only the few rects near the placed one take part, so this is plain Python: numpy
@@ -540,8 +552,9 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
         useful = [p for p in pieces if p[2] - p[0] >= min_w and p[3] - p[1] >= min_h]
     else:  # a thin piece on the right/bottom border widens when the page grows
         border_r, border_b = border
-        useful = [p for p in pieces if (p[2] - p[0] >= min_w and p[3] - p[1] >= min_h)
-                  or p[2] == border_r or p[3] == border_b]
+        useful = [
+            p for p in pieces if (p[2] - p[0] >= min_w and p[3] - p[1] >= min_h) or p[2] == border_r or p[3] == border_b
+        ]
 
     # Largest first: a piece inside another piece then always meets that piece (or
     # one containing it) among the survivors already kept; of identical pieces the
@@ -565,8 +578,9 @@ def _split_free(free: _FreeRects, ux: int, uy: int, ur: int, ub: int, page_key: 
     free.replace(holes, survivors)
 
 
-def _grow_page(free: _FreeRects, page: int, lane: int, page_stride: int,
-               old: tuple[int, int], new: tuple[int, int], pad: int) -> None:
+def _grow_page(
+    free: _FreeRects, page: int, lane: int, page_stride: int, old: tuple[int, int], new: tuple[int, int], pad: int
+) -> None:
     """Enlarge one page's bin from ``old`` to ``new`` (real sizes) keeping the free
     list maximal: rects touching the old right/bottom border stretch to the new one,
     and the new strips are added unless a stretched rect already covers them.
@@ -590,5 +604,4 @@ def _grow_page(free: _FreeRects, page: int, lane: int, page_stride: int,
     page_rects = cols[:4, on_page].T.tolist()  # (x, y, -r, -b)
     for x, y, r, b in strips:
         if not any(q[0] <= x and q[1] <= y and q[2] <= -r and q[3] <= -b for q in page_rects):
-            free.append(np.array([[x], [y], [-r], [-b], [r - x], [b - y], [page * page_stride]],
-                                 dtype=np.int64))
+            free.append(np.array([[x], [y], [-r], [-b], [r - x], [b - y], [page * page_stride]], dtype=np.int64))

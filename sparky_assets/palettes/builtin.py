@@ -14,10 +14,7 @@ from .model import Palette
 
 
 def _from_hex_list(name: str, hex_list: str) -> Palette:
-    colors = tuple(
-        (int(token[0:2], 16), int(token[2:4], 16), int(token[4:6], 16))
-        for token in hex_list.split()
-    )
+    colors = tuple((int(token[0:2], 16), int(token[2:4], 16), int(token[4:6], 16)) for token in hex_list.split())
     if len(set(colors)) != len(colors):  # a typo here must not ship silently
         raise ValueError(f"built-in palette {name!r} has duplicate colours")
     return Palette(name, colors)

@@ -97,8 +97,7 @@ def load_palette(
         )
     if not path.is_file():
         raise palette_error(
-            f"palette file '{text}' not found" if not path.exists()
-            else f"palette path '{text}' is not a file",
+            f"palette file '{text}' not found" if not path.exists() else f"palette path '{text}' is not a file",
             file=manifest_file,
             key=key,
             hint="paths are relative to the project root",

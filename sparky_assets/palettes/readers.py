@@ -16,8 +16,8 @@ from __future__ import annotations
 import io
 import re
 import struct
-from pathlib import Path
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -60,7 +60,6 @@ def palette_error(
     )
 
 
-
 def _decode_text(data: bytes) -> str:
     """UTF-8 (with or without BOM); palette names from old tools may be Latin-1."""
     try:
@@ -69,9 +68,7 @@ def _decode_text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _finish(
-    name: str, colors: Iterable[tuple[int, int, int]], *, file: str, format_name: str
-) -> Palette:
+def _finish(name: str, colors: Iterable[tuple[int, int, int]], *, file: str, format_name: str) -> Palette:
     """Drop repeats (first kept), then enforce 1..256 colours."""
     unique = tuple(dict.fromkeys(colors))
     if not unique:
@@ -212,9 +209,7 @@ def parse_gpl(data: bytes, *, name: str, file: str) -> Palette:
                     )
                 channels = len(mode)
             continue
-        values = _parse_rgb_fields(
-            line_text, stripped.split(), file=file, line_number=line_number, count=channels
-        )
+        values = _parse_rgb_fields(line_text, stripped.split(), file=file, line_number=line_number, count=channels)
         colors.append((values[0], values[1], values[2]))
     return _finish(palette_name, colors, file=file, format_name="GIMP")
 
@@ -312,9 +307,7 @@ def parse_riff_pal(data: bytes, *, name: str, file: str) -> Palette:
                     expected=f"{count} entries ({4 + 4 * count} bytes)",
                     found=f"{len(body)} bytes",
                 )
-            colors = [
-                (body[4 + 4 * i], body[5 + 4 * i], body[6 + 4 * i]) for i in range(count)
-            ]
+            colors = [(body[4 + 4 * i], body[5 + 4 * i], body[6 + 4 * i]) for i in range(count)]
             return _finish(name, colors, file=file, format_name="RIFF PAL")
         offset += 8 + chunk_size + (chunk_size & 1)  # RIFF chunks are word-aligned
     raise palette_error(
@@ -359,9 +352,7 @@ def parse_png(data: bytes, *, name: str, file: str) -> Palette:
         )
     opaque = rgba[alpha == 255][:, :3]  # boolean indexing keeps row-major order
     packed = (
-        (opaque[:, 0].astype(np.uint32) << 16)
-        | (opaque[:, 1].astype(np.uint32) << 8)
-        | opaque[:, 2].astype(np.uint32)
+        (opaque[:, 0].astype(np.uint32) << 16) | (opaque[:, 1].astype(np.uint32) << 8) | opaque[:, 2].astype(np.uint32)
     )
     values, first_index = np.unique(packed, return_index=True)
     if len(values) > MAX_COLORS:

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -189,8 +190,9 @@ def _residue_means(profile: np.ndarray, period: int) -> np.ndarray:
     return sums / counts
 
 
-def _resolve_octaves(profiles: Sequence[np.ndarray], phases: Sequence[int], winner: int,
-                     score: np.ndarray | None = None) -> int:
+def _resolve_octaves(
+    profiles: Sequence[np.ndarray], phases: Sequence[int], winner: int, score: np.ndarray | None = None
+) -> int:
     """The smallest divisor of the winning period whose in-between lines are real.
 
     Period detection's classic error is an octave: a multiple ``kP`` of the true
@@ -237,8 +239,9 @@ def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX
         winner = int(sx.periods[w])
         period = _resolve_octaves([profile_x, profile_y], [int(sx.phase[w]), int(sy.phase[w])], winner, score)
         i = period - MIN_PERIOD
-        confidence = (_significance(profile_x, limit, float(sx.score[i]))
-                      + _significance(profile_y, limit, float(sy.score[i]))) / 2
+        confidence = (
+            _significance(profile_x, limit, float(sx.score[i])) + _significance(profile_y, limit, float(sy.score[i]))
+        ) / 2
         return Grid(period, period, (int(sx.phase[i]) + 1) % period, (int(sy.phase[i]) + 1) % period, confidence)
     axes = []
     for profile, limit in ((profile_x, limit_x), (profile_y, limit_y)):
@@ -247,8 +250,9 @@ def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX
         winner = int(scores.periods[w])
         period = _resolve_octaves([profile], [int(scores.phase[w])], winner, scores.score)
         i = period - MIN_PERIOD
-        axes.append((period, (int(scores.phase[i]) + 1) % period,
-                     _significance(profile, limit, float(scores.score[i]))))
+        axes.append(
+            (period, (int(scores.phase[i]) + 1) % period, _significance(profile, limit, float(scores.score[i])))
+        )
     (px, fx, cx), (py, fy, cy) = axes
     return Grid(px, py, fx, fy, (cx + cy) / 2)
 
@@ -427,7 +431,9 @@ def _close_to(cells: np.ndarray, colour: Sequence[int], tolerance: int) -> np.nd
     return difference.max(axis=-1) <= tolerance
 
 
-def background_mask(cells: np.ndarray, background: Background = "auto", tolerance: int = DEFAULT_TOLERANCE) -> np.ndarray:
+def background_mask(
+    cells: np.ndarray, background: Background = "auto", tolerance: int = DEFAULT_TOLERANCE
+) -> np.ndarray:
     """Boolean mask of background cells in a collapsed image.
 
     Cells that were already transparent (alpha < 128) are always background.
@@ -492,7 +498,9 @@ def _window(count: int, target: int, content: tuple[int, int], partial: np.ndarr
     return best_start
 
 
-def _fit_to_target(cells: np.ndarray, partial_x: np.ndarray, partial_y: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+def _fit_to_target(
+    cells: np.ndarray, partial_x: np.ndarray, partial_y: np.ndarray, target: tuple[int, int]
+) -> np.ndarray:
     target_w, target_h = target
     opaque = cells[..., 3] == 255
     out = np.zeros((target_h, target_w, 4), np.uint8)
@@ -515,6 +523,7 @@ def _fit_to_target(cells: np.ndarray, partial_x: np.ndarray, partial_y: np.ndarr
         out[oy : oy + new_h, ox : ox + new_w] = resampled
         return out
     height, width = cells.shape[:2]
+
     # Per axis: crop a window (when there are more cells) or pad centred (fewer).
     def axis(count: int, size: int, span: tuple[int, int], partial: np.ndarray) -> tuple[int, int, int]:
         if count >= size:
@@ -540,7 +549,6 @@ def _plausible(grid: Grid, size: tuple[int, int], target: tuple[int, int]) -> bo
         return True
     cells = (size[0] / grid.period_x, size[1] / grid.period_y)
     return all(t * 0.8 - 1 <= c <= t * 1.25 + 2 for c, t in zip(cells, target))
-
 
 
 def pixelize(

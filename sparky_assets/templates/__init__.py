@@ -37,13 +37,29 @@ def _manifest(name: str, engine: str) -> dict:
     doc: dict = {
         "project": {"name": name, "out": "build/sprites", "palette": "palettes/sweetie-16.hex", "seed": 1},
         "sprite": [
-            {"name": "hero", "size": [16, 16], "style": "character", "animations": {"idle": 4, "walk": 6}, "fps": 8, "outline": True},
-            {"name": "slime", "size": [16, 16], "style": "creature", "animations": {"idle": 4}, "fps": 6, "outline": True},
+            {
+                "name": "hero",
+                "size": [16, 16],
+                "style": "character",
+                "animations": {"idle": 4, "walk": 6},
+                "fps": 8,
+                "outline": True,
+            },
+            {
+                "name": "slime",
+                "size": [16, 16],
+                "style": "creature",
+                "animations": {"idle": 4},
+                "fps": 6,
+                "outline": True,
+            },
             {"name": "coin", "size": [8, 8], "style": "item", "animations": {"spin": 4}, "fps": 10},
             {"name": "grass", "size": [16, 16], "style": "tile"},
         ],
-        "atlas": [{"name": "characters", "sprites": ["hero", "slime"], "padding": 1, "max_size": 512},
-                  {"name": "world", "sprites": ["coin", "grass"], "padding": 1, "max_size": 512}],
+        "atlas": [
+            {"name": "characters", "sprites": ["hero", "slime"], "padding": 1, "max_size": 512},
+            {"name": "world", "sprites": ["coin", "grass"], "padding": 1, "max_size": 512},
+        ],
     }
     if engine == "godot":
         doc["export"] = {"godot": {"project": ".", "dir": "sprites"}}
@@ -61,8 +77,10 @@ def write_template(directory: Path, engine: str, name: str | None = None) -> lis
         raise InvalidInput(Diagnostic("a manifest already exists here; not overwriting it", file=str(target)))
     directory.mkdir(parents=True, exist_ok=True)
     name = name or directory.resolve().name or "game"
-    header = ("# sparky-assets manifest — reference: docs/manifest.md\n"
-              "# build with: sparky-assets build    watch: sparky-assets watch\n\n")
+    header = (
+        "# sparky-assets manifest — reference: docs/manifest.md\n"
+        "# build with: sparky-assets build    watch: sparky-assets watch\n\n"
+    )
     target.write_text(header + tomli_w.dumps(_manifest(name, engine)), encoding="utf-8")
     palette = directory / "palettes" / "sweetie-16.hex"
     palette.parent.mkdir(exist_ok=True)
@@ -70,8 +88,11 @@ def write_template(directory: Path, engine: str, name: str | None = None) -> lis
     written = [target, palette]
     if engine == "godot" and not (directory / "project.godot").exists():
         pg = directory / "project.godot"
-        pg.write_text('config_version=5\n\n[application]\n\nconfig/name="' + name + '"\n\n'
-                      '[rendering]\n\ntextures/canvas_textures/default_texture_filter=0\n', encoding="utf-8")
+        pg.write_text(
+            'config_version=5\n\n[application]\n\nconfig/name="' + name + '"\n\n'
+            "[rendering]\n\ntextures/canvas_textures/default_texture_filter=0\n",
+            encoding="utf-8",
+        )
         written.append(pg)
     if engine == "bevy":
         (directory / "assets").mkdir(exist_ok=True)

@@ -3,7 +3,7 @@
 The change source is injectable: :class:`FileWatcher` (watchdog) puts changed paths
 on a queue; :class:`WatchSession` takes batches off it — a burst of saves is
 debounced into one rebuild — runs an incremental build with a long-lived
-:class:`~sparky_assets.build.engine.Builder` (generators and their models stay
+:class:`~sparky_assets.pipeline.engine.Builder` (generators and their models stay
 loaded), and publishes ``build-started`` → ``assets-changed`` (only when files changed)
 → ``build-finished``, or ``build-failed`` with every diagnostic. A failed build never
 stops the session and leaves the last good outputs in place. After every build the
@@ -17,18 +17,18 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..build.engine import BuildOptions, Builder, ResolvedProject
-from ..build.report import BuildReport
 from ..errors import Diagnostic, InvalidInput, SparkyError
 from ..hotreload.protocol import Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
+from ..pipeline.engine import Builder, BuildOptions, ResolvedProject
+from ..pipeline.report import BuildReport
 
 
 def watched_files(manifest_path: Path, project: ResolvedProject | None = None) -> set[Path]:
@@ -71,7 +71,7 @@ class FileWatcher(FileSystemEventHandler):
     watches are re-laid. Changes of watched files (writes, atomic replaces, creations,
     deletions) go onto ``changes``."""
 
-    def __init__(self, changes: "queue.Queue[Path]", root: Path):
+    def __init__(self, changes: queue.Queue[Path], root: Path):
         self.changes = changes
         self.root = Path(root)
         self.observer = Observer()
@@ -113,7 +113,11 @@ class FileWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        paths = [Path(p if isinstance(p, str) else p.decode()) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        paths = [
+            Path(p if isinstance(p, str) else p.decode())
+            for p in (event.src_path, getattr(event, "dest_path", ""))
+            if p
+        ]
         if event.is_directory:
             if event.event_type == "modified":  # a file inside changed: handled by its own event
                 return
@@ -136,10 +140,17 @@ class FileWatcher(FileSystemEventHandler):
 
 
 class WatchSession:
-    def __init__(self, manifest_path: Path, publisher: Publisher, changes: "queue.Queue[Path]", *,
-                 debounce_s: float = 0.05, echo: Callable[..., None] = print,
-                 on_files: Callable[[set[Path]], None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self,
+        manifest_path: Path,
+        publisher: Publisher,
+        changes: queue.Queue[Path],
+        *,
+        debounce_s: float = 0.05,
+        echo: Callable[..., None] = print,
+        on_files: Callable[[set[Path]], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         self.manifest_path = manifest_path
         self.root = manifest_path.parent
         self.publisher = publisher
@@ -197,8 +208,19 @@ class WatchSession:
             errors = [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")]
         assets = []
         if report is not None:
-            assets = [Asset(target=a.target, path=a.path, engine_path=a.engine_path, kind=a.kind, change=a.change,
-                            hash=a.hash, sprites=a.sprites, atlas=a.atlas) for a in report.assets]
+            assets = [
+                Asset(
+                    target=a.target,
+                    path=a.path,
+                    engine_path=a.engine_path,
+                    kind=a.kind,
+                    change=a.change,
+                    hash=a.hash,
+                    sprites=a.sprites,
+                    atlas=a.atlas,
+                )
+                for a in report.assets
+            ]
             try:
                 if assets:
                     self.publisher.assets_changed(build, assets)
@@ -215,8 +237,10 @@ class WatchSession:
         except SparkyError:  # a CLI build holds the project: prune next time
             pass
         what = ", ".join(trigger) if trigger else "initial build"
-        counts = f"{len(report.ran['generate'])} generated, {len(report.ran['process'])} processed, " \
-                 f"{len(report.ran['pack'])} packed"
+        counts = (
+            f"{len(report.ran['generate'])} generated, {len(report.ran['process'])} processed, "
+            f"{len(report.ran['pack'])} packed"
+        )
         self.echo(f"[{build}] {what}: {len(assets)} files changed ({counts}) in {duration_ms} ms")
         for w in report.warnings:
             self.echo(f"  warning: {w}")
@@ -225,9 +249,17 @@ class WatchSession:
     def _failed(self, build: int, diagnostics: list[Diagnostic], duration_ms: int) -> None:
         for d in diagnostics:
             self.echo(f"error: {d.format()}", err=True)
-        errors = [BuildError(message=d.format_message() if d.key is None else f"{d.key}: {d.format_message()}",
-                             file=self._rel(Path(d.file)) if d.file else None,
-                             line=d.line, column=d.column, sprite=d.sprite, stage=_stage(d.stage)) for d in diagnostics]
+        errors = [
+            BuildError(
+                message=d.format_message() if d.key is None else f"{d.key}: {d.format_message()}",
+                file=self._rel(Path(d.file)) if d.file else None,
+                line=d.line,
+                column=d.column,
+                sprite=d.sprite,
+                stage=_stage(d.stage),
+            )
+            for d in diagnostics
+        ]
         self.publisher.build_failed(build, errors)
         self.publisher.build_finished(build, False, duration_ms, 0)
         self.echo(f"[{build}] build failed ({len(errors)} problems); keeping the last good outputs")
@@ -240,8 +272,14 @@ def _stage(stage: str | None) -> str | None:
     return stage if stage in _STAGES else None
 
 
-def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bool = False, debounce_s: float = 0.05,
-              echo: Callable[..., None] = print) -> None:
+def run_watch(
+    path: str | Path,
+    *,
+    endpoint: str | None = None,
+    allow_remote: bool = False,
+    debounce_s: float = 0.05,
+    echo: Callable[..., None] = print,
+) -> None:
     """The CLI entry: publisher + real file watcher + session, until Ctrl-C."""
     from ..manifest.load import parse_manifest
 
@@ -255,22 +293,33 @@ def run_watch(path: str | Path, *, endpoint: str | None = None, allow_remote: bo
     endpoint = endpoint or hot.get("endpoint") or "tcp://127.0.0.1:5557"
     allow_remote = allow_remote or bool(hot.get("allow_remote", False))
     if allow_remote:
-        echo("warning: --allow-remote: build events (project, file names, errors) are visible to anyone who can reach "
-             f"{endpoint}; there is no authentication")
+        echo(
+            "warning: --allow-remote: build events (project, file names, errors) are visible to anyone who can reach "
+            f"{endpoint}; there is no authentication"
+        )
     try:
         publisher = Publisher(endpoint, project, allow_remote=allow_remote)
     except ValueError as exc:  # a non-loopback endpoint without --allow-remote
-        raise InvalidInput(Diagnostic(str(exc), key="hot_reload.endpoint",
-                                      hint="pass --allow-remote (or hot_reload.allow_remote = true) to expose it")) from None
-    changes: "queue.Queue[Path]" = queue.Queue()
+        raise InvalidInput(
+            Diagnostic(
+                str(exc),
+                key="hot_reload.endpoint",
+                hint="pass --allow-remote (or hot_reload.allow_remote = true) to expose it",
+            )
+        ) from None
+    changes: queue.Queue[Path] = queue.Queue()
     watcher = FileWatcher(changes, manifest_path.parent)
-    session = WatchSession(manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files)
+    session = WatchSession(
+        manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files
+    )
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
 
     def terminate(signum, frame):  # SIGTERM (docker stop, service managers) stops like Ctrl-C
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         session.run()
     except KeyboardInterrupt:

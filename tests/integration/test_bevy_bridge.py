@@ -29,7 +29,9 @@ def cargo(*args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed (CI installs it)")
     env = dict(os.environ)
-    default = Path("/work/cargo-target") if Path("/work").is_dir() else Path.home() / ".cache/sparky-assets/cargo-target"
+    default = (
+        Path("/work/cargo-target") if Path("/work").is_dir() else Path.home() / ".cache/sparky-assets/cargo-target"
+    )
     env.setdefault("CARGO_TARGET_DIR", str(default))
     env["SPARKY_PYTHON"] = sys.executable
     return subprocess.run(["cargo", *args], cwd=CRATE, env=env, capture_output=True, text=True, timeout=timeout)

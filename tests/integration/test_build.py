@@ -38,7 +38,7 @@ def test_every_opaque_pixel_is_a_palette_colour_of_its_sprite(built):
             assert set(np.unique(px[..., 3])) <= {0, 255}
             opaque = {tuple(int(v) for v in c) for c in px[px[..., 3] == 255][:, :3]}
             assert opaque <= palettes[f["sprite"]], (f["sprite"], opaque - palettes[f["sprite"]])
-            covered[f["page"]][y:y + h, x:x + w] = True
+            covered[f["page"]][y : y + h, x : x + w] = True
         for page, cov in zip(pages, covered):
             # outside frames only transparent pixels or extruded copies of frame edges
             assert set(np.unique(page[..., 3])) <= {0, 255}
@@ -58,7 +58,7 @@ def test_regions_inside_pages_never_overlap_and_keep_padding(built):
         gap = padding[atlas] + 2 * extrude[atlas]
         keys = list(rects)
         for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
+            for b in keys[i + 1 :]:
                 if a[0] != b[0]:
                     continue
                 _, ax, ay, aw, ah = a
@@ -79,10 +79,10 @@ def _frames_by_key(built):
 
 
 def test_sheet_frames_are_the_locked_frames_untrimmed_back_to_source(built):
-    from sparky_assets.build.engine import check
+    from sparky_assets.pipeline.engine import check
 
     project = check(built)
-    from sparky_assets.build.engine import _Build  # the stage functions, run directly
+    from sparky_assets.pipeline.engine import _Build  # the stage functions, run directly
 
     frames = _frames_by_key(built)
     for (atlas, key), (pixels, f) in frames.items():
@@ -99,7 +99,7 @@ def test_sheet_frames_are_the_locked_frames_untrimmed_back_to_source(built):
         sw, sh = f["source_size"]
         ox, oy = f["offset"]
         full = np.zeros((sh, sw, 4), np.uint8)
-        full[oy:oy + pixels.shape[0], ox:ox + pixels.shape[1]] = pixels
+        full[oy : oy + pixels.shape[0], ox : ox + pixels.shape[1]] = pixels
         assert np.array_equal(full, expected), key
 
 
@@ -123,7 +123,7 @@ def test_texturepacker_and_aseprite_cut_out_the_same_frames(built):
                 names = [e["filename"] for e in doc["frames"]]
                 for tag in doc["meta"]["frameTags"]:
                     sprite_anim = tag["name"]
-                    assert all(n.startswith(sprite_anim + "/") for n in names[tag["from"]:tag["to"] + 1])
+                    assert all(n.startswith(sprite_anim + "/") for n in names[tag["from"] : tag["to"] + 1])
                     assert tag["direction"] == "forward"
         assert seen == len(ref), fmt
 
@@ -139,10 +139,12 @@ def test_bevy_atlas_ron_rects_cut_out_the_same_frames(built):
         x0, y0, x1, y1 = rects[int(index)]
         key = sprite if not anim else f"{sprite}/{anim}/{frame}"
         assert np.array_equal(cut(page, x0, y0, x1 - x0, y1 - y0), ref[("characters", key)][0]), key
-    assert "format: 1" in text and 'clips: {' in text and '"walk": (frames: [' in text
+    assert "format: 1" in text and "clips: {" in text and '"walk": (frames: [' in text
 
 
-_TRES_HEADER = re.compile(r'^\[gd_resource type="(SpriteFrames|AtlasTexture)" load_steps=(\d+) format=3 uid="uid://[a-y0-8]+"\]$')
+_TRES_HEADER = re.compile(
+    r'^\[gd_resource type="(SpriteFrames|AtlasTexture)" load_steps=(\d+) format=3 uid="uid://[a-y0-8]+"\]$'
+)
 
 
 def test_godot_tres_files_are_well_formed_godot4_resources(built):
@@ -154,7 +156,9 @@ def test_godot_tres_files_are_well_formed_godot4_resources(built):
         lines = text.splitlines()
         m = _TRES_HEADER.match(lines[0])
         assert m, lines[0]
-        ext = dict(re.findall(r'\[ext_resource type="Texture2D" path="(res://sprites/[^"]+\.png)" id="([^"]+)"\]', text))
+        ext = dict(
+            re.findall(r'\[ext_resource type="Texture2D" path="(res://sprites/[^"]+\.png)" id="([^"]+)"\]', text)
+        )
         ext_ids = set(ext.values())
         subs = re.findall(r'\[sub_resource type="AtlasTexture" id="([^"]+)"\]', text)
         assert int(m.group(2)) == len(ext) + len(subs) + 1

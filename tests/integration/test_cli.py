@@ -33,5 +33,7 @@ def test_watch_refuses_a_non_loopback_endpoint_without_allow_remote(tmp_path, ca
 
 def test_console_script_entry_point_returns_exit_codes(tmp_path):
     """`python -m sparky_assets` (same entry as the console script) exits with the code."""
-    proc = subprocess.run([sys.executable, "-m", "sparky_assets", "build", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparky_assets", "build", str(tmp_path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "no manifest found" in proc.stderr

@@ -17,7 +17,12 @@ import pytest
 from sparky_assets.errors import InvalidInput
 from sparky_assets.generators.base import FrameSpec, GenerationRequest, Generator
 from sparky_assets.generators.diffusion import (
-    EXTRA_HINT, SCHEDULERS, DiffusionGenerator, clear_pipeline_cache, frame_seed, model_fingerprint,
+    EXTRA_HINT,
+    SCHEDULERS,
+    DiffusionGenerator,
+    clear_pipeline_cache,
+    frame_seed,
+    model_fingerprint,
 )
 
 pytestmark = pytest.mark.diffusion
@@ -25,13 +30,37 @@ pytestmark = pytest.mark.diffusion
 FRAMES = (FrameSpec("idle", 0), FrameSpec("idle", 1), FrameSpec("walk", 0), FrameSpec("walk", 1), FrameSpec("walk", 2))
 
 
-def request(root: Path, *, seed: int = 7, prompt: str = "knight blue cape", sprite: str = "hero",
-            specs=FRAMES, size=(16, 16), options=None, **settings) -> GenerationRequest:
-    base = {"model": "models/tiny-sd", "steps": 2, "guidance": 1.5, "batch_size": 4, "frames": "seed",
-            "pixelize": {"background": "none"}}
+def request(
+    root: Path,
+    *,
+    seed: int = 7,
+    prompt: str = "knight blue cape",
+    sprite: str = "hero",
+    specs=FRAMES,
+    size=(16, 16),
+    options=None,
+    **settings,
+) -> GenerationRequest:
+    base = {
+        "model": "models/tiny-sd",
+        "steps": 2,
+        "guidance": 1.5,
+        "batch_size": 4,
+        "frames": "seed",
+        "pixelize": {"background": "none"},
+    }
     base.update(settings)
-    return GenerationRequest(sprite=sprite, width=size[0], height=size[1], frames=specs, seed=seed, root=root,
-                             prompt=prompt, options=options or {}, settings=base)
+    return GenerationRequest(
+        sprite=sprite,
+        width=size[0],
+        height=size[1],
+        frames=specs,
+        seed=seed,
+        root=root,
+        prompt=prompt,
+        options=options or {},
+        settings=base,
+    )
 
 
 def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
@@ -81,8 +110,9 @@ def test_frame_does_not_depend_on_its_batch_or_neighbours(tiny_sd_project, gener
     slime = request(tiny_sd_project, sprite="slime", prompt="green slime", seed=11, specs=FRAMES[:3], batch_size=4)
     together = generator.generate([request(tiny_sd_project, batch_size=4), slime])
     assert generator.last_stats["batches"] == 2  # 5 + 3 frames in batches of 4
-    shifted = generator.generate([replace(slime, settings={**slime.settings, "batch_size": 3}),
-                                  request(tiny_sd_project, batch_size=3)])
+    shifted = generator.generate(
+        [replace(slime, settings={**slime.settings, "batch_size": 3}), request(tiny_sd_project, batch_size=3)]
+    )
     alone = generator.generate([request(tiny_sd_project, batch_size=1)])[0]
     assert same(together[0], alone)
     assert same(shifted[1], alone)
@@ -132,15 +162,28 @@ def test_missing_model_names_path_cache_and_fetch_command(tiny_sd_project, gener
     with pytest.raises(InvalidInput, match="sd15-pixel"):
         generator.generate([req])
     hub = generator.validate(request(tiny_sd_project, model="nobody/not-cached-model"))
-    assert "Hugging Face cache" in hub[0].format() and "huggingface-cli download nobody/not-cached-model" in hub[0].format()
+    assert (
+        "Hugging Face cache" in hub[0].format()
+        and "huggingface-cli download nobody/not-cached-model" in hub[0].format()
+    )
 
 
 def test_settings_problems_are_all_reported_with_suggestions(tiny_sd_project, generator):
-    req = request(tiny_sd_project, stepz=4, scheduler="eulr", dtype="fp8", lora=["loras/missing.safetensors"],
-                  frames="video", pixelize={"grid": [0, 4], "backgroud": "auto"})
+    req = request(
+        tiny_sd_project,
+        stepz=4,
+        scheduler="eulr",
+        dtype="fp8",
+        lora=["loras/missing.safetensors"],
+        frames="video",
+        pixelize={"grid": [0, 4], "backgroud": "auto"},
+    )
     problems = {d.key: d.format() for d in generator.validate(req)}
     assert "did you mean 'steps'?" in problems["generator.diffusion.stepz"]
-    assert "euler-a" in problems["generator.diffusion.scheduler"] and "did you mean 'euler'?" in problems["generator.diffusion.scheduler"]
+    assert (
+        "euler-a" in problems["generator.diffusion.scheduler"]
+        and "did you mean 'euler'?" in problems["generator.diffusion.scheduler"]
+    )
     assert "fp16" in problems["generator.diffusion.dtype"]
     assert "seed or img2img" in problems["generator.diffusion.frames"]
     assert "did you mean 'background'?" in problems["generator.diffusion.pixelize.backgroud"]
@@ -159,12 +202,17 @@ def test_cache_key_covers_what_changes_pixels_and_nothing_else(tiny_sd_project, 
     json.dumps(key)  # JSON-serialisable
     assert generator.cache_key(base) == key
     assert generator.cache_key(request(tiny_sd_project, batch_size=1)) == key
-    for changed in (request(tiny_sd_project, seed=8), request(tiny_sd_project, prompt="red knight"),
-                    request(tiny_sd_project, steps=3), request(tiny_sd_project, size=(32, 32)),
-                    request(tiny_sd_project, specs=FRAMES[:2]), request(tiny_sd_project, scheduler="euler"),
-                    request(tiny_sd_project, options={"negative_prompt": "blurry"}),
-                    request(tiny_sd_project, options={"strength": 0.7}),
-                    request(tiny_sd_project, options={"pixelize": {"grid": [4, 4]}})):
+    for changed in (
+        request(tiny_sd_project, seed=8),
+        request(tiny_sd_project, prompt="red knight"),
+        request(tiny_sd_project, steps=3),
+        request(tiny_sd_project, size=(32, 32)),
+        request(tiny_sd_project, specs=FRAMES[:2]),
+        request(tiny_sd_project, scheduler="euler"),
+        request(tiny_sd_project, options={"negative_prompt": "blurry"}),
+        request(tiny_sd_project, options={"strength": 0.7}),
+        request(tiny_sd_project, options={"pixelize": {"grid": [4, 4]}}),
+    ):
         assert generator.cache_key(changed) != key
 
 
@@ -192,8 +240,13 @@ def test_model_fingerprint_is_content_not_mtime(tiny_sd_project, tmp_path):
 def test_frame_seeds_are_stable_across_processes():
     assert frame_seed(7, "walk", 2) == frame_seed(7, "walk", 2) != frame_seed(7, "walk", 3)
     code = "from sparky_assets.generators.diffusion import frame_seed; print(frame_seed(7, 'walk', 2))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "123"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     assert int(out.stdout) == frame_seed(7, "walk", 2)
 
 
@@ -273,7 +326,7 @@ def test_end_to_end_through_the_build_engine(tiny_sd_project, tmp_path):
     generator setting regenerates."""
     import shutil
 
-    from sparky_assets.build.engine import Builder, BuildOptions
+    from sparky_assets.pipeline.engine import Builder, BuildOptions
 
     root = tmp_path / "project"
     shutil.copytree(tiny_sd_project, root)
@@ -310,8 +363,8 @@ def test_frozen_build_needs_neither_the_model_nor_torch(tiny_sd_project, tmp_pat
     manifest description alone; a stale one is reported, not generated."""
     import shutil
 
-    from sparky_assets.build.engine import Builder, BuildOptions
     from sparky_assets.errors import InvalidInput
+    from sparky_assets.pipeline.engine import Builder, BuildOptions
 
     root = tmp_path / "project"
     shutil.copytree(tiny_sd_project, root)

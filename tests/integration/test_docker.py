@@ -76,7 +76,12 @@ def _run_hadolint(dockerfile: Path, tmp_path: Path, *extra: str) -> list[dict]:
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "NO_COLOR": "1"}
     result = subprocess.run(
         [_hadolint(), "--no-color", "--format", "json", "--failure-threshold", "style", *extra, str(dockerfile)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     try:
         findings = json.loads(result.stdout or "[]")
     except json.JSONDecodeError:
@@ -220,13 +225,17 @@ def test_hadolint_pragmas_are_needed_and_justified(dockerfile: Dockerfile, tmp_p
     follows a comment line explaining it."""
     findings = _run_hadolint(dockerfile.path, tmp_path, "--disable-ignore-pragma")
     found = {(finding["line"], finding["code"]) for finding in findings}
-    ignored = {(dockerfile.first_instruction_after(line).line, code)
-               for line, codes in dockerfile.pragmas.items() for code in codes}
+    ignored = {
+        (dockerfile.first_instruction_after(line).line, code)
+        for line, codes in dockerfile.pragmas.items()
+        for code in codes
+    }
     assert found == ignored
     for line in dockerfile.pragmas:
         previous = dockerfile.lines[line - 2].strip() if line >= 2 else ""
         assert previous.startswith("#") and not PRAGMA.match(previous) and len(previous.split()) >= 4, (
-            f"{dockerfile.path.name}:{line}: a hadolint ignore pragma needs a comment saying why just above it")
+            f"{dockerfile.path.name}:{line}: a hadolint ignore pragma needs a comment saying why just above it"
+        )
 
 
 # --------------------------------------------------------------------------- Dockerfile contents
@@ -258,14 +267,18 @@ def test_final_stage_runs_sparky_assets_as_non_root(dockerfile: Dockerfile):
     assert command == ["build", PROJECT_MOUNT]
     cli.commands[command[0]].make_context(command[0], command[1:])  # parses as the real subcommand
     assert not any(i.keyword == "EXPOSE" for i in dockerfile.instructions), (
-        "no EXPOSE: `docker run -P` would publish the hot-reload port on every host interface")
+        "no EXPOSE: `docker run -P` would publish the hot-reload port on every host interface"
+    )
     assert "/opt/venv/bin" in env_assignments(dockerfile, final)["PATH"].split(":")
 
 
 def test_the_package_is_installed_with_the_right_extra(dockerfile: Dockerfile):
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    installs = [i.arguments for i in dockerfile.instructions
-                if i.keyword == "RUN" and re.search(r"\bpip install\b", i.arguments) and "--no-cache-dir" in i.arguments]
+    installs = [
+        i.arguments
+        for i in dockerfile.instructions
+        if i.keyword == "RUN" and re.search(r"\bpip install\b", i.arguments) and "--no-cache-dir" in i.arguments
+    ]
     targets = [word for arguments in installs for word in shlex.split(arguments) if word.startswith(".")]
     expected = "." if dockerfile.path == DOCKERFILES["cpu"] else ".[diffusion]"
     assert targets == [expected], installs
@@ -347,11 +360,17 @@ def test_copy_sources_exist_in_the_build_context(dockerfile: Dockerfile):
     for instruction, source in copies:
         assert instruction.keyword == "COPY", f"{dockerfile.path.name}:{instruction.line}: use COPY, not ADD"
         path = (REPO / source).resolve()
-        assert path.is_relative_to(REPO) and path.exists(), f"{dockerfile.path.name}:{instruction.line}: {source} is not in the repo"
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        assert path.is_relative_to(REPO) and path.exists(), (
+            f"{dockerfile.path.name}:{instruction.line}: {source} is not in the repo"
+        )
+        files = (
+            [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        )
         for file in files:
             relative = file.relative_to(REPO).as_posix()
-            assert not _excluded_by_dockerignore(relative, patterns), f".dockerignore excludes {relative}, which {dockerfile.path.name} copies"
+            assert not _excluded_by_dockerignore(relative, patterns), (
+                f".dockerignore excludes {relative}, which {dockerfile.path.name} copies"
+            )
 
 
 def test_dockerignore_matcher_follows_docker_rules():
@@ -377,7 +396,11 @@ def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_pa
         destination = words[-1]
         assert not destination.startswith("/"), "COPY into the builder's WORKDIR with a relative destination"
         origin = REPO / source
-        target = context / destination if not destination.endswith("/") and destination not in (".", "./") else context / destination / origin.name
+        target = (
+            context / destination
+            if not destination.endswith("/") and destination not in (".", "./")
+            else context / destination / origin.name
+        )
         if origin.is_dir():
             shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
         else:
@@ -385,10 +408,25 @@ def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_pa
             shutil.copy2(origin, target)
     wheels = tmp_path / "wheels"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--wheel-dir", str(wheels), str(context)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(wheels),
+            str(context),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = wheels.glob("sparky_assets-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -397,10 +435,15 @@ def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_pa
         metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     # setuptools only warns (for now) when pyproject's readme file is missing from the context
     readme = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["readme"]
-    assert (REPO / readme).read_text(encoding="utf-8").strip() in metadata, f"{readme} was not copied into the build context"
+    assert (REPO / readme).read_text(encoding="utf-8").strip() in metadata, (
+        f"{readme} was not copied into the build context"
+    )
     assert re.search(r"^sparky-assets = sparky_assets\.cli\.main:main$", entry_points, re.M), entry_points
-    expected = {p.relative_to(REPO).as_posix() for p in (REPO / "sparky_assets").rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    expected = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "sparky_assets").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
 
 
@@ -485,14 +528,19 @@ def test_compose_schema_check_can_fail():
     broken["services"]["build"]["restart_policy"] = "always"  # a deploy key, not a service key
     broken["services"]["build-gpu"]["deploy"]["resources"]["reservations"]["devices"] = [{"driver": "nvidia"}]
     paths = {"/".join(map(str, error.absolute_path)) for error in _compose_validator().iter_errors(broken)}
-    assert paths == {"services/watch/ports/0", "services/build",
-                     "services/build-gpu/deploy/resources/reservations/devices/0"}, paths
+    assert paths == {
+        "services/watch/ports/0",
+        "services/build",
+        "services/build-gpu/deploy/resources/reservations/devices/0",
+    }, paths
 
 
 def test_compose_has_exactly_the_services_that_exist():
     services = _compose()["services"]
     assert set(services) == EXPECTED_SERVICES
-    assert not any(service.get("entrypoint") for service in services.values()), "the images' entrypoint is sparky-assets"
+    assert not any(service.get("entrypoint") for service in services.values()), (
+        "the images' entrypoint is sparky-assets"
+    )
     text = COMPOSE_FILE.read_text(encoding="utf-8").lower()
     for invented in ("ray", "prometheus", "grafana", "redis"):
         assert not any(invented in name for name in services), invented
@@ -551,7 +599,8 @@ def test_published_ports_bind_the_hosts_loopback_only():
         assert service.get("network_mode") != "host", f"{name}: host networking would bypass the loopback publish"
         for host_ip, _host_port, _container_port in _published_ports(service):
             assert host_ip is not None and ipaddress.ip_address(host_ip).is_loopback, (
-                f"{name}: port published on {host_ip or 'every interface'}; use 127.0.0.1:HOST:CONTAINER")
+                f"{name}: port published on {host_ip or 'every interface'}; use 127.0.0.1:HOST:CONTAINER"
+            )
     assert _published_ports({"ports": ["5557:5557"]}) == [(None, "5557", 5557)]  # the parser sees a wide publish
 
 

@@ -35,9 +35,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -84,9 +85,7 @@ class GodotRun:
         self.other_lines: list[str] = []
         self._new: queue.Queue[dict[str, Any]] = queue.Queue()
         self._seen = 0
-        self.process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0
-        )
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -162,7 +161,7 @@ class GodotProject:
         (root / "project.godot").write_text(
             'config_version=4\n\n[application]\n\nconfig/name="sparky_bridge_tests"\n\n'
             "[logging]\n\nfile_logging/enable_file_logging=false\n",
-            encoding="utf-8"
+            encoding="utf-8",
         )
         addon = root / "addons" / "sparky_bridge"
         addon.mkdir(parents=True)
@@ -443,7 +442,31 @@ def mutated_bodies(seed: int) -> list[tuple[str, bytes, bytes]]:
     for index, (topic, data) in enumerate(short[:4]):
         for length in range(len(data)):
             cases.append((f"prefix-{index}-{length}", topic, data[:length]))
-    interesting = [0xC0, 0xC1, 0xC2, 0xC4, 0xC7, 0xCA, 0xCB, 0xCF, 0xD3, 0xD4, 0xD8, 0xD9, 0xDB, 0xDC, 0xDD, 0xDE, 0xDF, 0xFF, 0x00, 0x7F, 0x80, 0x90, 0xA0]
+    interesting = [
+        0xC0,
+        0xC1,
+        0xC2,
+        0xC4,
+        0xC7,
+        0xCA,
+        0xCB,
+        0xCF,
+        0xD3,
+        0xD4,
+        0xD8,
+        0xD9,
+        0xDB,
+        0xDC,
+        0xDD,
+        0xDE,
+        0xDF,
+        0xFF,
+        0x00,
+        0x7F,
+        0x80,
+        0x90,
+        0xA0,
+    ]
     for number in range(1500):
         topic, data = rng.choice(bases)
         mutable = bytearray(data)
@@ -535,11 +558,23 @@ def decode_run(godot, tmp_path_factory) -> dict[str, Any]:
     for name in vector_names():
         spec = json.loads((VECTORS / f"{name}.json").read_text(encoding="utf-8"))
         data = (VECTORS / f"{name}.msgpack").read_bytes()
-        add(f"vector:{name}", spec["topic"].encode("utf-8"), data, spec.get("max_bytes", reference.MAX_MESSAGE_BYTES), spec)
+        add(
+            f"vector:{name}",
+            spec["topic"].encode("utf-8"),
+            data,
+            spec.get("max_bytes", reference.MAX_MESSAGE_BYTES),
+            spec,
+        )
     for name, topic, data, max_bytes in handmade_bodies():
         add(f"handmade:{name}", topic, data, max_bytes, reference_result(topic, data, max_bytes))
     for name, topic, data in mutated_bodies(seed=20240601):
-        add(f"fuzz:{name}", topic, data, reference.MAX_MESSAGE_BYTES, reference_result(topic, data, reference.MAX_MESSAGE_BYTES))
+        add(
+            f"fuzz:{name}",
+            topic,
+            data,
+            reference.MAX_MESSAGE_BYTES,
+            reference_result(topic, data, reference.MAX_MESSAGE_BYTES),
+        )
     (folder / "cases.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "cases.bin").write_bytes(bytes(blob))
     run = godot.start("decode", cases=str(folder / "cases.tsv"), blob=str(folder / "cases.bin"))
@@ -563,7 +598,9 @@ def test_vector(decode_run, name):
     assert result is not None, f"Godot printed no result for {name}:\n{decode_run['transcript']}"
     if spec["expect"] == "reject":
         assert not result["ok"], f"{name}: accepted, expected {spec['error']}"
-        assert result["error"] == spec["error"], f"{name}: {result['error']} ({result['detail']}), expected {spec['error']}"
+        assert result["error"] == spec["error"], (
+            f"{name}: {result['error']} ({result['detail']}), expected {spec['error']}"
+        )
         return
     assert result["ok"], f"{name}: refused with {result.get('error')}: {result.get('detail')}"
     decoded = from_runner(result["decoded"])
@@ -698,7 +735,9 @@ def test_burst_of_1000_messages_arrives_complete_and_in_order(godot, zmq_context
             "build-failed",
             seq,
             build=seq,
-            errors=[{"file": "sparky.toml", "line": 3, "column": 1, "sprite": None, "stage": "manifest", "message": "bad"}],
+            errors=[
+                {"file": "sparky.toml", "line": 3, "column": 1, "sprite": None, "stage": "manifest", "message": "bad"}
+            ],
         ),
         lambda seq: frames("build-finished", seq, build=seq, ok=True, duration_ms=12, changed=3),
     ]
@@ -767,8 +806,14 @@ def test_refused_messages_are_reported_and_do_not_stop_the_subscriber(godot, zmq
                 seq + 4,
                 build=7,
                 errors=[
-                    {"file": "sparky.toml", "line": 12, "column": 5, "sprite": "hero", "stage": "palette",
-                     "message": "unknown palette 'endesga32'"},
+                    {
+                        "file": "sparky.toml",
+                        "line": 12,
+                        "column": 5,
+                        "sprite": "hero",
+                        "stage": "palette",
+                        "message": "unknown palette 'endesga32'",
+                    },
                     {"file": None, "line": None, "column": None, "sprite": None, "stage": None, "message": "boom"},
                 ],
             )
@@ -815,9 +860,18 @@ def test_publisher_restart_mid_stream_reconnects_and_rescans(godot, tmp_path):
             rescan = run.wait_for(is_message(session=second.session))
             second.assets_changed(
                 1,
-                [Asset(target="godot", path="hero.tres", engine_path="res://sprites/hero.tres",
-                       kind="sprite-frames", change="modified", hash="cd" * 32, sprites=("hero",),
-                       atlas="characters")],
+                [
+                    Asset(
+                        target="godot",
+                        path="hero.tres",
+                        engine_path="res://sprites/hero.tres",
+                        kind="sprite-frames",
+                        change="modified",
+                        hash="cd" * 32,
+                        sprites=("hero",),
+                        atlas="characters",
+                    )
+                ],
             )
             changed = run.wait_for(is_message("assets-changed", second.session))
             stop_file.write_text("stop")
@@ -837,7 +891,15 @@ def test_publisher_restart_mid_stream_reconnects_and_rescans(godot, tmp_path):
 
 
 def zmtp_greeting(as_server: int = 1) -> bytes:
-    return b"\xff" + b"\x00" * 7 + b"\x01\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes([as_server]) + b"\x00" * 31
+    return (
+        b"\xff"
+        + b"\x00" * 7
+        + b"\x01\x7f"
+        + b"\x03\x00"
+        + b"NULL".ljust(20, b"\x00")
+        + bytes([as_server])
+        + b"\x00" * 31
+    )
 
 
 def zmtp_frame(payload: bytes, more: bool = False, command: bool = False) -> bytes:
@@ -1032,9 +1094,7 @@ def test_every_addon_script_parses_and_is_lint_clean():
     names = {path.name for path in scripts}
     assert set(CORE_SCRIPTS) | set(GODOT4_ONLY_SCRIPTS) <= names
     for tool in ("gdparse", "gdlint"):
-        result = subprocess.run(
-            [gdtoolkit_tool(tool), *map(str, scripts)], capture_output=True, text=True, timeout=300
-        )
+        result = subprocess.run([gdtoolkit_tool(tool), *map(str, scripts)], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{tool}:\n{result.stdout}\n{result.stderr}"
 
 
@@ -1043,10 +1103,32 @@ def test_core_scripts_avoid_version_specific_gdscript():
     declarations, no PoolByteArray/PackedByteArray names, no API that only one of the
     two engines has (a Godot 3 run would not catch a Godot-4-only name)."""
     forbidden = [
-        "extends ", "class_name", "@", "PoolByteArray", "PackedByteArray", "PoolStringArray",
-        "PackedStringArray", ":=", "-> ", "yield(", "await ", "onready", "export ", "OS.get_ticks",
-        "Time.", "ord(", "TYPE_REAL", "TYPE_FLOAT", ".empty()", ".is_empty()", "to_utf8()",
-        "to_utf8_buffer", "FileAccess", "File.new", "funcref", "Callable",
+        "extends ",
+        "class_name",
+        "@",
+        "PoolByteArray",
+        "PackedByteArray",
+        "PoolStringArray",
+        "PackedStringArray",
+        ":=",
+        "-> ",
+        "yield(",
+        "await ",
+        "onready",
+        "export ",
+        "OS.get_ticks",
+        "Time.",
+        "ord(",
+        "TYPE_REAL",
+        "TYPE_FLOAT",
+        ".empty()",
+        ".is_empty()",
+        "to_utf8()",
+        "to_utf8_buffer",
+        "FileAccess",
+        "File.new",
+        "funcref",
+        "Callable",
     ]
     for name in CORE_SCRIPTS:
         code_lines = [
@@ -1116,9 +1198,9 @@ def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(god
     that changed it; every SpriteFrames/AtlasTexture is reloaded; nothing is refused."""
     import re
 
-    from sparky_assets.build.engine import Builder
     from sparky_assets.hotreload.protocol import Asset
     from sparky_assets.hotreload.publisher import Publisher
+    from sparky_assets.pipeline.engine import Builder
 
     project = tmp_path / "project"
     game = project / "game"
@@ -1139,8 +1221,16 @@ def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(god
                 manifest.write_text(EXPORT_MANIFEST.format(**settings), encoding="utf-8")
                 report = Builder(manifest, durable=False).build()
                 assets = [
-                    Asset(target=a.target, path=a.path, engine_path=a.engine_path, kind=a.kind, change=a.change,
-                          hash=a.hash, sprites=a.sprites, atlas=a.atlas)
+                    Asset(
+                        target=a.target,
+                        path=a.path,
+                        engine_path=a.engine_path,
+                        kind=a.kind,
+                        change=a.change,
+                        hash=a.hash,
+                        sprites=a.sprites,
+                        atlas=a.atlas,
+                    )
                     for a in report.assets
                 ]
                 godot_assets = [a for a in assets if a.target == "godot"]
@@ -1167,7 +1257,8 @@ def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(god
                     a.engine_path for a in godot_assets if a.kind == "texture" and a.change == "added"
                 ]
                 assert plan["reload"] == [
-                    a.engine_path for a in godot_assets
+                    a.engine_path
+                    for a in godot_assets
                     if a.kind in ("sprite-frames", "atlas-texture") and a.change != "removed"
                 ]
                 if label == "removed":

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sparky_assets.build.engine import STATE_DIR, BuildOptions, Builder, ProjectLock
 from sparky_assets.cli.main import main
 from sparky_assets.errors import ProjectLocked
+from sparky_assets.pipeline.engine import STATE_DIR, Builder, BuildOptions, ProjectLock
 from tests.helpers import copy_example, mtimes, snapshot
 
 
@@ -186,6 +186,7 @@ def test_clean_empties_the_cache_only(project):
 
 
 # ------------------------------------------------------------------ crash test
+
 
 def _kill_loop(tmp_path: Path, kills: int) -> None:
     rng = random.Random(1234)

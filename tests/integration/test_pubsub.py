@@ -13,8 +13,8 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 import zmq
@@ -375,12 +375,31 @@ def test_format_message_one_liners():
         **common,
         build=3,
         assets=[
-            Asset(target="godot", path="sprites/hero.tres", engine_path="res://sprites/hero.tres",
-                  kind="sprite-frames", change="modified", hash="a" * 64, sprites=("hero",)),
-            Asset(target="bevy", path="sprites/c.atlas.ron", engine_path="sprites/c.atlas.ron",
-                  kind="atlas", change="added", hash="b" * 64),
-            Asset(target="texturepacker", path="c.json", engine_path=None, kind="metadata",
-                  change="modified", hash="c" * 64),
+            Asset(
+                target="godot",
+                path="sprites/hero.tres",
+                engine_path="res://sprites/hero.tres",
+                kind="sprite-frames",
+                change="modified",
+                hash="a" * 64,
+                sprites=("hero",),
+            ),
+            Asset(
+                target="bevy",
+                path="sprites/c.atlas.ron",
+                engine_path="sprites/c.atlas.ron",
+                kind="atlas",
+                change="added",
+                hash="b" * 64,
+            ),
+            Asset(
+                target="texturepacker",
+                path="c.json",
+                engine_path=None,
+                kind="metadata",
+                change="modified",
+                hash="c" * 64,
+            ),
             make_asset(4, change="removed"),
         ],
     )
@@ -391,8 +410,12 @@ def test_format_message_one_liners():
     failed = BuildFailed(
         **common,
         build=4,
-        errors=[BuildError(message="unknown palette", file="sparky.toml", line=3, column=9, sprite="hero",
-                           stage="manifest"), BuildError(message="disk full")],
+        errors=[
+            BuildError(
+                message="unknown palette", file="sparky.toml", line=3, column=9, sprite="hero", stage="manifest"
+            ),
+            BuildError(message="disk full"),
+        ],
     )
     assert format_message(failed) == (
         "#12 build-failed build 4: 2 errors: sparky.toml:3:9: unknown palette [sprite hero] [manifest] (+1 more)"

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 
 from sparky_assets import registry
-from sparky_assets.build.engine import BuildOptions, Builder
 from sparky_assets.cli.main import main
+from sparky_assets.pipeline.engine import Builder, BuildOptions
 from tests.helpers import copy_example, snapshot
 
 
@@ -45,8 +45,10 @@ def test_regenerated_art_that_differs_flows_into_outputs_and_matches_frozen(tmp_
 
     def jittered(requests):
         out = original(requests)
-        return [[np.where(f[..., 3:] > 0, f ^ np.array([4, 0, 0, 0], np.uint8), f).astype(np.uint8) for f in frames]
-                for frames in out]
+        return [
+            [np.where(f[..., 3:] > 0, f ^ np.array([4, 0, 0, 0], np.uint8), f).astype(np.uint8) for f in frames]
+            for frames in out
+        ]
 
     monkeypatch.setattr(gen, "generate", jittered)
     report = build(root, regenerate=("hero",))

@@ -32,13 +32,27 @@ class Running:
         self.changes: queue.Queue = queue.Queue()
         self.watcher = FileWatcher(self.changes, root)
         self.publisher = Publisher("tcp://127.0.0.1:0", "dungeon", heartbeat_ms=200)
-        self.session = WatchSession(root / "sparky.toml", self.publisher, self.changes, debounce_s=0.05,
-                                    echo=lambda *a, **k: None, on_files=self.watcher.set_files)
+        self.session = WatchSession(
+            root / "sparky.toml",
+            self.publisher,
+            self.changes,
+            debounce_s=0.05,
+            echo=lambda *a, **k: None,
+            on_files=self.watcher.set_files,
+        )
         self.stop_sub = threading.Event()
         connected = threading.Event()
-        self.sub = threading.Thread(target=listen, kwargs=dict(
-            endpoint=self.publisher.last_endpoint, on_message=self._on_message, on_error=lambda e, t: self.errors.append(e),
-            stop_event=self.stop_sub, on_connected=connected.set), daemon=True)
+        self.sub = threading.Thread(
+            target=listen,
+            kwargs=dict(
+                endpoint=self.publisher.last_endpoint,
+                on_message=self._on_message,
+                on_error=lambda e, t: self.errors.append(e),
+                stop_event=self.stop_sub,
+                on_connected=connected.set,
+            ),
+            daemon=True,
+        )
         self.sub.start()
         connected.wait(5)
         self.wait_for(lambda m: m.TYPE == "hello")  # subscription is live
@@ -99,8 +113,13 @@ def test_edit_publishes_exactly_the_changed_outputs(running):
     after = snapshot(root)
     changed_on_disk = {p for p in after if before.get(p) != after[p] and not p.startswith(("sparky.", "palettes/"))}
     (message,) = running.of_build(2, AssetsChanged)
-    roots = {"sheets": "build/sprites/sheets", "godot": "godot-game/sprites", "bevy": "bevy-game/assets/sprites",
-             "texturepacker": "build/sprites/texturepacker", "aseprite": "build/sprites/aseprite"}
+    roots = {
+        "sheets": "build/sprites/sheets",
+        "godot": "godot-game/sprites",
+        "bevy": "bevy-game/assets/sprites",
+        "texturepacker": "build/sprites/texturepacker",
+        "aseprite": "build/sprites/aseprite",
+    }
     announced = {f"{roots[a.target]}/{a.path}" for a in message.assets}
     assert announced == changed_on_disk
     assert (started := running.of_build(2, BuildStarted)) and started[0].trigger == ("palettes/items.gpl",)
@@ -114,18 +133,26 @@ def test_bad_edit_fails_keeps_outputs_and_a_fix_rebuilds(running):
     manifest = root / "sparky.toml"
     good = manifest.read_text()
     before = snapshot(root)
-    manifest.write_text(good.replace('size = [16, 12]', 'size = [16, 0]', 1))
+    manifest.write_text(good.replace("size = [16, 12]", "size = [16, 0]", 1))
     done = running.finished(2)
     assert not done.ok
     (failed,) = running.of_build(2, BuildFailed)
     (error,) = failed.errors
     line = good[: good.index("size = [16, 12]")].count("\n") + 1
-    assert (error.file, error.line, error.column, error.stage, error.sprite) == ("sparky.toml", line, 1, "manifest", "bat")
+    assert (error.file, error.line, error.column, error.stage, error.sprite) == (
+        "sparky.toml",
+        line,
+        1,
+        "manifest",
+        "bat",
+    )
     assert "size out of range" in error.message
     after = snapshot(root)
-    assert {k: v for k, v in after.items() if k != "sparky.toml"} == {k: v for k, v in before.items() if k != "sparky.toml"}
+    assert {k: v for k, v in after.items() if k != "sparky.toml"} == {
+        k: v for k, v in before.items() if k != "sparky.toml"
+    }
     assert running.thread.is_alive()
-    manifest.write_text(good.replace('size = [16, 12]', 'size = [16, 14]', 1))
+    manifest.write_text(good.replace("size = [16, 12]", "size = [16, 14]", 1))
     done = running.finished(3)
     assert done.ok and running.of_build(3, AssetsChanged)
 
@@ -144,14 +171,16 @@ def test_a_burst_of_saves_is_one_rebuild(running):
 def test_soak_random_edits(tmp_path):
     """Random valid and invalid edits, some in bursts: the watcher survives, every
     message decodes, seq has no gaps, final outputs equal a clean build, memory is bounded."""
-    from sparky_assets.build.engine import BuildOptions, Builder
+    from sparky_assets.pipeline.engine import Builder, BuildOptions
 
     root = tmp_path / "soak"
     root.mkdir()
     (root / "pal.hex").write_text("000000\nffffff\nff0000\n00ff00\n")
-    base = ('[project]\nname = "soak"\npalette = "pal.hex"\n\n[[sprite]]\nname = "a"\nsize = 8\nseed = {a}\n'
-            'animations = {{ idle = 2 }}\n\n[[sprite]]\nname = "b"\nsize = 8\nseed = {b}\n\n'
-            '[[atlas]]\nname = "all"\nsprites = ["a", "b"]\npadding = {p}\n')
+    base = (
+        '[project]\nname = "soak"\npalette = "pal.hex"\n\n[[sprite]]\nname = "a"\nsize = 8\nseed = {a}\n'
+        'animations = {{ idle = 2 }}\n\n[[sprite]]\nname = "b"\nsize = 8\nseed = {b}\n\n'
+        '[[atlas]]\nname = "all"\nsprites = ["a", "b"]\npadding = {p}\n'
+    )
     (root / "sparky.toml").write_text(base.format(a=1, b=2, p=1))
     r = Running(root)
     rng = random.Random(7)
@@ -243,5 +272,8 @@ def test_a_folder_deleted_and_recreated_is_still_watched(running):
     im.save(potion)
     last = max(m.build for m in running.messages if isinstance(m, BuildFinished))
     done = running.finished(last + 1)
-    assert done.ok and any(a.sprites == ("potion",) or "potion" in a.sprites
-                           for m in running.of_build(last + 1, AssetsChanged) for a in m.assets)
+    assert done.ok and any(
+        a.sprites == ("potion",) or "potion" in a.sprites
+        for m in running.of_build(last + 1, AssetsChanged)
+        for a in m.assets
+    )

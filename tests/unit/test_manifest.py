@@ -11,12 +11,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reference_page_matches_the_schema():
-    assert (REPO / "docs/manifest.md").read_text() == render(), "run: python -m sparky_assets.manifest.reference > docs/manifest.md"
+    assert (REPO / "docs/manifest.md").read_text() == render(), (
+        "run: python -m sparky_assets.manifest.reference > docs/manifest.md"
+    )
 
 
 def test_locator_finds_table_array_and_inline_keys():
-    text = '[project]\nname = "x"\n\n[[sprite]]\nname = "a"\n\n[[sprite]]\nname = "b"\nanimations = { idle = 2, walk = 3 }\n' \
-           '[sprite.pixelize]\ngrid = [4, 4]\n\n[export.godot]\nproject = "g"\n'
+    text = (
+        '[project]\nname = "x"\n\n[[sprite]]\nname = "a"\n\n[[sprite]]\nname = "b"\nanimations = { idle = 2, walk = 3 }\n'
+        '[sprite.pixelize]\ngrid = [4, 4]\n\n[export.godot]\nproject = "g"\n'
+    )
     loc = KeyLocator(text)
     assert loc.locate("project.name") == (2, 1)
     assert loc.locate("sprite[1].name") == (8, 1)

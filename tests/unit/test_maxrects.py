@@ -42,9 +42,9 @@ def assert_valid_packing(
         page_w, page_h = result.page_sizes[place.page]
         assert place.x >= 0 and place.y >= 0, f"rect {index} at negative position"
         assert place.x + w <= page_w and place.y + h <= page_h, (
-            f"rect {index} ({w}x{h} at {place}) leaves its {page_w}x{page_h} page")
-        grids[place.page][place.y : place.y + h + padding,
-                          place.x : place.x + w + padding] += 1
+            f"rect {index} ({w}x{h} at {place}) leaves its {page_w}x{page_h} page"
+        )
+        grids[place.page][place.y : place.y + h + padding, place.x : place.x + w + padding] += 1
     for page, grid in enumerate(grids):
         assert grid.max() <= 1, f"page {page}: rects overlap or are closer than {padding} px"
 
@@ -235,23 +235,26 @@ def test_pack_error_for_a_too_tall_rect():
 
 
 def test_pack_error_uses_the_power_of_two_and_square_limits():
-    with pytest.raises(PackError, match=r"rect 0 is 70x10 px.*64x64 px \(max size 100x100 px "
-                                        r"with power_of_two\)"):
+    with pytest.raises(
+        PackError,
+        match=r"rect 0 is 70x10 px.*64x64 px \(max size 100x100 px "
+        r"with power_of_two\)",
+    ):
         pack_maxrects([(70, 10)], 100, 100, power_of_two=True)
     with pytest.raises(PackError, match=r"rect 0 is 90x10 px.*80x80 px"):
         pack_maxrects([(90, 10)], 100, 80, square=True)
 
 
-@pytest.mark.parametrize("sizes", [[(0, 5)], [(5, -1)], [(2.5, 3)], [(True, 3)], [(1, 2, 3)],
-                                   [5]])
+@pytest.mark.parametrize("sizes", [[(0, 5)], [(5, -1)], [(2.5, 3)], [(True, 3)], [(1, 2, 3)], [5]])
 def test_invalid_sizes_raise_pack_error(sizes):
     with pytest.raises(PackError, match="rect 0"):
         pack_maxrects(sizes, 64, 64)
 
 
-@pytest.mark.parametrize("kwargs", [dict(max_width=0, max_height=5),
-                                    dict(max_width=5, max_height=-2),
-                                    dict(max_width=5, max_height=5, padding=-1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(max_width=0, max_height=5), dict(max_width=5, max_height=-2), dict(max_width=5, max_height=5, padding=-1)],
+)
 def test_invalid_arguments_raise_pack_error(kwargs):
     with pytest.raises(PackError):
         pack_maxrects([(1, 1)], **kwargs)
@@ -273,13 +276,10 @@ def test_random_inputs_always_give_valid_packings(seed):
     cap_h = (limit or max_h) if not power_of_two else 1 << ((limit or max_h).bit_length() - 1)
     count = int(rng.integers(1, 250))
     # Mixed shapes: tiny, thin, and up to the usable page size.
-    widths = np.minimum(rng.integers(1, max(2, cap_w // int(rng.choice([1, 3, 8]))) + 1,
-                                     size=count), cap_w)
-    heights = np.minimum(rng.integers(1, max(2, cap_h // int(rng.choice([1, 3, 8]))) + 1,
-                                      size=count), cap_h)
+    widths = np.minimum(rng.integers(1, max(2, cap_w // int(rng.choice([1, 3, 8]))) + 1, size=count), cap_w)
+    heights = np.minimum(rng.integers(1, max(2, cap_h // int(rng.choice([1, 3, 8]))) + 1, size=count), cap_h)
     sizes = [(int(w), int(h)) for w, h in zip(widths, heights)]
-    result = pack_maxrects(sizes, max_w, max_h, padding=padding,
-                           power_of_two=power_of_two, square=square)
+    result = pack_maxrects(sizes, max_w, max_h, padding=padding, power_of_two=power_of_two, square=square)
     assert_valid_packing(sizes, result, max_w, max_h, padding)
     for w, h in result.page_sizes:
         if square:

@@ -141,8 +141,7 @@ def test_gpl_out_of_range_value_reports_line_column_and_row():
     assert diagnostic.found == "'12 300 7'"
     assert "line" not in diagnostic.message  # the location lives in line/column
     assert diagnostic.format() == (
-        "p.gpl:4:4: colour value out of range "
-        "(expected 'R G B' with values 0-255, found '12 300 7') [palette]"
+        "p.gpl:4:4: colour value out of range (expected 'R G B' with values 0-255, found '12 300 7') [palette]"
     )
 
 

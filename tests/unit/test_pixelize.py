@@ -20,8 +20,14 @@ from sparky_assets.process.pixelize import LOW_CONFIDENCE, Grid, detect_grid, pi
 SUBSAMPLING = 2
 BACKGROUND = (236, 232, 220)
 SPRITE_COLOURS = [
-    (34, 32, 52), (172, 50, 50), (91, 110, 225), (106, 190, 48),
-    (251, 242, 54), (143, 86, 59), (215, 123, 186), (63, 63, 116),
+    (34, 32, 52),
+    (172, 50, 50),
+    (91, 110, 225),
+    (106, 190, 48),
+    (251, 242, 54),
+    (143, 86, 59),
+    (215, 123, 186),
+    (63, 63, 116),
 ]
 
 
@@ -56,8 +62,12 @@ def _outside(mask: np.ndarray) -> np.ndarray:
     """Non-mask cells 4-connected to the border."""
     height, width = mask.shape
     outside = np.zeros_like(mask)
-    queue = deque((y, x) for y in range(height) for x in range(width)
-                  if (y in (0, height - 1) or x in (0, width - 1)) and not mask[y, x])
+    queue = deque(
+        (y, x)
+        for y in range(height)
+        for x in range(width)
+        if (y in (0, height - 1) or x in (0, width - 1)) and not mask[y, x]
+    )
     for cell in queue:
         outside[cell] = True
     while queue:
@@ -70,8 +80,14 @@ def _outside(mask: np.ndarray) -> np.ndarray:
 
 
 def fake_pixel_art(
-    rgb: np.ndarray, factor: int, *, phase: tuple[int, int], seed: int,
-    blur: float = 1.0, noise: float = 4.0, jpeg_quality: int | None = 70,
+    rgb: np.ndarray,
+    factor: int,
+    *,
+    phase: tuple[int, int],
+    seed: int,
+    blur: float = 1.0,
+    noise: float = 4.0,
+    jpeg_quality: int | None = 70,
 ) -> np.ndarray:
     """Upscale by ``factor`` with the grid starting ``phase`` pixels in (background
     before and after, one extra cell in total per axis), blur, noise, JPEG."""
@@ -188,8 +204,9 @@ def test_small_scales_are_exact_without_chroma_subsampling(factor):
         cases_ = list(degraded_cases(factor, blur=0.5))
     finally:
         SUBSAMPLING = previous
-    accuracy = [cell_accuracy(pixelize(image, target_size=rgb.shape[1::-1]), rgb, opaque)
-                for _, rgb, opaque, _, image in cases_]
+    accuracy = [
+        cell_accuracy(pixelize(image, target_size=rgb.shape[1::-1]), rgb, opaque) for _, rgb, opaque, _, image in cases_
+    ]
     assert np.mean(accuracy) >= 0.99, accuracy
 
 

@@ -262,8 +262,10 @@ def test_walk_moves_the_legs_and_keeps_the_head_still_on_the_passing_frame():
 def test_idle_bobs_at_most_one_pixel():
     req = request(style="creature", animations={"idle": 4})
     idle = generate(req)
+
     def top_row(frame):
         return int(np.nonzero((frame[..., 3] == 255).any(axis=1))[0][0])
+
     tops = [top_row(f) for f in idle]
     assert max(tops) - min(tops) <= 1
     assert any(not np.array_equal(f, idle[0]) for f in idle[1:])

@@ -12,23 +12,27 @@ from PIL import Image
 from sparky_assets.export.base import encode_png
 from sparky_assets.palettes import Palette
 from sparky_assets.palettes.builtin import BUILTIN_PALETTES
-from sparky_assets.process.lock import lock_to_palette, srgb_to_oklab
+from sparky_assets.process.quantize import quantize_to_palette, srgb_to_oklab
 from sparky_assets.process.shape import add_outline, darkest, extrude, opaque_bounds
 
 
 def oklab_reference(rgb):
     """Scalar OKLab straight from Ottosson's post, independent of the vectorised code."""
+
     def lin(c):
         c /= 255
         return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
     r, g, b = (lin(float(c)) for c in rgb)
     l = 0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b
     m = 0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b
     s = 0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b
     l, m, s = (math.copysign(abs(v) ** (1 / 3), v) for v in (l, m, s))
-    return (0.2104542553 * l + 0.7936177850 * m - 0.0040720468 * s,
-            1.9779984951 * l - 2.4285922050 * m + 0.4505937099 * s,
-            0.0259040371 * l + 0.7827717662 * m - 0.8086757660 * s)
+    return (
+        0.2104542553 * l + 0.7936177850 * m - 0.0040720468 * s,
+        1.9779984951 * l - 2.4285922050 * m + 0.4505937099 * s,
+        0.0259040371 * l + 0.7827717662 * m - 0.8086757660 * s,
+    )
 
 
 def test_oklab_matches_the_reference_formulas():
@@ -43,7 +47,7 @@ def test_lock_picks_the_oklab_nearest_colour_for_every_pixel(name):
     palette = BUILTIN_PALETTES[name]
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (24, 24, 4), dtype=np.uint8)
-    out = lock_to_palette(image, palette)
+    out = quantize_to_palette(image, palette)
     pal_lab = [oklab_reference(c) for c in palette.colors]
     for y in range(24):
         for x in range(24):
@@ -65,7 +69,7 @@ def test_oklab_lock_differs_from_rgb_nearest_where_perception_says_so():
     image[0, 0] = (30, 30, 90, 255)
     rgb_nearest = min(palette.colors, key=lambda c: sum((a - b) ** 2 for a, b in zip(c, (30, 30, 90))))
     assert rgb_nearest == (40, 40, 40)
-    assert tuple(lock_to_palette(image, palette)[0, 0, :3]) == (20, 20, 140)
+    assert tuple(quantize_to_palette(image, palette)[0, 0, :3]) == (20, 20, 140)
 
 
 def test_dither_keeps_only_palette_colours_and_mixes_a_gradient():
@@ -73,14 +77,14 @@ def test_dither_keeps_only_palette_colours_and_mixes_a_gradient():
     ramp = np.zeros((8, 64, 4), np.uint8)
     ramp[..., :3] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None]
     ramp[..., 3] = 255
-    plain = lock_to_palette(ramp, palette)
-    dithered = lock_to_palette(ramp, palette, "bayer4")
+    plain = quantize_to_palette(ramp, palette)
+    dithered = quantize_to_palette(ramp, palette, "bayer4")
     for out in (plain, dithered):
         assert {tuple(c) for c in out[..., :3].reshape(-1, 3)} <= set(palette.colors)
     # columns with two colours appear only with dithering
     mixed = lambda img: sum(len({tuple(img[y, x, :3]) for y in range(8)}) > 1 for x in range(64))
     assert mixed(plain) == 0 and mixed(dithered) > 10
-    assert np.array_equal(dithered, lock_to_palette(ramp, palette, "bayer4"))  # deterministic
+    assert np.array_equal(dithered, quantize_to_palette(ramp, palette, "bayer4"))  # deterministic
 
 
 def test_outline_rings_the_shape_with_one_colour():

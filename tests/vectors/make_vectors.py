@@ -304,7 +304,9 @@ def valid_vectors() -> None:
     ok(
         "build_failed_nil_fields",
         "an error with only a message: file, line, column, sprite, stage nil",
-        build_failed([build_error(file=None, line=None, column=None, sprite=None, stage=None, message="out of memory")]),
+        build_failed(
+            [build_error(file=None, line=None, column=None, sprite=None, stage=None, message="out of memory")]
+        ),
     )
     ok(
         "build_failed_many",
@@ -312,12 +314,30 @@ def valid_vectors() -> None:
         build_failed(
             [
                 build_error(),
-                build_error(file="palettes/dungeon.hex", line=3, column=1, sprite=None, stage="palette",
-                            message="'#12345' is not a colour: expected 6 hex digits, found 5"),
-                build_error(file="art/coin.png", line=None, column=None, sprite="coin", stage="generate",
-                            message="source image is 100×30 px; grid [16, 16] needs a multiple of 16 — " * 5),
-                build_error(file=None, line=None, column=None, sprite=None, stage="write",
-                            message="could not replace build/sprites/godot/hero.tres: permission denied"),
+                build_error(
+                    file="palettes/dungeon.hex",
+                    line=3,
+                    column=1,
+                    sprite=None,
+                    stage="palette",
+                    message="'#12345' is not a colour: expected 6 hex digits, found 5",
+                ),
+                build_error(
+                    file="art/coin.png",
+                    line=None,
+                    column=None,
+                    sprite="coin",
+                    stage="generate",
+                    message="source image is 100×30 px; grid [16, 16] needs a multiple of 16 — " * 5,
+                ),
+                build_error(
+                    file=None,
+                    line=None,
+                    column=None,
+                    sprite=None,
+                    stage="write",
+                    message="could not replace build/sprites/godot/hero.tres: permission denied",
+                ),
             ]
         ),
     )
@@ -362,8 +382,10 @@ def valid_vectors() -> None:
         "extra_keys_float",
         "floats (float32 and float64) in unknown keys are parsed and ignored",
         {**hello(), "x-f32": 0.5, "x-f64": -2.25},
-        body=raw_map(pairs_of(hello()) + [(pack("x-f32"), b"\xca" + struct.pack(">f", 0.5)),
-                                         (pack("x-f64"), b"\xcb" + struct.pack(">d", -2.25))]),
+        body=raw_map(
+            pairs_of(hello())
+            + [(pack("x-f32"), b"\xca" + struct.pack(">f", 0.5)), (pack("x-f64"), b"\xcb" + struct.pack(">d", -2.25))]
+        ),
     )
     ok(
         "extra_keys_bin_ext",
@@ -393,13 +415,25 @@ def valid_vectors() -> None:
         build_started(["a.png"], seq=7, build=2),
         body=(
             b"\xdf\x00\x00\x00\x07"
-            + b"\xdb\x00\x00\x00\x01v" + b"\xcf" + struct.pack(">Q", 1)
-            + b"\xd9\x04type" + b"\xdb\x00\x00\x00\x0dbuild-started"
-            + b"\xa3seq" + b"\xd3" + struct.pack(">q", 7)
-            + b"\xa7session" + b"\xda\x00\x20" + SESSION.encode()
-            + b"\xa7project" + b"\xd9\x07" + PROJECT.encode()
-            + b"\xa5build" + b"\xd0\x02"
-            + b"\xa7trigger" + b"\xdd\x00\x00\x00\x01" + b"\xdb\x00\x00\x00\x05a.png"
+            + b"\xdb\x00\x00\x00\x01v"
+            + b"\xcf"
+            + struct.pack(">Q", 1)
+            + b"\xd9\x04type"
+            + b"\xdb\x00\x00\x00\x0dbuild-started"
+            + b"\xa3seq"
+            + b"\xd3"
+            + struct.pack(">q", 7)
+            + b"\xa7session"
+            + b"\xda\x00\x20"
+            + SESSION.encode()
+            + b"\xa7project"
+            + b"\xd9\x07"
+            + PROJECT.encode()
+            + b"\xa5build"
+            + b"\xd0\x02"
+            + b"\xa7trigger"
+            + b"\xdd\x00\x00\x00\x01"
+            + b"\xdb\x00\x00\x00\x05a.png"
         ),
     )
     boundary = pack(hello())
@@ -432,14 +466,23 @@ def malformed_vectors() -> None:
     reject("truncated_empty", "an empty body", "malformed", b"")
     reject("truncated_after_map_header", "only the map header byte", "malformed", base[:1])
     reject("truncated_in_key", "cut inside the key 'type'", "malformed", base[:5])
-    reject("truncated_in_str8_header", "cut between the str8 marker and its length byte", "malformed",
-           base[: session_at - 1])
+    reject(
+        "truncated_in_str8_header",
+        "cut between the str8 marker and its length byte",
+        "malformed",
+        base[: session_at - 1],
+    )
     reject("truncated_in_string", "cut in the middle of the session string", "malformed", base[: session_at + 10])
     reject("truncated_last_byte", "the last byte is missing", "malformed", base[:-1])
     long_body = pack(build_started(["x" * 300]))
     str16_at = long_body.index(b"\xda\x01\x2c")
-    reject("truncated_in_str16_header", "cut between the two length bytes of a str16", "malformed",
-           long_body[: str16_at + 2], topic="sparky.build-started")
+    reject(
+        "truncated_in_str16_header",
+        "cut between the two length bytes of a str16",
+        "malformed",
+        long_body[: str16_at + 2],
+        topic="sparky.build-started",
+    )
     reject("truncated_uint64", "cut inside a uint64 value", "malformed", pack(hello(seq=(1 << 53) - 1))[:16])
     reject("trailing_byte", "a valid body followed by one nil byte", "malformed", base + b"\xc0")
     reject("trailing_message", "two valid bodies back to back", "malformed", base + base)
@@ -451,8 +494,9 @@ def malformed_vectors() -> None:
     )
     reject("key_int", "a map key that is an int", "malformed", raw_map(pairs_of(hello()) + [(pack(7), pack(1))]))
     reject("key_nil", "a map key that is nil", "malformed", raw_map(pairs_of(hello()) + [(b"\xc0", pack(1))]))
-    reject("key_bin", "a map key that is bin, not str", "malformed",
-           raw_map(pairs_of(hello()) + [(b"\xc4\x01x", pack(1))]))
+    reject(
+        "key_bin", "a map key that is bin, not str", "malformed", raw_map(pairs_of(hello()) + [(b"\xc4\x01x", pack(1))])
+    )
     reject(
         "key_int_nested",
         "a non-string key inside a nested map of an unknown key",
@@ -480,8 +524,9 @@ def malformed_vectors() -> None:
     deep: Any = []
     for _ in range(31):
         deep = [deep]
-    reject("too_deep", "nesting depth 33 (top map + 32 arrays) in an unknown key", "malformed",
-           {**hello(), "x-deep": deep})
+    reject(
+        "too_deep", "nesting depth 33 (top map + 32 arrays) in an unknown key", "malformed", {**hello(), "x-deep": deep}
+    )
     reject(
         "too_deep_maps",
         "nesting depth 33 built from maps",
@@ -505,11 +550,14 @@ def malformed_vectors() -> None:
 
 def field_vectors() -> None:
     for key in ("v", "type", "seq", "session", "project", "interval_ms", "build"):
-        reject(f"missing_{key}", f"hello without '{key}'", "missing-field", without(hello(), key),
-               topic="sparky.hello")
+        reject(f"missing_{key}", f"hello without '{key}'", "missing-field", without(hello(), key), topic="sparky.hello")
     reject("missing_trigger", "build-started without 'trigger'", "missing-field", without(build_started([]), "trigger"))
-    reject("missing_assets", "assets-changed without 'assets'", "missing-field",
-           without(assets_changed([GODOT_HERO]), "assets"))
+    reject(
+        "missing_assets",
+        "assets-changed without 'assets'",
+        "missing-field",
+        without(assets_changed([GODOT_HERO]), "assets"),
+    )
     for key in ("target", "path", "engine_path", "hash", "sprites", "atlas"):
         reject(
             f"missing_asset_{key}",
@@ -518,28 +566,49 @@ def field_vectors() -> None:
             assets_changed([GODOT_PAGE, without(GODOT_HERO, key)]),
         )
     for key in ("message", "line", "stage"):
-        reject(f"missing_error_{key}", f"an error map without '{key}'", "missing-field",
-               build_failed([without(build_error(), key)]))
+        reject(
+            f"missing_error_{key}",
+            f"an error map without '{key}'",
+            "missing-field",
+            build_failed([without(build_error(), key)]),
+        )
     for key in ("ok", "duration_ms", "changed"):
         reject(f"missing_{key}", f"build-finished without '{key}'", "missing-field", without(build_finished(), key))
 
     wrong: list[tuple[str, str, dict[str, Any] | bytes, str]] = [
         ("v_str", "v is the str '1'", with_value(hello(), "v", "1"), "sparky.hello"),
         ("v_bool", "v is true (not the int 1)", with_value(hello(), "v", True), "sparky.hello"),
-        ("v_float", "v is the float 1.0", replace_value(hello(), "v", b"\xcb" + struct.pack(">d", 1.0)), "sparky.hello"),
+        (
+            "v_float",
+            "v is the float 1.0",
+            replace_value(hello(), "v", b"\xcb" + struct.pack(">d", 1.0)),
+            "sparky.hello",
+        ),
         ("type_int", "type is an int", with_value(hello(), "type", 5), "sparky.hello"),
         ("seq_str", "seq is the str '1'", with_value(hello(), "seq", "1"), "sparky.hello"),
         ("seq_negative", "seq is -1 (negative fixint)", with_value(hello(), "seq", -1), "sparky.hello"),
         ("seq_negative_int64", "seq is -2^40 (int64)", with_value(hello(), "seq", -(1 << 40)), "sparky.hello"),
         ("seq_bool", "seq is true", with_value(hello(), "seq", True), "sparky.hello"),
         ("seq_float", "seq is the float 1.5", with_value(hello(), "seq", 1.5), "sparky.hello"),
-        ("seq_float_whole", "seq is the float64 2.0 (a float even though it is whole)",
-         replace_value(hello(), "seq", b"\xcb" + struct.pack(">d", 2.0)), "sparky.hello"),
-        ("seq_float32", "seq is the float32 3.0", replace_value(hello(), "seq", b"\xca" + struct.pack(">f", 3.0)),
-         "sparky.hello"),
+        (
+            "seq_float_whole",
+            "seq is the float64 2.0 (a float even though it is whole)",
+            replace_value(hello(), "seq", b"\xcb" + struct.pack(">d", 2.0)),
+            "sparky.hello",
+        ),
+        (
+            "seq_float32",
+            "seq is the float32 3.0",
+            replace_value(hello(), "seq", b"\xca" + struct.pack(">f", 3.0)),
+            "sparky.hello",
+        ),
         ("seq_too_big", "seq is 2^53, above the v1 int range", with_value(hello(), "seq", 1 << 53), "sparky.hello"),
-        ("seq_uint64_max", "seq is 2^64 - 1 (reads as -1 in a signed 64-bit int)",
-         with_value(hello(), "seq", (1 << 64) - 1), "sparky.hello"),
+        (
+            "seq_uint64_max",
+            "seq is 2^64 - 1 (reads as -1 in a signed 64-bit int)",
+            with_value(hello(), "seq", (1 << 64) - 1),
+            "sparky.hello",
+        ),
         ("seq_nil", "seq is nil", with_value(hello(), "seq", None), "sparky.hello"),
         ("session_int", "session is an int", with_value(hello(), "session", 12345), "sparky.hello"),
         ("project_nil", "project is nil", with_value(hello(), "project", None), "sparky.hello"),
@@ -548,36 +617,76 @@ def field_vectors() -> None:
         ("trigger_str", "trigger is a str, not an array", build_started("sparky.toml"), "sparky.build-started"),
         ("trigger_item_int", "a trigger item is an int", build_started(["a.png", 3]), "sparky.build-started"),
         ("assets_map", "assets is a map, not an array", assets_changed({"0": GODOT_HERO}), "sparky.assets-changed"),
-        ("asset_not_map", "an asset is an array", assets_changed([["godot", "sprites/hero.tres"]]),
-         "sparky.assets-changed"),
-        ("asset_target_nil", "an asset's target is nil", assets_changed([with_value(GODOT_HERO, "target", None)]),
-         "sparky.assets-changed"),
-        ("asset_engine_path_int", "an asset's engine_path is an int",
-         assets_changed([with_value(GODOT_HERO, "engine_path", 5)]), "sparky.assets-changed"),
-        ("asset_hash_nil", "an asset's hash is nil (removed assets use '')",
-         assets_changed([with_value(GODOT_HERO, "hash", None)]), "sparky.assets-changed"),
-        ("asset_sprites_item_nil", "an asset's sprites holds nil",
-         assets_changed([with_value(GODOT_HERO, "sprites", ["hero", None])]), "sparky.assets-changed"),
-        ("asset_atlas_bool", "an asset's atlas is false", assets_changed([with_value(GODOT_HERO, "atlas", False)]),
-         "sparky.assets-changed"),
+        (
+            "asset_not_map",
+            "an asset is an array",
+            assets_changed([["godot", "sprites/hero.tres"]]),
+            "sparky.assets-changed",
+        ),
+        (
+            "asset_target_nil",
+            "an asset's target is nil",
+            assets_changed([with_value(GODOT_HERO, "target", None)]),
+            "sparky.assets-changed",
+        ),
+        (
+            "asset_engine_path_int",
+            "an asset's engine_path is an int",
+            assets_changed([with_value(GODOT_HERO, "engine_path", 5)]),
+            "sparky.assets-changed",
+        ),
+        (
+            "asset_hash_nil",
+            "an asset's hash is nil (removed assets use '')",
+            assets_changed([with_value(GODOT_HERO, "hash", None)]),
+            "sparky.assets-changed",
+        ),
+        (
+            "asset_sprites_item_nil",
+            "an asset's sprites holds nil",
+            assets_changed([with_value(GODOT_HERO, "sprites", ["hero", None])]),
+            "sparky.assets-changed",
+        ),
+        (
+            "asset_atlas_bool",
+            "an asset's atlas is false",
+            assets_changed([with_value(GODOT_HERO, "atlas", False)]),
+            "sparky.assets-changed",
+        ),
         ("error_line_negative", "an error's line is -3", build_failed([build_error(line=-3)]), "sparky.build-failed"),
-        ("error_line_str", "an error's line is the str '12'", build_failed([build_error(line="12")]),
-         "sparky.build-failed"),
-        ("error_message_nil", "an error's message is nil", build_failed([build_error(message=None)]),
-         "sparky.build-failed"),
+        (
+            "error_line_str",
+            "an error's line is the str '12'",
+            build_failed([build_error(line="12")]),
+            "sparky.build-failed",
+        ),
+        (
+            "error_message_nil",
+            "an error's message is nil",
+            build_failed([build_error(message=None)]),
+            "sparky.build-failed",
+        ),
         ("errors_item_str", "an errors item is a str", build_failed(["boom"]), "sparky.build-failed"),
         ("ok_int", "ok is the int 1, not a bool", with_value(build_finished(), "ok", 1), "sparky.build-finished"),
         ("ok_nil", "ok is nil", with_value(build_finished(), "ok", None), "sparky.build-finished"),
-        ("duration_negative", "duration_ms is -1", with_value(build_finished(), "duration_ms", -1),
-         "sparky.build-finished"),
+        (
+            "duration_negative",
+            "duration_ms is -1",
+            with_value(build_finished(), "duration_ms", -1),
+            "sparky.build-finished",
+        ),
     ]
     for name, description, body, topic in wrong:
         reject(f"wrong_type_{name}", description, "wrong-type", body, topic=topic)
 
     reject("version_2", "v is 2", "version", with_value(hello(), "v", 2))
     reject("version_0", "v is 0", "version", with_value(hello(), "v", 0))
-    reject("version_unknown_type", "v is 2 on an unknown type (not ignored: refused)", "version",
-           with_value(common("log", 4), "v", 2))
+    reject(
+        "version_unknown_type",
+        "v is 2 on an unknown type (not ignored: refused)",
+        "version",
+        with_value(common("log", 4), "v", 2),
+    )
 
 
 def path_vectors() -> None:
@@ -593,24 +702,44 @@ def path_vectors() -> None:
         ("empty_component", "path has an empty component ('//')", with_value(GODOT_HERO, "path", "sprites//hero.tres")),
         ("trailing_slash", "path ends with '/'", with_value(GODOT_HERO, "path", "sprites/")),
         ("godot_res_dotdot", "godot engine_path is res://../x", with_value(GODOT_HERO, "engine_path", "res://../x")),
-        ("godot_no_res", "godot engine_path lacks res://",
-         with_value(GODOT_HERO, "engine_path", "sprites/hero.tres")),
-        ("godot_user_scheme", "godot engine_path uses user://",
-         with_value(GODOT_HERO, "engine_path", "user://sprites/hero.tres")),
+        ("godot_no_res", "godot engine_path lacks res://", with_value(GODOT_HERO, "engine_path", "sprites/hero.tres")),
+        (
+            "godot_user_scheme",
+            "godot engine_path uses user://",
+            with_value(GODOT_HERO, "engine_path", "user://sprites/hero.tres"),
+        ),
         ("godot_res_only", "godot engine_path is just res://", with_value(GODOT_HERO, "engine_path", "res://")),
-        ("godot_res_absolute", "godot engine_path is res:///etc/passwd",
-         with_value(GODOT_HERO, "engine_path", "res:///etc/passwd")),
-        ("godot_res_backslash", "godot engine_path has a backslash after res://",
-         with_value(GODOT_HERO, "engine_path", "res://sprites\\hero.tres")),
-        ("bevy_absolute", "bevy engine_path is an absolute host path",
-         with_value(BEVY_ATLAS, "engine_path", "/home/dev/game/assets/sprites/characters.atlas.ron")),
+        (
+            "godot_res_absolute",
+            "godot engine_path is res:///etc/passwd",
+            with_value(GODOT_HERO, "engine_path", "res:///etc/passwd"),
+        ),
+        (
+            "godot_res_backslash",
+            "godot engine_path has a backslash after res://",
+            with_value(GODOT_HERO, "engine_path", "res://sprites\\hero.tres"),
+        ),
+        (
+            "bevy_absolute",
+            "bevy engine_path is an absolute host path",
+            with_value(BEVY_ATLAS, "engine_path", "/home/dev/game/assets/sprites/characters.atlas.ron"),
+        ),
         ("bevy_url", "bevy engine_path is a URL", with_value(BEVY_ATLAS, "engine_path", "https://example.com/x.ron")),
-        ("bevy_dotdot", "bevy engine_path leaves the assets folder",
-         with_value(BEVY_ATLAS, "engine_path", "sprites/../../secret.ron")),
-        ("bevy_res", "a bevy engine_path may not use res:// (':')",
-         with_value(BEVY_ATLAS, "engine_path", "res://sprites/characters.atlas.ron")),
-        ("texturepacker_engine_path", "a non-nil engine_path on another target follows the same rules",
-         asset("texturepacker", "characters.json", "/abs/characters.json", "metadata")),
+        (
+            "bevy_dotdot",
+            "bevy engine_path leaves the assets folder",
+            with_value(BEVY_ATLAS, "engine_path", "sprites/../../secret.ron"),
+        ),
+        (
+            "bevy_res",
+            "a bevy engine_path may not use res:// (':')",
+            with_value(BEVY_ATLAS, "engine_path", "res://sprites/characters.atlas.ron"),
+        ),
+        (
+            "texturepacker_engine_path",
+            "a non-nil engine_path on another target follows the same rules",
+            asset("texturepacker", "characters.json", "/abs/characters.json", "metadata"),
+        ),
     ]
     for name, description, bad_asset in cases:
         # The bad asset comes second, after a valid one, so decoders must check every asset.
@@ -622,8 +751,13 @@ def topic_and_precedence_vectors() -> None:
     reject("topic_no_prefix", "topic 'hello' without 'sparky.'", "topic", hello(), topic="hello")
     reject("topic_case", "topic 'sparky.Hello' (topics are case-sensitive)", "topic", hello(), topic="sparky.Hello")
     reject("topic_trailing_space", "topic with a trailing space", "topic", hello(), topic="sparky.hello ")
-    reject("topic_unknown_type", "an unknown type on another type's topic is refused, not ignored", "topic",
-           common("log", 8), topic="sparky.hello")
+    reject(
+        "topic_unknown_type",
+        "an unknown type on another type's topic is refused, not ignored",
+        "topic",
+        common("log", 8),
+        topic="sparky.hello",
+    )
 
     reject(
         "precedence_oversize_before_malformed",
@@ -699,8 +833,11 @@ def main(argv: list[str] | None = None) -> int:
     files = rendered(build_all())
     known = set(files) | {"make_vectors.py", "README.md", "__pycache__"}
     stale = sorted(p.name for p in args.out.iterdir() if p.name not in known) if args.out.exists() else []
-    changed = [name for name, data in files.items() if not (args.out / name).is_file()
-               or (args.out / name).read_bytes() != data]
+    changed = [
+        name
+        for name, data in files.items()
+        if not (args.out / name).is_file() or (args.out / name).read_bytes() != data
+    ]
     if args.check:
         for name in changed:
             print(f"would change: {name}", file=sys.stderr)

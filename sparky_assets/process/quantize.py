@@ -1,6 +1,6 @@
 """Palette lock: every opaque pixel becomes its nearest palette colour in OKLab.
 
-Invariants of :func:`lock_to_palette`'s output: alpha is 0 or 255 (threshold 128);
+Invariants of :func:`quantize_to_palette`'s output: alpha is 0 or 255 (threshold 128);
 every pixel with alpha 255 has an RGB that is exactly one of the palette's colours;
 every pixel with alpha 0 is (0, 0, 0, 0). Nearest means smallest Euclidean distance
 in OKLab (perceptual), not in RGB; ties go to the lower palette index.
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..palettes import Palette
 
-LOCK_VERSION = 1
+QUANTIZE_VERSION = 1
 """Bump when locking, dithering or outlining changes its output (part of every process key)."""
 
 _BAYER2 = np.array([[0, 2], [3, 1]], dtype=np.float32)
@@ -35,13 +35,21 @@ def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
     c = rgb.astype(np.float32) / 255.0
     lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     m1 = np.array(
-        [[0.4122214708, 0.5363325363, 0.0514459929],
-         [0.2119034982, 0.6806995451, 0.1073969566],
-         [0.0883024619, 0.2817188376, 0.6299787005]], dtype=np.float32)
+        [
+            [0.4122214708, 0.5363325363, 0.0514459929],
+            [0.2119034982, 0.6806995451, 0.1073969566],
+            [0.0883024619, 0.2817188376, 0.6299787005],
+        ],
+        dtype=np.float32,
+    )
     m2 = np.array(
-        [[0.2104542553, 0.7936177850, -0.0040720468],
-         [1.9779984951, -2.4285922050, 0.4505937099],
-         [0.0259040371, 0.7827717662, -0.8086757660]], dtype=np.float32)
+        [
+            [0.2104542553, 0.7936177850, -0.0040720468],
+            [1.9779984951, -2.4285922050, 0.4505937099],
+            [0.0259040371, 0.7827717662, -0.8086757660],
+        ],
+        dtype=np.float32,
+    )
     lms = np.cbrt(lin @ m1.T)
     return (lms @ m2.T).astype(np.float32)
 
@@ -51,13 +59,13 @@ def nearest_indices(lab: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
     out = np.empty(len(lab), dtype=np.intp)
     step = max(1024, (1 << 22) // max(1, len(palette_lab)))  # ~50 MB of distances at most
     for start in range(0, len(lab), step):
-        chunk = lab[start:start + step]
+        chunk = lab[start : start + step]
         d = ((chunk[:, None, :] - palette_lab[None, :, :]) ** 2).sum(axis=2)
-        out[start:start + step] = d.argmin(axis=1)
+        out[start : start + step] = d.argmin(axis=1)
     return out
 
 
-def lock_to_palette(image: np.ndarray, palette: Palette, dither: str = "none") -> np.ndarray:
+def quantize_to_palette(image: np.ndarray, palette: Palette, dither: str = "none") -> np.ndarray:
     """RGBA ``(h, w, 4)`` uint8 → RGBA locked to ``palette`` (see module invariants)."""
     if image.ndim != 3 or image.shape[2] != 4:
         raise ValueError(f"expected an RGBA image (h, w, 4), found shape {image.shape}")

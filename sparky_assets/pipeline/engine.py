@@ -26,9 +26,10 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
 from ..pack.maxrects import PackResult, Placement, pack_maxrects
 from ..palettes import Palette
-from ..process.lock import LOCK_VERSION, lock_to_palette
+from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
 from .cache import StageCache
 from .fsutil import canonical_hash, sha256_bytes
@@ -98,7 +99,7 @@ class ProjectLock:
         self.path = state_dir / "build.lock"
         self.fd: int | None = None
 
-    def __enter__(self) -> "ProjectLock":
+    def __enter__(self) -> ProjectLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -107,8 +108,13 @@ class ProjectLock:
             holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(self.fd)
             self.fd = None
-            raise ProjectLocked(Diagnostic(f"another build of this project is running (pid {holder})",
-                                           file=str(self.path), hint="wait for it to finish, or stop it")) from None
+            raise ProjectLocked(
+                Diagnostic(
+                    f"another build of this project is running (pid {holder})",
+                    file=str(self.path),
+                    hint="wait for it to finish, or stop it",
+                )
+            ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
         return self
@@ -127,9 +133,15 @@ def manifest_inputs(manifest: Manifest, s: SpriteSpec, frames: tuple[FrameSpec, 
     """What the manifest says about a sprite's generation (no file contents, no models).
     Its hash is the lock's ``manifest_key``: what ``--frozen`` compares, so a CI machine
     needs neither the generator's models nor its packages."""
-    return {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
-            "frames": [[f.animation, f.index] for f in frames], "options": dict(s.options),
-            "settings": dict(manifest.generators.get(s.generator, {}))}
+    return {
+        "generator": s.generator,
+        "prompt": s.prompt,
+        "seed": s.seed,
+        "size": [s.width, s.height],
+        "frames": [[f.animation, f.index] for f in frames],
+        "options": dict(s.options),
+        "settings": dict(manifest.generators.get(s.generator, {})),
+    }
 
 
 def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> ResolvedProject:
@@ -157,11 +169,20 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
         key = key or base
         own = d.file is None or d.file == file
         line, col = locate(key) if own and d.line is None else (d.line, d.column)
-        return replace(d, file=d.file or file, line=line, column=col, key=key, sprite=sprite or d.sprite,
-                       stage=d.stage or "manifest")
+        return replace(
+            d,
+            file=d.file or file,
+            line=line,
+            column=col,
+            key=key,
+            sprite=sprite or d.sprite,
+            stage=d.stage or "manifest",
+        )
 
     palettes: dict[str, Palette] = {}
-    for key, value in [("project.palette", manifest.palette)] + [(f"sprite[{s.index}].palette", s.palette) for s in manifest.sprites]:
+    for key, value in [("project.palette", manifest.palette)] + [
+        (f"sprite[{s.index}].palette", s.palette) for s in manifest.sprites
+    ]:
         if value in palettes:
             continue
         try:
@@ -182,15 +203,28 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
                 sink.add(located(replace(d, key=f"{base}.generator"), base, s.name))
             continue
         except ImportError as exc:
-            sink.add(located(Diagnostic(f"generator '{s.generator}' cannot be loaded: {exc}", key=f"{base}.generator"), base, s.name))
+            sink.add(
+                located(
+                    Diagnostic(f"generator '{s.generator}' cannot be loaded: {exc}", key=f"{base}.generator"),
+                    base,
+                    s.name,
+                )
+            )
             continue
         palette = palettes.get(s.palette)
         frames = tuple(FrameSpec(a.name, i) for a in s.animations for i in range(a.frames)) or (FrameSpec("", 0),)
         request = GenerationRequest(
-            sprite=s.name, width=s.width, height=s.height, frames=frames, seed=s.seed, root=manifest.root, prompt=s.prompt,
+            sprite=s.name,
+            width=s.width,
+            height=s.height,
+            frames=frames,
+            seed=s.seed,
+            root=manifest.root,
+            prompt=s.prompt,
             # the palette reaches a generator only if it asks (and then it is part of the
             # generate key); otherwise a palette change re-locks without regenerating
-            palette=palette.colors if palette and getattr(gen, "uses_palette", False) else (), options=dict(s.options),
+            palette=palette.colors if palette and getattr(gen, "uses_palette", False) else (),
+            options=dict(s.options),
             settings=dict(manifest.generators.get(s.generator, {})),
         )
         lockable = getattr(gen, "needs_lock", True)
@@ -198,9 +232,19 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
         manifest_key = canonical_hash({"engine": ENGINE_VERSION, **described})
         if s.generator not in settings_hashes:
             settings_hashes[s.generator] = canonical_hash(described["settings"])[:16]
-        inputs = {k: v for k, v in {"generator": s.generator, "prompt": s.prompt, "seed": s.seed, "size": [s.width, s.height],
-                                    "frames": len(frames), "options": canonical_hash(described["options"])[:16] if s.options else None,
-                                    "settings": settings_hashes[s.generator]}.items() if v is not None}
+        inputs = {
+            k: v
+            for k, v in {
+                "generator": s.generator,
+                "prompt": s.prompt,
+                "seed": s.seed,
+                "size": [s.width, s.height],
+                "frames": len(frames),
+                "options": canonical_hash(described["options"])[:16] if s.options else None,
+                "settings": settings_hashes[s.generator],
+            }.items()
+            if v is not None
+        }
         if frozen_store is not None and lockable:
             entry = frozen_store.entries.get(s.name)
             gen_key = entry.key if entry is not None and entry.manifest_key == manifest_key else ""
@@ -212,8 +256,9 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             sink.add(located(d, base, s.name))
         if problems or palette is None:
             continue
-        gen_key = canonical_hash({"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator,
-                                  "key": gen.cache_key(request)})
+        gen_key = canonical_hash(
+            {"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator, "key": gen.cache_key(request)}
+        )
         plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
     sink.raise_if_any()
 
@@ -232,8 +277,15 @@ class Builder:
     """Runs builds of one project; keeps generators (and their models) warm between
     builds, which is what ``watch`` relies on."""
 
-    def __init__(self, manifest_path: str | Path, *, on_progress: Callable[[str, int, int], None] | None = None,
-                 durable: bool = True, warm_frames: int = 50_000, defer_prune: bool = False):
+    def __init__(
+        self,
+        manifest_path: str | Path,
+        *,
+        on_progress: Callable[[str, int, int], None] | None = None,
+        durable: bool = True,
+        warm_frames: int = 50_000,
+        defer_prune: bool = False,
+    ):
         """``durable``: fsync outputs before switching them over (survives power loss,
         not only crashes); ``watch`` turns it off for latency. ``warm_frames``: how many
         decoded frames to keep in memory between builds of this Builder."""
@@ -271,7 +323,9 @@ class Builder:
         manifest = self._manifest()
         state = manifest.root / STATE_DIR
         with ProjectLock(state):
-            run = _Build(manifest, state, options, self.on_progress, self.warm, self.durable, prune=not self.defer_prune)
+            run = _Build(
+                manifest, state, options, self.on_progress, self.warm, self.durable, prune=not self.defer_prune
+            )
             self._last_cache = run.cache
             self.last_project = None
             report = run.run()
@@ -340,8 +394,16 @@ class _WarmState:
 
 
 class _Build:
-    def __init__(self, manifest: Manifest, state: Path, options: BuildOptions, on_progress, warm: _WarmState, durable: bool,
-                 prune: bool = True):
+    def __init__(
+        self,
+        manifest: Manifest,
+        state: Path,
+        options: BuildOptions,
+        on_progress,
+        warm: _WarmState,
+        durable: bool,
+        prune: bool = True,
+    ):
         self.prune = prune
         self.manifest = manifest
         self.options = options
@@ -376,8 +438,9 @@ class _Build:
 
         # phase 1: locked sprites whose lock entry is missing or stale, in batches
         wanted = self._only_sprites if self.options.only else set(project.sprites)
-        to_generate = [n for n, plan in project.sprites.items()
-                       if plan.lockable and n in wanted and self._lock_is_stale(plan)]
+        to_generate = [
+            n for n, plan in project.sprites.items() if plan.lockable and n in wanted and self._lock_is_stale(plan)
+        ]
         if self.options.dry_run:
             return self._plan_report(project, atlases, targets, to_generate)
         self._generate(to_generate)
@@ -399,11 +462,17 @@ class _Build:
     def _check_options(self, project: ResolvedProject) -> None:
         problems = []
         if self.options.frozen and (self.options.force or self.options.regenerate):
-            problems.append(Diagnostic("--frozen cannot be combined with --force or --regenerate",
-                                       hint="--frozen never generates; drop one of them"))
+            problems.append(
+                Diagnostic(
+                    "--frozen cannot be combined with --force or --regenerate",
+                    hint="--frozen never generates; drop one of them",
+                )
+            )
         for name in self.options.regenerate:
             if name not in project.sprites:
-                problems.append(Diagnostic(f"--regenerate: no sprite named '{name}'", hint=suggest(name, project.sprites)))
+                problems.append(
+                    Diagnostic(f"--regenerate: no sprite named '{name}'", hint=suggest(name, project.sprites))
+                )
         known = set(project.sprites) | {a.name for a in project.atlases}
         for name in self.options.only:
             if name not in known:
@@ -420,10 +489,18 @@ class _Build:
             if why:
                 key = f"{plan.spec.key}.{changed[0]}" if changed else plan.spec.key
                 line, col = project.locator(key)
-                stale.append(Diagnostic(
-                    f"sprite '{plan.spec.name}' would need generating: {why}", file=str(self.manifest.path), line=line,
-                    column=col, key=key, sprite=plan.spec.name, stage="generate",
-                    hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/"))
+                stale.append(
+                    Diagnostic(
+                        f"sprite '{plan.spec.name}' would need generating: {why}",
+                        file=str(self.manifest.path),
+                        line=line,
+                        column=col,
+                        key=key,
+                        sprite=plan.spec.name,
+                        stage="generate",
+                        hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/",
+                    )
+                )
         if stale:
             raise InvalidInput(stale)
 
@@ -440,15 +517,45 @@ class _Build:
             entry = self.store.entries.get(name) if plan.lockable else None
             content = entry.sha256 if entry is not None and entry.key == plan.gen_key else plan.gen_key
             s = plan.spec
-            self.process_keys[name] = canonical_hash({
-                "stage": "process", "engine": ENGINE_VERSION, "lock": LOCK_VERSION, "content": content,
-                "palette": plan.palette.digest(), "outline": s.outline, "dither": s.dither})
-        self.pack_keys = {atlas.name: canonical_hash({
-            "stage": "pack", "engine": ENGINE_VERSION, "pack": PACK_VERSION, "name": atlas.name,
-            "settings": [atlas.max_width, atlas.max_height, atlas.padding, atlas.extrude, atlas.power_of_two, atlas.square, atlas.trim],
-            "sprites": [[n, self.process_keys[n], [[a.name, a.frames, a.fps, a.loop] for a in project.sprites[n].spec.animations]]
-                        for n in atlas.sprites],
-        }) for atlas in project.atlases}
+            self.process_keys[name] = canonical_hash(
+                {
+                    "stage": "process",
+                    "engine": ENGINE_VERSION,
+                    "quantize": QUANTIZE_VERSION,
+                    "content": content,
+                    "palette": plan.palette.digest(),
+                    "outline": s.outline,
+                    "dither": s.dither,
+                }
+            )
+        self.pack_keys = {
+            atlas.name: canonical_hash(
+                {
+                    "stage": "pack",
+                    "engine": ENGINE_VERSION,
+                    "pack": PACK_VERSION,
+                    "name": atlas.name,
+                    "settings": [
+                        atlas.max_width,
+                        atlas.max_height,
+                        atlas.padding,
+                        atlas.extrude,
+                        atlas.power_of_two,
+                        atlas.square,
+                        atlas.trim,
+                    ],
+                    "sprites": [
+                        [
+                            n,
+                            self.process_keys[n],
+                            [[a.name, a.frames, a.fps, a.loop] for a in project.sprites[n].spec.animations],
+                        ]
+                        for n in atlas.sprites
+                    ],
+                }
+            )
+            for atlas in project.atlases
+        }
 
     def _plan_report(self, project, atlases, targets, to_generate) -> BuildReport:
         """What a build would do: keys as they are now; sprites about to be generated
@@ -458,15 +565,30 @@ class _Build:
         need_export, need_pack, need_process = [], [], []
         for atlas in atlases:
             dirty = bool(fresh & set(atlas.sprites))
-            exports = [t for t in targets if dirty or self.options.force or not self.cache.has("export", self._export_key(atlas, t))]
+            exports = [
+                t
+                for t in targets
+                if dirty or self.options.force or not self.cache.has("export", self._export_key(atlas, t))
+            ]
             need_export += [f"{atlas.name}:{t.target}" for t in exports]
             if exports and (dirty or self.options.force or not self.cache.has("pack", self.pack_keys[atlas.name])):
                 need_pack.append(atlas.name)
-                need_process += [n for n in atlas.sprites if n in fresh or self.options.force
-                                 or not self.cache.has("process", self.process_keys[n])]
-        image_gen = [n for n in need_process if not project.sprites[n].lockable
-                     and not self.cache.has("generate", project.sprites[n].gen_key)]
-        self.report.ran = {"generate": to_generate + image_gen, "process": need_process, "pack": need_pack, "export": need_export}
+                need_process += [
+                    n
+                    for n in atlas.sprites
+                    if n in fresh or self.options.force or not self.cache.has("process", self.process_keys[n])
+                ]
+        image_gen = [
+            n
+            for n in need_process
+            if not project.sprites[n].lockable and not self.cache.has("generate", project.sprites[n].gen_key)
+        ]
+        self.report.ran = {
+            "generate": to_generate + image_gen,
+            "process": need_process,
+            "pack": need_pack,
+            "export": need_export,
+        }
         return self.report
 
     @property
@@ -489,8 +611,18 @@ class _Build:
     def _export_key(self, atlas: AtlasSpec, target: ExportSpec) -> str:
         rel_root = target.root.relative_to(self.manifest.root).as_posix()
         version = SheetsExporter.version if target.target == "sheets" else exporter(target.target).version
-        return canonical_hash({"stage": "export", "engine": ENGINE_VERSION, "png": PNG_VERSION, "pack": self.pack_keys[atlas.name],
-                               "target": target.target, "root": rel_root, "settings": dict(target.settings), "version": version})
+        return canonical_hash(
+            {
+                "stage": "export",
+                "engine": ENGINE_VERSION,
+                "png": PNG_VERSION,
+                "pack": self.pack_keys[atlas.name],
+                "target": target.target,
+                "root": rel_root,
+                "settings": dict(target.settings),
+                "version": version,
+            }
+        )
 
     # -- stages ------------------------------------------------------------------
 
@@ -507,8 +639,13 @@ class _Build:
             except SparkyError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
-                raise BuildFailed(Diagnostic(f"generator '{gen_name}' failed: {type(exc).__name__}: {exc}", stage="generate",
-                                             sprite=plans[0].spec.name if len(plans) == 1 else None)) from exc
+                raise BuildFailed(
+                    Diagnostic(
+                        f"generator '{gen_name}' failed: {type(exc).__name__}: {exc}",
+                        stage="generate",
+                        sprite=plans[0].spec.name if len(plans) == 1 else None,
+                    )
+                ) from exc
             stats = getattr(gen, "last_stats", None)
             if stats:
                 self.report.generator_stats[gen_name] = dict(stats)
@@ -522,9 +659,14 @@ class _Build:
         s = plan.spec
         expected = (s.height, s.width, 4)
         if len(frames) != len(plan.request.frames) or any(f.shape != expected or f.dtype != np.uint8 for f in frames):
-            raise BuildFailed(Diagnostic(f"generator '{s.generator}' returned {len(frames)} frames of "
-                                         f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
-                                         sprite=s.name, stage="generate"))
+            raise BuildFailed(
+                Diagnostic(
+                    f"generator '{s.generator}' returned {len(frames)} frames of "
+                    f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
+                    sprite=s.name,
+                    stage="generate",
+                )
+            )
         if plan.lockable:
             self.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key)
         else:
@@ -544,8 +686,13 @@ class _Build:
             frames = hit[1] if hit else None
         if frames is None:
             if plan.lockable:  # verified in phase 1: someone changed sparky-generated/ during the build
-                raise BuildFailed(Diagnostic(f"the stored result of sprite '{name}' changed during the build; run it again",
-                                             sprite=name, stage="generate"))
+                raise BuildFailed(
+                    Diagnostic(
+                        f"the stored result of sprite '{name}' changed during the build; run it again",
+                        sprite=name,
+                        stage="generate",
+                    )
+                )
             self._generate([name], progress=False)  # inside the export stage's progress
             return self._generated[name]
         self.report.cached["generate"] += 1
@@ -577,9 +724,13 @@ class _Build:
     def _process_frame(plan: SpritePlan, frame: np.ndarray) -> np.ndarray:
         s = plan.spec
         if s.outline:
-            color = darkest(plan.palette.colors) if s.outline is True else tuple(int(s.outline[i:i + 2], 16) for i in (1, 3, 5))
+            color = (
+                darkest(plan.palette.colors)
+                if s.outline is True
+                else tuple(int(s.outline[i : i + 2], 16) for i in (1, 3, 5))
+            )
             frame = add_outline(frame, color)
-        return lock_to_palette(frame, plan.palette, s.dither)
+        return quantize_to_palette(frame, plan.palette, s.dither)
 
     def packed(self, atlas: AtlasSpec) -> PackedAtlas:
         if atlas.name in self._packed:
@@ -603,9 +754,19 @@ class _Build:
                         animations.append((n, a.name, a.fps, a.loop))
                 else:
                     inputs.append(FrameInput(n, None, 0, frames[0]))
-            result = build_atlas(atlas.name, inputs, animations, max_width=atlas.max_width, max_height=atlas.max_height,
-                                 padding=atlas.padding, extrude=atlas.extrude, trim=atlas.trim,
-                                 power_of_two=atlas.power_of_two, square=atlas.square, pack=self._layout)
+            result = build_atlas(
+                atlas.name,
+                inputs,
+                animations,
+                max_width=atlas.max_width,
+                max_height=atlas.max_height,
+                padding=atlas.padding,
+                extrude=atlas.extrude,
+                trim=atlas.trim,
+                power_of_two=atlas.power_of_two,
+                square=atlas.square,
+                pack=self._layout,
+            )
             self.cache.put_arrays("pack", key, _atlas_meta(result), list(result.pages))
             self.report.ran["pack"].append(atlas.name)
         self._packed[atlas.name] = result
@@ -614,8 +775,15 @@ class _Build:
     def _layout(self, sizes, max_width, max_height, **settings) -> PackResult:
         """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout``
         stage): re-locked frames keep their sizes, so their atlas is only recomposed."""
-        key = canonical_hash({"stage": "layout", "engine": ENGINE_VERSION, "sizes": list(sizes),
-                              "max": [max_width, max_height], **settings})
+        key = canonical_hash(
+            {
+                "stage": "layout",
+                "engine": ENGINE_VERSION,
+                "sizes": list(sizes),
+                "max": [max_width, max_height],
+                **settings,
+            }
+        )
         payload = None if self.options.force else self.cache.get("layout", key)
         if payload is not None:
             try:
@@ -624,7 +792,10 @@ class _Build:
             except (ValueError, KeyError, TypeError):
                 self.cache.warnings.append(f"cache entry layout/{key[:12]} did not decode; rebuilt")
         result = pack_maxrects(sizes, max_width, max_height, **settings)
-        doc = {"placements": [[p.page, p.x, p.y] for p in result.placements], "pages": [list(p) for p in result.page_sizes]}
+        doc = {
+            "placements": [[p.page, p.x, p.y] for p in result.placements],
+            "pages": [list(p) for p in result.page_sizes],
+        }
         self.cache.put("layout", key, json.dumps(doc).encode())
         return result
 
@@ -639,7 +810,9 @@ class _Build:
         packed = self.packed(atlas)
         if atlas.name not in self._pages_png:  # encoded once, shared by every target
             colors = {c for n in atlas.sprites for c in self.project.sprites[n].palette.colors}
-            candidates = np.array(sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32)
+            candidates = np.array(
+                sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32
+            )
             self._pages_png[atlas.name] = tuple(encode_png(p, candidates) for p in packed.pages)
         ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
         impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
@@ -648,7 +821,9 @@ class _Build:
         self.report.ran["export"].append(f"{atlas.name}:{target.target}")
         return files
 
-    def _export_all(self, atlases: list[AtlasSpec], targets: list[ExportSpec]) -> dict[Path, tuple[ExportSpec, str, OutputFile]]:
+    def _export_all(
+        self, atlases: list[AtlasSpec], targets: list[ExportSpec]
+    ) -> dict[Path, tuple[ExportSpec, str, OutputFile]]:
         out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
         total = len(atlases) * len(targets)
         for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
@@ -656,11 +831,16 @@ class _Build:
                 path = target.root / rel
                 if path in out:
                     other_target, _, other = out[path]
-                    raise InvalidInput(Diagnostic(
-                        f"two outputs want the same file {self.manifest.relative(path)}: {target.target} export of atlas "
-                        f"'{atlas.name}' and {other_target.target} export of atlas '{other.atlas}'", stage="export",
-                        hint="give each export target its own dir" if other_target.target != target.target
-                        else "rename a sprite or an atlas so their file names differ"))
+                    raise InvalidInput(
+                        Diagnostic(
+                            f"two outputs want the same file {self.manifest.relative(path)}: {target.target} export of atlas "
+                            f"'{atlas.name}' and {other_target.target} export of atlas '{other.atlas}'",
+                            stage="export",
+                            hint="give each export target its own dir"
+                            if other_target.target != target.target
+                            else "rename a sprite or an atlas so their file names differ",
+                        )
+                    )
                 out[path] = (target, rel, f)
             self.on_progress("export", i, total)
         return out
@@ -673,15 +853,24 @@ class _Build:
         writes, keep = [], {}
         for path, (target, rel, f) in sorted(files.items()):
             digest = sha256_bytes(f.data)
-            meta = {"target": target.target, "path": rel, "kind": f.kind, "engine_path": f.engine_path,
-                    "sprites": list(f.sprites), "atlas": f.atlas, "sha256": digest}
+            meta = {
+                "target": target.target,
+                "path": rel,
+                "kind": f.kind,
+                "engine_path": f.engine_path,
+                "sprites": list(f.sprites),
+                "atlas": f.atlas,
+                "sha256": digest,
+            }
             if self.ledger.unchanged(path, digest, len(f.data)):
                 keep[path] = meta
                 self.report.unchanged += 1
                 continue
             change = "modified" if path.exists() else "added"
             writes.append(PlannedWrite(path, f.data, meta))
-            self.report.assets.append(ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas))
+            self.report.assets.append(
+                ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas)
+            )
         remove = []
         for rel, meta in sorted(self.ledger.record.items()):
             path = self.manifest.root / rel
@@ -691,9 +880,18 @@ class _Build:
                 keep[path] = meta
                 continue
             remove.append(path)
-            self.report.assets.append(ChangedAsset(meta.get("target", "sheets"), meta.get("path", rel), meta.get("engine_path"),
-                                                   meta.get("kind", "metadata"), "removed", "", tuple(meta.get("sprites", ())),
-                                                   meta.get("atlas")))
+            self.report.assets.append(
+                ChangedAsset(
+                    meta.get("target", "sheets"),
+                    meta.get("path", rel),
+                    meta.get("engine_path"),
+                    meta.get("kind", "metadata"),
+                    "removed",
+                    "",
+                    tuple(meta.get("sprites", ())),
+                    meta.get("atlas"),
+                )
+            )
         self.ledger.commit(writes, keep, remove)
         self.report.written = [w.path for w in writes]
         self.report.removed = remove
@@ -705,8 +903,24 @@ class _Build:
 def _atlas_meta(atlas: PackedAtlas) -> dict:
     return {
         "rects": [list(map(list, r)) for r in atlas.rects],
-        "frames": [[f.sprite, f.animation, f.frame, f.page, f.slot, f.x, f.y, f.w, f.h, f.offset_x, f.offset_y, f.source_w, f.source_h]
-                   for f in atlas.frames],
+        "frames": [
+            [
+                f.sprite,
+                f.animation,
+                f.frame,
+                f.page,
+                f.slot,
+                f.x,
+                f.y,
+                f.w,
+                f.h,
+                f.offset_x,
+                f.offset_y,
+                f.source_w,
+                f.source_h,
+            ]
+            for f in atlas.frames
+        ],
         "animations": [[a.sprite, a.name, a.fps, a.loop, list(a.frames)] for a in atlas.animations],
         "sprites": list(atlas.sprites),
     }
@@ -714,7 +928,9 @@ def _atlas_meta(atlas: PackedAtlas) -> dict:
 
 def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedAtlas:
     return PackedAtlas(
-        name, tuple(pages), tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
+        name,
+        tuple(pages),
+        tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
         tuple(PackedFrame(*f) for f in meta["frames"]),
         tuple(AnimationInfo(s, n, fps, loop, tuple(fr)) for s, n, fps, loop, fr in meta["animations"]),
         tuple(meta["sprites"]),
@@ -734,9 +950,11 @@ def _files_to_bytes(files: dict[str, OutputFile]) -> bytes:
 def _files_from_bytes(payload: bytes) -> dict[str, OutputFile] | None:
     try:
         n = int.from_bytes(payload[:8], "big")
-        index = json.loads(payload[8:8 + n])
-        body = payload[8 + n:]
-        return {rel: OutputFile(body[o:o + size], kind, tuple(sprites), atlas, engine)
-                for rel, kind, sprites, atlas, engine, o, size in index}
+        index = json.loads(payload[8 : 8 + n])
+        body = payload[8 + n :]
+        return {
+            rel: OutputFile(body[o : o + size], kind, tuple(sprites), atlas, engine)
+            for rel, kind, sprites, atlas, engine, o, size in index
+        }
     except (ValueError, TypeError):
         return None

@@ -73,22 +73,36 @@ class StageCache:
         if end < 0:
             return None
         try:
-            header = json.loads(raw[len(MAGIC):end])
+            header = json.loads(raw[len(MAGIC) : end])
         except ValueError:
             return None
-        payload = raw[end + 1:]
-        if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT or header.get("stage") != stage or header.get("key") != key:
+        payload = raw[end + 1 :]
+        if (
+            not isinstance(header, dict)
+            or header.get("format") != CACHE_FORMAT
+            or header.get("stage") != stage
+            or header.get("key") != key
+        ):
             return None
         if header.get("size") != len(payload) or header.get("sha256") != hashlib.sha256(payload).hexdigest():
             return None
         return payload
 
     def put(self, stage: str, key: str, payload: bytes) -> None:
-        header = {"format": CACHE_FORMAT, "stage": stage, "key": key, "size": len(payload),
-                  "sha256": hashlib.sha256(payload).hexdigest()}
+        header = {
+            "format": CACHE_FORMAT,
+            "stage": stage,
+            "key": key,
+            "size": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
         path = self._path(stage, key)
-        atomic_write(path, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, fsync=False,
-                     tmp_dir=self.root.parent / "tmp")
+        atomic_write(
+            path,
+            MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload,
+            fsync=False,
+            tmp_dir=self.root.parent / "tmp",
+        )
         self.used.add(path)
         self.written += 1
 

@@ -50,8 +50,10 @@ class BuildReport:
         verb = "would run" if self.dry_run else "ran"
         lines = [f"{self.project}: {'plan' if self.dry_run else 'built'} in {self.duration_s:.2f}s"]
         if self.dry_run:
-            lines.append(f"  would generate {len(g)}, re-process {len(p)}, re-pack {len(k)}, export {len(e)}"
-                         + ("" if any((g, p, k, e)) else " — nothing to do"))
+            lines.append(
+                f"  would generate {len(g)}, re-process {len(p)}, re-pack {len(k)}, export {len(e)}"
+                + ("" if any((g, p, k, e)) else " — nothing to do")
+            )
         else:
             lines.append(
                 f"  generated {len(g):4d}   re-processed {len(p):4d}   re-packed {len(k):4d}   exported {len(e):4d}"
@@ -68,8 +70,10 @@ class BuildReport:
             return "\n".join(lines)
         if self.assets:
             counts = {c: sum(1 for a in self.assets if a.change == c) for c in ("added", "modified", "removed")}
-            lines.append(f"  files: {counts['added']} added, {counts['modified']} modified, {counts['removed']} removed,"
-                         f" {self.unchanged} unchanged")
+            lines.append(
+                f"  files: {counts['added']} added, {counts['modified']} modified, {counts['removed']} removed,"
+                f" {self.unchanged} unchanged"
+            )
         else:
             lines.append(f"  nothing changed ({self.unchanged} files up to date)")
         for w in self.warnings:

@@ -69,20 +69,52 @@ class GeneratedStore:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-            raise InvalidInput(Diagnostic(f"{LOCK_NAME} is not valid TOML: {str(exc).split(' (at line')[0]}", file=str(self.lock_path),
-                                          line=int(m.group(1)) if m else None, column=int(m.group(2)) if m else None,
-                                          stage="generate", hint="resolve the conflict, or delete sparky.lock to regenerate everything")) from None
+            raise InvalidInput(
+                Diagnostic(
+                    f"{LOCK_NAME} is not valid TOML: {str(exc).split(' (at line')[0]}",
+                    file=str(self.lock_path),
+                    line=int(m.group(1)) if m else None,
+                    column=int(m.group(2)) if m else None,
+                    stage="generate",
+                    hint="resolve the conflict, or delete sparky.lock to regenerate everything",
+                )
+            ) from None
         for name, e in (data.get("sprite") or {}).items():
             try:
                 self.entries[name] = LockEntry(
-                    e["generator"], e["key"], e["file"], e["sha256"], int(e["frames"]), int(e["width"]), int(e["height"]),
-                    dict(e.get("inputs", {})), str(e.get("manifest_key", "")))
+                    e["generator"],
+                    e["key"],
+                    e["file"],
+                    e["sha256"],
+                    int(e["frames"]),
+                    int(e["width"]),
+                    int(e["height"]),
+                    dict(e.get("inputs", {})),
+                    str(e.get("manifest_key", "")),
+                )
             except (KeyError, TypeError, ValueError) as exc:
-                raise InvalidInput(Diagnostic(f"{LOCK_NAME}: entry for sprite '{name}' is incomplete ({exc})",
-                                              file=str(self.lock_path), key=f"sprite.{name}", stage="generate")) from None
-            if Path(e["file"]).is_absolute() or ".." in Path(e["file"]).parts or not e["file"].startswith(STORE_DIR + "/"):
-                raise InvalidInput(Diagnostic(f"{LOCK_NAME}: sprite '{name}' points outside {STORE_DIR}/", file=str(self.lock_path),
-                                              key=f"sprite.{name}.file", found=repr(e["file"]), stage="generate"))
+                raise InvalidInput(
+                    Diagnostic(
+                        f"{LOCK_NAME}: entry for sprite '{name}' is incomplete ({exc})",
+                        file=str(self.lock_path),
+                        key=f"sprite.{name}",
+                        stage="generate",
+                    )
+                ) from None
+            if (
+                Path(e["file"]).is_absolute()
+                or ".." in Path(e["file"]).parts
+                or not e["file"].startswith(STORE_DIR + "/")
+            ):
+                raise InvalidInput(
+                    Diagnostic(
+                        f"{LOCK_NAME}: sprite '{name}' points outside {STORE_DIR}/",
+                        file=str(self.lock_path),
+                        key=f"sprite.{name}.file",
+                        found=repr(e["file"]),
+                        stage="generate",
+                    )
+                )
 
     def verify(self, sprite: str) -> bool:
         """The locked file of ``sprite`` exists and matches its recorded hash (memoised per
@@ -119,7 +151,7 @@ class GeneratedStore:
             return None
         strip = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
         w = entry.width
-        return [np.ascontiguousarray(strip[:, i * w:(i + 1) * w]) for i in range(entry.frames)]
+        return [np.ascontiguousarray(strip[:, i * w : (i + 1) * w]) for i in range(entry.frames)]
 
     def staleness(self, sprite: str, manifest_key: str, inputs: dict[str, Any]) -> tuple[str | None, list[str]]:
         """Why ``sprite`` would need generating under ``--frozen`` (None: it would not),
@@ -143,8 +175,15 @@ class GeneratedStore:
             entry.manifest_key, entry.inputs = manifest_key, dict(inputs)
             self.dirty = True
 
-    def record(self, sprite: str, generator: str, key: str, frames: list[np.ndarray], inputs: dict[str, Any],
-               manifest_key: str = "") -> None:
+    def record(
+        self,
+        sprite: str,
+        generator: str,
+        key: str,
+        frames: list[np.ndarray],
+        inputs: dict[str, Any],
+        manifest_key: str = "",
+    ) -> None:
         h, w = frames[0].shape[:2]
         strip = np.concatenate(frames, axis=1)
         buf = io.BytesIO()
@@ -152,8 +191,9 @@ class GeneratedStore:
         data = buf.getvalue()
         rel = f"{STORE_DIR}/{sprite}.{key[:12]}.png"
         atomic_write(self.root / rel, data, fsync=False, tmp_dir=self.tmp_dir)
-        self.entries[sprite] = LockEntry(generator, key, rel, hashlib.sha256(data).hexdigest(), len(frames), w, h, dict(inputs),
-                                         manifest_key)
+        self.entries[sprite] = LockEntry(
+            generator, key, rel, hashlib.sha256(data).hexdigest(), len(frames), w, h, dict(inputs), manifest_key
+        )
         self.dirty = True
 
     def forget_except(self, sprites: set[str]) -> None:
@@ -165,10 +205,23 @@ class GeneratedStore:
     def save(self) -> None:
         """Rewrite the lock (if anything changed), then drop unreferenced store files."""
         if self.dirty:
-            doc = {"version": LOCK_VERSION, "sprite": {
-                name: {"generator": e.generator, "key": e.key, "file": e.file, "sha256": e.sha256, "frames": e.frames,
-                       "width": e.width, "height": e.height, "manifest_key": e.manifest_key, "inputs": e.inputs}
-                for name, e in sorted(self.entries.items())}}
+            doc = {
+                "version": LOCK_VERSION,
+                "sprite": {
+                    name: {
+                        "generator": e.generator,
+                        "key": e.key,
+                        "file": e.file,
+                        "sha256": e.sha256,
+                        "frames": e.frames,
+                        "width": e.width,
+                        "height": e.height,
+                        "manifest_key": e.manifest_key,
+                        "inputs": e.inputs,
+                    }
+                    for name, e in sorted(self.entries.items())
+                },
+            }
             header = b"# sparky.lock - generated by sparky-assets; commit it with sparky-generated/.\n"
             atomic_write(self.lock_path, header + tomli_w.dumps(doc).encode(), tmp_dir=self.tmp_dir)
             self.dirty = False

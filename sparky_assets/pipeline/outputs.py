@@ -69,7 +69,9 @@ class OutputLedger:
                 for stale in journal["remove"]:
                     Path(stale).unlink(missing_ok=True)
                 self.record = self._stat_record(journal["record"])
-                atomic_write(self.record_path, json.dumps(self.record, sort_keys=True).encode(), tmp_dir=self.state_dir / "tmp")
+                atomic_write(
+                    self.record_path, json.dumps(self.record, sort_keys=True).encode(), tmp_dir=self.state_dir / "tmp"
+                )
             self.journal_path.unlink(missing_ok=True)
         for leftover in (self.staging, self.state_dir / "tmp"):
             if leftover.exists():
@@ -89,7 +91,12 @@ class OutputLedger:
         if st.st_size != size:
             return False
         entry = self.record.get(self._rel(path))
-        if entry is not None and entry["sha256"] == digest and entry.get("mtime_ns") == st.st_mtime_ns and entry.get("size") == size:
+        if (
+            entry is not None
+            and entry["sha256"] == digest
+            and entry.get("mtime_ns") == st.st_mtime_ns
+            and entry.get("size") == size
+        ):
             return True
         try:
             return sha256_bytes(path.read_bytes()) == digest
@@ -112,8 +119,12 @@ class OutputLedger:
         if not writes and not remove:
             record = self._stat_record({self._rel(p): dict(meta) for p, meta in keep.items()})
             if record != self.record:  # touched files or new metadata: refresh the record only
-                atomic_write(self.record_path, json.dumps(record, sort_keys=True).encode(), fsync=self.durable,
-                             tmp_dir=self.state_dir / "tmp")
+                atomic_write(
+                    self.record_path,
+                    json.dumps(record, sort_keys=True).encode(),
+                    fsync=self.durable,
+                    tmp_dir=self.state_dir / "tmp",
+                )
                 self.record = record
             return
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -132,15 +143,21 @@ class OutputLedger:
         journal = {"moves": moves, "remove": [str(p) for p in remove], "record": {}}
         # sizes/mtimes are filled after the moves; the journal's record is hash-only
         journal["record"] = {k: {**v, "size": -1, "mtime_ns": -1} for k, v in new_record.items()}
-        atomic_write(self.journal_path, json.dumps(journal).encode(), fsync=self.durable, tmp_dir=self.state_dir / "tmp")
+        atomic_write(
+            self.journal_path, json.dumps(journal).encode(), fsync=self.durable, tmp_dir=self.state_dir / "tmp"
+        )
         for staged, final in moves:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, final)
         for stale in remove:
             stale.unlink(missing_ok=True)
         self._stat_record(new_record)
-        atomic_write(self.record_path, json.dumps(new_record, sort_keys=True).encode(), fsync=self.durable,
-                     tmp_dir=self.state_dir / "tmp")
+        atomic_write(
+            self.record_path,
+            json.dumps(new_record, sort_keys=True).encode(),
+            fsync=self.durable,
+            tmp_dir=self.state_dir / "tmp",
+        )
         self.record = new_record
         self.journal_path.unlink(missing_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)
