@@ -50,7 +50,7 @@ from ..process.shape import add_outline, darkest
 from .cache import StageCache
 from .fsutil import canonical_hash, sha256_bytes
 from .outputs import OutputLedger, PlannedWrite
-from .report import BuildReport, ChangedAsset
+from .report import BuildReport, ChangedAsset, timed_stage
 from .store import GeneratedStore
 
 ENGINE_VERSION = 2
@@ -421,6 +421,7 @@ class _Build:
 
     # -- plan ------------------------------------------------------------------
 
+    @timed_stage("plan")  # resolving, keys, the lock file: what the other stages leave
     def run(self) -> BuildReport:
         if not self.options.dry_run:
             self.ledger.recover()
@@ -626,6 +627,7 @@ class _Build:
 
     # -- stages ------------------------------------------------------------------
 
+    @timed_stage("generate")
     def _generate(self, names: list[str], progress: bool = True) -> None:
         by_generator: dict[str, list[SpritePlan]] = {}
         for n in names:
@@ -674,6 +676,7 @@ class _Build:
         self._generated[s.name] = frames
         self.report.ran["generate"].append(s.name)
 
+    @timed_stage("generate")
     def generated(self, name: str) -> list[np.ndarray]:
         if name in self._generated:
             return self._generated[name]
@@ -699,6 +702,7 @@ class _Build:
         self._generated[name] = frames
         return frames
 
+    @timed_stage("process")
     def processed(self, name: str) -> list[np.ndarray]:
         if name in self._processed:
             return self._processed[name]
@@ -732,6 +736,7 @@ class _Build:
             frame = add_outline(frame, color)
         return quantize_to_palette(frame, plan.palette, s.dither)
 
+    @timed_stage("pack")
     def packed(self, atlas: AtlasSpec) -> PackedAtlas:
         if atlas.name in self._packed:
             return self._packed[atlas.name]
@@ -799,6 +804,7 @@ class _Build:
         self.cache.put("layout", key, json.dumps(doc).encode())
         return result
 
+    @timed_stage("export")
     def exported(self, atlas: AtlasSpec, target: ExportSpec) -> dict[str, OutputFile]:
         key = self._export_key(atlas, target)
         payload = None if self.options.force else self.cache.get("export", key)
@@ -847,6 +853,7 @@ class _Build:
 
     # -- write -------------------------------------------------------------------
 
+    @timed_stage("write")
     def _write(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], selected: set[str] | None) -> None:
         """Write what changed, remove what is no longer produced. ``selected`` (``--only``):
         outputs of other atlases are left alone."""

@@ -1,11 +1,16 @@
 """The build report: what each stage did, what changed, and the exit code.
 
 One :class:`BuildReport` per build; the CLI prints :meth:`summary`, the watcher turns
-:attr:`assets` into an ``assets-changed`` message.
+:attr:`assets` into an ``assets-changed`` message, the preview shows all of it.
+Stage timings are *exclusive*: stages evaluate lazily inside each other (export asks
+pack, which asks process, which asks generate), and :func:`timed_stage` charges each
+second to the innermost stage running, so the timings add up to the time spent in stages.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +45,9 @@ class BuildReport:
     duration_s: float = 0.0
     generator_stats: dict[str, dict] = field(default_factory=dict)
     dry_run: bool = False
+    stage_s: dict[str, float] = field(default_factory=dict)
+    """Stage → seconds spent in it, excluding the stages it asked for (see :func:`timed_stage`)."""
+    _timing: list[list[float]] = field(default_factory=list, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -79,3 +87,27 @@ class BuildReport:
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
+
+
+def timed_stage(stage: str):
+    """Decorate a method of an object with a ``report`` (:class:`BuildReport`): its
+    wall time, minus that of timed methods it calls, is added to ``report.stage_s[stage]``."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def timed(self, *args, **kwargs):
+            report: BuildReport = self.report
+            frame = [time.perf_counter(), 0.0]  # start, time spent in nested stages
+            report._timing.append(frame)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                report._timing.pop()
+                total = time.perf_counter() - frame[0]
+                report.stage_s[stage] = report.stage_s.get(stage, 0.0) + total - frame[1]
+                if report._timing:
+                    report._timing[-1][1] += total
+
+        return timed
+
+    return decorate

@@ -150,7 +150,10 @@ class WatchSession:
         echo: Callable[..., None] = print,
         on_files: Callable[[set[Path]], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        on_build: Callable[[BuildReport | None, list[Diagnostic]], None] | None = None,
     ):
+        """``on_build`` is told every finished build after its messages are out: the
+        report, or ``None`` and the diagnostics of a failed build (the preview page)."""
         self.manifest_path = manifest_path
         self.root = manifest_path.parent
         self.publisher = publisher
@@ -158,6 +161,7 @@ class WatchSession:
         self.debounce_s = debounce_s
         self.echo = echo
         self.on_files = on_files or (lambda files: None)
+        self.on_build = on_build or (lambda report, errors: None)
         self.clock = clock
         # not durable: a dev loop trades power-loss durability (fsync) for latency;
         # outputs are still switched over atomically and survive a crash or kill
@@ -230,8 +234,10 @@ class WatchSession:
         duration_ms = int((self.clock() - started) * 1000)
         if errors:
             self._failed(build, errors, duration_ms)
+            self.on_build(None, errors)
             return None
         self.publisher.build_finished(build, True, duration_ms, len(assets))
+        self.on_build(report, [])
         try:
             self.builder.prune_cache()
         except SparkyError:  # a CLI build holds the project: prune next time
@@ -279,8 +285,10 @@ def run_watch(
     allow_remote: bool = False,
     debounce_s: float = 0.05,
     echo: Callable[..., None] = print,
+    on_build: Callable[[BuildReport | None, list[Diagnostic]], None] | None = None,
 ) -> None:
-    """The CLI entry: publisher + real file watcher + session, until Ctrl-C."""
+    """The CLI entry: publisher + real file watcher + session, until Ctrl-C.
+    ``on_build``: see :class:`WatchSession`."""
     from ..manifest.load import parse_manifest
 
     manifest_path = find_manifest(path)
@@ -310,7 +318,13 @@ def run_watch(
     changes: queue.Queue[Path] = queue.Queue()
     watcher = FileWatcher(changes, manifest_path.parent)
     session = WatchSession(
-        manifest_path, publisher, changes, debounce_s=debounce_s, echo=echo, on_files=watcher.set_files
+        manifest_path,
+        publisher,
+        changes,
+        debounce_s=debounce_s,
+        echo=echo,
+        on_files=watcher.set_files,
+        on_build=on_build,
     )
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
 
