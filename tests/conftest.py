@@ -11,6 +11,9 @@ import os
 
 import pytest
 
+# Shared fixtures: headless Chromium + loopback HTTP server (tests/browser.py).
+pytest_plugins = ["tests.browser"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
