@@ -7,7 +7,10 @@ an entry whose header or payload does not check out (truncated, bit-flipped, fro
 another format version, another key) is reported, deleted and treated as a miss —
 never used. Writes are atomic, so a crash or kill leaves complete entries or none.
 The whole folder is safe to delete; above a size cap (1 GiB, ``SPARKY_CACHE_MAX_MB``)
-the least recently used entries are evicted after a build.
+the least recently used entries are evicted after a build. The cap is read (and
+checked: a whole number of megabytes) when the cache is opened, before a build writes
+anything. The folder must stay inside the project (``.sparky/`` may not be a symlink
+leading elsewhere): :mod:`.safepath` checks it before anything is read or deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import Diagnostic, InvalidInput, SparkyError
+from . import safepath
 from .fsutil import atomic_write
 
 CACHE_FORMAT = 1
@@ -31,6 +36,28 @@ MAGIC = b"SPARKY-CACHE\n"
 
 DEFAULT_MAX_BYTES = 1 << 30
 """Cache size above which least-recently-used entries are evicted (``SPARKY_CACHE_MAX_MB``)."""
+MAX_ENV = "SPARKY_CACHE_MAX_MB"
+ENTRY_LIMIT = 1 << 30
+
+
+def cache_max_bytes() -> int:
+    """The size cap from ``SPARKY_CACHE_MAX_MB`` (default 1024); bad input (exit 2) when
+    it is not a whole number of megabytes."""
+    raw = os.environ.get(MAX_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_MAX_BYTES
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise InvalidInput(
+            Diagnostic(
+                "the cache size cap is not a whole number of megabytes",
+                key=MAX_ENV,
+                expected="an integer >= 0, such as 1024",
+                found=repr(raw[:40]),
+                hint=f"unset {MAX_ENV} for the default (1024)",
+            )
+        )
+    return int(text) << 20
 
 
 @dataclass
@@ -40,6 +67,13 @@ class StageCache:
     used: set[Path] = field(default_factory=set)
     """Entries read or written by this build: never evicted by :meth:`prune`."""
     written: int = 0
+    max_bytes: int = -1
+    """Size cap; -1: from the environment (:func:`cache_max_bytes`)."""
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 0:
+            self.max_bytes = cache_max_bytes()
+        safepath.require_inside(self.root.parent.parent, self.root, what="cache folder")
 
     def _path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / key
@@ -51,9 +85,11 @@ class StageCache:
     def get(self, stage: str, key: str) -> bytes | None:
         path = self._path(stage, key)
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            raw = safepath.read_regular(path, max(self.max_bytes, ENTRY_LIMIT))
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except (OSError, ValueError):  # a folder, a FIFO, a huge planted file: never read it
+            raw = b""
         self.used.add(path)
         try:
             os.utime(path)  # recency for eviction
@@ -62,7 +98,7 @@ class StageCache:
         payload = self._verify(raw, stage, key)
         if payload is None:
             self.warnings.append(f"cache entry {stage}/{key[:12]} was corrupt or foreign; rebuilt")
-            path.unlink(missing_ok=True)
+            _discard(path)
         return payload
 
     @staticmethod
@@ -97,12 +133,16 @@ class StageCache:
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
         path = self._path(stage, key)
-        atomic_write(
-            path,
-            MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload,
-            fsync=False,
-            tmp_dir=self.root.parent / "tmp",
-        )
+        try:
+            atomic_write(
+                path,
+                MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload,
+                fsync=False,
+                tmp_dir=self.root.parent / "tmp",
+            )
+        except SparkyError as exc:  # a cache that cannot be written (full disk, planted file) is only slower
+            self.warnings.append(f"cache entry {stage}/{key[:12]} not saved: {exc.diagnostics[0].message}")
+            return
         self.used.add(path)
         self.written += 1
 
@@ -118,7 +158,7 @@ class StageCache:
                 arrays = [data[f"a{i}"] for i in range(meta.pop("__count"))]
         except Exception:  # noqa: BLE001 - a payload that does not decode is corrupt
             self.warnings.append(f"cache entry {stage}/{key[:12]} did not decode; rebuilt")
-            self._path(stage, key).unlink(missing_ok=True)
+            _discard(self._path(stage, key))
             return None
         return meta, arrays
 
@@ -133,7 +173,7 @@ class StageCache:
         this build used are kept. Only walks the folder when this build wrote entries
         (a no-op build costs nothing). Returns the number of entries removed."""
         if max_bytes is None:
-            max_bytes = int(os.environ.get("SPARKY_CACHE_MAX_MB", DEFAULT_MAX_BYTES >> 20)) << 20
+            max_bytes = self.max_bytes
         if not self.written or not self.root.exists():
             return 0
         entries = []
@@ -162,3 +202,14 @@ class StageCache:
         count = sum(1 for p in self.root.rglob("*") if p.is_file())
         shutil.rmtree(self.root)
         return count
+
+
+def _discard(path: Path) -> None:
+    """Remove a bad entry (whatever it is: a file, a link, a planted folder)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -47,7 +47,8 @@ from ..pack.maxrects import PackResult, Placement, pack_maxrects
 from ..palettes import Palette
 from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
-from .cache import StageCache
+from . import safepath
+from .cache import StageCache, cache_max_bytes
 from .fsutil import canonical_hash, sha256_bytes
 from .outputs import OutputLedger, PlannedWrite
 from .report import BuildReport, ChangedAsset, timed_stage
@@ -321,14 +322,19 @@ class Builder:
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
         manifest = self._manifest()
-        state = manifest.root / STATE_DIR
+        cache_max_bytes()  # a bad SPARKY_CACHE_MAX_MB is refused before anything is written
+        state = safepath.bookkeeping_dir(manifest.root, STATE_DIR)
         with ProjectLock(state):
             run = _Build(
                 manifest, state, options, self.on_progress, self.warm, self.durable, prune=not self.defer_prune
             )
             self._last_cache = run.cache
             self.last_project = None
-            report = run.run()
+            try:
+                report = run.run()
+            except BaseException:
+                self.warm.store = None  # it may hold this build's uncommitted generated art
+                raise
             self.last_project = run.project
         report.duration_s = time.perf_counter() - started
         return report
@@ -449,15 +455,17 @@ class _Build:
         # phase 2 + 3: keys from what was generated, then evaluate from the exports down
         self._compute_keys(project)
         files = self._export_all(atlases, targets)
+        store_changes: tuple[list, list] = ([], [])
         if not self.options.frozen:  # a frozen (CI) build never touches committed files
             self.store.forget_except(set(project.sprites))
-        if self.store.dirty and not self.options.frozen:
-            self.store.save()
+            store_changes = self.store.changes()  # switched over together with the outputs
+        self._write(files, selected={a.name for a in atlases} if self.options.only else None, store=store_changes)
+        if store_changes[0] or store_changes[1]:
+            self.store.committed()
             self.warm.saved_store(self.manifest.root, self.store)
-        self._write(files, selected={a.name for a in atlases} if self.options.only else None)
         if self.prune:
             self.cache.prune()
-        self.report.warnings += self.cache.warnings + self.store.problems
+        self.report.warnings += self.ledger.warnings + self.cache.warnings + self.store.problems
         return self.report
 
     def _check_options(self, project: ResolvedProject) -> None:
@@ -854,9 +862,15 @@ class _Build:
     # -- write -------------------------------------------------------------------
 
     @timed_stage("write")
-    def _write(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], selected: set[str] | None) -> None:
+    def _write(
+        self,
+        files: dict[Path, tuple[ExportSpec, str, OutputFile]],
+        selected: set[str] | None,
+        store: tuple[list, list] = ([], []),
+    ) -> None:
         """Write what changed, remove what is no longer produced. ``selected`` (``--only``):
-        outputs of other atlases are left alone."""
+        outputs of other atlases are left alone. ``store``: generated-store writes and
+        removals, switched over with the outputs."""
         writes, keep = [], {}
         for path, (target, rel, f) in sorted(files.items()):
             digest = sha256_bytes(f.data)
@@ -899,7 +913,7 @@ class _Build:
                     meta.get("atlas"),
                 )
             )
-        self.ledger.commit(writes, keep, remove)
+        self.ledger.commit(writes, keep, remove, extra_writes=store[0], extra_remove=store[1])
         self.report.written = [w.path for w in writes]
         self.report.removed = remove
 

@@ -1,4 +1,5 @@
-"""Atomic file writes and the canonical hash used for every cache key."""
+"""Atomic file writes, I/O failures that name their path, and the canonical hash used
+for every cache key."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..errors import BuildFailed, Diagnostic
 
 
 def canonical_hash(value: Any) -> str:
@@ -33,10 +36,14 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True, tmp_dir: Path |
     old file or the new one, never a torn one. ``tmp_dir`` (same filesystem) keeps a
     temp file left by a kill out of the user's folders; the build engine passes
     ``.sparky/tmp`` and empties it before each build."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    folder = tmp_dir or path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = tmp_dir or path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        # a short temp name: the final name may already be near the 255-byte limit
+        fd, tmp = tempfile.mkstemp(prefix=".sparky.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise io_failure(exc, path, "cannot write") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -44,9 +51,24 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True, tmp_dir: Path |
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise io_failure(exc, path, "cannot write") from None
         raise
+
+
+def io_failure(exc: OSError, path: Path, action: str, root: Path | None = None) -> BuildFailed:
+    """An I/O error as a failed build step (exit 1) that names the path: a full disk or
+    a file-size limit says *which* file, not just "[Errno 28]"."""
+    shown = str(path)
+    if root is not None:
+        try:
+            shown = Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    reason = exc.strerror or str(exc)
+    return BuildFailed(Diagnostic(f"{action} {shown}: {reason}", file=str(path), stage="write"))
