@@ -16,6 +16,7 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -67,7 +68,7 @@ class Diagnostic:
             text += f" [sprite {self.sprite}]"
         if self.stage and self.stage not in ("manifest",):
             text += f" [{self.stage}]"
-        return text
+        return printable(text)
 
     def to_dict(self) -> dict:
         return {
@@ -83,6 +84,15 @@ class Diagnostic:
     def format_message(self) -> str:
         """The message without the location prefix (for structured outputs)."""
         return Diagnostic(self.message, key=None, expected=self.expected, found=self.found, hint=self.hint).format()
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x00``, ``\\x1b``): a name or value
+    from the user never reaches the terminal raw (no NUL, no escape sequences)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class SparkyError(Exception):

@@ -75,3 +75,26 @@ class Generator(Protocol):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[np.ndarray]]:
         """Frames per request, each ``(height, width, 4) uint8`` RGBA."""
         ...
+
+
+def unknown_settings(generator: Any, request: GenerationRequest) -> list[Diagnostic]:
+    """A diagnostic per key of ``[generator.<name>]`` that the generator does not accept.
+    A generator declares the keys it accepts in a class attribute ``settings_keys``;
+    one that declares none (a plugin written before it existed) is not checked."""
+    accepted = getattr(generator, "settings_keys", None)
+    if accepted is None:
+        return []
+    from ..errors import suggest
+
+    name = getattr(generator, "name", "?")
+    return [
+        Diagnostic(
+            f"unknown key '{key}' for the {name} generator",
+            key=f"generator.{name}.{key}",
+            stage="manifest",
+            hint=suggest(key, accepted)
+            or (f"valid keys: {', '.join(accepted)}" if accepted else "it takes no settings"),
+        )
+        for key in sorted(request.settings)
+        if key not in accepted
+    ]

@@ -4,6 +4,12 @@ A sheet is read row by row, left to right; an animated sprite takes its frames i
 manifest order (all of the first animation, then the next …). A cell that is larger
 than the sprite is collapsed with the pixelize stage when the sprite asks for it
 (``pixelize = {…}``), otherwise the sizes must match. Frames are returned unlocked.
+
+Sources are untrusted files: a symlink loop, a decoder error (truncated data, a
+decompression bomb) or a sheet over :data:`MAX_SOURCE_PIXELS` is bad input (exit 2),
+found by :meth:`ImageGenerator.validate` from the header before anything is decoded.
+16-bit greyscale PNGs are scaled to 8 bits (Pillow's own conversion clips them to
+white); multi-frame files (GIF, APNG) use their first frame.
 """
 
 from __future__ import annotations
@@ -17,26 +23,60 @@ import numpy as np
 from PIL import Image
 
 from ..errors import Diagnostic, InvalidInput
+from ..pipeline.safepath import real_path
+from .base import unknown_settings
 
-VERSION = 1
+VERSION = 2
+MAX_SOURCE_PIXELS = 4096 * 4096 * 2
+"""Largest source sheet read (128 MiB as RGBA): a bigger image is refused, not decoded."""
+SETTINGS_KEYS: tuple[str, ...] = ()
+
+
+def rgba_array(im: Image.Image) -> np.ndarray:
+    """``im`` as an RGBA ``uint8`` array; 16- and 32-bit greyscale keep their tones."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        grey = np.asarray(im).astype(np.int64)
+        if im.mode == "I" and grey.max(initial=0) > 0xFFFF:
+            grey = grey >> 16
+        grey = (np.clip(grey, 0, 0xFFFF) >> 8).astype(np.uint8)
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    return np.asarray(im.convert("RGBA"))
 
 
 class ImageGenerator:
     name: ClassVar[str] = "image"
     needs_lock: ClassVar[bool] = False
+    settings_keys: ClassVar[tuple[str, ...]] = SETTINGS_KEYS
+    """Keys accepted in ``[generator.image]`` (none)."""
 
     def _source(self, request) -> Path:
-        return (request.root / request.options["source"]).resolve()
+        """The source with symlinks resolved; ``ValueError`` for a loop or a NUL byte."""
+        try:
+            return real_path(request.root / request.options["source"])
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
 
     def input_files(self, request) -> list[Path]:
-        return [self._source(request)] if "source" in request.options else []
+        try:
+            return [self._source(request)] if "source" in request.options else []
+        except ValueError:
+            return []
 
     def validate(self, request) -> list[Diagnostic]:
         if "source" not in request.options:
             return [
                 Diagnostic("the image generator needs a source image", key="source", expected='source = "art/hero.png"')
             ]
-        path = self._source(request)
+        problems = unknown_settings(self, request)
+        try:
+            path = self._source(request)
+        except ValueError as exc:
+            return [
+                *problems,
+                Diagnostic(
+                    f"source image cannot be resolved: {exc}", key="source", found=repr(request.options["source"])
+                ),
+            ]
         try:
             path.relative_to(request.root)
         except ValueError:
@@ -52,12 +92,23 @@ class ImageGenerator:
         try:
             with Image.open(path) as im:
                 width, height = im.size
+                if width * height > MAX_SOURCE_PIXELS:
+                    return [
+                        *problems,
+                        Diagnostic(
+                            f"source image is {width}x{height}, more than {MAX_SOURCE_PIXELS} pixels",
+                            key="source",
+                            hint="cut the sheet into smaller sheets",
+                        ),
+                    ]
                 im.verify()
         except Exception as exc:  # noqa: BLE001 - any decoder error is bad input
-            return [Diagnostic(f"source image cannot be read: {exc}", key="source", found=request.options["source"])]
+            return [
+                *problems,
+                Diagnostic(f"source image cannot be read: {exc}", key="source", found=request.options["source"]),
+            ]
         cell = tuple(request.options.get("grid") or (width, height))
         cells = (width // cell[0]) * (height // cell[1])
-        problems = []
         if width % cell[0] or height % cell[1]:
             problems.append(
                 Diagnostic(f"image {width}x{height} is not a whole number of {cell[0]}x{cell[1]} cells", key="grid")
@@ -105,8 +156,19 @@ class ImageGenerator:
                     for p in problems
                 ]
             )
-        with Image.open(self._source(request)) as im:
-            sheet = np.asarray(im.convert("RGBA"))
+        try:
+            with Image.open(self._source(request)) as im:
+                sheet = rgba_array(im)
+        except Exception as exc:  # noqa: BLE001 - truncated data and other decoder errors are bad input
+            raise InvalidInput(
+                Diagnostic(
+                    f"source image cannot be decoded: {exc}",
+                    key="source",
+                    sprite=request.sprite,
+                    stage="generate",
+                    found=repr(request.options["source"]),
+                )
+            ) from None
         ch, cw = (request.options.get("grid") or (sheet.shape[1], sheet.shape[0]))[::-1]
         columns = sheet.shape[1] // cw
         frames = []

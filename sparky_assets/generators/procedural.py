@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import Diagnostic, suggest
-from .base import FrameSpec, GenerationRequest
+from .base import FrameSpec, GenerationRequest, unknown_settings
 
 ALGORITHM_VERSION = 1
 STYLES: tuple[str, ...] = ("creature", "character", "item", "tile")
@@ -1146,9 +1146,11 @@ class ProceduralGenerator:
     """
 
     name: ClassVar[str] = "procedural"
+    settings_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys accepted in ``[generator.procedural]`` (none: every option is per sprite)."""
 
     def validate(self, request: GenerationRequest) -> list[Diagnostic]:
-        problems: list[Diagnostic] = []
+        problems: list[Diagnostic] = unknown_settings(self, request)
         style = _style_of(request)
         if not isinstance(style, str) or style not in STYLES:
             problems.append(

@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -131,6 +132,9 @@ def listen(
     try:
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
+        # frames a little over the bound still arrive (and are reported as oversize);
+        # a peer sending a huge one is disconnected by libzmq before it is buffered
+        socket.setsockopt(zmq.MAXMSGSIZE, max(4 * max_bytes, 64 * 1024))
         if "[" in endpoint:
             socket.setsockopt(zmq.IPV6, 1)
         for topic in topics:
@@ -267,8 +271,23 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats (a peer may send NaN or infinity in extra keys)
+    as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    """One strict JSON line (never ``NaN``: see :func:`_finite`)."""
+    return json.dumps(
+        _finite(record), ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+    )
 
 
 def message_record(envelope: Envelope) -> dict[str, Any]:

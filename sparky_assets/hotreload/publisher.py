@@ -18,6 +18,9 @@ Invariants:
   project name, file names and error messages, and the protocol has no authentication.
 * The send high-water mark is 100,000 messages, so a burst is queued, not dropped
   (libzmq's default of 1,000 silently drops on PUB).
+* Inbound traffic is bounded: a PUB socket only ever receives subscriptions (a flag
+  byte and a topic), so ``ZMQ_MAXMSGSIZE`` is :data:`MAX_INBOUND_BYTES` and a peer that
+  sends a bigger frame is disconnected by libzmq before it is buffered.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from sparky_assets.hotreload.protocol import (
 )
 
 SEND_HWM = 100_000
+MAX_INBOUND_BYTES = 1024
+"""Largest frame a peer may send the PUB socket (subscriptions are a topic prefix)."""
 LINGER_MS = 250
 # An assets-changed message is split before it reaches this size; half the bound leaves
 # room for subscribers configured with a smaller bound and for the common fields.
@@ -145,6 +150,7 @@ class Publisher:
         self._socket = self._context.socket(zmq.PUB)
         try:
             self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
+            self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_INBOUND_BYTES)
             self._socket.setsockopt(zmq.LINGER, LINGER_MS)
             if "[" in endpoint:
                 self._socket.setsockopt(zmq.IPV6, 1)
@@ -289,6 +295,7 @@ def _chunks_under(assets: list[Asset], limit: int) -> list[tuple[Asset, ...]]:
 __all__ = [
     "DEFAULT_ENDPOINT",
     "LINGER_MS",
+    "MAX_INBOUND_BYTES",
     "SEND_HWM",
     "SPLIT_BYTES",
     "Publisher",

@@ -7,6 +7,7 @@ result is parsed again before it replaces the file atomically.
 
 from __future__ import annotations
 
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 from ..errors import Diagnostic, InvalidInput, suggest
 from .load import find_manifest, load_manifest
 from .locate import KeyLocator
+
+_SEED_VALUE = re.compile(r"seed\s*=\s*([+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+)")
 
 
 def set_sprite_seed(path: str | Path, sprite: str, seed: int | None = None) -> tuple[int, Path]:
@@ -26,15 +29,26 @@ def set_sprite_seed(path: str | Path, sprite: str, seed: int | None = None) -> t
         raise InvalidInput(Diagnostic(f"no sprite named '{sprite}'", file=str(file), hint=suggest(sprite, names)))
     spec = manifest.sprite(sprite)
     new_seed = seed if seed is not None else secrets.randbelow(2**31)
-    text = file.read_text(encoding="utf-8")
+    text = file.read_bytes().decode("utf-8-sig")
     lines = text.splitlines(keepends=True)
     locator = KeyLocator(text)
     seed_pos = locator.positions.get(f"{spec.key}.seed")
     name_pos = locator.positions.get(f"{spec.key}.name")
     if seed_pos:
         line = lines[seed_pos[0] - 1]
-        indent = line[: seed_pos[1] - 1]
-        lines[seed_pos[0] - 1] = f"{indent}seed = {new_seed}\n"
+        value = _SEED_VALUE.match(line, seed_pos[1] - 1)
+        if value is None:
+            raise InvalidInput(
+                Diagnostic(
+                    f"cannot edit the seed of sprite '{sprite}' in place",
+                    file=str(file),
+                    line=seed_pos[0],
+                    column=seed_pos[1],
+                    hint=f"set seed = {new_seed} by hand",
+                )
+            )
+        # only the number changes: spacing and a trailing comment stay as written
+        lines[seed_pos[0] - 1] = line[: value.start(1)] + str(new_seed) + line[value.end(1) :]
     elif name_pos:
         indent = lines[name_pos[0] - 1][: name_pos[1] - 1]
         lines.insert(name_pos[0], f"{indent}seed = {new_seed}\n")

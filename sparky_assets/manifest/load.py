@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import Diagnostic, DiagnosticSink, InvalidInput, suggest
+from ..pipeline.safepath import real_path
 from .locate import KeyLocator
+from .names import NAME_RULE, name_problem
 from .schema import (
     DITHER_MODES,
     EXPORT_FIELDS,
@@ -34,7 +37,6 @@ from .schema import (
     SpriteSpec,
 )
 
-_SPRITE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*$")
 _HEX_COLOR = re.compile(r"^#?[0-9a-fA-F]{6}$")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -109,6 +111,9 @@ class _Validator:
                 ok = ok or isinstance(raw, float)
             if not ok:
                 return self._type(key, "an integer" if kind == "int" else "a number", raw, sprite)
+            if isinstance(raw, float) and not math.isfinite(raw):
+                self.error(key, "not a finite number", sprite=sprite, expected="a finite number", found=repr(raw))
+                return None
             if (spec.minimum is not None and raw < spec.minimum) or (spec.maximum is not None and raw > spec.maximum):
                 lo = "" if spec.minimum is None else spec.minimum
                 hi = "" if spec.maximum is None else spec.maximum
@@ -203,6 +208,11 @@ class _Validator:
         return out
 
 
+def _short_repr(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _describe(raw: Any) -> str:
     kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
         type(raw), type(raw).__name__
@@ -214,20 +224,54 @@ def _describe(raw: Any) -> str:
 
 
 def _inside(root: Path, value: str) -> Path | None:
-    path = (root / value).resolve()
+    """``root/value`` with symlinks resolved, or None when it leaves ``root`` (or cannot
+    be resolved: a symlink loop, a NUL byte)."""
     try:
+        path = real_path(root / value)
         path.relative_to(root)
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return None
     return path
 
 
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+def _syntax_error(file: Path, message: str, line: int | None = None, col: int | None = None, **extra) -> InvalidInput:
+    return InvalidInput(Diagnostic(message, file=str(file), line=line, column=col, stage="manifest", **extra))
+
+
+def decode_manifest(file: Path, data: bytes) -> str:
+    """The manifest's text: strict UTF-8 (an invalid byte is reported at its line and
+    column, never replaced), a leading byte-order mark dropped (editors on Windows add one)."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _syntax_error(file, f"manifest is {len(data)} bytes; at most {MAX_MANIFEST_BYTES} are read")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        raise _syntax_error(
+            file, "not valid UTF-8", line, col, found=repr(data[exc.start : exc.end]), hint="save the file as UTF-8"
+        ) from None
+
+
 def parse_manifest(path: str | Path) -> tuple[dict, _Validator]:
     file = find_manifest(path)
-    text = file.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = decode_manifest(file, file.read_bytes())
+    except OSError as exc:
+        raise _syntax_error(file, f"cannot read the manifest: {exc.strerror or exc}") from None
     validator = _Validator(file, text)
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise _syntax_error(
+            file, "tables or arrays nested too deeply", hint="a manifest needs a few levels of nesting at most"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_POS.search(str(exc))
         line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
@@ -359,14 +403,9 @@ def _sprites(
         sname = fields.get("name")
         if sname is None:
             continue
-        if "/" in sname or "\\" in sname or ".." in sname or not _SPRITE_NAME.match(sname):
-            v.error(
-                f"{key}.name",
-                "invalid sprite name",
-                sprite=sname,
-                expected="letters, digits, '_', '-', '.' (no path separators or '..')",
-                found=repr(sname),
-            )
+        problem = name_problem(sname)
+        if problem:
+            v.error(f"{key}.name", f"invalid sprite name: {problem}", expected=NAME_RULE, found=_short_repr(sname))
             continue
         if sname in seen:
             v.error(
@@ -377,7 +416,7 @@ def _sprites(
             )
             continue
         seen[sname] = i
-        size = fields.get("size") or _source_size(v.file.parent, fields, v.referenced) or default_size
+        size = fields.get("size") or _source_size(v, key, fields) or default_size
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
@@ -406,25 +445,36 @@ def _sprites(
     return sprites
 
 
-def _source_size(root: Path, fields: dict, referenced: set[Path]) -> tuple[int, int] | None:
-    """An image sprite without ``size``: the grid cell, or the whole image."""
+def _source_size(v: _Validator, key: str, fields: dict) -> tuple[int, int] | None:
+    """An image sprite without ``size``: the grid cell, or the whole image (which must
+    then fit the largest sprite side)."""
     if "source" not in fields or "pixelize" in fields:
         return None
     if "grid" in fields:
         return tuple(fields["grid"])
-    path = _inside(root, fields["source"])
+    path = _inside(v.file.parent, fields["source"])
     if path is None:
         return None  # reported by the image generator's validation
-    referenced.add(path)  # also while missing: its appearance must invalidate a reused manifest
+    v.referenced.add(path)  # also while missing: its appearance must invalidate a reused manifest
     if not path.is_file():
         return None
     try:
         from PIL import Image
 
         with Image.open(path) as im:
-            return im.size
+            size = im.size
     except Exception:  # noqa: BLE001 - reported by the generator's validation
         return None
+    if max(size) > MAX_SPRITE_SIDE:
+        v.error(
+            f"{key}.source",
+            f"source image is {size[0]}x{size[1]}, larger than a sprite can be",
+            sprite=fields.get("name"),
+            expected=f"sides of at most {MAX_SPRITE_SIDE} px",
+            hint="set size (with pixelize = {} to collapse it) or grid = [w, h] to slice it",
+        )
+        return (1, 1)
+    return size
 
 
 def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprite: str) -> tuple[Animation, ...]:
@@ -439,13 +489,10 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
     }
     for name, value in raw.items():
         sub = f"{key}.{name}"
-        if not _SPRITE_NAME.match(name):
+        problem = name_problem(name)
+        if problem:
             v.error(
-                sub,
-                "invalid animation name",
-                sprite=sprite,
-                expected="letters, digits, '_', '-', '.'",
-                found=repr(name),
+                sub, f"invalid animation name: {problem}", sprite=sprite, expected=NAME_RULE, found=_short_repr(name)
             )
             continue
         if isinstance(value, int) and not isinstance(value, bool):
@@ -479,8 +526,9 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
         aname = fields.get("name")
         if aname is None:
             continue
-        if not _SPRITE_NAME.match(aname) or ".." in aname:
-            v.error(f"{key}.name", "invalid atlas name", expected="letters, digits, '_', '-', '.'", found=repr(aname))
+        problem = name_problem(aname)
+        if problem:
+            v.error(f"{key}.name", f"invalid atlas name: {problem}", expected=NAME_RULE, found=_short_repr(aname))
             continue
         if aname in atlas_names or aname in names:
             v.error(
@@ -509,13 +557,21 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
             owner.setdefault(n, aname)
         matched = [n for n in matched if owner[n] == aname]
         max_w, max_h = fields.get("max_size", (2048, 2048))
+        extrude = fields.get("extrude", 0)
+        limit_w, limit_h, rules = usable_page(
+            max_w, max_h, fields.get("power_of_two", False), fields.get("square", False)
+        )
+        by_name = {s.name: s for s in sprites}
         for n in matched:
-            s = next(s for s in sprites if s.name == n)
-            if s.width > max_w or s.height > max_h:
+            s = by_name[n]
+            w, h = s.width + 2 * extrude, s.height + 2 * extrude
+            if w > limit_w or h > limit_h:
+                grown = f", {w}x{h} with extrude = {extrude}" if extrude else ""
                 v.error(
                     f"{key}.max_size",
-                    f"sprite '{n}' ({s.width}x{s.height}) does not fit a {max_w}x{max_h} page",
+                    f"sprite '{n}' ({s.width}x{s.height}{grown}) does not fit a {limit_w}x{limit_h} page{rules}",
                     sprite=n,
+                    hint="raise max_size, or lower extrude" if extrude else "raise max_size",
                 )
         atlases.append(
             AtlasSpec(
@@ -551,6 +607,18 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
     return atlases
 
 
+def usable_page(max_w: int, max_h: int, power_of_two: bool, square: bool) -> tuple[int, int, str]:
+    """The largest page a frame can use: ``square`` takes the smaller side, and
+    ``power_of_two`` the largest power of two that fits (the packer's rule)."""
+    w, h = max_w, max_h
+    if square:
+        w = h = min(w, h)
+    if power_of_two:
+        w, h = 1 << (w.bit_length() - 1), 1 << (h.bit_length() - 1)
+    rules = [r for r, on in (("square", square), ("power_of_two", power_of_two)) if on]
+    return w, h, (f" (max_size {max_w}x{max_h} with {' and '.join(rules)})" if rules else "")
+
+
 def _clean_dir(value: str) -> str | None:
     """A relative ``/``-separated folder without ``.``/empty parts, or None if it escapes."""
     path = PurePosixPath(value.replace("\\", "/"))
@@ -570,8 +638,19 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
         return []
     known = exporter_names()
     exports = []
-    roots: dict[Path, str] = {(out / "sheets").resolve(): "project.out (sheets)"}
+    sheets = _inside(root, (out / "sheets").as_posix()) or out / "sheets"
+    roots: dict[Path, str] = {sheets: "project.out (sheets)"}
     reserved = [root / ".sparky", root / "sparky-generated"]
+    held = [p for p in inputs if sheets == p or sheets in p.parents]
+    if held:
+        v.error(
+            "project.out",
+            f"the sheets folder {sheets.relative_to(root).as_posix()} holds an input of the build "
+            f"({held[0].relative_to(root).as_posix()})",
+            hint="outputs would overwrite sources: keep art and palettes outside project.out/sheets",
+        )
+    if any(r == sheets or r in sheets.parents or sheets in r.parents for r in reserved):
+        v.error("project.out", "output folder overlaps .sparky/ or sparky-generated/", hint="choose another folder")
     for target, table in raw.items():
         key = f"export.{target}"
         if target not in known:

@@ -33,7 +33,10 @@ def _looks_like_path(value: str) -> bool:
 def _resolve_inside_root(value: str, root: Path) -> Path | None:
     """The resolved file path, or None when it would leave ``root``."""
     root_resolved = root.resolve()
-    candidate = (root_resolved / value).resolve()
+    try:
+        candidate = (root_resolved / value).resolve()
+    except (OSError, RuntimeError):  # a symlink loop: refused like a path that leads out
+        return None
     try:
         candidate.relative_to(root_resolved)
     except ValueError:
@@ -88,7 +91,7 @@ def load_palette(
     path = _resolve_inside_root(text, root)
     if path is None:
         raise palette_error(
-            f"palette path '{text}' leads outside the project root",
+            f"palette path '{text}' leads outside the project root (or is a symlink loop)",
             file=manifest_file,
             key=key,
             expected="a path inside the project root",

@@ -23,7 +23,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..errors import Diagnostic, InvalidInput, SparkyError
+from ..errors import Diagnostic, SparkyError
 from ..hotreload.protocol import Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
@@ -287,34 +287,14 @@ def run_watch(
     echo: Callable[..., None] = print,
     on_build: Callable[[BuildReport | None, list[Diagnostic]], None] | None = None,
 ) -> None:
-    """The CLI entry: publisher + real file watcher + session, until Ctrl-C.
+    """The CLI entry: publisher + real file watcher + session, until Ctrl-C. The whole
+    manifest is validated (the normal loader) before anything binds: an invalid one is
+    exit 2, and ``[hot_reload]`` values are never read from unchecked TOML.
     ``on_build``: see :class:`WatchSession`."""
-    from ..manifest.load import parse_manifest
+    from .endpoint import bind_publisher
 
     manifest_path = find_manifest(path)
-    try:
-        data, _ = parse_manifest(manifest_path)
-        project = data.get("project", {}).get("name", manifest_path.parent.name)
-        hot = data.get("hot_reload", {})
-    except SparkyError:
-        project, hot = manifest_path.parent.name, {}
-    endpoint = endpoint or hot.get("endpoint") or "tcp://127.0.0.1:5557"
-    allow_remote = allow_remote or bool(hot.get("allow_remote", False))
-    if allow_remote:
-        echo(
-            "warning: --allow-remote: build events (project, file names, errors) are visible to anyone who can reach "
-            f"{endpoint}; there is no authentication"
-        )
-    try:
-        publisher = Publisher(endpoint, project, allow_remote=allow_remote)
-    except ValueError as exc:  # a non-loopback endpoint without --allow-remote
-        raise InvalidInput(
-            Diagnostic(
-                str(exc),
-                key="hot_reload.endpoint",
-                hint="pass --allow-remote (or hot_reload.allow_remote = true) to expose it",
-            )
-        ) from None
+    publisher = bind_publisher(manifest_path, endpoint, allow_remote, echo)
     changes: queue.Queue[Path] = queue.Queue()
     watcher = FileWatcher(changes, manifest_path.parent)
     session = WatchSession(
