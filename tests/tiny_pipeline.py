@@ -173,6 +173,27 @@ def save_tiny_lora(pipeline_dir: Path, path: Path, *, rank: int = 4, seed: int =
     return folder / "pytorch_lora_weights.safetensors"
 
 
+def save_tiny_controlnet(pipeline_dir: Path, path: Path, *, seed: int = 0) -> Path:
+    """A ControlNet for the tiny UNet (``ControlNetModel.from_unet`` with a small
+    conditioning embedding), its weights re-randomised so the conditioning image
+    really changes the output (a fresh ControlNet's zero convolutions would not).
+    Saved with ``save_pretrained``; loads with ``ControlNetModel.from_pretrained``."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(Path(pipeline_dir) / "unet"))
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in controlnet.named_parameters():
+            if name.startswith(
+                ("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out")
+            ):
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    controlnet.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
+
+
 if __name__ == "__main__":  # pragma: no cover - manual helper
     import sys
 

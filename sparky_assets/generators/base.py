@@ -25,10 +25,15 @@ from ..errors import Diagnostic
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """One frame to generate: the animation it belongs to and its index there."""
+    """One frame to generate: the animation it belongs to and its index there.
+
+    ``direction`` is the compass direction the sprite faces in this frame (``n``,
+    ``ne``, … ``nw``) for sprites with ``directions``; empty otherwise. The animation
+    name then already carries it as a suffix (``walk_ne``)."""
 
     animation: str
     index: int
+    direction: str = ""
 
 
 @dataclass(frozen=True)

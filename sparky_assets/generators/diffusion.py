@@ -42,7 +42,9 @@ import numpy as np
 
 from ..errors import BuildFailed, Diagnostic, InvalidInput, suggest
 from ..process.pixelize import Grid, parse_colour, pixelize
+from . import motion
 from .base import FrameSpec, GenerationRequest
+from .conditioning import CONDITIONING_KINDS
 
 GENERATOR_VERSION = 2
 """Bump when anything here changes the pixels made for an unchanged request."""
@@ -70,7 +72,7 @@ PIPELINE_FAMILIES: dict[str, tuple[str, str, int]] = {
 """``model_index.json`` ``_class_name`` → (text-to-image class, image-to-image class, default render size)."""
 
 DTYPES = ("auto", "fp16", "bf16", "fp32")
-FRAME_MODES = ("seed", "img2img")
+FRAME_MODES = ("seed", "img2img", "rig", "sheet")
 BACKGROUNDS_DOC = '"auto", "none" or "#rrggbb"'
 
 SETTINGS_DOC: dict[str, str] = {
@@ -84,9 +86,12 @@ SETTINGS_DOC: dict[str, str] = {
     "dtype": "auto | fp16 | bf16 | fp32 (auto: fp16 on CUDA, else fp32)",
     "device": "auto | cpu | cuda | cuda:N | mps (auto: cuda, then mps, then cpu)",
     "batch_size": "images per pipeline call (1..256), default 4",
-    "frames": "seed | img2img: how animation frames are made (see docs/diffusion.md)",
+    "frames": "seed | img2img | rig | sheet: how animation frames are made (see docs/diffusion.md)",
     "strength": "img2img strength: how far each frame may move from the base image (0 < s <= 1), default 0.3",
     "pixelize": '{ grid = "auto" | [w, h], background = ' + BACKGROUNDS_DOC + ", tolerance = 40 }",
+    "controlnet": "ControlNet folder (ControlNetModel, relative to the project root) steering rig, sheet and sketch frames",
+    "controlnet_scale": "ControlNet conditioning scale (0..2), default 1.0",
+    "conditioning": "which rig render the ControlNet reads: pose | silhouette | depth | flat (default pose)",
 }
 
 FRAME_PROMPT = "{prompt}, {animation} animation, frame {number} of {count}"
@@ -137,6 +142,9 @@ class DiffusionSettings:
     frames: str = DEFAULT_FRAMES_MODE
     strength: float = 0.3
     pixelize: PixelizeSettings = field(default_factory=PixelizeSettings)
+    controlnet: str | None = None
+    controlnet_scale: float = 1.0
+    conditioning: str = "pose"
 
     def as_key(self) -> dict[str, Any]:
         """Settings that change pixels, JSON-ready (model and LoRA identities are
@@ -383,6 +391,27 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
                 values[name] = strength
         elif name == "pixelize":
             values[name] = _parse_pixelize(value, _key(name), problems)
+        elif name == "controlnet":
+            if not isinstance(value, str) or not value.strip():
+                bad(name, "a ControlNet folder relative to the project root", value)
+            else:
+                values[name] = value.strip()
+        elif name == "controlnet_scale":
+            values[name] = number(name, value, 0, 2, False)
+        elif name == "conditioning":
+            if value in CONDITIONING_KINDS:
+                values[name] = value
+            else:
+                problems.append(
+                    Diagnostic(
+                        f"unknown conditioning '{value}'",
+                        key=_key(name),
+                        expected=", ".join(CONDITIONING_KINDS),
+                        found=repr(value),
+                        hint=suggest(str(value), CONDITIONING_KINDS),
+                        stage="generate",
+                    )
+                )
     if "model" not in settings:
         problems.append(
             Diagnostic(
@@ -757,6 +786,7 @@ class _FrameJob:
     height: int
     strength: float
     init: Any = None  # img2img: the base image's latents, (1, 4, h, w) tensor
+    control: Any = None  # ControlNet: the conditioning image, (h, w, 3) uint8
 
 
 def render_dimensions(width: int, height: int, render_size: int) -> tuple[int, int]:
@@ -777,6 +807,10 @@ class DiffusionGenerator:
 
     name: ClassVar[str] = "diffusion"
     needs_lock: ClassVar[bool] = True
+    uses_palette: ClassVar[bool] = True
+    """The palette colours the rig's flat render (rig/sheet modes); it joins the
+    cache key only there (:func:`motion.cache_part`), so a palette edit regenerates
+    only rig-steered sprites."""
 
     def __init__(self) -> None:
         self.last_stats: dict[str, Any] = {}
@@ -804,6 +838,13 @@ class DiffusionGenerator:
             resolve_model(settings.model, request.root)
         except InvalidInput as exc:
             problems.extend(exc.diagnostics)
+        if settings.controlnet:
+            try:
+                motion.resolve_controlnet(settings.controlnet, request.root)
+            except InvalidInput as exc:
+                problems.extend(exc.diagnostics)
+        if motion.is_steered(request, settings):
+            problems.extend(motion.validate(request, settings))
         for i, lora in enumerate(settings.lora):
             if not (request.root / lora.path).is_file():
                 problems.append(
@@ -825,6 +866,11 @@ class DiffusionGenerator:
         local = request.root / settings.model
         if local.is_dir():
             files.append(local / "model_index.json")
+        if settings.controlnet:
+            files.append(request.root / settings.controlnet / "config.json")
+        sketch = motion.sketch_path(request)
+        if sketch is not None:
+            files.append(sketch)
         return files
 
     def cache_key(self, request: GenerationRequest) -> Mapping[str, Any]:
@@ -833,7 +879,7 @@ class DiffusionGenerator:
         if settings is None or sprite_problems:
             raise InvalidInput(problems + sprite_problems)
         folder = resolve_model(settings.model, request.root)
-        return {
+        key = {
             "generator": self.name,
             "version": GENERATOR_VERSION,
             "model": {"fingerprint": model_fingerprint(folder)},
@@ -845,6 +891,10 @@ class DiffusionGenerator:
             "size": [request.width, request.height],
             "frames": [[f.animation, f.index] for f in request.frames],
         }
+        steered = motion.cache_part(request, settings)
+        if steered is not None:  # absent for unsteered sprites: their keys predate steering
+            key["motion"] = steered
+        return key
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[np.ndarray]]:
         torch = _import_torch()
@@ -954,7 +1004,32 @@ class DiffusionGenerator:
         stats: dict[str, Any],
     ) -> list[list[np.ndarray]]:
         """Render every frame of ``requests`` (same settings) in batches; returns
-        uint8 RGB images per request, frames in order."""
+        uint8 RGB images per request, frames in order. Steered requests (rig, sheet,
+        sketch) are rendered by :func:`motion.run`."""
+        steered = [i for i, request in enumerate(requests) if motion.is_steered(request, settings)]
+        if steered:
+            ours = [i for i in range(len(requests)) if i not in steered]
+            results: list[list[np.ndarray]] = [[] for _ in requests]
+            done = motion.run(
+                self,
+                torch,
+                loaded,
+                settings,
+                [requests[i] for i in steered],
+                [options[i] for i in steered],
+                render_size,
+                stats,
+            )
+            rest = (
+                self._run_group(
+                    torch, loaded, settings, [requests[i] for i in ours], [options[i] for i in ours], render_size, stats
+                )
+                if ours
+                else []
+            )
+            for i, images in zip(steered + ours, done + rest):
+                results[i] = images
+            return results
         jobs: list[_FrameJob] = []
         for r, (request, opts) in enumerate(zip(requests, options)):
             width, height = render_dimensions(request.width, request.height, render_size)
@@ -1021,10 +1096,12 @@ class DiffusionGenerator:
         *,
         img2img: bool,
         latents: bool = False,
+        control: float | None = None,
     ) -> list[Any]:
         """Run ``jobs`` in batches of ``batch_size``; jobs of different render size or
         strength never share a batch. Returns uint8 RGB images in job order (or, with
-        ``latents``, each image's ``(1, 4, h, w)`` latent tensor)."""
+        ``latents``, each image's ``(1, 4, h, w)`` latent tensor). ``control``: a
+        ControlNet pipeline's conditioning scale; each job's ``control`` image steers it."""
         pipe.scheduler = scheduler
         out: list[np.ndarray | None] = [None] * len(jobs)
         buckets: dict[tuple, list[int]] = {}
@@ -1049,6 +1126,11 @@ class DiffusionGenerator:
                     kwargs["num_inference_steps"] = max(settings.steps, math.ceil(1 / strength - 1e-9))
                 else:
                     kwargs["height"], kwargs["width"] = height, width
+                if control is not None:
+                    from PIL import Image
+
+                    kwargs["image"] = [Image.fromarray(j.control) for j in batch]
+                    kwargs["controlnet_conditioning_scale"] = control
                 with torch.inference_mode():
                     result = pipe(**kwargs).images
                 for i, image in zip(members[start : start + settings.batch_size], result):

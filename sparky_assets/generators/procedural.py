@@ -36,7 +36,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -1040,6 +1040,126 @@ def _transform_frame(blueprint: _Blueprint, spec: FrameSpec, count: int) -> np.n
     return _warp(base, 1 + k * amount * 0.8, 1 - k * amount, 0, 0)
 
 
+# --------------------------------------------------------------------------- rig: parts and views
+
+DIRECTIONS: dict[int, tuple[str, ...]] = {
+    4: ("n", "e", "s", "w"),
+    8: ("n", "ne", "e", "se", "s", "sw", "w", "nw"),
+}
+"""Compass directions per ``directions`` setting, clockwise from north. ``s`` faces
+the viewer (the base sprite), ``n`` shows the back, ``e`` faces screen right."""
+
+RIG_STYLES = ("character", "creature")
+"""Styles with a body rig (parts, views); items and tiles have none."""
+
+# Body part ids of :func:`part_map` (image left/right, as seen on screen).
+HEAD, TORSO, ARM_LEFT, ARM_RIGHT, LEG_LEFT, LEG_RIGHT = 1, 2, 3, 4, 5, 6
+PART_NAMES = ("", "head", "torso", "arm_left", "arm_right", "leg_left", "leg_right")
+
+_SIDE_SCALE = 0.6  # width of a side (profile) view relative to the front
+_DIAGONAL_SCALE = 0.8  # width of a three-quarter view
+
+
+def part_map(blueprint: _Blueprint) -> np.ndarray:
+    """Body part id per cell of the blueprint's base cells (0 outside the body).
+
+    Legs are the rows from ``leg_row`` down, split at the grid's centre column (the
+    same split the walk cycle lifts); the head is the top 40% of the rest; arms are
+    the trunk cells beyond 70% of its widest half-extent (only when that is at least
+    2 cells, so blobs have no arms)."""
+    body = blueprint.cells > 0
+    parts = np.zeros(body.shape, dtype=np.int8)
+    box = _bbox(body)
+    if box is None:
+        return parts
+    top, bottom, _, _ = box
+    h, w = body.shape
+    split = blueprint.leg_row if blueprint.leg_row is not None else bottom + 1
+    split = min(max(split, top + 1), bottom + 1)
+    rows = np.arange(h)[:, None]
+    cols = np.arange(w)[None, :]
+    centre = (w - 1) / 2.0
+    left, right = cols < centre, cols > centre
+    head = body & (rows < top + max(1, int(round((split - top) * 0.4))))
+    trunk = body & (rows < split) & ~head
+    parts[head] = HEAD
+    parts[trunk] = TORSO
+    if trunk.any():
+        reach = np.abs(cols - centre) * trunk
+        widest = float(reach.max())
+        if widest >= 2:
+            arm = trunk & (np.abs(cols - centre) > 0.7 * widest)
+            parts[arm & left] = ARM_LEFT
+            parts[arm & right] = ARM_RIGHT
+    legs = body & (rows >= split)
+    parts[legs] = TORSO  # the centre column of an odd grid
+    parts[legs & left] = LEG_LEFT
+    parts[legs & right] = LEG_RIGHT
+    return parts
+
+
+def _warped_column(x: int, anchor: float, scale: float) -> int:
+    """Where :func:`_warp` with ``scale_x`` puts source column ``x``."""
+    return int(math.floor(anchor + (x + 0.5 - anchor) * scale))
+
+
+def view(blueprint: _Blueprint, direction: str) -> _Blueprint:
+    """The blueprint seen from ``direction`` — a 2D turnaround, not a 3D model:
+    the back (``n``) hides the eyes (and turns a character's face into hair); side
+    views squash the body to 60% of its width with one eye at the front; diagonals
+    squash to 80% with the eyes moved a cell toward the facing side; west-facing
+    views mirror the east-facing ones. ``s`` (and sprites without a rig) are the
+    blueprint itself, so a sprite without ``directions`` is unchanged."""
+    if direction in ("", "s") or blueprint.style not in RIG_STYLES:
+        return blueprint
+    mirrored = direction in ("w", "sw", "nw")
+    facing = {"w": "e", "sw": "se", "nw": "ne"}.get(direction, direction)
+    back = facing in ("n", "ne")
+    cells = blueprint.cells.copy()
+    label = cells >> 2
+    eyes = [(int(y), int(x), int(cells[y, x])) for y, x in zip(*np.nonzero((label == EYE) | (label == PUPIL)))]
+    face = DETAIL if blueprint.style == "character" else PRIMARY
+    for y, x, value in eyes:
+        cells[y, x] = face * TONES + (value & 3)
+    if back and blueprint.style == "character":
+        head = part_map(blueprint) == HEAD
+        skin = head & ((cells >> 2) == DETAIL)
+        cells[skin] = ACCENT * TONES + (cells[skin] & 3)
+    scale = {"n": 1.0, "e": _SIDE_SCALE}.get(facing, _DIAGONAL_SCALE)
+    box = _bbox(cells > 0)
+    if scale < 1.0 and box is not None:
+        anchor = (box[2] + box[3] + 1) / 2.0
+        cells = _warp(cells, scale, 1.0, 0, 0)
+        if not back:
+            body = cells > 0
+            interior = body & _neighbors_all(body)
+            centre = (blueprint.cells.shape[1] - 1) / 2.0
+            shift = 1 if facing == "se" else max(1, int(round((box[3] - box[2] + 1) * (1 - scale) / 4)))
+            for y, x, value in eyes:
+                if facing == "e" and x < centre:
+                    continue  # a profile shows one eye
+                target = _warped_column(x, anchor, scale) + shift
+                for column in (target, target - 1):
+                    if 0 <= column < cells.shape[1] and interior[y, column]:
+                        cells[y, column] = value
+                        break
+    if mirrored:
+        cells = np.ascontiguousarray(cells[:, ::-1])
+    return replace(blueprint, cells=cells.astype(np.int8), labels=(cells >> 2).astype(np.int8))
+
+
+def frame_cells(blueprint: _Blueprint, spec: FrameSpec, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rig's frame: (cells, part ids) of frame ``spec`` seen from ``spec.direction``.
+
+    The part map rides through the very same transform as the cells (every transform
+    moves cells by where the body is, never by their values), so each part's pose
+    in a frame is exactly where the animation put it."""
+    seen = view(blueprint, spec.direction)
+    cells = _frame_labels(seen, spec, count)
+    parts = part_map(seen)
+    return cells, _frame_labels(replace(seen, cells=parts), spec, count)
+
+
 # --------------------------------------------------------------------------- generator
 
 
@@ -1203,7 +1323,9 @@ class ProceduralGenerator:
             "seed": request.seed,
             "size": [request.width, request.height],
             "style": _style_of(request),
-            "frames": [[spec.animation, spec.index] for spec in request.frames],
+            "frames": [
+                [spec.animation, spec.index] + ([spec.direction] if spec.direction else []) for spec in request.frames
+            ],
             "animation_lengths": _frame_counts(request.frames),
             "palette": [f"{r:02x}{g:02x}{b:02x}" for r, g, b in request.palette],
             "prompt_colors": [list(w) for w in _prompt_colors(request.prompt)],
@@ -1223,8 +1345,9 @@ class ProceduralGenerator:
             rendered: dict[bytes, np.ndarray] = {}
             table = _color_table(blueprint)
             frames: list[np.ndarray] = []
+            views = {direction: view(blueprint, direction) for direction in {spec.direction for spec in request.frames}}
             for spec in request.frames:
-                cells = _frame_labels(blueprint, spec, counts[spec.animation])
+                cells = _frame_labels(views[spec.direction], spec, counts[spec.animation])
                 key = cells.tobytes()
                 if key not in rendered:
                     image_cells = _render(cells, blueprint, table)

@@ -8,7 +8,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_sd_project(tmp_path_factory):
-    """A project root holding ``models/tiny-sd`` (diffusers folder) and
+    """A project root holding ``models/tiny-sd`` (diffusers folder),
+    ``models/tiny-controlnet`` (a ControlNetModel for it) and
     ``loras/pixel.safetensors``; skips (fails under CI) without torch/diffusers."""
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
@@ -16,10 +17,11 @@ def tiny_sd_project(tmp_path_factory):
     import torch
 
     torch.set_num_threads(1)
-    from tests.tiny_pipeline import save_tiny_lora, save_tiny_pipeline
+    from tests.tiny_pipeline import save_tiny_controlnet, save_tiny_lora, save_tiny_pipeline
 
     root = tmp_path_factory.mktemp("tiny-sd-project")
     model = save_tiny_pipeline(root / "models" / "tiny-sd")
+    save_tiny_controlnet(model, root / "models" / "tiny-controlnet")
     lora = save_tiny_lora(model, root / "loras" / "pixel")
     target = root / "loras" / "pixel.safetensors"
     lora.rename(target)

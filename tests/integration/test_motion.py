@@ -1,0 +1,156 @@
+"""Steered diffusion frames with real (tiny, random-weight) models loaded from disk
+with ``from_pretrained``: rig img2img, a ControlNet, sheets, sketches and directions,
+through the generator and through the build engine. CPU, one thread, 2 steps, 64 px."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sparky_assets.generators.base import FrameSpec, GenerationRequest
+from sparky_assets.generators.diffusion import DiffusionGenerator
+from sparky_assets.palettes.builtin import BUILTIN_PALETTES
+
+pytestmark = pytest.mark.diffusion
+
+PICO = tuple(tuple(c) for c in BUILTIN_PALETTES["pico-8"].colors)
+WALK = tuple(FrameSpec("walk", i) for i in range(4))
+
+
+def request(root: Path, *, specs=WALK, options=None, palette=PICO, seed=7, **settings) -> GenerationRequest:
+    base = {"model": "models/tiny-sd", "steps": 2, "guidance": 1.5, "batch_size": 4}
+    base.update(settings)
+    return GenerationRequest(
+        sprite="hero",
+        width=16,
+        height=16,
+        frames=specs,
+        seed=seed,
+        root=root,
+        prompt="knight blue cape",
+        palette=palette,
+        options={"style": "character", "pixelize": {"background": "none"}} if options is None else options,
+        settings=base,
+    )
+
+
+def same(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return DiffusionGenerator()
+
+
+def test_rig_img2img_follows_the_rig_and_is_deterministic(tiny_sd_project, generator):
+    rig = request(tiny_sd_project, frames="rig", strength=0.3)
+    assert generator.validate(rig) == []
+    first = generator.generate([rig])[0]
+    assert generator.last_stats["images"] == 4  # no base image: each frame starts from its rig render
+    assert same(first, DiffusionGenerator().generate([rig])[0])
+    assert same(first, generator.generate([request(tiny_sd_project, frames="rig", strength=0.3, batch_size=1)])[0])
+    plain = generator.generate([request(tiny_sd_project, frames="img2img")])[0]
+    assert not any(np.array_equal(a, b) for a, b in zip(first, plain))
+    # The walk moves the legs, so steered frames differ from each other.
+    assert not np.array_equal(first[0], first[1])
+    key = generator.cache_key(rig)
+    assert key["motion"]["rig"]["style"] == "character" and len(key["motion"]["rig"]["palette"]) == 16
+    other_palette = request(tiny_sd_project, frames="rig", strength=0.3, palette=PICO[:8])
+    assert generator.cache_key(other_palette) != key
+    # Unsteered sprites keep the keys they had before steering existed: no palette in them.
+    assert "motion" not in generator.cache_key(request(tiny_sd_project, frames="img2img"))
+    assert generator.cache_key(request(tiny_sd_project, frames="img2img", palette=())) == generator.cache_key(
+        request(tiny_sd_project, frames="img2img")
+    )
+
+
+def test_rig_mode_needs_a_rigged_style(tiny_sd_project, generator):
+    problems = generator.validate(request(tiny_sd_project, frames="rig", options={"style": "item"}))
+    assert [p.key for p in problems] == ["style"] and "character" in problems[0].format()
+    bad = {
+        d.key: d.format()
+        for d in generator.validate(
+            request(tiny_sd_project, conditioning="edges", controlnet="models/missing", frames="rig")
+        )
+    }
+    assert (
+        "did you mean" in bad["generator.diffusion.conditioning"] or "pose" in bad["generator.diffusion.conditioning"]
+    )
+    missing = generator.validate(request(tiny_sd_project, controlnet="models/missing", frames="rig"))
+    assert [p.key for p in missing] == ["generator.diffusion.controlnet"]
+    assert "never download" in missing[0].format()
+
+
+def test_controlnet_steers_every_frame(tiny_sd_project, generator):
+    pose = request(tiny_sd_project, frames="rig", controlnet="models/tiny-controlnet")
+    assert generator.validate(pose) == []
+    frames = generator.generate([pose])[0]
+    assert len(frames) == 4 and frames[0].shape == (16, 16, 4)
+    assert same(
+        frames,
+        generator.generate([request(tiny_sd_project, frames="rig", controlnet="models/tiny-controlnet", batch_size=1)])[
+            0
+        ],
+    )
+    silhouette = request(tiny_sd_project, frames="rig", controlnet="models/tiny-controlnet", conditioning="silhouette")
+    other = generator.generate([silhouette])[0]
+    assert not any(np.array_equal(a, b) for a, b in zip(frames, other))
+    weaker = request(tiny_sd_project, frames="rig", controlnet="models/tiny-controlnet", controlnet_scale=0.0)
+    unsteered = generator.generate([weaker])[0]
+    assert not same(frames, unsteered)
+    keys = {json.dumps(generator.cache_key(r), sort_keys=True) for r in (pose, silhouette, weaker)}
+    assert len(keys) == 3
+    assert generator.cache_key(pose)["motion"]["controlnet"]  # the ControlNet's content fingerprint
+
+
+def test_sheet_renders_each_animation_in_one_pass_and_slices_it(tiny_sd_project, generator):
+    specs = WALK + (FrameSpec("idle", 0), FrameSpec("idle", 1))
+    sheet = request(tiny_sd_project, specs=specs, frames="sheet", strength=0.5)
+    frames = generator.generate([sheet])[0]
+    assert len(frames) == 6 and all(f.shape == (16, 16, 4) for f in frames)
+    assert generator.last_stats["images"] == 2  # one strip per animation
+    with_cn = request(tiny_sd_project, specs=specs, frames="sheet", controlnet="models/tiny-controlnet")
+    strips = generator.generate([with_cn])[0]
+    assert generator.last_stats["images"] == 2 and not same(frames, strips)
+    # No rig: the strip is plain text-to-image, still one pass per animation.
+    free = generator.generate([request(tiny_sd_project, specs=specs, frames="sheet", options={})])[0]
+    assert len(free) == 6 and generator.last_stats["images"] == 2
+
+
+def test_sketch_steers_generation(tiny_sd_project, tmp_path, generator):
+    root = tmp_path / "sketch"
+    shutil.copytree(tiny_sd_project, root, symlinks=True)
+    art = np.full((32, 32, 4), 255, dtype=np.uint8)
+    art[8:24, 12:20, :3] = (20, 20, 20)  # a rough body
+    Image.fromarray(art).save(root / "sketch.png")
+    options = {"source": "sketch.png", "pixelize": {"background": "none"}}
+    sketch = request(root, specs=(FrameSpec("", 0),), options=options, strength=0.6)
+    assert generator.validate(sketch) == []
+    assert (root / "sketch.png").resolve() in generator.input_files(sketch)
+    first = generator.generate([sketch])[0]
+    key = generator.cache_key(sketch)
+    art[4:8, 12:20, :3] = (200, 30, 30)
+    Image.fromarray(art).save(root / "sketch.png")
+    assert generator.cache_key(sketch) != key
+    changed = generator.generate([sketch])[0]
+    assert not np.array_equal(first[0], changed[0])
+    lines = request(root, specs=(FrameSpec("", 0),), options=options, controlnet="models/tiny-controlnet")
+    assert generator.generate([lines])[0][0].shape == (16, 16, 4)
+    missing = generator.validate(request(root, options={"source": "nope.png"}))
+    assert [p.key for p in missing] == ["source"]
+
+
+def test_directions_give_each_facing_its_own_prompt_and_rig(tiny_sd_project, generator):
+    specs = tuple(FrameSpec(f"walk_{d}", i, d) for d in ("n", "e", "s", "w") for i in range(2))
+    req = request(tiny_sd_project, specs=specs, frames="rig", controlnet="models/tiny-controlnet")
+    frames = generator.generate([req])[0]
+    assert len(frames) == 8
+    by = {d: frames[i * 2 : i * 2 + 2] for i, d in enumerate("nesw")}
+    assert not np.array_equal(by["n"][0], by["s"][0]) and not np.array_equal(by["e"][0], by["w"][0])
+    assert generator.cache_key(req)["motion"]["directions"] == ["e", "n", "s", "w"]
