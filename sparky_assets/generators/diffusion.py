@@ -269,6 +269,22 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
         return int(value) if integer else float(value)
 
     values: dict[str, Any] = {}
+
+    def choice(name: str, value: Any, choices: Sequence[str], label: str, joiner: str = ", ") -> None:
+        if value in choices:
+            values[name] = value
+            return
+        problems.append(
+            Diagnostic(
+                f"unknown {label} '{value}'",
+                key=_key(name),
+                expected=joiner.join(choices),
+                found=repr(value),
+                hint=suggest(str(value), choices),
+                stage="generate",
+            )
+        )
+
     for name, value in settings.items():
         if name not in SETTINGS_DOC:
             hint = suggest(name, SETTINGS_DOC)
@@ -347,19 +363,7 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
             elif size is not None:
                 values[name] = size
         elif name == "dtype":
-            if value in DTYPES:
-                values[name] = value
-            else:
-                problems.append(
-                    Diagnostic(
-                        f"unknown dtype '{value}'",
-                        key=_key(name),
-                        expected=", ".join(DTYPES),
-                        found=repr(value),
-                        hint=suggest(str(value), DTYPES),
-                        stage="generate",
-                    )
-                )
+            choice(name, value, DTYPES, "dtype")
         elif name == "device":
             if isinstance(value, str) and (
                 value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
@@ -370,19 +374,7 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
         elif name == "batch_size":
             values[name] = number(name, value, 1, 256, True)
         elif name == "frames":
-            if value in FRAME_MODES:
-                values[name] = value
-            else:
-                problems.append(
-                    Diagnostic(
-                        f"unknown frames mode '{value}'",
-                        key=_key(name),
-                        expected=" or ".join(FRAME_MODES),
-                        found=repr(value),
-                        hint=suggest(str(value), FRAME_MODES),
-                        stage="generate",
-                    )
-                )
+            choice(name, value, FRAME_MODES, "frames mode", " or ")
         elif name == "strength":
             strength = number(name, value, 0, 1, False)
             if strength is not None and strength <= 0:
@@ -399,19 +391,7 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
         elif name == "controlnet_scale":
             values[name] = number(name, value, 0, 2, False)
         elif name == "conditioning":
-            if value in CONDITIONING_KINDS:
-                values[name] = value
-            else:
-                problems.append(
-                    Diagnostic(
-                        f"unknown conditioning '{value}'",
-                        key=_key(name),
-                        expected=", ".join(CONDITIONING_KINDS),
-                        found=repr(value),
-                        hint=suggest(str(value), CONDITIONING_KINDS),
-                        stage="generate",
-                    )
-                )
+            choice(name, value, CONDITIONING_KINDS, "conditioning")
     if "model" not in settings:
         problems.append(
             Diagnostic(
@@ -679,6 +659,20 @@ def _dtype_argument() -> str:
         return "torch_dtype"
 
 
+def from_pretrained_local(cls, folder: Path, dtype, setting: str, **extra) -> Any:
+    """``cls.from_pretrained(folder)`` in ``dtype``, never downloading; a broken folder
+    is a :class:`BuildFailed` naming the setting that points at it."""
+    try:
+        return cls.from_pretrained(str(folder), **{_dtype_argument(): dtype}, local_files_only=True, **extra)
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types for a broken folder
+        what = "model" if setting == "model" else setting
+        raise BuildFailed(
+            Diagnostic(
+                f"could not load {what} from {folder}: {type(exc).__name__}: {exc}", key=_key(setting), stage="generate"
+            )
+        ) from exc
+
+
 def load_pipeline(
     folder: Path, fingerprint: str, settings: DiffusionSettings, root: Path
 ) -> tuple[LoadedPipeline, bool]:
@@ -715,16 +709,7 @@ def load_pipeline(
             if class_name == "StableDiffusionPipeline"
             else {}
         )
-        try:
-            pipe = cls.from_pretrained(str(folder), **{_dtype_argument(): dtype}, local_files_only=True, **extra)
-        except Exception as exc:  # noqa: BLE001 - diffusers raises many types for a broken folder
-            raise BuildFailed(
-                Diagnostic(
-                    f"could not load model from {folder}: {type(exc).__name__}: {exc}",
-                    key=_key("model"),
-                    stage="generate",
-                )
-            ) from exc
+        pipe = from_pretrained_local(cls, folder, dtype, "model", **extra)
         if loras:
             names = []
             for i, (path, _, _) in enumerate(loras):

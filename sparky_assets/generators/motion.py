@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BuildFailed, Diagnostic, InvalidInput
+from ..errors import Diagnostic, InvalidInput
 from .base import FrameSpec, GenerationRequest
 from .conditioning import Rig, compose_sheet, has_rig, rig_request, sheet_layout, slice_sheet
 
@@ -288,27 +288,13 @@ def controlnet_pipeline(loaded: LoadedPipeline, folder: Path, fingerprint: str) 
     """The base model's components + the ControlNet, cached per process."""
     import diffusers
 
-    from .diffusion import _dtype_argument
+    from .diffusion import from_pretrained_local
 
     key = (id(loaded.text2img), str(folder.resolve()), fingerprint)
     with _CONTROLNETS_LOCK:
         if key in _CONTROLNETS:
             return _CONTROLNETS[key]
-        dtype = loaded.text2img.unet.dtype
-        try:
-            controlnet = diffusers.ControlNetModel.from_pretrained(
-                str(folder), **{_dtype_argument(): dtype}, local_files_only=True
-            )
-        except Exception as exc:  # noqa: BLE001 - diffusers raises many types for a broken folder
-            from .diffusion import _key
-
-            raise BuildFailed(
-                Diagnostic(
-                    f"could not load ControlNet from {folder}: {type(exc).__name__}: {exc}",
-                    key=_key("controlnet"),
-                    stage="generate",
-                )
-            ) from exc
+        controlnet = from_pretrained_local(diffusers.ControlNetModel, folder, loaded.text2img.unet.dtype, "controlnet")
         controlnet.to(loaded.device)
         cls = getattr(diffusers, CONTROLNET_PIPELINES[loaded.family])
         extra = {"requires_safety_checker": False} if loaded.family == "StableDiffusionPipeline" else {}
