@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..colour import TIE_BAND, argmin_with_ties, lch, oklab_to_srgb, squared_distances, srgb_to_oklab
 from ..errors import Diagnostic, suggest
 from .base import FrameSpec, GenerationRequest, unknown_settings
 
@@ -92,52 +93,6 @@ _WORD = re.compile(r"[a-z]+")
 # --------------------------------------------------------------------------- colour
 
 
-def _srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    lms = linear @ np.array(
-        [
-            [0.4122214708, 0.2119034982, 0.0883024619],
-            [0.5363325363, 0.6806995451, 0.2817188376],
-            [0.0514459929, 0.1073969566, 0.6299787005],
-        ]
-    )
-    lms = np.cbrt(lms)
-    return lms @ np.array(
-        [
-            [0.2104542553, 1.9779984951, 0.0259040371],
-            [0.7936177850, -2.4285922050, 0.7827717662],
-            [-0.0040720468, 0.4505937099, -0.8086757660],
-        ]
-    )
-
-
-def _oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    lms = np.asarray(lab, dtype=np.float64) @ np.array(
-        [
-            [1.0, 1.0, 1.0],
-            [0.3963377774, -0.1055613458, -0.0894841775],
-            [0.2158037573, -0.0638541728, -1.2914855480],
-        ]
-    )
-    lms = lms**3
-    linear = lms @ np.array(
-        [
-            [4.0767416621, -1.2684380046, -0.0041960863],
-            [-3.3077115913, 2.6097574011, -0.7034186147],
-            [0.2309699292, -0.3413193965, 1.7076147010],
-        ]
-    )
-    linear = np.clip(linear, 0.0, 1.0)
-    c = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
-
-
-def _lch(lightness: float, chroma: float, hue_degrees: float) -> np.ndarray:
-    h = math.radians(hue_degrees)
-    return np.array([lightness, chroma * math.cos(h), chroma * math.sin(h)])
-
-
 def _lerp_hue(h: float, target: float, t: float) -> float:
     delta = (target - h + 180.0) % 360.0 - 180.0
     return (h + delta * t) % 360.0
@@ -166,7 +121,7 @@ def _ramp_targets(spec: _HueSpec) -> np.ndarray:
     for dl, (pull_to, pull), chroma_scale in zip(_TONE_DL, _TONE_HUE_PULL, _TONE_CHROMA):
         hue = _lerp_hue(spec.hue, pull_to, pull) if pull else spec.hue
         lightness = min(0.97, max(0.12, spec.lightness + dl))
-        targets.append(_lch(lightness, spec.chroma * chroma_scale, hue))
+        targets.append(lch(lightness, spec.chroma * chroma_scale, hue))
     return np.array(targets)
 
 
@@ -178,10 +133,11 @@ class _ColorSource:
 
     def __init__(self, palette: Sequence[tuple[int, int, int]]):
         self.palette_rgb = np.array(palette, dtype=np.uint8).reshape(-1, 3)
-        self.palette_lab = _srgb_to_oklab(self.palette_rgb) if len(self.palette_rgb) else None
+        self.palette_lab = srgb_to_oklab(self.palette_rgb) if len(self.palette_rgb) else None
         self.outline_index: int | None = None
         if self.palette_lab is not None:
-            self.outline_index = int(np.argmin(self.palette_lab[:, 0]))
+            lightness = self.palette_lab[:, 0]
+            self.outline_index = int(np.argmax(lightness <= lightness.min() + TIE_BAND))
 
     @property
     def constrained(self) -> bool:
@@ -191,18 +147,17 @@ class _ColorSource:
         if self.palette_lab is not None:
             return self.palette_rgb[self.outline_index]
         hue = _lerp_hue(primary.hue, 290.0, 0.5)
-        return _oklab_to_srgb(_lch(0.2, 0.045, hue))
+        return oklab_to_srgb(lch(0.2, 0.045, hue))
 
     def pick(self, targets: np.ndarray, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
         """RGB for each OKLab target; palette mode avoids the outline colour.
         ``weights`` scale the (L, a, b) axes of the distance."""
         if self.palette_lab is None:
-            return _oklab_to_srgb(targets)
-        scale = np.asarray(weights)
-        distances = (((targets[:, None, :] - self.palette_lab[None, :, :]) * scale) ** 2).sum(-1)
+            return oklab_to_srgb(targets)
+        distances = squared_distances(targets, self.palette_lab, weights)
         if len(self.palette_rgb) > 1:
             distances[:, self.outline_index] = np.inf
-        return self.palette_rgb[np.argmin(distances, axis=1)]
+        return self.palette_rgb[argmin_with_ties(distances)]
 
     def ramp(self, spec: _HueSpec) -> np.ndarray:
         # A ramp should stay in its hue family: in a small palette a shade of the
@@ -210,7 +165,7 @@ class _ColorSource:
         colors = self.pick(_ramp_targets(spec), weights=_RAMP_DISTANCE_WEIGHTS)
         if self.palette_lab is not None:
             # Nearest-colour picks can cross; keep the ramp ordered dark -> light.
-            order = np.argsort(_srgb_to_oklab(colors)[:, 0], kind="stable")
+            order = np.argsort(srgb_to_oklab(colors)[:, 0], kind="stable")
             colors = colors[order]
         return colors
 
@@ -241,8 +196,8 @@ class _ColorSource:
             pool = chromatic or candidates
             index = pool[int(rng.integers(len(pool)))]
         else:
-            target = _lch(lightness, chroma, hue)
-            index = min(candidates, key=lambda i: float(((lab[i] - target) ** 2).sum()))
+            target = lch(lightness, chroma, hue)
+            index = candidates[int(argmin_with_ties(squared_distances(target[None, :], lab[candidates]))[0])]
         c = lab[index]
         return _HueSpec(_hue_of(c), float(math.hypot(c[1], c[2])), float(c[0]))
 
@@ -1230,12 +1185,12 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
     ramps[EMPTY] = ramps[PRIMARY]
     eye_choice = [(0.96, 0.02, 100.0), (0.88, 0.17, 95.0), (0.63, 0.22, 29.0), (0.85, 0.12, 195.0)]
     eye_l, eye_c, eye_h = eye_choice[int(rng.integers(len(eye_choice)))]
-    eye = colors.pick(_lch(eye_l, eye_c, eye_h)[None, :])[0]
+    eye = colors.pick(lch(eye_l, eye_c, eye_h)[None, :])[0]
     outline = colors.outline(primary)
     if style == "tile" and not colors.constrained:
         # Mortar reads as a deep shade of the stone, not ink black.
-        outline = _oklab_to_srgb(
-            _lch(max(0.15, primary.lightness - 0.35), primary.chroma * 0.6, _lerp_hue(primary.hue, 285.0, 0.3))
+        outline = oklab_to_srgb(
+            lch(max(0.15, primary.lightness - 0.35), primary.chroma * 0.6, _lerp_hue(primary.hue, 285.0, 0.3))
         )
     if shape.tones is not None:
         tones = shape.tones

@@ -3,101 +3,362 @@
 Invariants of :func:`quantize_to_palette`'s output: alpha is 0 or 255 (threshold 128);
 every pixel with alpha 255 has an RGB that is exactly one of the palette's colours;
 every pixel with alpha 0 is (0, 0, 0, 0). Nearest means smallest Euclidean distance
-in OKLab (perceptual), not in RGB; ties go to the lower palette index.
+in OKLab (perceptual), not in RGB; exact ties go to the lower palette index.
 
-Images are locked per distinct colour: a sprite has few colours, so the nearest
-search runs on the unique colours only and a lookup maps them back. Ordered (Bayer)
-dithering perturbs each pixel's OKLab value by a position-dependent offset before the
-search, so dithered images are locked per pixel instead.
+How: a palette's *table* maps every 24-bit sRGB colour to its nearest palette index
+(16 MiB, uint8), so locking an image is one gather per pixel. The table is built
+by subdividing the RGB cube (:func:`build_table`): for each cube, palette entries
+that provably cannot be nearest anywhere in it are dropped (:func:`_prune`); cubes
+left with one candidate are filled whole, the rest split, down to single colours
+decided among their few candidates.
+
+Determinism on every CPU and numpy version: the decision is made in float64; where
+the best and second-best distances are closer than :data:`~sparky_assets.colour.TIE_BAND`
+(far above float noise), the candidates are re-ranked in 50-digit decimal arithmetic
+(:func:`~sparky_assets.colour.exact_oklab`), whose result does not depend on the
+machine. So the table is the mathematically exact nearest colour, ties to the lower
+index, everywhere.
+
+Tables are cached in memory and on disk (:func:`table_cache_dir`) under the digest
+of the palette's colours; a file whose stored SHA-256 does not match its content is
+rebuilt and rewritten, never used.
+
+Ordered (Bayer) dithering adds a position-dependent integer offset to each sRGB
+channel (amplitude: the palette's typical neighbour distance in sRGB) and then looks
+up the same table, so it is as fast and as deterministic as the plain lock.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
+import struct
+import sys
+import zlib
+from collections import OrderedDict
+from decimal import Decimal
+from pathlib import Path
+
 import numpy as np
 
+from ..colour import M1, M2, SRGB8_TO_LINEAR, TIE_BAND, apply3, exact_oklab, srgb_to_oklab
 from ..palettes import Palette
 
-QUANTIZE_VERSION = 1
-"""Bump when locking, dithering or outlining changes its output (part of every process key)."""
+QUANTIZE_VERSION = 2
+"""Bump when locking, dithering or outlining changes its output (part of every process key).
+2: float64 decision with exact tie-breaking; dithering offsets in sRGB."""
 
-_BAYER2 = np.array([[0, 2], [3, 1]], dtype=np.float32)
+TABLE_VERSION = 1
+"""Bump when :func:`build_table` changes (part of the on-disk table's name and header)."""
+TABLE_MAGIC = b"SPARKY-PALETTE-TABLE\n"
+CELL_BITS = 3
+_CELL = 1 << CELL_BITS
+_CELLS = 256 // _CELL
+_MEMORY_TABLES = 8
+_tables: OrderedDict[str, np.ndarray] = OrderedDict()
 
 
-def _bayer(n: int) -> np.ndarray:
+# --------------------------------------------------------------------------- table
+
+
+def palette_digest(colors: np.ndarray) -> str:
+    return hashlib.sha256(
+        b"table%d:" % TABLE_VERSION + np.ascontiguousarray(colors, dtype=np.uint8).tobytes()
+    ).hexdigest()
+
+
+def _lms_parts() -> list[np.ndarray]:
+    """Per-channel contributions to each LMS row: ``parts[k][c, v] = M1[k][c] * linear(v)``,
+    so LMS of a colour is a sum of three lookups in a fixed order."""
+    return [np.stack([row[c] * SRGB8_TO_LINEAR for c in range(3)]) for row in M1]
+
+
+def _oklab_of_codes(codes: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+    """OKLab of 24-bit codes ``r | g << 8 | b << 16`` (same arithmetic as srgb_to_oklab)."""
+    r, g, b = codes & 255, (codes >> 8) & 255, codes >> 16
+    lms = np.stack([(p[0][r] + p[1][g]) + p[2][b] for p in parts], axis=-1)
+    return apply3(M2, np.cbrt(lms))
+
+
+def _prune(origin: np.ndarray, size: int, cand: np.ndarray, plab: np.ndarray) -> np.ndarray:
+    """Drop from each cube's candidate columns ``cand`` (``(n, m)``) those that cannot
+    come within ``TIE_BAND`` of the nearest anywhere in the sRGB cube ``origin + [0, size)³``;
+    returns the cubes grouped by how many candidates they keep: ``[(origin, columns)]``
+    with columns ``(n, count)`` ascending.
+
+    With ``c`` the candidate nearest the cube's centre, ``q`` is kept unless a lower
+    bound of ``d(q, x) - d(c, x)`` over the cube exceeds ``2 * TIE_BAND``. The bound is
+    the larger of two valid ones (each sound, each tight where the other is loose):
+
+    - *corner box*: ``d(q, x) - d(c, x)`` is linear in OKLab and so in cube-rooted
+      LMS ``y`` (``x = M2 y``); every ``y`` grows with every channel, so the cube's low
+      and high corners bound ``y`` and the minimum over that box is at a corner chosen
+      by coefficient signs;
+    - *mean value*: in linear sRGB the cube is a box; the difference at the box centre
+      minus the largest possible slope times the half widths, the slope bounded with
+      the cube root's derivative over each LMS range (tight for small cubes, useless
+      next to black, where the derivative is unbounded).
+
+    Float error in the bounds is ~1e-15, far below the band."""
+    lin_lo = SRGB8_TO_LINEAR[origin]
+    lin_hi = SRGB8_TO_LINEAR[origin + (size - 1)]
+    lms_lo, lms_hi = apply3(M1, lin_lo), apply3(M1, lin_hi)
+    root_lo, root_hi = np.cbrt(lms_lo) - 1e-12, np.cbrt(lms_hi) + 1e-12
+    lin_mid, half = (lin_lo + lin_hi) * 0.5, (lin_hi - lin_lo) * 0.5
+    centre = apply3(M2, np.cbrt(apply3(M1, lin_mid)))
+    cand_lab = plab[cand]  # (n, m, 3)
+    d = [(cand_lab[:, :, i] - centre[:, None, i]) ** 2 for i in range(3)]
+    d_centre = (d[0] + d[1]) + d[2]
+    ref_pos = np.argmin(d_centre, axis=1)[:, None]
+    ref = np.take_along_axis(cand, ref_pos, axis=1)  # (n, 1)
+    diff = cand_lab - plab[ref]  # q - c, (n, m, 3)
+    w = [(diff[:, :, 0] * M2[0][j] + diff[:, :, 1] * M2[1][j]) + diff[:, :, 2] * M2[2][j] for j in range(3)]
+    sq = (plab * plab).sum(axis=1)
+    box = sq[cand] - sq[ref]
+    for j in range(3):  # minus 2 * the largest w_j y_j over the box
+        box -= 2 * np.where(w[j] > 0, w[j] * root_hi[:, None, j], w[j] * root_lo[:, None, j])
+    # d/dt cbrt(t) = 1 / (3 cbrt(t)^2), bounded over [lms_lo, lms_hi] (huge, not inf, at 0)
+    slope_lo = 1.0 / (3.0 * np.cbrt(lms_hi) ** 2)
+    slope_hi = 1.0 / (3.0 * np.maximum(np.cbrt(lms_lo), 1e-100) ** 2)
+    w_lo = [np.where(w[j] > 0, w[j] * slope_lo[:, None, j], w[j] * slope_hi[:, None, j]) for j in range(3)]
+    w_hi = [np.where(w[j] > 0, w[j] * slope_hi[:, None, j], w[j] * slope_lo[:, None, j]) for j in range(3)]
+    mean_value = d_centre - np.take_along_axis(d_centre, ref_pos, axis=1)
+    for c in range(3):  # d/dlin_c of -2 w.y = -2 sum_j w_j cbrt'(lms_j) M1[j][c]
+        g_lo = (M1[0][c] * w_lo[0] + M1[1][c] * w_lo[1]) + M1[2][c] * w_lo[2]
+        g_hi = (M1[0][c] * w_hi[0] + M1[1][c] * w_hi[1]) + M1[2][c] * w_hi[2]
+        mean_value -= 2 * np.maximum(np.abs(g_lo), np.abs(g_hi)) * half[:, None, c] * (1 + 1e-9)
+    kept = np.where(np.maximum(box, mean_value) <= 2 * TIE_BAND, cand, len(plab))
+    kept[np.arange(len(cand)), ref_pos[:, 0]] = ref[:, 0]
+    kept.sort(axis=1)
+    counts = (kept < len(plab)).sum(axis=1)
+    return [(origin[counts == n], kept[counts == n, :n]) for n in np.unique(counts).tolist()]
+
+
+def _fill(table: np.ndarray, origin: np.ndarray, size: int, values: np.ndarray) -> None:
+    """``table[r | g << 8 | b << 16] = value`` over each cube ``origin + [0, size)³``."""
+    n = 256 // size
+    view = table.reshape(n, size, n, size, n, size)  # b, db, g, dg, r, dr
+    cell = origin // size
+    view[cell[:, 2], :, cell[:, 1], :, cell[:, 0], :] = values[:, None, None, None]
+
+
+def build_table(colors: np.ndarray) -> np.ndarray:
+    """``(2**24,)`` uint8: the nearest palette index of every colour ``r | g << 8 | b << 16``.
+    Duplicated palette colours resolve to their first index.
+
+    Cubes of 32, 16, 8, 4, then 2 sRGB values a side keep the candidates :func:`_prune`
+    cannot rule out; a cube left with one is filled whole, the others split into their
+    eight children, and the single colours still ambiguous are decided one by one."""
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    if not 1 <= len(colors) <= 256:
+        raise ValueError(f"a palette table needs 1..256 colours, found {len(colors)}")
+    _, first = np.unique(colors, axis=0, return_index=True)
+    keep = np.sort(first)  # distinct colours in palette order, first occurrences
+    plab = srgb_to_oklab(colors[keep])
+    table = np.empty(1 << 24, dtype=np.uint8)
+    if len(keep) == 1:
+        table[:] = keep[0]
+        return table
+
+    steps = np.arange(0, 256, 32)
+    b, g, r = np.meshgrid(steps, steps, steps, indexing="ij")
+    origin = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=-1)
+    groups = [(origin, np.broadcast_to(np.arange(len(keep)), (len(origin), len(keep))))]
+    for size in (32, 16, 8, 4, 2):
+        pending: dict[int, list] = {}
+        for origin, cand in groups:
+            for kept_origin, kept in _prune(origin, size, cand, plab):
+                pending.setdefault(kept.shape[1], []).append((kept_origin, kept))
+        groups = []
+        for width, parts in sorted(pending.items()):
+            origin = np.concatenate([o for o, _ in parts])
+            cand = np.concatenate([c for _, c in parts])
+            if width == 1:
+                _fill(table, origin, size, keep[cand[:, 0]])
+                continue
+            # split each remaining cube into its 8 children
+            half = size // 2
+            corners = np.array([(dr, dg, db) for db in (0, half) for dg in (0, half) for dr in (0, half)])
+            groups.append(((origin[:, None, :] + corners[None]).reshape(-1, 3), np.repeat(cand, 8, axis=0)))
+    for rgb, cand in groups:  # single colours now: decide each among its candidates
+        _decide(table, rgb, cand, colors, keep, plab)
+    return table
+
+
+def _decide(table, rgb, cand, colors, keep, plab) -> None:
+    codes = (rgb[:, 0] | (rgb[:, 1] << 8)) | (rgb[:, 2] << 16)
+    lab = apply3(M2, np.cbrt(apply3(M1, SRGB8_TO_LINEAR[rgb])))
+    cand_lab = plab[cand]
+    d = [(cand_lab[:, :, i] - lab[:, None, i]) ** 2 for i in range(3)]
+    dist = (d[0] + d[1]) + d[2]  # (n, m)
+    rows = np.arange(len(cand))
+    best = np.argmin(dist, axis=1)  # first minimum: lowest column (rows are ascending)
+    best_d = dist[rows, best]
+    table[codes] = keep[cand[rows, best]]
+    dist[rows, best] = np.inf
+    for row in np.flatnonzero(dist.min(axis=1) - best_d < TIE_BAND).tolist():
+        dist[row, best[row]] = best_d[row]
+        near = cand[row][dist[row] < best_d[row] + TIE_BAND]
+        table[codes[row]] = keep[_exact_nearest(int(codes[row]), colors[keep[near]], near)]
+
+
+def _exact_nearest(code: int, candidate_colors: np.ndarray, candidate_columns: np.ndarray) -> int:
+    """Among near-tied candidates, the exactly nearest (decimal arithmetic); equal
+    distances to 40 digits go to the lowest palette column."""
+    lab = exact_oklab((code & 255, (code >> 8) & 255, code >> 16))
+    best, best_d = None, None
+    for column, color in sorted(zip(candidate_columns.tolist(), candidate_colors.tolist())):
+        p = exact_oklab(tuple(color))
+        d = sum(((a - b) ** 2 for a, b in zip(lab, p)), Decimal(0))
+        if best_d is None or d < best_d - Decimal("1e-40"):
+            best, best_d = column, d
+    return best
+
+
+def table_cache_dir() -> Path | None:
+    """Where palette tables are kept between runs: ``SPARKY_TABLE_CACHE`` (``off``
+    disables), else the user cache folder (``XDG_CACHE_HOME``, ``LOCALAPPDATA``,
+    ``~/Library/Caches``, ``~/.cache``) under ``sparky-assets/palette-tables``."""
+    env = os.environ.get("SPARKY_TABLE_CACHE")
+    if env:
+        return None if env.lower() in ("off", "0", "none") else Path(env)
+    if os.environ.get("XDG_CACHE_HOME"):
+        base = Path(os.environ["XDG_CACHE_HOME"])
+    elif sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path.home() / ".cache"
+    return base / "sparky-assets" / "palette-tables"
+
+
+def _read_table(path: Path) -> np.ndarray | None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    header = len(TABLE_MAGIC) + 4 + 32
+    if len(raw) < header or not raw.startswith(TABLE_MAGIC):
+        return None
+    (version,) = struct.unpack(">I", raw[len(TABLE_MAGIC) : len(TABLE_MAGIC) + 4])
+    digest = raw[len(TABLE_MAGIC) + 4 : header]
+    try:
+        data = zlib.decompress(raw[header:])
+    except zlib.error:
+        return None
+    if version != TABLE_VERSION or len(data) != 1 << 24 or hashlib.sha256(data).digest() != digest:
+        return None
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def _write_table(path: Path, table: np.ndarray) -> None:
+    data = table.tobytes()
+    blob = TABLE_MAGIC + struct.pack(">I", TABLE_VERSION) + hashlib.sha256(data).digest() + zlib.compress(data, 1)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs rebuild time
+
+
+def palette_table(colors) -> np.ndarray:
+    """The (memory- and disk-cached) table of ``colors`` — see :func:`build_table`."""
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    digest = palette_digest(colors)
+    table = _tables.get(digest)
+    if table is not None:
+        _tables.move_to_end(digest)
+        return table
+    folder = table_cache_dir()
+    path = folder / f"{digest}.bin" if folder is not None else None
+    table = _read_table(path) if path is not None else None
+    if table is None:
+        table = build_table(colors)
+        table.flags.writeable = False
+        if path is not None:
+            _write_table(path, table)
+    _tables[digest] = table
+    while len(_tables) > _MEMORY_TABLES:
+        _tables.popitem(last=False)
+    return table
+
+
+# --------------------------------------------------------------------------- lock
+
+
+def nearest_exact(rgb: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Reference search, colour by colour against every palette entry (float64 with
+    the same exact tie-breaking as the table). Slow; for tests and benchmarks."""
+    rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    _, first = np.unique(colors, axis=0, return_index=True)
+    keep = np.sort(first)  # a duplicated colour is always its first index
+    plab = srgb_to_oklab(colors[keep])
+    lab = srgb_to_oklab(rgb)
+    d = [(lab[:, None, i] - plab[None, :, i]) ** 2 for i in range(3)]
+    dist = (d[0] + d[1]) + d[2]
+    out = keep[np.argmin(dist, axis=1)]
+    best = dist.min(axis=1)
+    for row in np.flatnonzero(((dist < best[:, None] + TIE_BAND).sum(axis=1)) > 1).tolist():
+        near = np.flatnonzero(dist[row] < best[row] + TIE_BAND)
+        r, g, b = (int(v) for v in rgb[row])
+        out[row] = keep[_exact_nearest(r | g << 8 | b << 16, colors[keep[near]], near)]
+    return out
+
+
+_BAYER2 = np.array([[0, 2], [3, 1]], dtype=np.int64)
+
+
+def _bayer_ranks(n: int) -> np.ndarray:
     m = _BAYER2
     while m.shape[0] < n:
         m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
-    return (m + 0.5) / m.size - 0.5  # centred thresholds in (-0.5, 0.5)
+    return m
 
 
-def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` uint8 sRGB → ``(..., 3)`` float32 OKLab (Björn Ottosson's matrices)."""
-    c = rgb.astype(np.float32) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m1 = np.array(
-        [
-            [0.4122214708, 0.5363325363, 0.0514459929],
-            [0.2119034982, 0.6806995451, 0.1073969566],
-            [0.0883024619, 0.2817188376, 0.6299787005],
-        ],
-        dtype=np.float32,
-    )
-    m2 = np.array(
-        [
-            [0.2104542553, 0.7936177850, -0.0040720468],
-            [1.9779984951, -2.4285922050, 0.4505937099],
-            [0.0259040371, 0.7827717662, -0.8086757660],
-        ],
-        dtype=np.float32,
-    )
-    lms = np.cbrt(lin @ m1.T)
-    return (lms @ m2.T).astype(np.float32)
+def dither_amplitude(colors: np.ndarray) -> int:
+    """Typical distance (sRGB units, integer) between neighbouring palette colours:
+    the root mean square over colours of the distance to the nearest other colour."""
+    c = np.unique(np.asarray(colors, dtype=np.int64).reshape(-1, 3), axis=0)
+    if len(c) < 2:
+        return 0
+    d2 = ((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d2, np.iinfo(np.int64).max)
+    return math.isqrt(int(d2.min(axis=1).sum()) // len(c))
 
 
-def nearest_indices(lab: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette entry for each row of ``lab`` (``(n, 3)``)."""
-    out = np.empty(len(lab), dtype=np.intp)
-    step = max(1024, (1 << 22) // max(1, len(palette_lab)))  # ~50 MB of distances at most
-    for start in range(0, len(lab), step):
-        chunk = lab[start : start + step]
-        d = ((chunk[:, None, :] - palette_lab[None, :, :]) ** 2).sum(axis=2)
-        out[start : start + step] = d.argmin(axis=1)
-    return out
+def dither_offsets(n: int, amplitude: int) -> np.ndarray:
+    """``(n, n)`` integer offsets, centred thresholds ``(rank + 0.5)/n² - 0.5`` times
+    ``amplitude``, in exact integer arithmetic (floor division)."""
+    ranks = _bayer_ranks(n)
+    return ((2 * ranks + 1 - n * n) * amplitude) // (2 * n * n)
 
 
 def quantize_to_palette(image: np.ndarray, palette: Palette, dither: str = "none") -> np.ndarray:
     """RGBA ``(h, w, 4)`` uint8 → RGBA locked to ``palette`` (see module invariants)."""
     if image.ndim != 3 or image.shape[2] != 4:
         raise ValueError(f"expected an RGBA image (h, w, 4), found shape {image.shape}")
-    colors = np.array(palette.colors, dtype=np.uint8)
-    palette_lab = srgb_to_oklab(colors)
+    colors = np.array(palette.colors, dtype=np.uint8).reshape(-1, 3)
+    table = palette_table(colors)
     h, w = image.shape[:2]
-    opaque = image[:, :, 3] >= 128
-    out = np.zeros((h, w, 4), dtype=np.uint8)
-    if not opaque.any():
-        return out
-    rgb = image[:, :, :3][opaque]
     if dither != "none":
         n = int(dither.removeprefix("bayer"))
-        thresholds = np.tile(_bayer(n), (h // n + 1, w // n + 1))[:h, :w][opaque]
-        lab = srgb_to_oklab(rgb)
-        spread = _palette_spread(palette_lab)
-        lab = lab + thresholds[:, None] * spread * np.array([1.0, 0.5, 0.5], dtype=np.float32)
-        idx = nearest_indices(lab, palette_lab)
+        offsets = dither_offsets(n, dither_amplitude(colors))
+        tiled = np.tile(offsets, (h // n + 1, w // n + 1))[:h, :w]
+        rgb = np.clip(image[:, :, :3].astype(np.int16) + tiled[:, :, None], 0, 255).astype(np.uint32)
+        codes = (rgb[:, :, 0] | (rgb[:, :, 1] << 8)) | (rgb[:, :, 2] << 16)
+        alpha = image[:, :, 3]
     else:
-        packed = (rgb[:, 0].astype(np.uint32) << 16) | (rgb[:, 1].astype(np.uint32) << 8) | rgb[:, 2]
-        uniq, inverse = np.unique(packed, return_inverse=True)
-        uniq_rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.uint8)
-        idx = nearest_indices(srgb_to_oklab(uniq_rgb), palette_lab)[inverse.ravel()]
-    out[opaque, :3] = colors[idx]
-    out[opaque, 3] = 255
-    return out
-
-
-def _palette_spread(palette_lab: np.ndarray) -> float:
-    """Typical distance between neighbouring palette colours (dither amplitude)."""
-    if len(palette_lab) < 2:
-        return 0.0
-    d = np.sqrt(((palette_lab[:, None] - palette_lab[None]) ** 2).sum(axis=2))
-    d[d == 0] = np.inf
-    return float(np.median(d.min(axis=1)))
+        # One little-endian 32-bit word per pixel: r | g << 8 | b << 16 | a << 24.
+        words = np.ascontiguousarray(image).view("<u4")[:, :, 0]
+        codes = words & 0xFFFFFF
+        alpha = words >> 24
+    rgba = np.zeros((len(colors), 4), dtype=np.uint8)
+    rgba[:, :3], rgba[:, 3] = colors, 255
+    locked = np.take(rgba.view("<u4")[:, 0], np.take(table, codes))
+    locked[alpha < 128] = 0
+    return locked.view(np.uint8).reshape(h, w, 4)
