@@ -61,24 +61,79 @@ def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
 @click.option(
     "--regenerate", multiple=True, metavar="SPRITE", help="Generate these sprites again even if locked (repeatable)."
 )
+@click.option(
+    "--report",
+    "write_report",
+    is_flag=True,
+    help="Also write the preview page as static files to <project.out>/report/ (open index.html from disk).",
+)
 @click.pass_obj
 def build(
-    obj: _Ctx, path: Path, frozen: bool, force: bool, dry_run: bool, only: tuple[str, ...], regenerate: tuple[str, ...]
+    obj: _Ctx,
+    path: Path,
+    frozen: bool,
+    force: bool,
+    dry_run: bool,
+    only: tuple[str, ...],
+    regenerate: tuple[str, ...],
+    write_report: bool,
 ) -> None:
     """Build the project at PATH (a sparky.toml or a folder holding one)."""
     from ..pipeline.engine import Builder, BuildOptions
 
     progress = _progress_bar() if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
-    report = Builder(path, on_progress=progress).build(
-        BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate)
-    )
-    if progress:
-        progress.close()
+    builder = Builder(path, on_progress=progress)
+    try:
+        report = builder.build(
+            BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate)
+        )
+    except SparkyError as error:
+        if not dry_run:
+            _record_build(path, None, error.diagnostics)
+        raise
+    finally:
+        if progress:
+            progress.close()
     obj.echo(report.summary(), level=1)
     for w in report.written:
         obj.echo(f"  wrote {w}", level=2)
     for r in report.removed:
         obj.echo(f"  removed {r}", level=2)
+    if not dry_run:
+        summary = _record_build(path, report, [])
+        if write_report:
+            from ..preview.document import collect
+            from ..preview.site import REPORT_DIR
+            from ..preview.site import write_report as write_site
+
+            manifest = builder.last_project.manifest
+            outputs = {manifest.root / rel for rel in _ledger(manifest.root)}
+            written = write_site(manifest.out / REPORT_DIR, collect(manifest.root, summary), owned_outputs=outputs)
+            obj.echo(f"report: {written[0]}")
+
+
+def _ledger(root: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((root / ".sparky" / "outputs.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_build(path: Path, report, diagnostics) -> dict | None:
+    """Keep the build's summary in .sparky/ for `preview` (best effort: never fails a build)."""
+    from ..manifest.load import find_manifest
+    from ..preview.document import build_summary, save_summary
+
+    try:
+        root = find_manifest(path).parent.resolve()
+        summary = build_summary(root, report.project if report else root.name, report, diagnostics)
+        if (root / ".sparky").is_dir():
+            save_summary(root, summary)
+        return summary
+    except (SparkyError, OSError):
+        return None
 
 
 @cli.command()
@@ -155,12 +210,95 @@ def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
 @click.option(
     "--debounce-ms", default=50, show_default=True, help="Wait this long after the last change before rebuilding."
 )
+@click.option("--preview", "with_preview", is_flag=True, help="Also serve the live preview page (loopback).")
+@click.option(
+    "--preview-port", default=None, type=int, help="Port of the preview page (implies --preview; default 8765)."
+)
 @click.pass_obj
-def watch(obj: _Ctx, path: Path, endpoint: str | None, allow_remote: bool, debounce_ms: int) -> None:
-    """Build, then rebuild on every change and publish hot-reload messages."""
+def watch(
+    obj: _Ctx,
+    path: Path,
+    endpoint: str | None,
+    allow_remote: bool,
+    debounce_ms: int,
+    with_preview: bool,
+    preview_port: int | None,
+) -> None:
+    """Build, then rebuild on every change and publish hot-reload messages.
+
+    With --preview, the same process serves the preview page, which updates after every
+    build (Server-Sent Events) and shows a failed build's errors."""
     from ..watch.session import run_watch
 
-    run_watch(path, endpoint=endpoint, allow_remote=allow_remote, debounce_s=debounce_ms / 1000, echo=obj.echo)
+    server = None
+    if with_preview or preview_port is not None:
+        from ..manifest.load import find_manifest
+        from ..preview.server import DEFAULT_PORT, PreviewServer
+
+        root = find_manifest(path).parent
+        server = PreviewServer(root, port=DEFAULT_PORT if preview_port is None else preview_port, echo=obj.echo)
+        server.start()
+        obj.echo(f"preview at {server.url}")
+    try:
+        run_watch(
+            path,
+            endpoint=endpoint,
+            allow_remote=allow_remote,
+            debounce_s=debounce_ms / 1000,
+            echo=obj.echo,
+            on_build=server.on_build if server else None,
+        )
+    finally:
+        if server is not None:
+            server.close()
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve on (loopback unless --allow-remote)."
+)
+@click.option("--port", default=8765, show_default=True, help="Port to serve on (0: any free port).")
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a non-loopback --host (anyone who can reach it sees the build and can reroll).",
+)
+@click.pass_obj
+def preview(obj: _Ctx, path: Path, host: str, port: int, allow_remote: bool) -> None:
+    """Serve a page showing the project's last build: atlases, animations, palettes, the summary.
+
+    Builds first when the project has never been built. Rerolling a sprite from the page
+    rebuilds it here; for live updates on every save use `watch --preview`."""
+    import signal
+    import threading
+
+    from ..manifest.load import find_manifest
+    from ..preview.server import PreviewServer
+
+    root = find_manifest(path).parent
+    server = PreviewServer(
+        root, host=host, port=port, allow_remote=allow_remote, rebuild_after_reroll=True, echo=obj.echo
+    )
+    if allow_remote:
+        obj.echo(f"warning: --allow-remote: anyone who can reach {host}:{server.port} sees the build and can reroll")
+    if not (root / ".sparky" / "outputs.json").exists():
+        obj.echo("no build yet: building first")
+        server.rebuild()
+    server.start()
+    obj.echo(f"preview of {root / 'sparky.toml'} at {server.url} (Ctrl-C to stop)")
+
+    def terminate(signum, frame):  # SIGTERM stops like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        obj.echo("stopping")
+    finally:
+        server.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @cli.command()

@@ -1,0 +1,379 @@
+"""The preview document: everything the page shows, as one JSON-ready dict.
+
+It is read from what a build leaves on disk — never from the engine's internals — so
+the static report, ``preview`` (reading a past build) and ``watch --preview`` (right
+after a build) show the same thing:
+
+* ``.sparky/outputs.json`` (the output ledger) names the ``sheets`` target's files;
+  each ``<atlas>.json`` there and its page PNGs give regions, frames and animations;
+* ``sparky.lock`` + ``sparky-generated/`` give each generated sprite *before* palette
+  lock; an ``image`` sprite's source PNG is its "before";
+* the manifest (when it loads) gives each sprite's generator, seed, prompt and palette,
+  and the palettes' colours;
+* the build summary (:func:`build_summary`, kept in ``.sparky/last-build.json``) gives
+  what ran, what came from cache, stage timings, warnings and errors.
+
+Shape (``format`` 1)::
+
+    {format, project, build, notes,
+     atlases:  [{key, hash, name, pages: [{name, image, width, height, regions}]}],
+     sprites:  [{key, hash, name, atlas, generator, seed, width, height, locked, frames,
+                 animations: [{name, fps, loop, frames, durations_ms}], before, review, colors, rerollable}],
+     palettes: [{key, hash, name, colors: [{hex, count}], sprites}],
+     tilesets: [{key, hash, name, tile_width, tile_height, image, tiles: [{id, x, y}]}]}
+
+Images are ``data:image/png`` URIs (page PNGs byte for byte as written). Every entry
+of a collection has a ``key`` (unique in it) and a ``hash`` of its content: an update
+(:func:`diff`) carries only entries whose hash changed. ``tilesets`` is empty until
+the build produces tilesets (the page then draws a small random map from ``tiles``).
+``review`` (a generated sprite's raw model image, pixelized cells, detected grid and
+its confidence) is ``None`` until the build keeps them. Invariant: the same files on
+disk give the same document, byte for byte once JSON-encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import Diagnostic, SparkyError
+from ..pipeline.fsutil import atomic_write
+
+DOCUMENT_FORMAT = 1
+COLLECTIONS = ("atlases", "sprites", "palettes", "tilesets")
+STATE_DIR = ".sparky"
+SUMMARY_NAME = "last-build.json"
+REVIEW_NOTE = (
+    "the build does not keep a generated sprite's raw model image or its detected pixel grid yet: "
+    "'before' shows the generated frames as stored in sparky-generated/ (for diffusion: after pixelize)"
+)
+
+
+# ------------------------------------------------------------------ build summary
+
+
+def error_entry(d: Diagnostic, root: Path) -> dict[str, Any]:
+    """One diagnostic for the page: its text, and a ``file://`` link with line/column."""
+    entry: dict[str, Any] = {
+        "message": d.format_message(),
+        "key": d.key,
+        "sprite": d.sprite,
+        "stage": d.stage,
+        "file": None,
+        "line": d.line,
+        "column": d.column,
+        "href": None,
+    }
+    if d.file:
+        path = Path(d.file)
+        path = path if path.is_absolute() else root / path
+        try:
+            entry["file"] = path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            entry["file"] = str(path)
+        entry["href"] = path.resolve().as_uri()
+    return entry
+
+
+def build_summary(root: Path, project: str, report=None, diagnostics: Sequence[Diagnostic] = ()) -> dict[str, Any]:
+    """What a build did (``report``, a :class:`~sparky_assets.pipeline.report.BuildReport`)
+    or why it failed (``diagnostics``), as the page's ``build`` section."""
+    if report is None:
+        return {"ok": False, "project": project, "errors": [error_entry(d, root) for d in diagnostics]}
+    changes = {c: sum(1 for a in report.assets if a.change == c) for c in ("added", "modified", "removed")}
+    return {
+        "ok": True,
+        "project": report.project,
+        "duration_s": round(report.duration_s, 4),
+        "ran": {stage: list(names) for stage, names in report.ran.items()},
+        "cached": dict(report.cached),
+        "stage_s": {stage: round(s, 4) for stage, s in getattr(report, "stage_s", {}).items()},
+        "files": {**changes, "unchanged": report.unchanged},
+        "generator_stats": report.generator_stats,
+        "warnings": list(report.warnings),
+        "errors": [],
+    }
+
+
+def save_summary(root: Path, summary: dict[str, Any]) -> None:
+    """Keep the last build's summary in ``.sparky/`` for a later ``preview``."""
+    atomic_write(root / STATE_DIR / SUMMARY_NAME, json.dumps(summary, sort_keys=True).encode(), fsync=False)
+
+
+def load_summary(root: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((root / STATE_DIR / SUMMARY_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+# ------------------------------------------------------------------ collection
+
+
+def png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels), "RGBA").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _hashed(entry: dict[str, Any]) -> dict[str, Any]:
+    entry["hash"] = hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
+    return entry
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def colour_counts(pixels: np.ndarray) -> dict[str, int]:
+    """Opaque pixels per colour (``#rrggbb``), for the palette's usage counts."""
+    opaque = pixels[pixels[..., 3] > 0][:, :3].astype(np.uint32)
+    if not len(opaque):
+        return {}
+    packed = (opaque[:, 0] << 16) | (opaque[:, 1] << 8) | opaque[:, 2]
+    values, counts = np.unique(packed, return_counts=True)
+    return {f"#{int(v):06x}": int(c) for v, c in zip(values, counts)}
+
+
+def _load_manifest(root: Path):
+    from ..manifest.load import load_manifest
+
+    try:
+        return load_manifest(root / "sparky.toml")
+    except SparkyError:
+        return None
+
+
+def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
+    """The ``sheets`` target's atlas descriptions the last build wrote, per the ledger."""
+    try:
+        record = json.loads((root / STATE_DIR / "outputs.json").read_text())
+    except (OSError, ValueError):
+        return []
+    found = []
+    for rel, meta in sorted(record.items()):
+        if not isinstance(meta, dict) or meta.get("target") != "sheets" or meta.get("kind") != "metadata":
+            continue
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root.resolve()):
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("format") == 1 and "atlas" in doc:
+            found.append((path, doc))
+    return found
+
+
+def _frame_key(frame: dict) -> str:
+    return frame["sprite"] if frame["animation"] is None else f"{frame['sprite']}/{frame['animation']}/{frame['frame']}"
+
+
+def _atlas_entry(path: Path, doc: dict) -> tuple[dict, list[np.ndarray]]:
+    pages, pixels = [], []
+    for p, page in enumerate(doc["pages"]):
+        data = (path.parent / page["image"]).read_bytes()
+        pixels.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")))
+        regions: dict[tuple, dict] = {}
+        for f in doc["frames"]:
+            if f["page"] != p:
+                continue
+            x, y, w, h = f["rect"]
+            region = regions.setdefault((x, y, w, h), {"x": x, "y": y, "w": w, "h": h, "names": [], "trim": None})
+            region["names"].append(_frame_key(f))
+            if [w, h] != f["source_size"]:
+                region["trim"] = [*f["offset"], *f["source_size"]]
+        pages.append(
+            {
+                "name": page["image"],
+                "image": png_uri(data),
+                "width": page["size"][0],
+                "height": page["size"][1],
+                "regions": list(regions.values()),
+            }
+        )
+    return {"key": doc["atlas"], "name": doc["atlas"], "pages": pages}, pixels
+
+
+def _locked_frames(doc: dict, pages: list[np.ndarray], sprite: str) -> list[tuple[dict, np.ndarray]]:
+    """The sprite's frames as packed, untrimmed back to their source size."""
+    out = []
+    for f in doc["frames"]:
+        if f["sprite"] != sprite:
+            continue
+        x, y, w, h = f["rect"]
+        sw, sh = f["source_size"]
+        ox, oy = f["offset"]
+        frame = np.zeros((sh, sw, 4), dtype=np.uint8)
+        frame[oy : oy + h, ox : ox + w] = pages[f["page"]][y : y + h, x : x + w]
+        out.append((f, frame))
+    return out
+
+
+def _before(root: Path, name: str, spec, lock: dict) -> dict | None:
+    """The sprite before palette lock: its stored generated frames, or its source image."""
+    entry = lock.get(name)
+    if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+        path = (root / entry["file"]).resolve()
+        if path.is_relative_to((root / "sparky-generated").resolve()) and path.is_file():
+            return {"source": "store", "file": entry["file"], "image": png_uri(path.read_bytes())}
+    source = spec.options.get("source") if spec is not None else None
+    if isinstance(source, str):
+        path = (root / source).resolve()
+        if path.is_relative_to(root.resolve()) and path.is_file():
+            return {"source": "source", "file": source, "image": png_uri(path.read_bytes())}
+    return None
+
+
+def _read_lock(root: Path) -> dict:
+    try:
+        data = tomllib.loads((root / "sparky.lock").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    sprites = data.get("sprite")
+    return sprites if isinstance(sprites, dict) else {}
+
+
+def collect(root: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The preview document of the project whose ``sparky.toml`` is in ``root``."""
+    from ..palettes.load import load_palette
+    from ..registry import generator as find_generator
+
+    root = Path(root).resolve()
+    manifest = _load_manifest(root)
+    specs = {s.name: s for s in manifest.sprites} if manifest else {}
+    lock = _read_lock(root)
+    sheets = _sheet_documents(root)
+    if manifest is not None:  # the manifest's atlas order, then any others
+        order = {a.name: i for i, a in enumerate(manifest.atlases)}
+        sheets.sort(key=lambda item: (order.get(item[1]["atlas"], len(order)), item[1]["atlas"]))
+
+    atlases, sprites = [], []
+    usage: dict[str, dict[str, int]] = {}
+    for path, doc in sheets:
+        try:
+            atlas, pages = _atlas_entry(path, doc)
+        except (OSError, KeyError, ValueError, IndexError):  # a half-removed output: skip it
+            continue
+        atlases.append(_hashed(atlas))
+        for name in dict.fromkeys(f["sprite"] for f in doc["frames"]):
+            frames = _locked_frames(doc, pages, name)
+            spec = specs.get(name)
+            # atlas frame index → position in this sprite's strip
+            position = {i: k for k, i in enumerate(i for i, f in enumerate(doc["frames"]) if f["sprite"] == name)}
+            strip = np.concatenate([image for _, image in frames], axis=1)
+            counts = colour_counts(strip)
+            animations = []
+            for a in doc["animations"]:
+                if a["sprite"] != name:
+                    continue
+                members = [position[i] for i in a["frames"]]
+                # per-frame timing when the sheet carries it, else from the fps
+                durations = [int(doc["frames"][i].get("duration_ms") or round(1000 / a["fps"])) for i in a["frames"]]
+                animations.append(
+                    {
+                        "name": a["name"],
+                        "fps": a["fps"],
+                        "loop": a["loop"],
+                        "frames": members,
+                        "durations_ms": durations,
+                    }
+                )
+            generator = spec.generator if spec else None
+            rerollable = False
+            if generator is not None:
+                try:
+                    rerollable = bool(getattr(find_generator(generator), "needs_lock", True))
+                except (SparkyError, ImportError):
+                    rerollable = False
+            palette = spec.palette if spec else None
+            if palette is not None:
+                bucket = usage.setdefault(palette, {})
+                for hex_colour, n in counts.items():
+                    bucket[hex_colour] = bucket.get(hex_colour, 0) + n
+            sprites.append(
+                _hashed(
+                    {
+                        "key": name,
+                        "name": name,
+                        "atlas": doc["atlas"],
+                        "generator": generator,
+                        "seed": spec.seed if spec else None,
+                        "prompt": spec.prompt if spec else None,
+                        "palette": palette,
+                        "width": int(frames[0][1].shape[1]),
+                        "height": int(frames[0][1].shape[0]),
+                        "frames": len(frames),
+                        "locked": png_uri(encode_png(strip)),
+                        "animations": animations,
+                        "before": _before(root, name, spec, lock),
+                        "review": None,
+                        "colors": [{"hex": h, "count": n} for h, n in sorted(counts.items())],
+                        "rerollable": rerollable,
+                    }
+                )
+            )
+    if manifest is not None:
+        order = {n: i for i, n in enumerate(specs)}
+        sprites.sort(key=lambda s: (order.get(s["name"], len(order)), s["name"]))
+
+    palettes = []
+    if manifest is not None:
+        for value in dict.fromkeys([manifest.palette, *(s.palette for s in manifest.sprites)]):
+            try:
+                palette = load_palette(value, root)
+            except SparkyError:
+                continue
+            used = usage.get(value, {})
+            palettes.append(
+                _hashed(
+                    {
+                        "key": value,
+                        "name": value,
+                        "colors": [{"hex": _hex(c), "count": used.get(_hex(c), 0)} for c in palette.colors],
+                        "sprites": [s["name"] for s in sprites if s["palette"] == value],
+                    }
+                )
+            )
+
+    notes = []
+    if any(s["generator"] == "diffusion" for s in sprites):
+        notes.append(REVIEW_NOTE)
+    return {
+        "format": DOCUMENT_FORMAT,
+        "project": manifest.name if manifest else (summary or {}).get("project", root.name),
+        "build": summary,
+        "notes": notes,
+        "atlases": atlases,
+        "sprites": sprites,
+        "palettes": palettes,
+        "tilesets": [],
+    }
+
+
+def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The update that turns the page showing ``old`` into ``new``: per collection the
+    new order of keys and only the entries whose hash changed; scalars as they are."""
+    update: dict[str, Any] = {k: v for k, v in new.items() if k not in COLLECTIONS}
+    for name in COLLECTIONS:
+        before = {e["key"]: e["hash"] for e in (old or {}).get(name, [])}
+        update[name] = {
+            "order": [e["key"] for e in new[name]],
+            "changed": [e for e in new[name] if before.get(e["key"]) != e["hash"]],
+        }
+    return update

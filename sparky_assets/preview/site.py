@@ -1,0 +1,64 @@
+"""The page's files: the package's ``static/`` folder, and the static report.
+
+The same ``index.html`` serves both ways. Opened from disk it loads ``data.js`` (the
+document as ``window.SPARKY_PREVIEW = …``) from its own folder — a plain ``<script>``,
+since a page opened from ``file://`` may not ``fetch()`` its neighbours. Served, the
+server swaps the ``<!-- sparky:data -->`` block for a ``<meta name="sparky-token">`` and
+the page takes its document from the event stream instead (:mod:`.server`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, InvalidInput
+from ..pipeline.fsutil import atomic_write
+
+PAGE_FILES = ("index.html", "preview.js", "preview.css")
+DATA_FILE = "data.js"
+REPORT_DIR = "report"
+_DATA_BLOCK = re.compile(r"<!-- sparky:data -->.*?<!-- /sparky:data -->", re.S)
+
+
+def page_file(name: str) -> bytes:
+    """One of :data:`PAGE_FILES`, as shipped in the wheel."""
+    if name not in PAGE_FILES:
+        raise KeyError(name)
+    return (files(__package__) / "static" / name).read_bytes()
+
+
+def served_index(token: str) -> bytes:
+    """``index.html`` for the server: the data script replaced by the request token."""
+    html = page_file("index.html").decode()
+    meta = f'<meta name="sparky-token" content="{token}">'
+    return _DATA_BLOCK.sub(meta, html, count=1).encode()
+
+
+def data_script(document: dict[str, Any]) -> bytes:
+    return b"window.SPARKY_PREVIEW = " + json.dumps(document, sort_keys=True).encode() + b";\n"
+
+
+def write_report(folder: Path, document: dict[str, Any], *, owned_outputs: set[Path] = frozenset()) -> list[Path]:
+    """Write the static report into ``folder``; returns the files written. Refuses a
+    folder that holds a build output (``owned_outputs``): the report must not clobber one."""
+    folder = Path(folder)
+    clash = sorted(p for p in owned_outputs if p == folder or folder in p.parents)
+    if clash:
+        raise InvalidInput(
+            Diagnostic(
+                f"the report folder {folder} holds build outputs ({clash[0].name}, …)",
+                stage="export",
+                hint="point that export somewhere else; the report is written to <project.out>/report",
+            )
+        )
+    written = []
+    for name in PAGE_FILES:
+        atomic_write(folder / name, page_file(name), fsync=False)
+        written.append(folder / name)
+    atomic_write(folder / DATA_FILE, data_script(document), fsync=False)
+    written.append(folder / DATA_FILE)
+    return written
