@@ -239,7 +239,7 @@
       this.img = null;
       [this.canvas, this.ctx] = crispCanvas(sprite.width * this.zoom, sprite.height * this.zoom, "px checker");
       this.label = el("span", { class: "label" });
-      this.playButton = el("button", { type: "button", title: "play / pause", onclick: () => this.toggle() });
+      this.playButton = el("button", { type: "button", class: "play", title: "play / pause", onclick: () => this.toggle() });
       const onion = el("input", { type: "checkbox", onchange: (e) => { this.onion = e.target.checked; this.draw(); } });
       this.node = el("div", { class: "player", "data-player": this.key },
         el("strong", { text: animation.name }),
@@ -313,7 +313,7 @@
     }
 
     draw() {
-      this.playButton.textContent = this.playing ? "❚❚" : "⏵";
+      this.playButton.textContent = this.playing ? "pause" : "play";
       this.canvas.dataset.frame = this.index;
       this.label.textContent = `frame ${this.index + 1}/${this.frames.length} · ${this.durations[this.index]} ms · ${this.fps} fps${this.loop ? "" : " · once"}`;
       if (!this.img) return;
@@ -387,7 +387,7 @@
     const strip = (uri, frames, caption, cls) => el("figure", { class: cls },
       el("figcaption", { text: caption }),
       zoomedImage(uri, sprite.width * frames, sprite.height, zoom, `${sprite.name}: ${caption}`));
-    const meta = [sprite.generator && `generator ${sprite.generator}`, sprite.seed != null && `seed ${sprite.seed}`,
+    const meta = [sprite.generator && `generator ${sprite.generator}`, sprite.rerollable && sprite.seed != null && `seed ${sprite.seed}`,
       sprite.palette && `palette ${sprite.palette}`, `${sprite.width}×${sprite.height}`, plural(sprite.frames, "frame")]
       .filter(Boolean).join(" · ");
     const title = el("h3", {}, sprite.name, el("span", { class: "meta", text: `  ${meta}` }));
