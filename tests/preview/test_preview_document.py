@@ -1,0 +1,199 @@
+"""The preview document, the static report and the preview server, without a browser:
+what the page is given is what the build wrote; updates carry only what changed; the
+server refuses what a foreign page could send it."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sparky_assets.cli.main import main
+from sparky_assets.errors import InvalidInput
+from sparky_assets.palettes.load import load_palette
+from sparky_assets.preview.document import collect, diff, load_summary
+from sparky_assets.preview.server import PreviewServer
+from sparky_assets.preview.site import PAGE_FILES, page_file
+from tests.helpers import copy_example, rgba
+
+
+def image(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
+
+
+@pytest.fixture
+def built(tmp_path) -> Path:
+    root = copy_example(tmp_path)
+    assert main(["-q", "build", "--report", str(root)]) == 0
+    return root
+
+
+def test_document_is_what_the_build_wrote(built):
+    doc = collect(built, load_summary(built))
+    assert [a["name"] for a in doc["atlases"]] == ["characters", "world", "boss"]
+    assert len(doc["sprites"]) == 22 and doc["tilesets"] == []
+    assert doc["build"]["ok"] and doc["build"]["files"]["added"] == 49
+    sheets = built / "build" / "sprites" / "sheets"
+    for atlas in doc["atlases"]:
+        for page in atlas["pages"]:  # the page PNG byte for byte
+            assert base64.b64decode(page["image"].split(",", 1)[1]) == (sheets / page["name"]).read_bytes()
+    # every sprite's locked strip is its frames cut from the page, untrimmed to source size
+    world = json.loads((sheets / "world.json").read_text())
+    page = rgba(sheets / "world_0.png")
+    sword = next(s for s in doc["sprites"] if s["name"] == "sword")
+    frame = next(f for f in world["frames"] if f["sprite"] == "sword")
+    (x, y, w, h), (ox, oy) = frame["rect"], frame["offset"]
+    strip = image(sword["locked"])
+    assert strip.shape == (12, 12, 4) and (w, h) != (12, 12)  # trimmed in the atlas
+    assert np.array_equal(strip[oy : oy + h, ox : ox + w], page[y : y + h, x : x + w])
+    assert strip[..., 3].sum() == page[y : y + h, x : x + w, 3].sum()
+    # animations: frames in strip order and the durations the fps gives
+    hero = next(s for s in doc["sprites"] if s["name"] == "hero")
+    assert [(a["name"], a["frames"], a["durations_ms"]) for a in hero["animations"]] == [
+        ("idle", [0, 1, 2, 3], [125] * 4),
+        ("walk", [4, 5, 6, 7, 8, 9], [125] * 6),
+        ("attack", [10, 11, 12, 13], [83] * 4),
+    ]
+    assert hero["before"]["source"] == "store" and hero["rerollable"]
+    coin = next(s for s in doc["sprites"] if s["name"] == "coin")
+    assert coin["before"] == {"source": "source", "file": "art/coin.png", "image": coin["before"]["image"]}
+    assert not coin["rerollable"]
+
+
+def test_palette_usage_counts_every_locked_pixel(built):
+    doc = collect(built)
+    by_palette: dict[str, int] = {}
+    for sprite in doc["sprites"]:
+        strip = image(sprite["locked"])
+        colours = {"#{:02x}{:02x}{:02x}".format(*p[:3]) for p in strip.reshape(-1, 4) if p[3]}
+        allowed = {"#{:02x}{:02x}{:02x}".format(*c) for c in load_palette(sprite["palette"], built).colors}
+        assert colours <= allowed, f"{sprite['name']} has colours outside {sprite['palette']}"
+        by_palette[sprite["palette"]] = by_palette.get(sprite["palette"], 0) + int((strip[..., 3] > 0).sum())
+    for palette in doc["palettes"]:
+        assert sum(c["count"] for c in palette["colors"]) == by_palette[palette["name"]]
+
+
+def test_same_files_same_document_and_updates_carry_only_changes(built):
+    first = collect(built)
+    assert json.dumps(collect(built)) == json.dumps(first)
+    assert all(not diff(first, first)[c]["changed"] for c in ("atlases", "sprites", "palettes", "tilesets"))
+    manifest = built / "sparky.toml"
+    manifest.write_text(manifest.read_text().replace('name = "hero"\n', 'name = "hero"\npalette = "sweetie-16"\n', 1))
+    assert main(["-q", "build", str(built)]) == 0
+    update = diff(first, collect(built, load_summary(built)))
+    assert [e["key"] for e in update["sprites"]["changed"]] == ["hero"]
+    assert [e["key"] for e in update["atlases"]["changed"]] == ["characters"]
+    assert {e["key"] for e in update["palettes"]["changed"]} == {"endesga-32", "sweetie-16"}
+    assert update["sprites"]["order"] == [s["key"] for s in first["sprites"]]
+    assert update["build"]["ran"]["process"] == ["hero"]
+
+
+def test_failed_build_is_recorded_with_file_and_line(built):
+    manifest = built / "sparky.toml"
+    text = manifest.read_text()
+    manifest.write_text(text.replace('palette = "endesga-32"', 'palette = "endesga32"', 1))
+    assert main(["-q", "build", str(built)]) == 2
+    summary = load_summary(built)
+    assert summary["ok"] is False
+    (error,) = summary["errors"]
+    assert error["file"] == "sparky.toml" and error["line"] == text.splitlines().index('palette = "endesga-32"') + 1
+    assert error["href"] == manifest.resolve().as_uri() and "endesga-32" in error["message"]
+
+
+def test_report_is_the_shipped_page_plus_its_data(built):
+    folder = built / "build" / "sprites" / "report"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*PAGE_FILES, "data.js"])
+    for name in PAGE_FILES:
+        assert (folder / name).read_bytes() == page_file(name)
+        # nothing from the network: no absolute URLs, no fetch of local files
+        assert not re.search(rb"https?://|//cdn|@import", page_file(name)), name
+    assert b"fetch(" not in page_file("preview.js").replace(b'fetch("api/reroll"', b"")
+    data = (folder / "data.js").read_text()
+    assert data.startswith("window.SPARKY_PREVIEW = ") and data.endswith(";\n")
+    assert json.loads(data[len("window.SPARKY_PREVIEW = ") : -2])["project"] == "dungeon"
+
+
+# ------------------------------------------------------------------ the server
+
+
+def request(server, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(method, path, body=body, headers={"Host": f"127.0.0.1:{server.port}", **(headers or {})})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data
+
+
+def test_server_serves_the_page_and_refuses_foreign_requests(built):
+    server = PreviewServer(built, port=0).start()
+    try:
+        response, html = request(server, "GET", "/")
+        assert response.status == 200 and "default-src 'none'" in response.headers["Content-Security-Policy"]
+        assert f'<meta name="sparky-token" content="{server.token}">'.encode() in html
+        assert b"data.js" not in html  # served pages take the document from /events
+        assert request(server, "GET", "/data.js")[0].status == 404
+        assert request(server, "GET", "/../sparky.toml")[0].status == 404
+        assert request(server, "GET", "/", headers={"Host": "evil.example:80"})[0].status == 421
+
+        def reroll(sprite="hero", **headers):
+            body = json.dumps({"sprite": sprite})
+            base = {"Content-Type": "application/json", "X-Sparky-Token": server.token}
+            response, data = request(server, "POST", "/api/reroll", body, {**base, **headers})
+            return response.status, json.loads(data)
+
+        manifest = (built / "sparky.toml").read_text()
+        assert reroll(**{"X-Sparky-Token": "guess"})[0] == 403
+        assert reroll(Origin="http://evil.example")[0] == 403
+        assert reroll(**{"Content-Type": "text/plain"})[0] == 415
+        status, body = reroll("heroo")
+        assert status == 400 and "did you mean 'hero'" in body["error"]
+        status, body = reroll("coin")
+        assert status == 400 and "not generated" in body["error"]
+        assert (built / "sparky.toml").read_text() == manifest  # nothing refused touched the manifest
+        status, body = reroll(Origin=f"http://127.0.0.1:{server.port}")
+        assert status == 202 and f"seed = {body['seed']}" in (built / "sparky.toml").read_text()
+    finally:
+        server.close()
+
+
+def test_server_streams_a_snapshot_then_updates(built):
+    server = PreviewServer(built, port=0, rebuild_after_reroll=True, heartbeat_s=0.5).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        conn.request("GET", "/events", headers={"Host": f"localhost:{server.port}"})
+        stream = conn.getresponse()
+        assert stream.headers["Content-Type"] == "text/event-stream"
+
+        def next_event():
+            fields = {}
+            while True:
+                line = stream.readline().decode().rstrip("\n")
+                if not line and fields:
+                    return fields["event"], json.loads(fields["data"])
+                if line and not line.startswith(":"):
+                    key, _, value = line.partition(": ")
+                    fields[key] = value
+
+        kind, snapshot = next_event()
+        assert kind == "snapshot" and len(snapshot["sprites"]) == 22
+        seed = server.reroll("knight")  # rebuilds in the server's process
+        kind, update = next_event()
+        assert kind == "update" and update["build"]["ok"]
+        (knight,) = update["sprites"]["changed"]
+        assert knight["name"] == "knight" and knight["seed"] == seed
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_server_binds_loopback_unless_allowed(built):
+    with pytest.raises(InvalidInput, match="refusing to serve the preview"):
+        PreviewServer(built, host="0.0.0.0", port=0)
