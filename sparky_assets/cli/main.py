@@ -87,10 +87,6 @@ def build(
         report = builder.build(
             BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate)
         )
-    except SparkyError as error:
-        if not dry_run:
-            _record_build(path, None, error.diagnostics)
-        raise
     finally:
         if progress:
             progress.close()
@@ -100,7 +96,7 @@ def build(
     for r in report.removed:
         obj.echo(f"  removed {r}", level=2)
     if not dry_run:
-        summary = _record_build(path, report, [])
+        summary = _record_build(path, report)
         if write_report:
             from ..preview.document import collect
             from ..preview.site import REPORT_DIR
@@ -121,16 +117,16 @@ def _ledger(root: Path) -> dict:
         return {}
 
 
-def _record_build(path: Path, report, diagnostics) -> dict | None:
-    """Keep the build's summary in .sparky/ for `preview` (best effort: never fails a build)."""
+def _record_build(path: Path, report) -> dict | None:
+    """Keep a successful build's summary in .sparky/ for `preview` (best effort: never
+    fails a build; a failed build writes nothing, so `preview` checks the manifest itself)."""
     from ..manifest.load import find_manifest
     from ..preview.document import build_summary, save_summary
 
     try:
         root = find_manifest(path).parent.resolve()
-        summary = build_summary(root, report.project if report else root.name, report, diagnostics)
-        if (root / ".sparky").is_dir():
-            save_summary(root, summary)
+        summary = build_summary(root, report.project, report)
+        save_summary(root, summary)
         return summary
     except (SparkyError, OSError):
         return None

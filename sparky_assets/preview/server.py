@@ -120,7 +120,7 @@ class PreviewServer:
     def start(self) -> PreviewServer:
         """Load the last build from disk and serve on a background thread."""
         if self.document is None:
-            self.document = collect(self.root, load_summary(self.root))
+            self.document = self.last_build()
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="sparky-preview", daemon=True)
         self._thread.start()
         return self
@@ -130,12 +130,24 @@ class PreviewServer:
             for client in self._clients:
                 client.put(None)
             self._clients.clear()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() waits for serve_forever, so only once started
+            self.httpd.shutdown()
             self._thread.join(timeout=5)
+        self.httpd.server_close()
 
     # -- documents ----------------------------------------------------------------
+
+    def last_build(self) -> dict[str, Any]:
+        """The document of the last successful build; if the manifest no longer
+        validates, with those errors as its summary (a failed build records nothing)."""
+        from ..pipeline.engine import check
+
+        document = collect(self.root, load_summary(self.root))
+        try:
+            check(self.root)
+        except SparkyError as error:
+            document["build"] = build_summary(self.root, document["project"], None, error.diagnostics)
+        return document
 
     def subscribe(self) -> queue.Queue:
         client: queue.Queue = queue.Queue()
@@ -159,15 +171,15 @@ class PreviewServer:
                 client.put(("update", update))
 
     def on_build(self, report, diagnostics: list[Diagnostic]) -> None:
-        """A build finished: its report, or ``None`` and why it failed. Records the
-        summary for a later ``preview``; a failed build keeps the last good document."""
+        """A build finished: its report, or ``None`` and why it failed. A good build's
+        summary is recorded for a later ``preview``; a failed build keeps the last good document."""
         project = report.project if report is not None else (self.document or {}).get("project", self.root.name)
         summary = build_summary(self.root, project, report, diagnostics)
-        try:
-            save_summary(self.root, summary)
-        except OSError as exc:
-            self.echo(f"warning: cannot record the build summary: {exc}", err=True)
         if report is not None:
+            try:  # for a later `preview`; like the CLI, a failed build records nothing
+                save_summary(self.root, summary)
+            except OSError as exc:
+                self.echo(f"warning: cannot record the build summary: {exc}", err=True)
             document = collect(self.root, summary)
         else:
             document = {**(self.document or collect(self.root, None)), "build": summary}

@@ -95,14 +95,21 @@ def test_same_files_same_document_and_updates_carry_only_changes(built):
     assert update["build"]["ran"]["process"] == ["hero"]
 
 
-def test_failed_build_is_recorded_with_file_and_line(built):
+def test_preview_of_a_broken_manifest_shows_its_errors_with_file_and_line(built):
     manifest = built / "sparky.toml"
     text = manifest.read_text()
     manifest.write_text(text.replace('palette = "endesga-32"', 'palette = "endesga32"', 1))
+    recorded = load_summary(built)
     assert main(["-q", "build", str(built)]) == 2
-    summary = load_summary(built)
-    assert summary["ok"] is False
-    (error,) = summary["errors"]
+    assert load_summary(built) == recorded  # a failed build writes nothing
+    server = PreviewServer(built, port=0)
+    try:
+        document = server.last_build()
+    finally:
+        server.close()
+    assert len(document["atlases"]) == 3  # the last good outputs, still shown
+    assert document["build"]["ok"] is False
+    (error,) = document["build"]["errors"]
     assert error["file"] == "sparky.toml" and error["line"] == text.splitlines().index('palette = "endesga-32"') + 1
     assert error["href"] == manifest.resolve().as_uri() and "endesga-32" in error["message"]
 
