@@ -35,7 +35,7 @@ def _resolve_inside_root(value: str, root: Path) -> Path | None:
     root_resolved = root.resolve()
     try:
         candidate = (root_resolved / value).resolve()
-    except (OSError, RuntimeError):  # a symlink loop: refused like a path that leads out
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte: refused like a path that leads out
         return None
     try:
         candidate.relative_to(root_resolved)

@@ -98,7 +98,7 @@ class StageCache:
         payload = self._verify(raw, stage, key)
         if payload is None:
             self.warnings.append(f"cache entry {stage}/{key[:12]} was corrupt or foreign; rebuilt")
-            _discard(path)
+            safepath.discard(path)
         return payload
 
     @staticmethod
@@ -158,7 +158,7 @@ class StageCache:
                 arrays = [data[f"a{i}"] for i in range(meta.pop("__count"))]
         except Exception:  # noqa: BLE001 - a payload that does not decode is corrupt
             self.warnings.append(f"cache entry {stage}/{key[:12]} did not decode; rebuilt")
-            _discard(self._path(stage, key))
+            safepath.discard(self._path(stage, key))
             return None
         return meta, arrays
 
@@ -202,14 +202,3 @@ class StageCache:
         count = sum(1 for p in self.root.rglob("*") if p.is_file())
         shutil.rmtree(self.root)
         return count
-
-
-def _discard(path: Path) -> None:
-    """Remove a bad entry (whatever it is: a file, a link, a planted folder)."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:
-        pass

@@ -43,7 +43,7 @@ from ..manifest.load import load_manifest, load_manifest_tracked
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
-from ..pack.maxrects import PackResult, Placement, pack_maxrects
+from ..pack.maxrects import PackError, PackResult, Placement, pack_maxrects
 from ..palettes import Palette
 from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
@@ -102,7 +102,7 @@ class ProjectLock:
 
     def __enter__(self) -> ProjectLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = safepath.open_state_file(self.path)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -261,6 +261,8 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             {"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator, "key": gen.cache_key(request)}
         )
         plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
+    for d in safepath.inputs_in_outputs(manifest, plans.values()):  # models, LoRAs, sources in an output folder
+        sink.add(located(d, d.key or "project.out", d.sprite))
     sink.raise_if_any()
 
     return ResolvedProject(manifest, plans, list(manifest.atlases), list(manifest.exports), locate)
@@ -767,19 +769,26 @@ class _Build:
                         animations.append((n, a.name, a.fps, a.loop))
                 else:
                     inputs.append(FrameInput(n, None, 0, frames[0]))
-            result = build_atlas(
-                atlas.name,
-                inputs,
-                animations,
-                max_width=atlas.max_width,
-                max_height=atlas.max_height,
-                padding=atlas.padding,
-                extrude=atlas.extrude,
-                trim=atlas.trim,
-                power_of_two=atlas.power_of_two,
-                square=atlas.square,
-                pack=self._layout,
-            )
+            try:
+                result = build_atlas(
+                    atlas.name,
+                    inputs,
+                    animations,
+                    max_width=atlas.max_width,
+                    max_height=atlas.max_height,
+                    padding=atlas.padding,
+                    extrude=atlas.extrude,
+                    trim=atlas.trim,
+                    power_of_two=atlas.power_of_two,
+                    square=atlas.square,
+                    pack=self._layout,
+                )
+            except PackError as exc:  # the manifest check should have caught it; still the user's settings
+                key = f"atlas[{atlas.index}].max_size" if not atlas.implicit else f"sprite[{atlas.index}]"
+                line, col = self.project.locator(key)
+                raise InvalidInput(
+                    Diagnostic(str(exc), file=str(self.manifest.path), line=line, column=col, key=key, stage="pack")
+                ) from None
             self.cache.put_arrays("pack", key, _atlas_meta(result), list(result.pages))
             self.report.ran["pack"].append(atlas.name)
         self._packed[atlas.name] = result
@@ -893,12 +902,15 @@ class _Build:
                 ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas)
             )
         remove = []
+        output_roots = [t.root for t in self._targets(self.project)]
         for rel, meta in sorted(self.ledger.record.items()):
             path = self.manifest.root / rel
             if path in files:
                 continue
             if selected is not None and meta.get("atlas") not in selected:
                 keep[path] = meta
+                continue
+            if not self.ledger.owns(rel, output_roots):  # not in an output folder, or changed since: not ours
                 continue
             remove.append(path)
             self.report.assets.append(

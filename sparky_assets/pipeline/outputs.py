@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,11 @@ class OutputLedger:
     # -- reading the bookkeeping -------------------------------------------------
 
     def _load_record(self) -> dict[str, dict]:
-        if not self.record_path.exists():
+        if not os.path.lexists(self.record_path):
+            return {}
+        if not self.record_path.is_file() or self.record_path.is_symlink():
+            safepath.discard(self.record_path)
+            self.warnings.append(".sparky/outputs.json was not a file; rebuilt from the outputs on disk")
             return {}
         try:
             raw = json.loads(safepath.read_regular(self.record_path, STATE_FILE_LIMIT))
@@ -114,7 +119,10 @@ class OutputLedger:
     def recover(self) -> int:
         """Finish an interrupted switch-over (or discard an unfinished staging)."""
         moved = 0
-        if self.journal_path.exists():
+        for leftover in (self.staging, self.state_dir / "tmp"):
+            if leftover.is_symlink() or (os.path.lexists(leftover) and not leftover.is_dir()):
+                safepath.discard(leftover)  # planted: a link (never followed) or a file
+        if os.path.lexists(self.journal_path):
             journal = self._load_journal()
             if journal is not None:
                 moves, removes, record = journal
@@ -127,7 +135,7 @@ class OutputLedger:
                     stale.unlink(missing_ok=True)
                 self.record = self._stat_record(record)
                 self._save_record(self.record)
-            self.journal_path.unlink(missing_ok=True)
+            safepath.discard(self.journal_path)
         for leftover in (self.staging, self.state_dir / "tmp"):
             if leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -186,6 +194,27 @@ class OutputLedger:
         try:
             return sha256_bytes(path.read_bytes()) == digest
         except OSError:
+            return False
+
+    def owns(self, rel: str, output_roots: list[Path]) -> bool:
+        """The stale output ``rel`` may be deleted: it lies in one of this build's output
+        folders, and it is gone already or still holds exactly what a build wrote there
+        (its recorded hash). A file changed since, or one elsewhere in the project (a
+        planted ``outputs.json`` naming a source), is left alone."""
+        entry = self.record.get(rel)
+        path = self.root / rel
+        if entry is None or not any(r in path.parents for r in output_roots):
+            return False
+        if not os.path.lexists(path):
+            return True
+        try:
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            if entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+                return True
+            return sha256_bytes(safepath.read_regular(path, STATE_FILE_LIMIT)) == entry["sha256"]
+        except (OSError, ValueError):
             return False
 
     def _stat_record(self, record: dict[str, dict]) -> dict[str, dict]:

@@ -22,6 +22,7 @@ path and where it leads.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path, PurePosixPath
 
@@ -167,3 +168,62 @@ def read_regular(path: Path, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def inputs_in_outputs(manifest, plans) -> list[Diagnostic]:
+    """Diagnostics for every file a generator reads (source images, models, LoRA
+    weights) that lies in an output folder — the sheets folder or an export target's —
+    where a build would overwrite or delete it. Keys locate the output folder's setting."""
+    roots: list[tuple[Path, str]] = [(manifest.out / "sheets", "project.out")]
+    roots += [(e.root, f"export.{e.target}") for e in manifest.exports]
+    real_roots = []
+    for folder, key in roots:
+        try:
+            real_roots.append((real_path(folder), key))
+        except OSError:
+            continue
+    problems = []
+    for plan in plans:
+        try:
+            files = plan.generator.input_files(plan.request)
+        except Exception:  # noqa: BLE001 - a generator that cannot list its inputs is reported by its validate
+            continue
+        for file in files:
+            try:
+                real = real_path(Path(file))
+            except OSError:
+                continue
+            for folder, key in real_roots:
+                if real == folder or folder in real.parents:
+                    problems.append(
+                        Diagnostic(
+                            f"output folder {_shown(manifest.root, folder)} holds an input of sprite "
+                            f"'{plan.spec.name}' ({_shown(manifest.root, real)})",
+                            key=key,
+                            sprite=plan.spec.name,
+                            hint="outputs would overwrite inputs: keep sources, models and palettes outside it",
+                        )
+                    )
+    return problems
+
+
+def discard(path: Path) -> None:
+    """Remove ``path`` whatever it is — a file, a symlink (never followed), a FIFO, a
+    folder — ignoring errors: for bookkeeping that is corrupt or was planted."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def open_state_file(path: Path) -> int:
+    """A read-write descriptor on the regular file ``path`` in ``.sparky/``, created if
+    needed. A symlink or anything but a regular file there is removed first: writing
+    through a planted link would write outside the project."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+        discard(path)
+    return os.open(path, flags, 0o644)
