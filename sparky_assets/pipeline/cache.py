@@ -133,6 +133,9 @@ class StageCache:
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
         path = self._path(stage, key)
+        for folder in (self.root, path.parent.parent, path.parent):  # planted files where folders go
+            if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+                safepath.discard(folder)
         try:
             atomic_write(
                 path,

@@ -420,7 +420,12 @@ class _Build:
         self.warm = warm
         self.store = warm.generated_store(manifest.root)
         self.store.problems.clear()
-        self.ledger = OutputLedger(state, manifest.root, durable=durable)
+        self.ledger = OutputLedger(
+            state,
+            manifest.root,
+            durable=durable,
+            output_roots=[manifest.out / "sheets", *(e.root for e in manifest.exports)],
+        )
         self.report = BuildReport(manifest.name, dry_run=options.dry_run)
         self._generated: dict[str, list[np.ndarray]] = {}
         self._processed: dict[str, list[np.ndarray]] = {}
@@ -902,7 +907,6 @@ class _Build:
                 ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas)
             )
         remove = []
-        output_roots = [t.root for t in self._targets(self.project)]
         for rel, meta in sorted(self.ledger.record.items()):
             path = self.manifest.root / rel
             if path in files:
@@ -910,7 +914,7 @@ class _Build:
             if selected is not None and meta.get("atlas") not in selected:
                 keep[path] = meta
                 continue
-            if not self.ledger.owns(rel, output_roots):  # not in an output folder, or changed since: not ours
+            if not self.ledger.owns(rel):  # not in an output folder, or changed since: not ours
                 continue
             remove.append(path)
             self.report.assets.append(

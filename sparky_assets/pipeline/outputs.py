@@ -68,9 +68,13 @@ class PlannedWrite:
 
 
 class OutputLedger:
-    def __init__(self, state_dir: Path, root: Path, *, durable: bool = True):
+    def __init__(self, state_dir: Path, root: Path, *, durable: bool = True, output_roots: list[Path] = ()):
+        """``output_roots``: the folders this build writes outputs into; the only places
+        (with ``sparky-generated/`` and ``sparky.lock``) a journal may move files to or
+        delete them from, and where stale outputs are deleted."""
         self.durable = durable
         self.root = root
+        self.output_roots = list(output_roots)
         self.state_dir = state_dir
         safepath.require_inside(root, state_dir, what="bookkeeping folder")
         self.record_path = state_dir / "outputs.json"
@@ -157,12 +161,12 @@ class OutputLedger:
                 staged = safepath.journal_path(self.root, entry[0], file=name)
                 if safepath.resolve(staged).parent != staging:
                     raise ValueError(f"staged file {entry[0]!r:.80} is not in .sparky/staging")
-                final = safepath.journal_path(self.root, entry[1], file=name)
+                final = self._journal_target(entry[1], name)
                 moves.append((staged, final, None))
             removes = []
             for entry in doc.get("remove", []):
                 stale = entry[0] if isinstance(entry, list) and entry else entry
-                removes.append((safepath.journal_path(self.root, stale, file=name), None))
+                removes.append((self._journal_target(stale, name), None))
             record = self._checked_record(doc.get("record", {}), ".sparky/journal.json record")
         except (ValueError, TypeError, OSError, RecursionError, InvalidInput) as exc:
             self.warnings.append(
@@ -196,14 +200,14 @@ class OutputLedger:
         except OSError:
             return False
 
-    def owns(self, rel: str, output_roots: list[Path]) -> bool:
+    def owns(self, rel: str) -> bool:
         """The stale output ``rel`` may be deleted: it lies in one of this build's output
         folders, and it is gone already or still holds exactly what a build wrote there
         (its recorded hash). A file changed since, or one elsewhere in the project (a
         planted ``outputs.json`` naming a source), is left alone."""
         entry = self.record.get(rel)
         path = self.root / rel
-        if entry is None or not any(r in path.parents for r in output_roots):
+        if entry is None or not self._in_outputs(path):
             return False
         if not os.path.lexists(path):
             return True
@@ -216,6 +220,18 @@ class OutputLedger:
             return sha256_bytes(safepath.read_regular(path, STATE_FILE_LIMIT)) == entry["sha256"]
         except (OSError, ValueError):
             return False
+
+    def _in_outputs(self, path: Path) -> bool:
+        return any(r in path.parents for r in self.output_roots)
+
+    def _journal_target(self, value: object, name: str) -> Path:
+        """A journal's destination or stale file: in an output folder, the store, or the lock."""
+        path = safepath.journal_path(self.root, value, file=name)
+        if self._in_outputs(path) or path == self.root / safepath.LOCK_NAME:
+            return path
+        if path.parent == self.root / safepath.STORE_DIR and path.suffix == ".png":
+            return path
+        raise ValueError(f"{self._rel(path) if self.root in path.parents else path} is not an output")
 
     def _stat_record(self, record: dict[str, dict]) -> dict[str, dict]:
         for rel, entry in record.items():
