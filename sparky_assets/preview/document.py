@@ -249,8 +249,65 @@ def _read_lock(root: Path) -> dict:
     return sprites if isinstance(sprites, dict) else {}
 
 
-def collect(root: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The preview document of the project whose ``sparky.toml`` is in ``root``."""
+def _packed_sprites(doc: dict, pages: list[np.ndarray]) -> list[dict[str, Any]]:
+    """What an atlas's outputs say about each of its sprites: the locked frames as a
+    strip, animations in strip positions with per-frame durations, colour counts."""
+    out = []
+    for name in dict.fromkeys(f["sprite"] for f in doc["frames"]):
+        frames = _locked_frames(doc, pages, name)
+        # atlas frame index → position in this sprite's strip
+        position = {i: k for k, i in enumerate(i for i, f in enumerate(doc["frames"]) if f["sprite"] == name)}
+        strip = np.concatenate([image for _, image in frames], axis=1)
+        animations = []
+        for a in doc["animations"]:
+            if a["sprite"] != name:
+                continue
+            # per-frame timing when the sheet carries it, else from the fps
+            durations = [int(doc["frames"][i].get("duration_ms") or round(1000 / a["fps"])) for i in a["frames"]]
+            animations.append(
+                {
+                    "name": a["name"],
+                    "fps": a["fps"],
+                    "loop": a["loop"],
+                    "frames": [position[i] for i in a["frames"]],
+                    "durations_ms": durations,
+                }
+            )
+        out.append(
+            {
+                "name": name,
+                "atlas": doc["atlas"],
+                "width": int(frames[0][1].shape[1]),
+                "height": int(frames[0][1].shape[0]),
+                "frames": len(frames),
+                "locked": png_uri(encode_png(strip)),
+                "animations": animations,
+                "counts": colour_counts(strip),
+            }
+        )
+    return out
+
+
+def _atlas(path: Path, doc: dict, cache: dict[str, tuple] | None, seen: dict[str, tuple]) -> tuple[dict, list[dict]]:
+    """The atlas entry and its sprites' packed parts, reused from ``cache`` while the
+    atlas's description and page files are byte-identical (``watch`` rebuilds)."""
+    digest = hashlib.sha256(path.read_bytes())
+    for page in doc["pages"]:
+        digest.update((path.parent / page["image"]).read_bytes())
+    key = digest.hexdigest()
+    if cache is not None and key in cache:
+        seen[key] = cache[key]
+        return cache[key]
+    atlas, pages = _atlas_entry(path, doc)
+    seen[key] = (_hashed(atlas), _packed_sprites(doc, pages))
+    return seen[key]
+
+
+def collect(root: Path, summary: dict[str, Any] | None = None, cache: dict[str, tuple] | None = None) -> dict[str, Any]:
+    """The preview document of the project whose ``sparky.toml`` is in ``root``.
+
+    ``cache`` (a dict the caller keeps between calls) skips re-reading unchanged atlases;
+    it is left holding only the atlases of this call."""
     from ..palettes.load import load_palette
     from ..registry import generator as find_generator
 
@@ -265,35 +322,16 @@ def collect(root: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]
 
     atlases, sprites = [], []
     usage: dict[str, dict[str, int]] = {}
+    seen: dict[str, tuple] = {}
     for path, doc in sheets:
         try:
-            atlas, pages = _atlas_entry(path, doc)
+            atlas, packed = _atlas(path, doc, cache, seen)
         except (OSError, KeyError, ValueError, IndexError):  # a half-removed output: skip it
             continue
-        atlases.append(_hashed(atlas))
-        for name in dict.fromkeys(f["sprite"] for f in doc["frames"]):
-            frames = _locked_frames(doc, pages, name)
+        atlases.append(atlas)
+        for part in packed:
+            name = part["name"]
             spec = specs.get(name)
-            # atlas frame index → position in this sprite's strip
-            position = {i: k for k, i in enumerate(i for i, f in enumerate(doc["frames"]) if f["sprite"] == name)}
-            strip = np.concatenate([image for _, image in frames], axis=1)
-            counts = colour_counts(strip)
-            animations = []
-            for a in doc["animations"]:
-                if a["sprite"] != name:
-                    continue
-                members = [position[i] for i in a["frames"]]
-                # per-frame timing when the sheet carries it, else from the fps
-                durations = [int(doc["frames"][i].get("duration_ms") or round(1000 / a["fps"])) for i in a["frames"]]
-                animations.append(
-                    {
-                        "name": a["name"],
-                        "fps": a["fps"],
-                        "loop": a["loop"],
-                        "frames": members,
-                        "durations_ms": durations,
-                    }
-                )
             generator = spec.generator if spec else None
             rerollable = False
             if generator is not None:
@@ -304,30 +342,24 @@ def collect(root: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]
             palette = spec.palette if spec else None
             if palette is not None:
                 bucket = usage.setdefault(palette, {})
-                for hex_colour, n in counts.items():
+                for hex_colour, n in part["counts"].items():
                     bucket[hex_colour] = bucket.get(hex_colour, 0) + n
-            sprites.append(
-                _hashed(
-                    {
-                        "key": name,
-                        "name": name,
-                        "atlas": doc["atlas"],
-                        "generator": generator,
-                        "seed": spec.seed if spec else None,
-                        "prompt": spec.prompt if spec else None,
-                        "palette": palette,
-                        "width": int(frames[0][1].shape[1]),
-                        "height": int(frames[0][1].shape[0]),
-                        "frames": len(frames),
-                        "locked": png_uri(encode_png(strip)),
-                        "animations": animations,
-                        "before": _before(root, name, spec, lock),
-                        "review": None,
-                        "colors": [{"hex": h, "count": n} for h, n in sorted(counts.items())],
-                        "rerollable": rerollable,
-                    }
-                )
+            entry = {k: v for k, v in part.items() if k != "counts"}
+            entry.update(
+                key=name,
+                generator=generator,
+                seed=spec.seed if spec else None,
+                prompt=spec.prompt if spec else None,
+                palette=palette,
+                before=_before(root, name, spec, lock),
+                review=None,
+                colors=[{"hex": h, "count": n} for h, n in sorted(part["counts"].items())],
+                rerollable=rerollable,
             )
+            sprites.append(_hashed(entry))
+    if cache is not None:
+        cache.clear()
+        cache.update(seen)
     if manifest is not None:
         order = {n: i for i, n in enumerate(specs)}
         sprites.sort(key=lambda s: (order.get(s["name"], len(order)), s["name"]))

@@ -93,6 +93,7 @@ class PreviewServer:
         self._build_lock = threading.Lock()
         self._clients: set[queue.Queue] = set()
         self._builder = None
+        self._atlas_cache: dict[str, tuple] = {}
         self.document: dict[str, Any] | None = None
         self.builds = 0
         try:
@@ -180,7 +181,7 @@ class PreviewServer:
                 save_summary(self.root, summary)
             except OSError as exc:
                 self.echo(f"warning: cannot record the build summary: {exc}", err=True)
-            document = collect(self.root, summary)
+            document = collect(self.root, summary, self._atlas_cache)
         else:
             document = {**(self.document or collect(self.root, None)), "build": summary}
         self.publish(document)

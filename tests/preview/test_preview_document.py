@@ -8,7 +8,13 @@ import base64
 import http.client
 import io
 import json
+import os
+import queue
 import re
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +210,70 @@ def test_server_streams_a_snapshot_then_updates(built):
 def test_server_binds_loopback_unless_allowed(built):
     with pytest.raises(InvalidInput, match="refusing to serve the preview"):
         PreviewServer(built, host="0.0.0.0", port=0)
+
+
+# ------------------------------------------------------------------ the commands
+
+
+def read_until(proc, pattern: str, timeout_s: float = 30.0) -> re.Match:
+    """The first stdout line of ``proc`` matching ``pattern`` (read on a thread: no blocking past the deadline)."""
+    found: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            match = re.search(pattern, line)
+            if match:
+                found.put(match)
+                return
+        found.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    match = found.get(timeout=timeout_s)
+    assert match, f"{proc.args} ended without printing {pattern!r}"
+    return match
+
+
+def sse_events(port: int):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/events", headers={"Host": f"127.0.0.1:{port}"})
+    stream = conn.getresponse()
+    fields: dict[str, str] = {}
+    for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if not line and fields:
+            yield fields["event"], json.loads(fields["data"])
+            fields = {}
+        elif line and not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            fields[key] = value
+
+
+@pytest.mark.parametrize("command", ["watch", "preview"])
+def test_commands_serve_the_preview_and_stop_on_sigterm(tmp_path, command):
+    root = copy_example(tmp_path)
+    args = [sys.executable, "-m", "sparky_assets", command, str(root)]
+    args += ["--preview-port", "0", "--endpoint", "tcp://127.0.0.1:0"] if command == "watch" else ["--port", "0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        port = int(read_until(proc, r"http://127\.0\.0\.1:(\d+)/").group(1))
+        events = sse_events(port)
+        kind, document = next(events)
+        assert kind == "snapshot"
+        if document["build"] is None:  # `watch` served before its first build finished: that comes next
+            kind, update = next(events)
+            assert kind == "update"
+            document = {**update, "sprites": update["sprites"]["changed"]}
+        # (`preview` built first: the project had never been built)
+        assert len(document["sprites"]) == 22 and document["build"]["ok"]
+        if command == "watch":  # an edit: the open stream gets the new build
+            manifest = root / "sparky.toml"
+            manifest.write_text(manifest.read_text().replace("seed = 1234", "seed = 4321", 1))
+            kind, update = next(events)
+            assert kind == "update" and update["build"]["ok"] and update["sprites"]["changed"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
