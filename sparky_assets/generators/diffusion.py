@@ -45,6 +45,7 @@ from ..process.pixelize import Grid, parse_colour, pixelize
 from . import motion
 from .base import FrameSpec, GenerationRequest
 from .conditioning import CONDITIONING_KINDS
+from .model_files import apply_loras, load_model, model_identity, model_input_files, model_problems, quiet_loading
 
 GENERATOR_VERSION = 2
 """Bump when anything here changes the pixels made for an unchanged request."""
@@ -76,7 +77,9 @@ FRAME_MODES = ("seed", "img2img", "rig", "sheet")
 BACKGROUNDS_DOC = '"auto", "none" or "#rrggbb"'
 
 SETTINGS_DOC: dict[str, str] = {
-    "model": "local diffusers folder (relative to the project root) or a hub id already in the local HF cache",
+    "model": "a diffusers folder or single-file checkpoint (.safetensors) relative to the project root, or a hub id already in the local HF cache",
+    "model_config": "for a single-file checkpoint of non-standard size: a diffusers folder with its configs and tokenizers (no weights)",
+    "allow_pickle": "true to load a .ckpt/.pt checkpoint (a pickle: it can run code); default false",
     "lora": 'LoRA files: ["a.safetensors", {path = "b.safetensors", weight = 0.8}]',
     "scheduler": "default | " + " | ".join(SCHEDULERS),
     "steps": "denoising steps (1..500), default 20",
@@ -130,6 +133,8 @@ class DiffusionSettings:
     """The parsed ``[generator.diffusion]`` table."""
 
     model: str
+    model_config: str | None = None
+    allow_pickle: bool = False
     lora: tuple[LoraSpec, ...] = ()
     scheduler: str = "default"
     steps: int = 20
@@ -304,6 +309,16 @@ def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | Non
                 bad(name, "a folder path or hub id", value)
             else:
                 values[name] = value.strip()
+        elif name == "model_config":
+            if not isinstance(value, str) or not value.strip():
+                bad(name, "a folder path relative to the project root", value)
+            else:
+                values[name] = value.strip()
+        elif name == "allow_pickle":
+            if isinstance(value, bool):
+                values[name] = value
+            else:
+                bad(name, "true or false", value)
         elif name == "lora":
             items = [value] if isinstance(value, (str, Mapping)) else value
             loras = []
@@ -439,6 +454,8 @@ def resolve_model(reference: str, root: Path) -> Path:
     fetch the model on a connected machine.
     """
     candidate = (Path(root) / reference).expanduser()
+    if candidate.is_file():
+        return candidate  # a single-file checkpoint: checked by checkpoints.describe_checkpoint
     if candidate.is_dir():
         if not (candidate / "model_index.json").is_file():
             raise InvalidInput(
@@ -448,7 +465,7 @@ def resolve_model(reference: str, root: Path) -> Path:
                     expected="a folder saved with save_pretrained (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)",
                     found=f"{candidate}",
                     stage="generate",
-                    hint="convert a single-file checkpoint with diffusers' from_single_file(...).save_pretrained(folder)",
+                    hint='for a single-file checkpoint set model = "<folder>/<file>.safetensors"',
                 )
             )
         return candidate
@@ -479,7 +496,7 @@ def resolve_model(reference: str, root: Path) -> Path:
         Diagnostic(
             f"model '{reference}' not found (looked in {' and '.join(looked)}); builds never download",
             key=_key("model"),
-            expected="a local diffusers folder or a hub id in the local cache",
+            expected="a local diffusers folder, a .safetensors checkpoint or a hub id in the local cache",
             found="nothing",
             hint=hint,
             stage="generate",
@@ -690,7 +707,14 @@ def load_pipeline(
         if cached is not None:
             return cached, False
         started = time.perf_counter()
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
+        checkpoint_size = None
+        if folder.is_file():  # a single-file checkpoint (model_files: detection, configs, conversion)
+            with quiet_loading():
+                pipe, checkpoint_size = load_model(settings, root, folder, dtype)
+            index = {"_class_name": type(pipe).__name__}
+        else:
+            index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         class_name = index.get("_class_name", "")
         if class_name not in PIPELINE_FAMILIES:
             raise InvalidInput(
@@ -703,35 +727,23 @@ def load_pipeline(
                 )
             )
         cls = getattr(diffusers, PIPELINE_FAMILIES[class_name][0])
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
         extra = (
             {"safety_checker": None, "requires_safety_checker": False}
             if class_name == "StableDiffusionPipeline"
             else {}
         )
-        pipe = from_pretrained_local(cls, folder, dtype, "model", **extra)
+        if not folder.is_file():
+            with quiet_loading():
+                pipe = from_pretrained_local(cls, folder, dtype, "model", **extra)
         if loras:
-            names = []
-            for i, (path, _, _) in enumerate(loras):
-                name = f"sparky_lora_{i}"
-                try:
-                    pipe.load_lora_weights(path, adapter_name=name)
-                except Exception as exc:  # noqa: BLE001
-                    raise InvalidInput(
-                        Diagnostic(
-                            f"could not load LoRA {path}: {type(exc).__name__}: {exc}",
-                            key=f"{_key('lora')}[{i}]",
-                            stage="generate",
-                        )
-                    ) from exc
-                names.append(name)
-            pipe.set_adapters(names, adapter_weights=[w for _, _, w in loras])
+            with quiet_loading():
+                apply_loras(pipe, list(loras))
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         sample = pipe.unet.config.sample_size
         native = (sample[0] if isinstance(sample, (list, tuple)) else sample) * vae_factor
-        default = PIPELINE_FAMILIES[class_name][2] if native >= 256 else native
+        default = checkpoint_size or (PIPELINE_FAMILIES[class_name][2] if native >= 256 else native)
         loaded = LoadedPipeline(
             pipe,
             class_name,
@@ -819,10 +831,7 @@ class DiffusionGenerator:
             )
         if settings is None:
             return problems
-        try:
-            resolve_model(settings.model, request.root)
-        except InvalidInput as exc:
-            problems.extend(exc.diagnostics)
+        problems.extend(model_problems(settings, request.root))
         if settings.controlnet:
             try:
                 motion.resolve_controlnet(settings.controlnet, request.root)
@@ -830,27 +839,13 @@ class DiffusionGenerator:
                 problems.extend(exc.diagnostics)
         if motion.is_steered(request, settings):
             problems.extend(motion.validate(request, settings))
-        for i, lora in enumerate(settings.lora):
-            if not (request.root / lora.path).is_file():
-                problems.append(
-                    Diagnostic(
-                        f"LoRA file '{lora.path}' not found",
-                        key=f"{_key('lora')}[{i}]",
-                        expected="a .safetensors file relative to the project root",
-                        found=str(request.root / lora.path),
-                        stage="generate",
-                    )
-                )
         return problems
 
     def input_files(self, request: GenerationRequest) -> list[Path]:
         settings, _ = parse_settings(request.settings)
         if settings is None:
             return []
-        files = [request.root / lora.path for lora in settings.lora]
-        local = request.root / settings.model
-        if local.is_dir():
-            files.append(local / "model_index.json")
+        files = [request.root / lora.path for lora in settings.lora] + model_input_files(settings, request.root)
         if settings.controlnet:
             files.append(request.root / settings.controlnet / "config.json")
         sketch = motion.sketch_path(request)
@@ -867,7 +862,7 @@ class DiffusionGenerator:
         key = {
             "generator": self.name,
             "version": GENERATOR_VERSION,
-            "model": {"fingerprint": model_fingerprint(folder)},
+            "model": {"fingerprint": model_identity(settings, request.root, folder)},
             "lora": [{"sha256": file_sha256(request.root / l.path), "weight": l.weight} for l in settings.lora],
             "settings": settings.as_key(),
             "sprite": {**options, "pixelize": options["pixelize"].as_key()},
@@ -911,7 +906,7 @@ class DiffusionGenerator:
             settings = parsed[indices[0]][0]
             root = requests[indices[0]].root
             folder = resolve_model(settings.model, root)
-            loaded, fresh = load_pipeline(folder, model_fingerprint(folder), settings, root)
+            loaded, fresh = load_pipeline(folder, model_identity(settings, root, folder), settings, root)
             if fresh:
                 stats["load_s"] += loaded.load_s
             stats["loaded"] = stats.get("loaded", 0) + int(fresh)

@@ -653,6 +653,8 @@ class _Build:
             gen = plans[0].generator
             try:
                 results = gen.generate([p.request for p in plans])
+            except InvalidInput as exc:  # found only once loading (a LoRA that fits no module): locate it
+                raise InvalidInput([self._located(d) for d in exc.diagnostics]) from exc
             except SparkyError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
@@ -671,6 +673,13 @@ class _Build:
                 done += 1
                 if progress:
                     self.on_progress("generate", done, len(names))
+
+    def _located(self, d: Diagnostic) -> Diagnostic:
+        """A generator's diagnostic with a manifest key, given the manifest's file and position."""
+        if d.file is not None or not d.key:
+            return d
+        line, column = self.project.locator(d.key)
+        return replace(d, file=str(self.manifest.path), line=line, column=column)
 
     def _accept_generated(self, plan: SpritePlan, frames: list[np.ndarray]) -> None:
         s = plan.spec

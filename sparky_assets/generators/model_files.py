@@ -1,0 +1,231 @@
+"""The diffusion generator's model and LoRA files: checks, fingerprints, watched inputs
+and loading, for diffusers folders and single-file checkpoints alike.
+
+:mod:`.diffusion` calls in here at four points — ``validate`` (:func:`model_problems`),
+``input_files`` (:func:`model_input_files`), ``cache_key``/``generate``
+(:func:`model_identity`) and pipeline loading (:func:`load_model`, :func:`apply_loras`)
+— so a checkpoint behaves exactly like a folder model: same diagnostics shape
+(``generator.diffusion.model`` / ``generator.diffusion.lora[i]`` keys, the file in
+``found``), same content fingerprint rules, same pipeline cache.
+
+Every check here reads headers and configs only (no torch), so ``check`` finds a
+truncated checkpoint, a ``.ckpt`` without ``allow_pickle`` or a LoRA for another base
+model before a build starts; locked sprites under ``--frozen`` never reach this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, InvalidInput
+from . import checkpoints, lora
+from .checkpoints import CheckpointInfo, CheckpointProblem
+
+
+def _key(name: str) -> str:
+    return f"generator.diffusion.{name}"
+
+
+def _diagnostic(problem: CheckpointProblem, key: str, path: Path, what: str) -> Diagnostic:
+    return Diagnostic(
+        f"{what} {path.name}: {problem.message}",
+        key=key,
+        expected=problem.expected,
+        found=f"{problem.found} in {path}" if problem.found else str(path),
+        hint=problem.hint,
+        stage="generate",
+    )
+
+
+def model_config_dir(settings, root: Path) -> Path | None:
+    return (Path(root) / settings.model_config) if settings.model_config else None
+
+
+def checkpoint_info(settings, root: Path, path: Path) -> CheckpointInfo:
+    """The checked description of a single-file model; :class:`InvalidInput` otherwise."""
+    try:
+        return checkpoints.describe_checkpoint(path, model_config_dir(settings, root), settings.allow_pickle)
+    except CheckpointProblem as problem:
+        key = _key("model_config") if "model_config" in problem.message else _key("model")
+        raise InvalidInput(_diagnostic(problem, key, path, "checkpoint")) from None
+    except OSError as exc:
+        raise InvalidInput(
+            Diagnostic(
+                f"checkpoint {path.name} cannot be read: {exc}", key=_key("model"), found=str(path), stage="generate"
+            )
+        ) from None
+
+
+def model_widths(settings, root: Path, path: Path) -> lora.ModelWidths | None:
+    if path.is_dir():
+        return lora.folder_widths(path)
+    info = checkpoint_info(settings, root, path)
+    if info.architecture is None:  # a pickle: known only once loaded
+        return None
+    if info.shipped_config:
+        return lora.checkpoint_widths(path, info.architecture)
+    return lora.folder_widths(info.config_dir)
+
+
+def model_problems(settings, root: Path) -> list[Diagnostic]:
+    """Everything wrong with the model and LoRA files, from headers and configs."""
+    from .diffusion import resolve_model
+
+    problems: list[Diagnostic] = []
+    widths = None
+    try:
+        path = resolve_model(settings.model, root)
+        widths = model_widths(settings, root, path)
+    except InvalidInput as exc:
+        problems.extend(exc.diagnostics)
+    for i, spec in enumerate(settings.lora):
+        file = Path(root) / spec.path
+        key = f"{_key('lora')}[{i}]"
+        if not file.is_file():
+            problems.append(
+                Diagnostic(
+                    f"LoRA file '{spec.path}' not found",
+                    key=key,
+                    expected="a .safetensors file relative to the project root",
+                    found=str(file),
+                    stage="generate",
+                )
+            )
+            continue
+        try:
+            info = lora.describe_lora(file)
+        except CheckpointProblem as problem:
+            problems.append(_diagnostic(problem, key, file, "LoRA"))
+            continue
+        mismatches = lora.lora_mismatches(info, widths) if widths else []
+        if mismatches:
+            problems.append(
+                Diagnostic(
+                    f"LoRA {file.name} was made for a different base model than '{settings.model}': "
+                    + "; ".join(mismatches),
+                    key=key,
+                    expected=f"a LoRA for {lora.family_of(widths.cross_attention)}",
+                    found=f"a {info.format} LoRA for {lora.family_of(info.cross_attention)} in {file}",
+                    hint="use a LoRA trained on the same base model family, or change model",
+                    stage="generate",
+                )
+            )
+    return problems
+
+
+def model_input_files(settings, root: Path) -> list[Path]:
+    """Files ``watch`` must see for the model: a folder's model_index.json, or a
+    checkpoint and the configs it loads with."""
+    local = Path(root) / settings.model
+    if local.is_dir():
+        return [local / "model_index.json"]
+    if local.is_file():
+        try:
+            return checkpoint_info(settings, root, local).files()
+        except InvalidInput:
+            return [local]
+    return []
+
+
+def model_identity(settings, root: Path, path: Path) -> str:
+    """The content fingerprint of the model at ``path`` (folder or checkpoint)."""
+    from .diffusion import _file_digest, _fingerprint_memo, _memo_lock, model_fingerprint
+
+    if path.is_dir():
+        return model_fingerprint(path)
+    info = checkpoint_info(settings, root, path)
+    files = info.files() if info.config_dir is not None else [path, *sorted(checkpoints.CONFIG_ROOT.rglob("*"))]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+    memo_key = ("checkpoint", str(path.resolve()), tuple(stats))
+    with _memo_lock:
+        if memo_key in _fingerprint_memo:
+            return _fingerprint_memo[memo_key]
+    entries = checkpoints.fingerprint_entries(info, _file_digest)
+    if info.config_dir is None:  # a pickle with the shipped configs: any of them may be used
+        for f in sorted(checkpoints.CONFIG_ROOT.rglob("*")):
+            if f.is_file():
+                entries["shipped/" + f.relative_to(checkpoints.CONFIG_ROOT).as_posix()] = hashlib.sha256(
+                    f.read_bytes()
+                ).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    with _memo_lock:
+        _fingerprint_memo[memo_key] = fingerprint
+    return fingerprint
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No diffusers/transformers progress bars or warnings while a model loads: a build
+    prints its own progress and diagnostics (what those warnings would say — LoRA keys
+    that matched nothing — is checked by :func:`apply_loras`), and library noise on
+    stderr reads like an error in CI logs."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    modules = (diffusers_logging, transformers_logging)
+    states = [(m, m.is_progress_bar_enabled(), m.get_verbosity()) for m in modules]
+    for module in modules:
+        module.disable_progress_bar()
+        module.set_verbosity_error()
+    try:
+        yield
+    finally:
+        for module, bars, verbosity in states:
+            module.set_verbosity(verbosity)
+            if bars:
+                module.enable_progress_bar()
+
+
+def load_model(settings, root: Path, path: Path, dtype) -> tuple[Any, int | None]:
+    """The text-to-image pipeline of a single-file checkpoint and its architecture's
+    render size (None: use the config's native size)."""
+    info = checkpoint_info(settings, root, path)
+    try:
+        pipe, info = checkpoints.load_checkpoint_pipeline(info, dtype)
+    except CheckpointProblem as problem:
+        raise InvalidInput(_diagnostic(problem, _key("model"), path, "checkpoint")) from None
+    size = checkpoints.ARCHITECTURES[info.architecture].render_size if info.shipped_config else None
+    return pipe, size
+
+
+def apply_loras(pipe, loras: list[tuple[str, str, float]]) -> None:
+    """Load each LoRA as its own adapter and check every layer in it landed on the
+    model; set the adapter weights."""
+    names = []
+    for i, (path, _, _) in enumerate(loras):
+        name = f"sparky_lora_{i}"
+        key = f"{_key('lora')}[{i}]"
+        file = Path(path)
+        try:
+            expected = lora.describe_lora(file).layers
+        except CheckpointProblem as problem:
+            raise InvalidInput(_diagnostic(problem, key, file, "LoRA")) from None
+        try:
+            pipe.load_lora_weights(path, adapter_name=name)
+        except Exception as exc:  # noqa: BLE001 - diffusers/peft raise many types for a foreign LoRA
+            raise InvalidInput(
+                Diagnostic(
+                    f"LoRA {file.name} does not fit the model: {type(exc).__name__}: {exc}",
+                    key=key,
+                    found=str(file),
+                    stage="generate",
+                )
+            ) from exc
+        loaded = lora.count_loaded_layers(pipe, name)
+        if loaded < expected:
+            raise InvalidInput(
+                Diagnostic(
+                    f"LoRA {file.name} does not fit the model: only {loaded} of its {expected} layers match a module",
+                    key=key,
+                    expected="a LoRA for this base model",
+                    found=str(file),
+                    stage="generate",
+                )
+            )
+        names.append(name)
+    if names:
+        pipe.set_adapters(names, adapter_weights=[w for _, _, w in loras])
