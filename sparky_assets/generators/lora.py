@@ -19,6 +19,7 @@ have landed on a module of the pipeline.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +108,11 @@ def describe_lora(path: Path) -> LoraInfo:
 
 def checkpoint_widths(path: Path, architecture: str) -> ModelWidths:
     """A single-file checkpoint's widths, from its header."""
-    shapes = safetensors_shapes(path)
+    return checkpoint_widths_from_shapes(safetensors_shapes(path), architecture)
+
+
+def checkpoint_widths_from_shapes(shapes: Mapping[str, tuple[int, ...]], architecture: str) -> ModelWidths:
+    """The widths of an original-layout checkpoint with these tensor shapes."""
     widths: list[int | None] = []
     for prefix in ARCHITECTURES[architecture].text_encoders:
         if prefix.endswith(".model."):
