@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tests.tiny_pipeline import write_tokenizer_files
+from tests.tiny_pipeline import build_tiny_vae, write_tokenizer_files
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt")
 
@@ -41,7 +41,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt")
 def build_tiny_sdxl_pipeline(seed: int = 0):
     """A ``StableDiffusionXLPipeline`` with tiny random components (not saved)."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,17 +83,7 @@ def build_tiny_sdxl_pipeline(seed: int = 0):
         cross_attention_dim=32 + 48,  # both text encoders' hidden states side by side
         norm_num_groups=32,
     )
-    torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        norm_num_groups=32,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        sample_size=64,
-    )
+    vae = build_tiny_vae(seed + 1)
     torch.manual_seed(seed + 2)
     text_encoder = CLIPTextModel(text_config(32))
     torch.manual_seed(seed + 3)
