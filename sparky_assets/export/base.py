@@ -49,6 +49,17 @@ class Exporter(Protocol):
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]: ...
 
 
+def directional_clips(context: ExportContext, sprite: str) -> tuple[tuple[str, ...], dict[str, tuple[str, str]]]:
+    """A sprite's facings (manifest order) and, per directional clip name, its
+    (animation, facing); empty for sprites without ``directions``."""
+    try:
+        spec = context.manifest.sprite(sprite)
+    except KeyError:
+        return (), {}
+    clips = {a.name: (a.base, a.direction) for a in spec.animations if a.direction}
+    return tuple(dict.fromkeys(d for _, d in clips.values())), clips
+
+
 def encode_png(rgba: np.ndarray, candidates: np.ndarray | None = None) -> bytes:
     """Deterministic PNG bytes: indexed (with a transparent entry) when the image has
     at most 256 colours, else RGBA. No timestamps or text chunks.

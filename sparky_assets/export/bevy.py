@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, export_dir, page_files, page_size, quoted
+from .base import ExportContext, OutputFile, directional_clips, export_dir, page_files, page_size, quoted
 
 
 class BevyExporter:
@@ -42,16 +42,23 @@ class BevyExporter:
         for sprite in sorted(atlas.sprites):
             idx = atlas.sprite_frames(sprite)
             first = atlas.frames[idx[0]]
+            facings, directional = directional_clips(context, sprite)
             lines += [
                 f"        {quoted(sprite)}: (",
                 f"            size: ({first.source_w}, {first.source_h}),",
                 f"            frames: [{', '.join(map(str, idx))}],",
-                "            clips: {",
             ]
+            if facings:  # only for sprites with directions: other files stay byte-identical
+                lines.append(f"            directions: [{', '.join(quoted(d) for d in facings)}],")
+            lines.append("            clips: {")
             for a in sorted((a for a in atlas.animations if a.sprite == sprite), key=lambda a: a.name):
+                facing = ""
+                if a.name in directional:
+                    base, direction = directional[a.name]
+                    facing = f", animation: {quoted(base)}, direction: {quoted(direction)}"
                 lines.append(
                     f"                {quoted(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
-                    f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}),"
+                    f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}{facing}),"
                 )
             lines += ["            },", "        ),"]
         lines += ["    },", ")", ""]

@@ -12,7 +12,7 @@ import hashlib
 from typing import ClassVar
 
 from ..pack.atlas import PackedAtlas, PackedFrame
-from .base import ExportContext, OutputFile, export_dir, page_files, quoted
+from .base import ExportContext, OutputFile, directional_clips, export_dir, page_files, quoted
 
 # Godot's ResourceUID::id_to_text: base 34, digits 'a'..'y' then '0'..'8'
 _UID_CHARS = "abcdefghijklmnopqrstuvwxy012345678"
@@ -44,7 +44,7 @@ class GodotExporter:
             anims = [a for a in atlas.animations if a.sprite == sprite]
             path = f"{sprite}.tres"
             if anims:
-                text = self._sprite_frames(atlas, sprite, anims, prefix, path)
+                text = self._sprite_frames(atlas, sprite, anims, prefix, path, directional_clips(context, sprite))
                 kind = "sprite-frames"
             else:
                 frame = next(f for f in atlas.frames if f.sprite == sprite)
@@ -83,7 +83,26 @@ class GodotExporter:
         ]
         return "\n".join(out)
 
-    def _sprite_frames(self, atlas: PackedAtlas, sprite: str, anims, prefix: str, path: str) -> str:
+    @staticmethod
+    def _direction_metadata(facings: tuple[str, ...], clips: dict[str, tuple[str, str]]) -> list[str]:
+        """Object metadata for sprites with directions: the facings and, per
+        animation, its clip names in facing order — ``get_meta("directions")``,
+        ``get_meta("clips")["walk"]["ne"] == "walk_ne"``."""
+        if not facings:
+            return []
+        by_animation: dict[str, list[tuple[str, str]]] = {}
+        for name, (base, direction) in clips.items():
+            by_animation.setdefault(base, []).append((direction, name))
+        table = ", ".join(
+            f"{quoted(base)}: {{{', '.join(f'{quoted(d)}: {quoted(n)}' for d, n in pairs)}}}"
+            for base, pairs in by_animation.items()
+        )
+        return [
+            f"metadata/directions = PackedStringArray({', '.join(quoted(d) for d in facings)})",
+            f"metadata/clips = {{{table}}}",
+        ]
+
+    def _sprite_frames(self, atlas: PackedAtlas, sprite: str, anims, prefix: str, path: str, facings=((), {})) -> str:
         frame_ids = [i for a in anims for i in a.frames]
         pages = sorted({atlas.frames[i].page for i in frame_ids})
         ext, ids = self._ext_resources(atlas, pages, prefix)
@@ -118,6 +137,7 @@ class GodotExporter:
             *subs,
             "[resource]",
             f"animations = [{', '.join(anim_text)}]",
+            *self._direction_metadata(*facings),
             "",
         ]
         return "\n".join(out)

@@ -794,9 +794,14 @@ def render_dimensions(width: int, height: int, render_size: int) -> tuple[int, i
 
 
 def frame_prompt(prompt: str, spec: FrameSpec, count: int) -> str:
-    if not spec.animation:
-        return prompt
-    return FRAME_PROMPT.format(prompt=prompt, animation=spec.animation, number=spec.index + 1, count=count)
+    """The per-frame prompt; a facing (sprites with ``directions``) adds its view words."""
+    animation = motion.base_animation(spec)
+    text = (
+        FRAME_PROMPT.format(prompt=prompt, animation=animation, number=spec.index + 1, count=count)
+        if animation
+        else prompt
+    )
+    return f"{text}, {motion.DIRECTION_WORDS[spec.direction]}" if spec.direction else text
 
 
 class DiffusionGenerator:

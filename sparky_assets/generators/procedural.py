@@ -20,6 +20,14 @@ by an integer factor for bigger sprites):
    shading from a blurred height field lit from the top-left, transparent
    background.
 
+4. **Views.** A frame may face another way (``FrameSpec.direction``, for sprites with
+   ``directions``): :func:`view` turns a character or creature blueprint — back view
+   without eyes, 60%-wide profile with one eye at the front, 80%-wide three-quarter
+   views, west mirrored from east — before the animation transform. Facing ``s``
+   (and no direction) is the base sprite, so sprites without directions are
+   unchanged. :func:`part_map` / :func:`frame_cells` expose the rig (body part per
+   cell, moved by the same transform) to the diffusion conditioning renders.
+
 Invariants: output frames are ``(height, width, 4) uint8`` with alpha only 0 or 255;
 frame 0 of every animation is the base sprite; the same request gives byte-identical
 frames on every machine (the RNG is numpy ``PCG64`` seeded from a SHA-256 of the
@@ -43,6 +51,7 @@ import numpy as np
 
 from ..colour import TIE_BAND, argmin_with_ties, lch, oklab_to_srgb, squared_distances, srgb_to_oklab
 from ..errors import Diagnostic, suggest
+from ..manifest.schema import DIRECTIONS  # noqa: F401 - re-exported: the facings views know
 from .base import FrameSpec, GenerationRequest, unknown_settings
 
 ALGORITHM_VERSION = 1
@@ -996,13 +1005,6 @@ def _transform_frame(blueprint: _Blueprint, spec: FrameSpec, count: int) -> np.n
 
 
 # --------------------------------------------------------------------------- rig: parts and views
-
-DIRECTIONS: dict[int, tuple[str, ...]] = {
-    4: ("n", "e", "s", "w"),
-    8: ("n", "ne", "e", "se", "s", "sw", "w", "nw"),
-}
-"""Compass directions per ``directions`` setting, clockwise from north. ``s`` faces
-the viewer (the base sprite), ``n`` shows the back, ``e`` faces screen right."""
 
 RIG_STYLES = ("character", "creature")
 """Styles with a body rig (parts, views); items and tiles have none."""

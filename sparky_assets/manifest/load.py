@@ -23,6 +23,7 @@ from ..pipeline.safepath import real_path
 from .locate import KeyLocator
 from .names import NAME_RULE, name_problem
 from .schema import (
+    DIRECTIONS,
     DITHER_MODES,
     EXPORT_FIELDS,
     MANIFEST_NAME,
@@ -420,11 +421,15 @@ def _sprites(
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
+        if "directions" in fields:
+            anims = _with_directions(v, f"{key}.directions", fields["directions"], anims, fps, loop, sname)
         generator = fields.get("generator") or (
             "image" if "source" in fields else project.get("generator", "procedural")
         )
         options = {
-            k: fields[k] for k in ("source", "grid", "style", "negative_prompt", "strength", "pixelize") if k in fields
+            k: fields[k]
+            for k in ("source", "grid", "style", "negative_prompt", "strength", "pixelize", "directions")
+            if k in fields
         }
         sprites.append(
             SpriteSpec(
@@ -443,6 +448,33 @@ def _sprites(
             )
         )
     return sprites
+
+
+def _with_directions(
+    v: _Validator, key: str, count: Any, anims: tuple[Animation, ...], fps: float, loop: bool, sprite: str
+) -> tuple[Animation, ...]:
+    """One clip per (animation, facing): ``walk`` → ``walk_n``, ``walk_e``, …; a still
+    sprite → one 1-frame clip per facing, named by it."""
+    if count not in DIRECTIONS:
+        v.error(key, "invalid directions", sprite=sprite, expected="4 or 8", found=_short_repr(count))
+        return anims
+    facings = DIRECTIONS[count]
+    if not anims:
+        return tuple(Animation(d, 1, fps, loop, direction=d) for d in facings)
+    out = tuple(
+        Animation(f"{a.name}_{d}", a.frames, a.fps, a.loop, direction=d, base=a.name) for a in anims for d in facings
+    )
+    names = {a.name for a in anims}
+    clashes = sorted(a.name for a in out if a.name in names)
+    if clashes:
+        v.error(
+            key,
+            f"directional clip name '{clashes[0]}' is also an animation of this sprite",
+            sprite=sprite,
+            expected="animation names that do not end in a facing suffix (_n, _e, …)",
+            found=", ".join(clashes),
+        )
+    return out
 
 
 def _source_size(v: _Validator, key: str, fields: dict) -> tuple[int, int] | None:

@@ -17,6 +17,12 @@ from typing import Any
 MANIFEST_NAME = "sparky.toml"
 MAX_SPRITE_SIDE = 4096
 DITHER_MODES = ("none", "bayer2", "bayer4", "bayer8")
+DIRECTIONS: dict[int, tuple[str, ...]] = {
+    4: ("n", "e", "s", "w"),
+    8: ("n", "ne", "e", "se", "s", "sw", "w", "nw"),
+}
+"""Facings per ``directions`` value, clockwise from north (``s`` faces the viewer,
+``e`` faces screen right)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,13 @@ SPRITE_FIELDS: dict[str, Field] = {
     "style": Field("str", "Procedural style: `creature`, `character`, `item`, `tile`."),
     "source": Field("str", "Hand-drawn PNG (a single frame or a sheet sliced by `grid`)."),
     "grid": Field("pair", "Cell size `[w, h]` for slicing `source`; frames are read row by row."),
+    "directions": Field(
+        "int",
+        "Facings: `4` (n, e, s, w) or `8` (adds ne, se, sw, nw). Each animation becomes one clip per facing, "
+        "named `<animation>_<facing>` (`walk_n`); a still sprite gets one frame per facing, named by the facing.",
+        minimum=4,
+        maximum=8,
+    ),
     "strength": Field(
         "number", "img2img strength of frames after the first (diffusion), 0..1.", minimum=0.0, maximum=1.0
     ),
@@ -143,9 +156,14 @@ TOP_LEVEL_KEYS = ("project", "generator", "sprite", "atlas", "export", "hot_relo
 @dataclass(frozen=True)
 class Animation:
     name: str
+    """The clip name; with directions ``<base>_<direction>`` (or the direction alone for a still sprite)."""
     frames: int
     fps: float
     loop: bool
+    direction: str = ""
+    """The facing of every frame of this clip (sprites with ``directions``), else empty."""
+    base: str = ""
+    """The animation the manifest names (``walk`` for ``walk_n``; empty for a still sprite's facing)."""
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def manifest_inputs(manifest: Manifest, s: SpriteSpec, frames: tuple[FrameSpec, 
         "prompt": s.prompt,
         "seed": s.seed,
         "size": [s.width, s.height],
-        "frames": [[f.animation, f.index] for f in frames],
+        "frames": [[f.animation, f.index] + ([f.direction] if f.direction else []) for f in frames],
         "options": dict(s.options),
         "settings": dict(manifest.generators.get(s.generator, {})),
     }
@@ -213,7 +213,9 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             )
             continue
         palette = palettes.get(s.palette)
-        frames = tuple(FrameSpec(a.name, i) for a in s.animations for i in range(a.frames)) or (FrameSpec("", 0),)
+        frames = tuple(FrameSpec(a.name, i, a.direction) for a in s.animations for i in range(a.frames)) or (
+            FrameSpec("", 0),
+        )
         request = GenerationRequest(
             sprite=s.name,
             width=s.width,
@@ -564,7 +566,10 @@ class _Build:
                         [
                             n,
                             self.process_keys[n],
-                            [[a.name, a.frames, a.fps, a.loop] for a in project.sprites[n].spec.animations],
+                            [
+                                [a.name, a.frames, a.fps, a.loop] + ([a.base, a.direction] if a.direction else [])
+                                for a in project.sprites[n].spec.animations
+                            ],
                         ]
                         for n in atlas.sprites
                     ],

@@ -154,3 +154,72 @@ def test_directions_give_each_facing_its_own_prompt_and_rig(tiny_sd_project, gen
     by = {d: frames[i * 2 : i * 2 + 2] for i, d in enumerate("nesw")}
     assert not np.array_equal(by["n"][0], by["s"][0]) and not np.array_equal(by["e"][0], by["w"][0])
     assert generator.cache_key(req)["motion"]["directions"] == ["e", "n", "s", "w"]
+
+
+MANIFEST = """
+[project]
+name = "motion"
+palette = "pico-8"
+seed = 5
+
+[generator.diffusion]
+model = "models/tiny-sd"
+controlnet = "models/tiny-controlnet"
+conditioning = "{conditioning}"
+steps = 2
+guidance = 1.5
+frames = "{frames}"
+pixelize = {{ background = "none" }}
+
+[[sprite]]
+name = "hero"
+generator = "diffusion"
+style = "character"
+prompt = "knight with a blue cape"
+size = [16, 16]
+directions = 4
+animations = {{ walk = 2 }}
+
+[[atlas]]
+name = "all"
+sprites = ["hero"]
+
+[export.bevy]
+assets = "bevy/assets"
+"""
+
+
+def test_full_build_with_rig_controlnet_directions_and_frozen(tiny_sd_project, tmp_path):
+    """The whole pipeline on CPU: a rig-steered, ControlNet, four-facing sprite builds,
+    rebuilds as a no-op, rebuilds from the lock alone on a machine without the models
+    (``--frozen``), and a changed steering key is stale there."""
+    from sparky_assets.errors import InvalidInput
+    from sparky_assets.manifest.load import load_manifest
+    from sparky_assets.pipeline.engine import Builder, BuildOptions, manifest_inputs
+
+    root = tmp_path / "project"
+    shutil.copytree(tiny_sd_project, root)
+    (root / "bevy" / "assets").mkdir(parents=True)
+    (root / "sparky.toml").write_text(MANIFEST.format(frames="sheet", conditioning="pose"))
+    report = Builder(root / "sparky.toml").build()
+    assert report.ran["generate"] == ["hero"]
+    assert report.generator_stats["diffusion"]["images"] == 4  # one strip per facing
+    ron = (root / "bevy/assets/sprites/all.atlas.ron").read_text()
+    assert 'directions: ["n", "e", "s", "w"]' in ron and '"walk_w": (frames: [' in ron
+    assert Builder(root / "sparky.toml").build().ran["generate"] == []
+
+    # The lock's manifest description (what --frozen compares) names every new key.
+    manifest = load_manifest(root / "sparky.toml")
+    hero = manifest.sprite("hero")
+    described = manifest_inputs(manifest, hero, tuple(FrameSpec(a.name, 0, a.direction) for a in hero.animations))
+    assert described["settings"]["controlnet"] == "models/tiny-controlnet"
+    assert described["settings"]["conditioning"] == "pose" and described["settings"]["frames"] == "sheet"
+    assert described["options"]["directions"] == 4 and described["frames"][1] == ["walk_e", 0, "e"]
+    expected = (root / "build/sprites/sheets/all_0.png").read_bytes()
+    ci = tmp_path / "ci"
+    shutil.copytree(root, ci, ignore=shutil.ignore_patterns(".sparky", "build", "models", "loras"))
+    frozen = Builder(ci / "sparky.toml").build(BuildOptions(frozen=True))
+    assert frozen.ran["generate"] == [] and (ci / "build/sprites/sheets/all_0.png").read_bytes() == expected
+    (ci / "sparky.toml").write_text(MANIFEST.format(frames="sheet", conditioning="depth"))
+    with pytest.raises(InvalidInput, match="would need generating: changed since locked: settings"):
+        Builder(ci / "sparky.toml").build(BuildOptions(frozen=True))

@@ -66,21 +66,31 @@ pub struct FrameFile {
     pub source_size: (u32, u32),
 }
 
-/// A sprite: its untrimmed size, all its frames, its clips.
+/// A sprite: its untrimmed size, all its frames, its facings, its clips.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpriteFile {
     pub size: (u32, u32),
     pub frames: Vec<u32>,
+    /// Facings of a sprite with `directions` (`["n", "e", "s", "w"]`), else absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directions: Vec<String>,
     #[serde(default)]
     pub clips: BTreeMap<String, ClipFile>,
 }
 
-/// An animation clip: indices into `frames`, playback rate, looping.
+/// An animation clip: indices into `frames`, playback rate, looping; for a sprite
+/// with directions also the animation it belongs to and its facing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClipFile {
     pub frames: Vec<u32>,
     pub fps: f32,
     pub looping: bool,
+    /// The animation of a directional clip (`"walk"` for `"walk_ne"`); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub animation: String,
+    /// The facing of a directional clip (`"ne"`); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub direction: String,
 }
 
 // ------------------------------------------------------------------------ asset
@@ -122,12 +132,15 @@ pub struct AtlasFrame {
     pub source_size: UVec2,
 }
 
-/// One sprite: its size, all its frames in order, its clips.
+/// One sprite: its size, all its frames in order, its facings, its clips.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AtlasSprite {
     pub size: UVec2,
     /// Indices into [`SparkyAtlas::frames`].
     pub frames: Vec<usize>,
+    /// Facings (`"n"`, `"ne"`, … clockwise from north) of a sprite made with
+    /// `directions`; empty otherwise.
+    pub directions: Vec<String>,
     pub clips: BTreeMap<String, AtlasClip>,
 }
 
@@ -139,6 +152,59 @@ pub struct AtlasClip {
     /// Frames per second; positive and finite.
     pub fps: f32,
     pub looping: bool,
+    /// For a sprite with directions: the animation (`"walk"` for clip `"walk_ne"`).
+    pub animation: Option<String>,
+    /// For a sprite with directions: the clip's facing (`"ne"`).
+    pub direction: Option<String>,
+}
+
+/// Compass bearing in degrees (clockwise from north = screen up) of each facing name.
+fn facing_degrees(facing: &str) -> Option<f32> {
+    Some(match facing {
+        "n" => 0.0,
+        "ne" => 45.0,
+        "e" => 90.0,
+        "se" => 135.0,
+        "s" => 180.0,
+        "sw" => 225.0,
+        "w" => 270.0,
+        "nw" => 315.0,
+        _ => return None,
+    })
+}
+
+impl AtlasSprite {
+    /// The sprite's facing closest to a movement `heading` (x right, y up, like Bevy
+    /// world space); `None` for a sprite without directions or a zero heading.
+    pub fn facing_for(&self, heading: Vec2) -> Option<&str> {
+        if heading.length_squared() == 0.0 || !heading.is_finite() {
+            return None;
+        }
+        let bearing = heading.x.atan2(heading.y).to_degrees().rem_euclid(360.0);
+        self.directions
+            .iter()
+            .filter_map(|facing| facing_degrees(facing).map(|degrees| (facing, degrees)))
+            .min_by(|(_, a), (_, b)| {
+                let gap = |d: f32| {
+                    (d - bearing)
+                        .rem_euclid(360.0)
+                        .min((bearing - d).rem_euclid(360.0))
+                };
+                gap(*a).total_cmp(&gap(*b))
+            })
+            .map(|(facing, _)| facing.as_str())
+    }
+
+    /// The clip of `animation` seen from `facing` (`("walk", "ne")` → clip `"walk_ne"`).
+    pub fn facing_clip(&self, animation: &str, facing: &str) -> Option<(&str, &AtlasClip)> {
+        self.clips
+            .iter()
+            .find(|(_, clip)| {
+                clip.animation.as_deref() == Some(animation)
+                    && clip.direction.as_deref() == Some(facing)
+            })
+            .map(|(name, clip)| (name.as_str(), clip))
+    }
 }
 
 impl SparkyAtlas {
@@ -322,6 +388,16 @@ fn check_atlas_file(file: &AtlasFile) -> Result<(), AtlasLoadError> {
                 "is empty".into(),
             ));
         }
+        if let Some(bad) = sprite
+            .directions
+            .iter()
+            .find(|facing| facing_degrees(facing).is_none())
+        {
+            return Err(invalid(
+                format!("sprites[{name:?}].directions"),
+                format!("has {bad:?}; facings are n, ne, e, se, s, sw, w, nw"),
+            ));
+        }
         for (clip_name, clip) in &sprite.clips {
             let field = format!("sprites[{name:?}].clips[{clip_name:?}]");
             check_frames(format!("{field}.frames"), &clip.frames)?;
@@ -333,6 +409,18 @@ fn check_atlas_file(file: &AtlasFile) -> Result<(), AtlasLoadError> {
                     format!("{field}.fps"),
                     format!("is {}, expected a positive number", clip.fps),
                 ));
+            }
+            if !clip.direction.is_empty() {
+                let direction = &clip.direction;
+                if !sprite.directions.contains(direction) {
+                    return Err(invalid(
+                        format!("{field}.direction"),
+                        format!(
+                            "is {direction:?}, not one of the sprite's directions {:?}",
+                            sprite.directions
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -378,6 +466,8 @@ fn build_atlas(
                             frames: indices(&clip.frames),
                             fps: clip.fps,
                             looping: clip.looping,
+                            animation: (!clip.direction.is_empty()).then(|| clip.animation.clone()),
+                            direction: (!clip.direction.is_empty()).then(|| clip.direction.clone()),
                         },
                     )
                 })
@@ -387,6 +477,7 @@ fn build_atlas(
                 AtlasSprite {
                     size: UVec2::new(sprite.size.0, sprite.size.1),
                     frames: indices(&sprite.frames),
+                    directions: sprite.directions.clone(),
                     clips,
                 },
             )

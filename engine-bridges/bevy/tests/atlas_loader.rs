@@ -333,3 +333,77 @@ fn parse_refuses_what_the_format_forbids() {
         Err(AtlasLoadError::Ron(_))
     ));
 }
+
+/// The fixture's hero turned into a sprite with four facings: clips `walk_<facing>`
+/// carrying their animation and facing, as the exporter writes for `directions = 4`.
+fn directional_fixture() -> String {
+    let good = std::fs::read_to_string(fixture_dir().join("sprites/characters.atlas.ron")).unwrap();
+    let clips = "            clips: {\n                \"attack\": (frames: [0, 1], fps: 10.0, looping: false),\n                \"idle\": (frames: [2, 3, 4, 5, 6], fps: 8.0, looping: true),\n            },";
+    assert!(good.contains(clips), "fixture changed");
+    let directional = "            directions: [\"n\", \"e\", \"s\", \"w\"],\n            clips: {\n                \"walk_e\": (frames: [2, 3], fps: 8.0, looping: true, animation: \"walk\", direction: \"e\"),\n                \"walk_n\": (frames: [0, 1], fps: 8.0, looping: true, animation: \"walk\", direction: \"n\"),\n                \"walk_s\": (frames: [4], fps: 8.0, looping: true, animation: \"walk\", direction: \"s\"),\n                \"walk_w\": (frames: [5, 6], fps: 8.0, looping: true, animation: \"walk\", direction: \"w\"),\n            },";
+    good.replacen(clips, directional, 1)
+}
+
+#[test]
+fn directional_clips_load_with_their_facings() {
+    let file =
+        parse_atlas_file(directional_fixture().as_bytes()).expect("directional atlas parses");
+    let hero = &file.sprites["hero"];
+    assert_eq!(hero.directions, ["n", "e", "s", "w"]);
+    assert_eq!(hero.clips["walk_w"].direction, "w");
+    assert_eq!(hero.clips["walk_w"].animation, "walk");
+    // A sprite without directions has none, and its clips no facing.
+    assert!(file.sprites["torch"].directions.is_empty());
+
+    let mut app = headless_app(&fixture_dir());
+    let handle = load_atlas(&mut app, "sprites/characters.atlas.ron");
+    let atlases = app.world().resource::<Assets<SparkyAtlas>>();
+    let plain = atlases.get(&handle).unwrap();
+    assert!(plain.sprite("hero").unwrap().directions.is_empty());
+    assert_eq!(plain.sprite("hero").unwrap().facing_for(Vec2::X), None);
+
+    let temp = tempfile::tempdir().unwrap();
+    copy_tree(&fixture_dir(), temp.path());
+    std::fs::write(
+        temp.path().join("sprites/characters.atlas.ron"),
+        directional_fixture(),
+    )
+    .unwrap();
+    let mut app = headless_app(temp.path());
+    let handle = load_atlas(&mut app, "sprites/characters.atlas.ron");
+    let atlases = app.world().resource::<Assets<SparkyAtlas>>();
+    let hero = atlases.get(&handle).unwrap().sprite("hero").unwrap();
+    assert_eq!(hero.directions, ["n", "e", "s", "w"]);
+    assert_eq!(hero.facing_for(Vec2::new(1.0, 0.2)), Some("e"));
+    assert_eq!(hero.facing_for(Vec2::new(-0.1, -3.0)), Some("s"));
+    assert_eq!(hero.facing_for(Vec2::new(-1.0, 0.9)), Some("w"));
+    assert_eq!(hero.facing_for(Vec2::ZERO), None);
+    let (name, clip) = hero.facing_clip("walk", "n").unwrap();
+    assert_eq!(name, "walk_n");
+    assert_eq!(clip.frames.len(), 2);
+    assert!(hero.facing_clip("walk", "ne").is_none());
+}
+
+#[test]
+fn directional_fields_are_checked() {
+    let good = directional_fixture();
+    for (from, to, expected) in [
+        (
+            "direction: \"w\")",
+            "direction: \"q\")",
+            "not one of the sprite's directions",
+        ),
+        (
+            "[\"n\", \"e\", \"s\", \"w\"]",
+            "[\"n\", \"e\", \"s\", \"up\"]",
+            "facings are n, ne",
+        ),
+    ] {
+        let broken = good.replacen(from, to, 1);
+        assert_ne!(broken, good, "case {from:?} did not apply");
+        let text = parse_atlas_file(broken.as_bytes())
+            .expect_err(to)
+            .to_string();
+        assert!(text.contains(expected), "{to}: {text}");
+    }
+}
