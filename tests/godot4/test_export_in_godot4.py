@@ -190,7 +190,9 @@ def stress_build(tmp_path_factory) -> Path:
 
 def test_every_example_tres_loads_in_godot_46_and_matches_the_layout(godot_web, example_build):
     loaded = load_in_godot(godot_web, example_build / "godot-game", "sprites")
-    expected = expected_resources(example_build / "sparky.toml", example_build / "build/sprites/texturepacker", "sprites")
+    expected = expected_resources(
+        example_build / "sparky.toml", example_build / "build/sprites/texturepacker", "sprites"
+    )
     assert len(expected) == 22
     assert_matches(loaded, expected)
 
@@ -201,9 +203,9 @@ def test_multi_page_trimmed_multi_palette_export_loads_in_godot_46(godot_web, st
     assert len(pages) >= 3, f"the stress atlas must span several pages, got {sorted(pages)}"
     assert any(frame["margin"] != [0, 0, 0, 0] for frame in layout.values()), "some frames must be trimmed"
     spanning = {key.rsplit("/", 1)[0] for key in layout if "/" in key}
-    assert any(
-        len({layout[k]["atlas"] for k in layout if k.startswith(anim + "/")}) > 1 for anim in spanning
-    ), "an animation must span pages (one SpriteFrames referencing several page textures)"
+    assert any(len({layout[k]["atlas"] for k in layout if k.startswith(anim + "/")}) > 1 for anim in spanning), (
+        "an animation must span pages (one SpriteFrames referencing several page textures)"
+    )
 
     loaded = load_in_godot(godot_web, stress_build / "game", "sprites")
     assert_matches(loaded, expected_resources(stress_build / "sparky.toml", stress_build / "build/tp", "sprites"))
