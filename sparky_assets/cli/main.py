@@ -104,7 +104,8 @@ def build(
 
             manifest = builder.last_project.manifest
             outputs = {manifest.root / rel for rel in _ledger(manifest.root)}
-            written = write_site(manifest.out / REPORT_DIR, collect(manifest.root, summary), owned_outputs=outputs)
+            document = collect(manifest.root, summary)
+            written = write_site(manifest.out / REPORT_DIR, document, owned_outputs=outputs, root=manifest.root)
             obj.echo(f"report: {written[0]}")
 
 

@@ -29,6 +29,11 @@ the build produces tilesets (the page then draws a small random map from ``tiles
 ``review`` (a generated sprite's raw model image, pixelized cells, detected grid and
 its confidence) is ``None`` until the build keeps them. Invariant: the same files on
 disk give the same document, byte for byte once JSON-encoded.
+
+Everything read here is untrusted (a cloned project ships its own ``.sparky/``): paths
+from ``outputs.json``, the atlas descriptions and ``sparky.lock`` are read only when they
+resolve inside the project (:mod:`~sparky_assets.pipeline.safepath`), and only regular
+files of bounded size; anything else is left out of the page.
 """
 
 from __future__ import annotations
@@ -47,11 +52,14 @@ from PIL import Image
 
 from ..errors import Diagnostic, SparkyError
 from ..pipeline.fsutil import atomic_write
+from ..pipeline.safepath import is_inside, read_regular, record_path
 
 DOCUMENT_FORMAT = 1
 COLLECTIONS = ("atlases", "sprites", "palettes", "tilesets")
 STATE_DIR = ".sparky"
 SUMMARY_NAME = "last-build.json"
+MAX_FILE = 256 << 20
+"""Largest file the preview reads (a planted huge or endless file is skipped, not read)."""
 REVIEW_NOTE = (
     "the build does not keep a generated sprite's raw model image or its detected pixel grid yet: "
     "'before' shows the generated frames as stored in sparky-generated/ (for diffusion: after pixelize)"
@@ -109,9 +117,14 @@ def save_summary(root: Path, summary: dict[str, Any]) -> None:
     atomic_write(root / STATE_DIR / SUMMARY_NAME, json.dumps(summary, sort_keys=True).encode(), fsync=False)
 
 
+def _read(path: Path) -> bytes:
+    """A regular file of bounded size (``OSError``/``ValueError`` otherwise)."""
+    return read_regular(path, MAX_FILE)
+
+
 def load_summary(root: Path) -> dict[str, Any] | None:
     try:
-        summary = json.loads((root / STATE_DIR / SUMMARY_NAME).read_text())
+        summary = json.loads(_read(root / STATE_DIR / SUMMARY_NAME))
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) else None
@@ -160,19 +173,20 @@ def _load_manifest(root: Path):
 
 def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
     """The ``sheets`` target's atlas descriptions the last build wrote, per the ledger."""
+    ledger = root / STATE_DIR / "outputs.json"
     try:
-        record = json.loads((root / STATE_DIR / "outputs.json").read_text())
+        record = json.loads(_read(ledger))
     except (OSError, ValueError):
         return []
     found = []
-    for rel, meta in sorted(record.items()):
+    for rel, meta in sorted(record.items()) if isinstance(record, dict) else ():
         if not isinstance(meta, dict) or meta.get("target") != "sheets" or meta.get("kind") != "metadata":
             continue
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root.resolve()):
+        path = record_path(root, rel, file=str(ledger))
+        if path is None:
             continue
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(_read(path))
         except (OSError, ValueError):
             continue
         if isinstance(doc, dict) and doc.get("format") == 1 and "atlas" in doc:
@@ -184,10 +198,21 @@ def _frame_key(frame: dict) -> str:
     return frame["sprite"] if frame["animation"] is None else f"{frame['sprite']}/{frame['animation']}/{frame['frame']}"
 
 
+def _page_path(description: Path, page: dict) -> Path:
+    """A page PNG named by an atlas description: a file next to it, nowhere else."""
+    name = page["image"]
+    if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise ValueError(f"page image {name!r} is not a file name")
+    path = description.parent / name
+    if not is_inside(description.parent, path):
+        raise ValueError(f"page image {name!r} leads out of its folder")
+    return path
+
+
 def _atlas_entry(path: Path, doc: dict) -> tuple[dict, list[np.ndarray]]:
     pages, pixels = [], []
     for p, page in enumerate(doc["pages"]):
-        data = (path.parent / page["image"]).read_bytes()
+        data = _read(_page_path(path, page))
         pixels.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")))
         regions: dict[tuple, dict] = {}
         for f in doc["frames"]:
@@ -228,22 +253,27 @@ def _locked_frames(doc: dict, pages: list[np.ndarray], sprite: str) -> list[tupl
 def _before(root: Path, name: str, spec, lock: dict) -> dict | None:
     """The sprite before palette lock: its stored generated frames, or its source image."""
     entry = lock.get(name)
+    candidates = []
     if isinstance(entry, dict) and isinstance(entry.get("file"), str):
-        path = (root / entry["file"]).resolve()
-        if path.is_relative_to((root / "sparky-generated").resolve()) and path.is_file():
-            return {"source": "store", "file": entry["file"], "image": png_uri(path.read_bytes())}
+        candidates.append(("store", entry["file"], root / "sparky-generated"))
     source = spec.options.get("source") if spec is not None else None
     if isinstance(source, str):
-        path = (root / source).resolve()
-        if path.is_relative_to(root.resolve()) and path.is_file():
-            return {"source": "source", "file": source, "image": png_uri(path.read_bytes())}
+        candidates.append(("source", source, root))
+    for kind, rel, inside in candidates:
+        path = root / rel
+        if not is_inside(inside, path):
+            continue
+        try:
+            return {"source": kind, "file": rel, "image": png_uri(_read(path))}
+        except (OSError, ValueError):
+            continue
     return None
 
 
 def _read_lock(root: Path) -> dict:
     try:
-        data = tomllib.loads((root / "sparky.lock").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = tomllib.loads(_read(root / "sparky.lock").decode("utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and TOMLDecodeError are ValueErrors
         return {}
     sprites = data.get("sprite")
     return sprites if isinstance(sprites, dict) else {}
@@ -291,9 +321,9 @@ def _packed_sprites(doc: dict, pages: list[np.ndarray]) -> list[dict[str, Any]]:
 def _atlas(path: Path, doc: dict, cache: dict[str, tuple] | None, seen: dict[str, tuple]) -> tuple[dict, list[dict]]:
     """The atlas entry and its sprites' packed parts, reused from ``cache`` while the
     atlas's description and page files are byte-identical (``watch`` rebuilds)."""
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256(_read(path))
     for page in doc["pages"]:
-        digest.update((path.parent / page["image"]).read_bytes())
+        digest.update(_read(_page_path(path, page)))
     key = digest.hexdigest()
     if cache is not None and key in cache:
         seen[key] = cache[key]
@@ -326,7 +356,7 @@ def collect(root: Path, summary: dict[str, Any] | None = None, cache: dict[str, 
     for path, doc in sheets:
         try:
             atlas, packed = _atlas(path, doc, cache, seen)
-        except (OSError, KeyError, ValueError, IndexError):  # a half-removed output: skip it
+        except (OSError, KeyError, ValueError, IndexError, TypeError):  # half-removed or planted: skip it
             continue
         atlases.append(atlas)
         for part in packed:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import Diagnostic, InvalidInput
 from ..pipeline.fsutil import atomic_write
+from ..pipeline.safepath import output_path
 
 PAGE_FILES = ("index.html", "preview.js", "preview.css")
 DATA_FILE = "data.js"
@@ -42,9 +43,12 @@ def data_script(document: dict[str, Any]) -> bytes:
     return b"window.SPARKY_PREVIEW = " + json.dumps(document, sort_keys=True).encode() + b";\n"
 
 
-def write_report(folder: Path, document: dict[str, Any], *, owned_outputs: set[Path] = frozenset()) -> list[Path]:
+def write_report(
+    folder: Path, document: dict[str, Any], *, owned_outputs: set[Path] = frozenset(), root: Path | None = None
+) -> list[Path]:
     """Write the static report into ``folder``; returns the files written. Refuses a
-    folder that holds a build output (``owned_outputs``): the report must not clobber one."""
+    folder that holds a build output (``owned_outputs``): the report must not clobber one;
+    with the project ``root``, also a folder that symlinks out of it."""
     folder = Path(folder)
     clash = sorted(p for p in owned_outputs if p == folder or folder in p.parents)
     if clash:
@@ -55,10 +59,11 @@ def write_report(folder: Path, document: dict[str, Any], *, owned_outputs: set[P
                 hint="point that export somewhere else; the report is written to <project.out>/report",
             )
         )
+    files = {name: page_file(name) for name in PAGE_FILES}
+    files[DATA_FILE] = data_script(document)
     written = []
-    for name in PAGE_FILES:
-        atomic_write(folder / name, page_file(name), fsync=False)
-        written.append(folder / name)
-    atomic_write(folder / DATA_FILE, data_script(document), fsync=False)
-    written.append(folder / DATA_FILE)
+    for name, data in files.items():
+        path = output_path(root, folder / name, what="report file") if root is not None else folder / name
+        atomic_write(path, data, fsync=False)
+        written.append(path)
     return written

@@ -120,6 +120,29 @@ def test_preview_of_a_broken_manifest_shows_its_errors_with_file_and_line(built)
     assert error["href"] == manifest.resolve().as_uri() and "endesga-32" in error["message"]
 
 
+def test_planted_paths_never_put_outside_files_on_the_page(built, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG secret bytes")
+    sheets = built / "build" / "sprites" / "sheets"
+    world = json.loads((sheets / "world.json").read_text())
+    world["pages"][0]["image"] = "../../../../secret.png"
+    (sheets / "world.json").write_text(json.dumps(world))
+    (sheets / "boss_0.png").unlink()
+    (sheets / "boss_0.png").symlink_to(secret)
+    lock = built / "sparky.lock"
+    lock.write_text(re.sub(r'file = "sparky-generated/hero\.\w+\.png"', 'file = "../secret.png"', lock.read_text()))
+    assert 'file = "../secret.png"' in lock.read_text() and (built / "../secret.png").exists()
+    ledger = built / ".sparky" / "outputs.json"
+    record = json.loads(ledger.read_text())
+    record["../secret.json"] = {"target": "sheets", "kind": "metadata"}
+    ledger.write_text(json.dumps(record))
+
+    doc = collect(built)
+    assert [a["name"] for a in doc["atlases"]] == ["characters"]
+    assert next(s for s in doc["sprites"] if s["name"] == "hero")["before"] is None
+    assert base64.b64encode(secret.read_bytes()).decode() not in json.dumps(doc)
+
+
 def test_report_is_the_shipped_page_plus_its_data(built):
     folder = built / "build" / "sprites" / "report"
     assert sorted(p.name for p in folder.iterdir()) == sorted([*PAGE_FILES, "data.js"])
