@@ -67,6 +67,7 @@ def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
     is_flag=True,
     help="Also write the preview page as static files to <project.out>/report/ (open index.html from disk).",
 )
+@click.option("--fast-png", is_flag=True, help="Encode PNGs quickly (a few % larger) instead of as small as possible.")
 @click.pass_obj
 def build(
     obj: _Ctx,
@@ -77,6 +78,7 @@ def build(
     only: tuple[str, ...],
     regenerate: tuple[str, ...],
     write_report: bool,
+    fast_png: bool,
 ) -> None:
     """Build the project at PATH (a sparky.toml or a folder holding one)."""
     from ..pipeline.engine import Builder, BuildOptions
@@ -85,7 +87,9 @@ def build(
     builder = Builder(path, on_progress=progress)
     try:
         report = builder.build(
-            BuildOptions(frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate)
+            BuildOptions(
+                frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate, fast_png=fast_png
+            )
         )
     finally:
         if progress:
@@ -211,6 +215,12 @@ def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
 @click.option(
     "--preview-port", default=None, type=int, help="Port of the preview page (implies --preview; default 8765)."
 )
+@click.option(
+    "--fast-png/--small-png",
+    default=True,
+    show_default=True,
+    help="Encode PNGs quickly (edit-time latency) or as small as possible (what `build` does).",
+)
 @click.pass_obj
 def watch(
     obj: _Ctx,
@@ -220,6 +230,7 @@ def watch(
     debounce_ms: int,
     with_preview: bool,
     preview_port: int | None,
+    fast_png: bool,
 ) -> None:
     """Build, then rebuild on every change and publish hot-reload messages.
 
@@ -244,6 +255,7 @@ def watch(
             debounce_s=debounce_ms / 1000,
             echo=obj.echo,
             on_build=server.on_build if server else None,
+            fast_png=fast_png,
         )
     finally:
         if server is not None:

@@ -8,20 +8,15 @@ engine writes what they return, atomically, and only where bytes changed.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
-from PIL import Image
-
 from ..manifest.schema import ExportSpec, Manifest
 from ..pack.atlas import PackedAtlas
-
-PNG_VERSION = 1
-"""Bump when :func:`encode_png` changes its bytes (it is part of every export key)."""
+from .png import PNG_VERSION as PNG_VERSION  # the PNG writer lives in export.png; re-exported
+from .png import encode_png as encode_png
 
 
 @dataclass(frozen=True)
@@ -58,45 +53,6 @@ def directional_clips(context: ExportContext, sprite: str) -> tuple[tuple[str, .
         return (), {}
     clips = {a.name: (a.base, a.direction) for a in spec.animations if a.direction}
     return tuple(dict.fromkeys(d for _, d in clips.values())), clips
-
-
-def encode_png(rgba: np.ndarray, candidates: np.ndarray | None = None) -> bytes:
-    """Deterministic PNG bytes: indexed (with a transparent entry) when the image has
-    at most 256 colours, else RGBA. No timestamps or text chunks.
-
-    ``candidates`` (sorted uint32 RGBA values that may occur, e.g. the atlas's palettes
-    plus transparent) replaces a full sort of the pixels by a binary search; pixels not
-    among them fall back to the general path, so the bytes never depend on it."""
-    h, w = rgba.shape[:2]
-    flat = rgba.reshape(-1, 4)
-    packed = (
-        (flat[:, 0].astype(np.uint32) << 24)
-        | (flat[:, 1].astype(np.uint32) << 16)
-        | (flat[:, 2].astype(np.uint32) << 8)
-        | flat[:, 3]
-    )
-    packed[flat[:, 3] == 0] = 0
-    colors = inverse = None
-    if candidates is not None and 0 < len(candidates):
-        pos = np.minimum(np.searchsorted(candidates, packed), len(candidates) - 1)
-        if np.array_equal(candidates[pos], packed):
-            used = np.bincount(pos, minlength=len(candidates)) > 0
-            colors = candidates[used]
-            remap = np.cumsum(used) - 1
-            inverse = remap[pos]
-    if colors is None:
-        colors, inverse = np.unique(packed, return_inverse=True)
-    buf = io.BytesIO()
-    if len(colors) <= 256:
-        im = Image.fromarray(inverse.reshape(h, w).astype(np.uint8), "P")
-        pal = np.zeros((len(colors), 3), dtype=np.uint8)
-        pal[:, 0], pal[:, 1], pal[:, 2] = (colors >> 24) & 255, (colors >> 16) & 255, (colors >> 8) & 255
-        im.putpalette(pal.tobytes())
-        alpha = bytes(int(a) for a in (colors & 255))
-        im.save(buf, format="PNG", transparency=alpha)
-    else:
-        Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def dump_json(value: Any) -> bytes:

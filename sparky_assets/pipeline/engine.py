@@ -68,6 +68,8 @@ class BuildOptions:
     only: tuple[str, ...] = ()
     regenerate: tuple[str, ...] = ()
     """Sprites to generate again even though their lock entry is current."""
+    fast_png: bool = False
+    """Encode pages quickly (a little larger) instead of as small as possible (``--fast-png``)."""
 
 
 @dataclass
@@ -636,7 +638,7 @@ class _Build:
             {
                 "stage": "export",
                 "engine": ENGINE_VERSION,
-                "png": PNG_VERSION,
+                "png": [PNG_VERSION, "fast" if self.options.fast_png else "small"],
                 "pack": self.pack_keys[atlas.name],
                 "target": target.target,
                 "root": rel_root,
@@ -855,7 +857,9 @@ class _Build:
             candidates = np.array(
                 sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32
             )
-            self._pages_png[atlas.name] = tuple(encode_png(p, candidates) for p in packed.pages)
+            self._pages_png[atlas.name] = tuple(
+                encode_png(p, candidates, fast=self.options.fast_png) for p in packed.pages
+            )
         ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
         impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
         files = impl.export(packed, ctx)

@@ -33,6 +33,7 @@ import tomli_w
 from PIL import Image
 
 from ..errors import Diagnostic, InvalidInput
+from ..export.png import encode_png
 from . import safepath
 from .outputs import PlannedWrite
 from .safepath import LOCK_NAME, STORE_DIR
@@ -233,9 +234,7 @@ class GeneratedStore:
     ) -> None:
         h, w = frames[0].shape[:2]
         strip = np.concatenate(frames, axis=1)
-        buf = io.BytesIO()
-        Image.fromarray(strip, "RGBA").save(buf, format="PNG", optimize=False)
-        data = buf.getvalue()
+        data = encode_png(strip, clear_hidden=False)  # exact pixels; bytes the same on every machine
         rel = f"{STORE_DIR}/{sprite}.{key[:12]}.png"
         self.pending[rel] = data
         self.entries[sprite] = LockEntry(

@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import Diagnostic, SparkyError
+from ..export.png import encode_png as export_png
 from ..pipeline.fsutil import atomic_write
 from ..pipeline.safepath import is_inside, read_regular, record_path
 
@@ -138,9 +139,8 @@ def png_uri(data: bytes) -> str:
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), "RGBA").save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
+    """The package's PNG writer (same bytes on every machine), quick mode, exact pixels."""
+    return export_png(pixels, fast=True, clear_hidden=False)
 
 
 def _hashed(entry: dict[str, Any]) -> dict[str, Any]:

@@ -151,9 +151,11 @@ class WatchSession:
         on_files: Callable[[set[Path]], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         on_build: Callable[[BuildReport | None, list[Diagnostic]], None] | None = None,
+        fast_png: bool = True,
     ):
         """``on_build`` is told every finished build after its messages are out: the
-        report, or ``None`` and the diagnostics of a failed build (the preview page)."""
+        report, or ``None`` and the diagnostics of a failed build (the preview page).
+        ``fast_png``: encode pages quickly (edit-time latency over bytes; the default)."""
         self.manifest_path = manifest_path
         self.root = manifest_path.parent
         self.publisher = publisher
@@ -163,6 +165,7 @@ class WatchSession:
         self.on_files = on_files or (lambda files: None)
         self.on_build = on_build or (lambda report, errors: None)
         self.clock = clock
+        self.fast_png = fast_png
         # not durable: a dev loop trades power-loss durability (fsync) for latency;
         # outputs are still switched over atomically and survive a crash or kill
         self.builder = Builder(manifest_path, durable=False, defer_prune=True)
@@ -205,7 +208,7 @@ class WatchSession:
         self.publisher.build_started(build, trigger)
         report, errors = None, []
         try:
-            report = self.builder.build(BuildOptions())
+            report = self.builder.build(BuildOptions(fast_png=self.fast_png))
         except SparkyError as error:
             errors = error.diagnostics
         except Exception as error:  # noqa: BLE001 - the watcher must survive any build bug
@@ -286,6 +289,7 @@ def run_watch(
     debounce_s: float = 0.05,
     echo: Callable[..., None] = print,
     on_build: Callable[[BuildReport | None, list[Diagnostic]], None] | None = None,
+    fast_png: bool = True,
 ) -> None:
     """The CLI entry: publisher + real file watcher + session, until Ctrl-C. The whole
     manifest is validated (the normal loader) before anything binds: an invalid one is
@@ -305,6 +309,7 @@ def run_watch(
         echo=echo,
         on_files=watcher.set_files,
         on_build=on_build,
+        fast_png=fast_png,
     )
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
 

@@ -160,7 +160,9 @@ def test_static_report_atlases_hover_and_animation_timing(tmp_path, browser_cont
     zoom = int(page.evaluate("document.querySelector('[data-player=\"hero/walk\"] canvas').width")) // 16
     frame = next(f for f in doc["sprites"] if f["name"] == "hero")["animations"][1]["frames"][4]
     hero = next(s for s in doc["sprites"] if s["name"] == "hero")
-    strip = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(hero["locked"].split(",")[1]))))
+    strip = np.asarray(
+        Image.open(io.BytesIO(__import__("base64").b64decode(hero["locked"].split(",")[1]))).convert("RGBA")
+    )
     assert_same_opaque_pixels(shot(canvas), strip[:, frame * 16 : (frame + 1) * 16], zoom)
     # stepping pauses and moves one frame; onion skin draws the previous frame underneath
     player.locator('button[title="next frame"]').click()
