@@ -100,7 +100,10 @@ class PreviewServer:
             self.httpd = _Server((host, port), self)
         except OSError as exc:
             raise InvalidInput(
-                Diagnostic(f"cannot serve the preview on {host}:{port}: {exc.strerror}", hint="pick another --port")
+                Diagnostic(
+                    f"cannot serve the preview on {host}:{port}: {exc.strerror}",
+                    hint="pick another port (preview --port, watch --preview-port)",
+                )
             ) from None
         self.host, self.port = host, self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
