@@ -322,6 +322,46 @@ def listen(endpoint: str, json_lines: bool) -> None:
         raise SystemExit(code)
 
 
+class _ListByDefault(click.Group):
+    """``models [PATH]`` lists; ``models fetch ...`` runs the subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_ListByDefault)
+def models() -> None:
+    """The models and LoRAs the manifest uses: `models [PATH] [--json]` lists them (path,
+    architecture, size, fingerprint, present or missing, what --frozen needs);
+    `models fetch [PATH] [--only NAME]` downloads missing hub models (the only command
+    that uses the network)."""
+
+
+@models.command("list")
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+def models_list(path: Path, as_json: bool) -> None:
+    """List every model file the manifest at PATH uses (reads headers only)."""
+    import json
+
+    from ..pipeline.models import inventory
+
+    found = inventory(path)
+    click.echo(json.dumps(found.to_json(), indent=2) if as_json else found.text())
+
+
+@models.command("fetch")
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option("--only", metavar="NAME", default=None, help="Fetch only this model (its reference in the manifest).")
+def models_fetch(path: Path, only: str | None) -> None:
+    """Download the manifest's missing hub models into the project's models/ folder."""
+    from ..pipeline.models import fetch
+
+    fetch(path, only=only, echo=click.echo)
+
+
 def _progress_bar():
     class Bar:
         def __init__(self):

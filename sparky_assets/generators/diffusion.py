@@ -471,6 +471,10 @@ def resolve_model(reference: str, root: Path) -> Path:
         return candidate
     looked = [str(candidate)]
     if _looks_like_hub_id(reference):
+        fetched = Path(root) / "models" / reference  # where `sparky-assets models fetch` puts it
+        if (fetched / "model_index.json").is_file():
+            return fetched
+        looked.append(str(fetched))
         cache = _hub_cache_dir()
         looked.append(f"the Hugging Face cache ({cache})")
         try:

@@ -221,3 +221,107 @@ def test_watch_inputs_include_the_checkpoint_and_its_configs(checkpoint_models):
     with pytest.raises(Exception, match="does not match"):
         generator.cache_key(GenerationRequest(**{**request.__dict__, "settings": other}))
     assert len(key) == 64
+
+
+# --------------------------------------------------------------------------- `models`
+
+
+def models_command(capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["models", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+SINGLE_FILE = (
+    'model = "models/tiny-sd.safetensors"\nmodel_config = "models/tiny-sd-config"\n'
+    'lora = [{ path = "loras/pixel-kohya.safetensors", weight = 0.5 }]'
+)
+
+
+def test_models_lists_present_files_with_the_builds_fingerprint(checkpoint_models, tmp_path, capsys):
+    import json
+
+    from sparky_assets.generators.base import FrameSpec, GenerationRequest
+    from sparky_assets.generators.diffusion import DiffusionGenerator, file_sha256
+
+    root = project(checkpoint_models, tmp_path, "listed", SINGLE_FILE)
+    code, out, err = models_command(capsys, str(root), "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    model, config, lora = listing["files"]
+    assert (model["role"], model["present"], model["kind"]) == ("model", True, "single-file checkpoint")
+    assert model["architecture"] == "SD 1.5 layout, configs from models/tiny-sd-config"
+    checkpoint = checkpoint_models / "models" / "tiny-sd.safetensors"
+    assert model["size"] == checkpoint.stat().st_size and model["line"] == 7
+    request = GenerationRequest(
+        "hero",
+        16,
+        16,
+        (FrameSpec("", 0),),
+        1,
+        root,
+        "knight",
+        settings={"model": "models/tiny-sd.safetensors", "model_config": "models/tiny-sd-config"},
+    )
+    assert model["fingerprint"] == DiffusionGenerator().cache_key(request)["model"]["fingerprint"]
+    assert (config["role"], config["present"], config["kind"]) == ("model_config", True, "config folder")
+    assert lora["kind"] == "LoRA (kohya layout, weight 0.5)" and lora["architecture"] == "for cross-attention width 32"
+    assert lora["fingerprint"] == file_sha256(checkpoint_models / "loras" / "pixel-kohya.safetensors")
+    assert listing["frozen"] == {
+        "needs_model_files": True,
+        "summary": listing["frozen"]["summary"],
+        "diffusion_sprites": ["hero"],
+        "stale": {"hero": "not in sparky.lock (new sprite)"},
+    }
+    code, text, _ = models_command(capsys, str(root))
+    assert code == 0 and "present; single-file checkpoint; SD 1.5 layout" in text
+    assert "frozen build needs: 1 of 1 diffusion sprites are not locked" in text
+
+
+def test_models_after_a_build_says_frozen_needs_nothing_even_without_the_files(
+    checkpoint_models, tmp_path, capsys, no_network
+):
+    import json
+
+    root = project(checkpoint_models, tmp_path, "locked", SINGLE_FILE)
+    assert build(root, capsys)[0] == 0
+    ci = tmp_path / "ci"
+    shutil.copytree(root, ci, symlinks=True, ignore=shutil.ignore_patterns(".sparky", "build", "models", "loras"))
+    code, out, err = models_command(capsys, str(ci), "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    assert [(f["role"], f["present"]) for f in listing["files"]] == [
+        ("model", False),
+        ("model_config", False),
+        ("lora[0]", False),
+    ]
+    assert listing["files"][0]["problem"].startswith("model 'models/tiny-sd.safetensors' not found")
+    assert listing["frozen"]["needs_model_files"] is False and listing["frozen"]["stale"] == {}
+    code, text, _ = models_command(capsys, str(ci))
+    assert "missing" in text and "frozen build needs: nothing — all 1 diffusion sprites are locked" in text
+    assert main(["-q", "build", "--frozen", str(ci)]) == 0
+    assert atlas(ci) == atlas(root)
+
+
+def test_models_fetch_says_it_uses_the_network_and_refuses_offline(checkpoint_models, tmp_path, capsys, no_network):
+    root = project(
+        checkpoint_models, tmp_path, "hub", 'model = "nobody/pixel-model"\nlora = ["loras/absent.safetensors"]'
+    )
+    code, out, err = models_command(capsys, "fetch", str(root))
+    assert code == 1
+    assert "models fetch uses the network: downloading nobody/pixel-model from huggingface.co" in out
+    assert "HF_HUB_OFFLINE is set" in err and not (root / "models" / "nobody").exists()
+    code, _, err = models_command(capsys, "fetch", str(root), "--only", "loras/absent.safetensors")
+    assert code == 2 and "not a hub model id" in err and "generator.diffusion.lora[0]" in err
+    code, _, err = models_command(capsys, "fetch", str(root), "--only", "nobody/pixel-modle")
+    assert code == 2 and "no model named 'nobody/pixel-modle'" in err and "did you mean 'nobody/pixel-model'?" in err
+    present = project(checkpoint_models, tmp_path, "present", 'model = "models/tiny-sd"')
+    code, out, _ = models_command(capsys, "fetch", str(present))
+    assert code == 0 and out.strip() == "nothing to fetch: every model is present"
+    # A fetched model lands where the build looks before the Hugging Face cache.
+    (root / "models").unlink()
+    (root / "models" / "nobody").mkdir(parents=True)
+    shutil.copytree(checkpoint_models / "models" / "tiny-sd", root / "models" / "nobody" / "pixel-model")
+    code, out, _ = models_command(capsys, str(root), "--json")
+    assert '"kind": "diffusers folder"' in out and '"present": true' in out
