@@ -104,7 +104,9 @@ class Inventory:
             status = "present" if f.present else ("invalid" if f.path else "missing")
             size = f"{f.size / 1e6:,.1f} MB" if f.size is not None else "-"
             lines.append(f"  {f.role:<12} {f.reference}")
-            details = [status] + ([f.kind] if f.kind != "missing" else []) + ([f.architecture] if f.architecture else [])
+            details = (
+                [status] + ([f.kind] if f.kind != "missing" else []) + ([f.architecture] if f.architecture else [])
+            )
             lines.append("      " + "; ".join(details + [size]))
             if f.path and f.path != f.reference:
                 lines.append(f"      at {f.path}")
