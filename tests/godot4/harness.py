@@ -123,7 +123,14 @@ class GodotWebRun:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(text[len("SPARKY ") :]) for stream, text in self.lines if text.startswith("SPARKY ")]
+        records = []
+        for _stream, text in self.lines:
+            if text.startswith("SPARKY "):
+                try:
+                    records.append(json.loads(text[len("SPARKY ") :]))
+                except json.JSONDecodeError as error:
+                    raise AssertionError(f"Godot printed a result that is not JSON ({error}): {text[:500]}") from None
+        return records
 
     @property
     def errors(self) -> list[str]:
