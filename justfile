@@ -40,3 +40,7 @@ docs:
 # the Bevy bridge's own checks
 bevy:
     cd engine-bridges/bevy && cargo fmt --check && cargo clippy --all-targets -- -D warnings && cargo test
+
+# copy the Godot addon into the starter template and the example game (after editing it)
+sync-addon:
+    python engine-bridges/godot/sync_addon_copies.py

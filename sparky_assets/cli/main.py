@@ -173,18 +173,43 @@ def clean(obj: _Ctx, path: Path) -> None:
     type=click.Choice(["bevy", "godot", "generic"]),
     default="generic",
     show_default=True,
-    help="Which engine the starter project exports for.",
+    help="Which engine the starter project is for.",
 )
 @click.option("--name", default=None, help="Project name (default: the folder's name).")
+@click.option(
+    "--bevy-sparky",
+    "bevy_sparky",
+    default=None,
+    metavar="PATH|VERSION",
+    help="bevy_sparky dependency of a Bevy starter: the crate's folder or a version "
+    "(default: this checkout's engine-bridges/bevy, else the released version).",
+)
 @click.pass_obj
-def init(obj: _Ctx, directory: Path, engine: str, name: str | None) -> None:
-    """Write a starter project (sparky.toml + a palette) into DIRECTORY."""
-    from ..templates import write_template
+def init(obj: _Ctx, directory: Path, engine: str, name: str | None, bevy_sparky: str | None) -> None:
+    """Create a starter project in DIRECTORY that builds and runs as it is.
 
-    written = write_template(directory, engine, name)
-    for p in written:
-        obj.echo(f"  created {p}")
+    godot: sparky.toml, project.godot (pixel-art settings), the sparky_bridge addon
+    (enabled, with its autoload) and a main scene playing the hero's walk clip.
+    bevy: sparky.toml, a Cargo project depending on bevy_sparky whose main.rs plays the
+    clip. generic: sparky.toml with TexturePacker and Aseprite exports. In an existing
+    project only missing files and settings are added; nothing is overwritten.
+    """
+    from ..templates import init_project
+
+    report = init_project(directory, engine, name, bevy_sparky)
+    for path in report.created:
+        obj.echo(f"  created {path}")
+    for setting in report.added_settings:
+        obj.echo(f"  added   project.godot {setting}")
+    for what, why in report.skipped:
+        obj.echo(f"  skipped {what} ({why})")
+    for note in report.notes:
+        obj.echo(f"  note: {note}")
     obj.echo(f"next: sparky-assets build {directory}")
+    if engine == "godot":
+        obj.echo(f"then: open {directory}/project.godot in Godot 4 (or `godot --path {directory}`)")
+    elif engine == "bevy":
+        obj.echo(f"then: cd {directory} && cargo run")
 
 
 @cli.command()

@@ -206,7 +206,9 @@ def test_init_templates_build_as_written(tmp_path):
         d = tmp_path / engine
         assert main(["-q", "init", str(d), "--engine", engine]) == 0
         assert main(["-q", "build", str(d)]) == 0
-        assert main(["-q", "init", str(d)]) == 2  # never overwrites
+        before = snapshot(d, skip=())
+        assert main(["-q", "init", str(d), "--engine", engine]) == 0  # adds nothing, overwrites nothing
+        assert snapshot(d, skip=()) == before
     assert list((tmp_path / "godot" / "sprites").glob("*.tres"))
     assert list((tmp_path / "bevy" / "assets" / "sprites").glob("*.atlas.ron"))
     assert list((tmp_path / "generic" / "build/sprites/aseprite").glob("*.json"))
