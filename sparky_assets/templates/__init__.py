@@ -148,9 +148,7 @@ def _template_files(engine: str) -> list[tuple[str, Path]]:
     )
 
 
-def init_project(
-    directory: Path, engine: str, name: str | None = None, bevy_sparky: str | None = None
-) -> InitReport:
+def init_project(directory: Path, engine: str, name: str | None = None, bevy_sparky: str | None = None) -> InitReport:
     """Copy the ``engine`` starter into ``directory``, adding only what is missing."""
     if engine not in ENGINES:
         raise InvalidInput(Diagnostic("unknown engine", key="--engine", expected=" | ".join(ENGINES), found=engine))

@@ -96,8 +96,7 @@ def test_init_completes_an_existing_godot_project(tmp_path, capsys):
     assert "textures/canvas_textures/default_texture_filter=1" in project
     assert "default_texture_filter (already set to 1)" in out
     assert (
-        'enabled=PackedStringArray("res://addons/other/plugin.cfg", "res://addons/sparky_bridge/plugin.cfg")'
-        in project
+        'enabled=PackedStringArray("res://addons/other/plugin.cfg", "res://addons/sparky_bridge/plugin.cfg")' in project
     )
     assert '[autoload]\n\nSparkyBridge="*res://addons/sparky_bridge/runtime.gd"' in project
     assert "2d/snap/snap_2d_transforms_to_pixel=true" in project
