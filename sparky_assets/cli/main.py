@@ -387,6 +387,33 @@ def models_fetch(path: Path, only: str | None) -> None:
     fetch(path, only=only, echo=click.echo)
 
 
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option(
+    "--size", nargs=2, type=click.IntRange(min=1), metavar="W H", help="Sprite size in cells (fits exactly that grid)."
+)
+@click.option(
+    "--palette", "palette_name", metavar="P", help="Built-in palette name or .hex/.gpl/.pal/.png file to lock to."
+)
+@click.option("--background", default="auto", show_default=True, help='"auto", "none" or a key colour "#rrggbb".')
+@click.option("--tolerance", default=40, show_default=True, type=click.IntRange(0, 255), help="Background tolerance.")
+@click.pass_obj
+def pixelize(
+    obj: _Ctx,
+    source: Path,
+    output: Path,
+    size: tuple[int, int] | None,
+    palette_name: str | None,
+    background: str,
+    tolerance: int,
+) -> None:
+    """Turn one high-resolution "fake pixel art" image into real pixel art (one pixel per cell)."""
+    from .pixelize_cmd import run_pixelize
+
+    obj.echo(run_pixelize(source, output, size or None, palette_name, background, tolerance))
+
+
 def _progress_bar():
     class Bar:
         def __init__(self):

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BuildFailed, Diagnostic, InvalidInput, suggest
-from ..process.pixelize import Grid, parse_colour, pixelize
+from ..process.pixelize import PIXELIZE_VERSION, Grid, parse_colour, pixelize_result
 from . import motion
 from .base import FrameSpec, GenerationRequest
 from .conditioning import CONDITIONING_KINDS
@@ -871,6 +871,7 @@ class DiffusionGenerator:
         key = {
             "generator": self.name,
             "version": GENERATOR_VERSION,
+            "pixelize_version": PIXELIZE_VERSION,
             "model": {"fingerprint": model_identity(settings, request.root, folder)},
             "lora": [{"sha256": file_sha256(request.root / l.path), "weight": l.weight} for l in settings.lora],
             "settings": settings.as_key(),
@@ -889,6 +890,7 @@ class DiffusionGenerator:
         torch = _import_torch()
         started = time.perf_counter()
         stats = {"load_s": 0.0, "generate_s": 0.0, "pixelize_s": 0.0, "images": 0, "batches": 0}
+        grids: list[str] = []
         results: list[list[np.ndarray] | None] = [None] * len(requests)
         # Requests with identical pipeline settings share batches.
         groups: dict[str, list[int]] = {}
@@ -934,8 +936,8 @@ class DiffusionGenerator:
                 request, options = requests[i], parsed[i][1]
                 pix = options["pixelize"]
                 grid = Grid(pix.grid[0], pix.grid[1], 0, 0, 1.0) if pix.grid else None
-                results[i] = [
-                    pixelize(
+                done = [
+                    pixelize_result(
                         image,
                         grid=grid,
                         target_size=(request.width, request.height),
@@ -944,9 +946,15 @@ class DiffusionGenerator:
                     )
                     for image in images[local]
                 ]
+                results[i] = [d.image for d in done]
+                # The build report shows the grid each sprite used (its least sure frame).
+                weakest = min(done, key=lambda d: d.grid.confidence)
+                grids.append(f"{request.sprite} {weakest.summary()}")
             stats["pixelize_s"] += time.perf_counter() - pixelize_started
             stats["device"], stats["dtype"] = loaded.device, loaded.dtype_name
         stats["total_s"] = time.perf_counter() - started
+        if grids:
+            stats["grid"] = "; ".join(grids)
         self.last_stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
         return [r if r is not None else [] for r in results]
 

@@ -1,28 +1,47 @@
 """Pixelize: turn "fake pixel art" (a high-resolution image that *looks* like pixel
-art — blurred, noisy, JPEG-damaged, at an unknown scale and offset) into real pixel
-art at sprite resolution.
+art — upscaled by any factor, fractional or drifting, blurred, noised, JPEG-damaged,
+bicubic-smoothed the way diffusion models render it) into real one-pixel-per-cell art.
 
-Three pure steps, numpy only:
+Four pure steps, numpy only:
 
-1. :func:`detect_grid` finds the pixel grid's period and phase per axis from the
-   colour-change profile (per-column / per-row sum of absolute neighbour
-   differences). Each candidate period ``P`` in ``2..64`` is scored with every phase
-   at once (a ``bincount`` of the profile by ``position mod P``); the score is the
-   contrast between grid-line positions and the rest, weighted by ``sqrt`` of the
-   number of grid lines (so a long period cannot win by fitting a few strong edges),
-   then the winner is checked against its divisors and multiples (the usual
-   octave errors of period detection).
-2. :func:`collapse_cells` takes each cell's dominant colour: the mode of the
-   cell's central half after coarse (5-bit) quantisation, reported as the mean of the
-   pixels in the winning bin — or the per-channel median (``method="median"``).
-3. Background → alpha 0 (``"auto"``: flood fill from the corners of the collapsed
-   image with the corners' colour, within ``tolerance``; a key colour; or none), then
-   the result is fitted to ``target_size`` (crop to full cells around the content,
-   pad by centring, or — when the content is larger than the target — resample the
-   cell grid by nearest cell centre).
+1. **Grid** (:func:`detect_grid`, :func:`fit_grid`). Per axis, a colour-change profile
+   (how much the image changes between neighbouring columns / rows) is matched against
+   a *phase-coherent comb*: ``|Σ profile[b] · exp(-2πi·cell(b))|`` where ``cell(b)`` is
+   the (fractional) cell coordinate of boundary ``b``. Any real period is a candidate
+   (not only integers), and a quadratic term in ``cell(b)`` lets the grid drift (cells a
+   pixel wider on one side than the other). The comb magnitude over the total change,
+   the *coherence*, is 1 when every change sits on a grid line and ≈ 0 for noise; its
+   peak's argument gives the phase. Octave errors: a comb also peaks at the harmonics
+   ``k/P`` of the true period ``P`` (a grid line every ``P/k`` px) and, with few lines,
+   weakly at ``P·k``; the detector takes the strongest peak and then the longest period
+   whose comb still holds most of it (lines between the chosen ones would cancel it).
+   With a **known size** (the build always knows the sprite's size) only grids of that
+   many cells (up to two extra, cut cells at the edges) are searched, unless the image
+   has an overwhelmingly clearer grid of another size.
+2. **Colour** (:func:`collapse_cells`). The image is modelled as the cell colours seen
+   through a separable kernel — a box per cell blurred by a Gaussian of σ ∈ {0, 0.6,
+   1, 1.5} px, or cubic interpolation between cell centres (what a bicubic upscale
+   is) — and solved by least squares per channel in YCbCr (JPEG blurs chroma more
+   than luma, so each channel picks its own kernel by residual). Without blur this
+   is the plain mean of each cell; with blur it undoes exactly the bleeding between
+   cells and nothing else, so real shading ramps survive (nothing is clustered or
+   merged). A small ridge towards each cell's centre median keeps barely-seen cells
+   (cut at the image edge) sane.
+3. **Palette** (optional). With the sprite's palette every opaque cell takes its
+   nearest palette colour in OKLab (:func:`~sparky_assets.process.quantize.quantize_to_palette`);
+   without one, cells whose colours differ by less than the measurement noise
+   collapse to their most common member.
+4. **Background → alpha** (:func:`background_mask`). The key colour is the one that
+   covers most of the image's border ring (``"auto"``), a given colour, or none;
+   cells within ``tolerance`` of it — and, with a palette, nearer to it than to any
+   palette colour — become transparent, plus, connected to them, soft shadows (the key
+   colour darkened, same hue). Outlines stay: they differ from the key in lightness.
 
-Invariants: outputs are RGBA ``uint8`` with alpha exactly 0 or 255 and RGB zero
-where alpha is 0; every function is deterministic (no RNG, ties broken by index).
+The result is fitted to ``target_size`` (the ``W×H`` window of cells that holds the
+content with the fewest cut cells, or centred padding).
+
+Invariants: outputs are RGBA ``uint8`` with alpha exactly 0 or 255 and RGB zero where
+alpha is 0; every function is deterministic (no RNG, ties broken by index).
 """
 
 from __future__ import annotations
@@ -30,50 +49,123 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
-MIN_PERIOD = 2
-MAX_PERIOD = 64
+PIXELIZE_VERSION = 2
+"""Bump when any step changes its output (part of the diffusion generator's cache key)."""
+
+MIN_PERIOD = 2.0
+MAX_PERIOD = 96.0
 MIN_REPEATS = 3
 """A period must repeat at least this many times across the image to be a candidate."""
 NOISE_FLOOR = 3.0
 """Pixel differences below this multiple of the median difference count as noise."""
-UNMIX_TOLERANCE = 24
-"""Colour distance (max per channel) within which cells share a palette colour."""
-OCTAVE_SCORE = 0.6
-"""See :func:`_resolve_octaves`."""
-NULL_PERMUTATIONS = 6
-"""Shuffled profiles scored to calibrate :attr:`Grid.confidence`."""
-OCTAVE_SUPPORT = 0.2
-"""See :func:`_resolve_octaves`."""
-LOW_CONFIDENCE = 0.2
-"""Below this grid confidence, ``pixelize`` with a ``target_size`` keeps the detected
-grid only if it gives about ``target_size`` cells; otherwise it divides the image
-evenly into ``target_size`` cells."""
+OCTAVE_KEEP = 0.62
+"""A longer period ``k·P`` replaces the comb's strongest peak ``P`` when its coherence
+is at least this fraction of the peak's (lines between its lines would cancel it)."""
+OVERRIDE_RATIO = 4.0
+"""With a known size, another grid wins only when its coherence is at least
+:data:`OVERRIDE_MIN` (a crisp grid) and this many times the best grid of the known
+size, *and* the known-size grid's coherence is below :data:`OVERRIDE_FLOOR` (there is
+no grid of that size in the image). Measured: a crisp 16-cell image asked for 8 cells
+0.10 vs 1.0; a ×3 blurred sprite (a weak grid of the right size) 0.09 vs 0.33."""
+OVERRIDE_FLOOR = 0.15
+EVEN_BELOW = 0.3
+"""With a known size and a grid less confident than this, cells divide the image evenly."""
+OVERRIDE_MIN = 0.6
+NULL_PERMUTATIONS = 4
+"""Shuffled profiles searched to measure chance coherence (:func:`calibrated_confidence`)."""
+DRIFT_GAIN = 1.08
+"""A drifting grid replaces the uniform one only when its coherence is this much higher"""
+DRIFT_MIN_COHERENCE = 0.25
+"""... and only for grids clear enough that a bend is not just fitting noise."""
+MAX_DRIFT = 1.0
+"""Largest bend searched: the middle of the image a full cell off a uniform grid."""
+DRIFT_MIN_CELLS = 16
+"""... and only on axes of at least this many cells (fewer lines cannot show a bend)."""
+KERNELS: tuple[tuple[str, float], ...] = (("box", 0.0), ("box", 0.6), ("box", 1.0), ("box", 1.5), ("cubic", 0.0))
+"""Colour models tried per channel (:func:`collapse_cells`)."""
+RIDGE = 0.02
+"""Ridge weight (relative to a full cell's squared footprint) towards the centre median."""
+CONFIDENCE_SLOPE, CONFIDENCE_MIDPOINT = 14.0, 0.18
+"""``confidence = 1 / (1 + exp(-SLOPE · (coherence - MIDPOINT)))``: fitted on the bench's
+tuning half (bench/pixelize.py) so that it reads as the chance the grid is exactly right."""
+MERGE_TOLERANCE = 6
+"""Without a palette, cell colours this close (max per channel) are one colour seen
+through noise or a model's per-cell jitter (:func:`merge_noise`)."""
+LINE_CAP = 3.0
+"""See :func:`change_profiles`."""
 DEFAULT_TOLERANCE = 40
 """Largest per-channel difference (0–255) still counted as the background colour."""
+BORDER_SHARE = 0.5
+"""``"auto"`` background: a colour must cover at least this share of the border ring."""
 
 Background = Literal["auto", "none"] | str | tuple[int, int, int]
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_YCC_INV = np.linalg.inv(_YCC)
 
 
 @dataclass(frozen=True)
 class Grid:
-    """A pixel grid: cells are ``period`` image pixels wide and the first full cell
-    starts at ``phase`` (``0 <= phase < period``). Periods may be fractional when the
-    grid comes from dividing an image evenly; detected periods are integers."""
+    """A pixel grid. Along x, cell ``k`` spans the pixels whose cell coordinate
+    ``(t - phase_x) / period_x + drift_x · (4u² - 1/3)`` (``u = t / width - ½``) lies in
+    ``[k, k + 1)``: ``period`` may be fractional, ``phase`` (``0 <= phase < period``) is
+    where a grid line falls, ``drift`` (in cells) bends the grid so cells grow or shrink
+    smoothly across the image. ``confidence`` is the calibrated chance the grid is right
+    (1 for a grid given by the user)."""
 
     period_x: float
     period_y: float
-    phase_x: float
-    phase_y: float
-    confidence: float
-    """0 (no grid found) .. 1 (crisp grid: all colour changes on grid lines)."""
+    phase_x: float = 0.0
+    phase_y: float = 0.0
+    confidence: float = 1.0
+    drift_x: float = 0.0
+    drift_y: float = 0.0
 
 
-# --------------------------------------------------------------------------- detection
+@dataclass(frozen=True)
+class PixelizeResult:
+    """What :func:`pixelize_result` did, for the build report and the CLI."""
+
+    image: np.ndarray
+    grid: Grid
+    cells: tuple[int, int]
+    """Cells the grid lays over the whole image (before fitting to the target)."""
+    source: Literal["given", "identity", "size", "detected", "override"]
+    """``given``: the caller's grid; ``identity``: the image already had the target size;
+    ``size``: fitted to the known size; ``detected``: found without a size; ``override``:
+    a size was known but the image's grid had overwhelmingly another cell count."""
+    kernel: dict[str, str] = field(default_factory=dict)
+    """Colour model chosen per channel (``Y``, ``Cb``, ``Cr``, ``A``)."""
+    background: tuple[int, int, int] | None = None
+
+    def summary(self) -> str:
+        """One line: ``16x16 cells of 32.00x32.00 px (size, confidence 0.97)``."""
+        g = self.grid
+        drift = f", drift {g.drift_x:+.2f}/{g.drift_y:+.2f}" if g.drift_x or g.drift_y else ""
+        return (
+            f"{self.cells[0]}x{self.cells[1]} cells of {g.period_x:.2f}x{g.period_y:.2f} px"
+            f" ({self.source}, confidence {g.confidence:.2f}{drift})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        g = self.grid
+        return {
+            "cells": list(self.cells),
+            "period": [round(g.period_x, 4), round(g.period_y, 4)],
+            "phase": [round(g.phase_x, 3), round(g.phase_y, 3)],
+            "drift": [round(g.drift_x, 4), round(g.drift_y, 4)],
+            "confidence": round(g.confidence, 3),
+            "source": self.source,
+            "kernel": dict(self.kernel),
+            "background": list(self.background) if self.background else None,
+        }
+
+
+# --------------------------------------------------------------------------- input
 
 
 def _as_rgba(image: np.ndarray) -> np.ndarray:
@@ -90,329 +182,6 @@ def _as_rgba(image: np.ndarray) -> np.ndarray:
     return array
 
 
-def _change_profiles(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Colour-change energy between neighbouring columns (x) and rows (y).
-
-    ``profile_x[i]`` measures the change between columns ``i`` and ``i + 1``. Alpha
-    counts as a fourth channel; each pixel difference is capped so a handful of very
-    strong edges cannot outvote the regular grid.
-    """
-    data = rgba.astype(np.int16)
-    dx = np.abs(np.diff(data, axis=1)).sum(axis=2, dtype=np.int32)
-    dy = np.abs(np.diff(data, axis=0)).sum(axis=2, dtype=np.int32)
-    # Noise and JPEG ringing put small differences everywhere; real colour changes are
-    # large. Subtracting a noise floor (a multiple of the median difference, which is
-    # noise: most neighbours lie inside one cell) keeps only the changes.
-    floor = NOISE_FLOOR * max(float(np.median(dx)), float(np.median(dy)), 1.0)
-    cap = 96
-    profile_x = np.clip(dx - floor, 0, cap).sum(axis=0, dtype=np.float64)
-    profile_y = np.clip(dy - floor, 0, cap).sum(axis=1, dtype=np.float64)
-    return profile_x, profile_y
-
-
-@dataclass(frozen=True)
-class _AxisScores:
-    periods: np.ndarray  # candidate periods
-    score: np.ndarray  # significance: contrast * sqrt(grid lines)
-    contrast: np.ndarray  # aligned mean - overall mean, best phase
-    phase: np.ndarray  # best phase of the *profile* (a grid line index mod P)
-
-
-def _score_axis(profile: np.ndarray, max_period: int) -> _AxisScores:
-    n = profile.size
-    positions = np.arange(n)
-    total = profile.sum()
-    mean = total / max(n, 1)
-    periods = np.arange(MIN_PERIOD, max_period + 1)
-    score = np.zeros(periods.size)
-    contrast = np.zeros(periods.size)
-    phase = np.zeros(periods.size, dtype=np.int64)
-    for i, period in enumerate(periods):
-        residues = positions % period
-        sums = np.bincount(residues, weights=profile, minlength=period)
-        counts = np.bincount(residues, minlength=period).astype(np.float64)
-        aligned = sums / counts
-        best = int(np.argmax(aligned))  # argmax: lowest phase wins ties
-        others = (total - sums[best]) / max(n - counts[best], 1.0)
-        phase[i] = best
-        contrast[i] = aligned[best] - mean
-        score[i] = (aligned[best] - others) * math.sqrt(counts[best])
-    return _AxisScores(periods, score, contrast, phase)
-
-
-def _lattice_support(residue_means: np.ndarray, phase: int, divisor: int) -> float:
-    """How strongly the lines of period ``divisor`` *between* the winner's lines show
-    up, as a fraction of the winner's own line strength (≈1: they are real grid lines,
-    ≈0: they fall inside cells).
-
-    ``residue_means`` are profile means per residue of the winning period ``W``;
-    ``phase`` is the winner's residue. The baseline is the median of residues that are
-    neither on the divisor's lattice nor next to it (blur spreads a line to its
-    neighbours); when every residue is on or next to it, the off-lattice mean.
-    """
-    period = residue_means.size
-    lattice = {(phase + j * divisor) % period for j in range(period // divisor)}
-    near = lattice | {(r + 1) % period for r in lattice} | {(r - 1) % period for r in lattice}
-    off = [r for r in range(period) if r not in near]
-    if off:
-        baseline = float(np.median(residue_means[off])) if len(off) > 2 else float(np.mean(residue_means[off]))
-    else:
-        # Tiny periods: every residue is on or next to the lattice. The quietest one
-        # is the best estimate of "inside a cell" (its neighbours carry blur).
-        off = [r for r in range(period) if r not in lattice]
-        if not off:
-            return 1.0
-        baseline = float(np.min(residue_means[off]))
-    main = residue_means[phase] - baseline
-    if main <= 0:
-        return 0.0
-    between = np.mean([residue_means[r] for r in lattice if r != phase]) - baseline
-    return float(between / main)
-
-
-def _significance(profile: np.ndarray, limit: int, observed: float) -> float:
-    """0..1: how far the chosen period's score stands above the best score the same
-    profile values reach in a random order — the period search run on
-    :data:`NULL_PERMUTATIONS` fixed permutations. ``observed / mean(null best) - 1``,
-    clipped: 0 for noise or photos (some period always fits a few spikes), ≈0.5 for
-    typical fake pixel art, 1 for a crisp grid."""
-    if observed <= 0:
-        return 0.0
-    rng = np.random.default_rng(0)
-    null = [float(_score_axis(rng.permutation(profile), limit).score.max()) for _ in range(NULL_PERMUTATIONS)]
-    return float(np.clip(observed / max(float(np.mean(null)), 1e-9) - 1.0, 0.0, 1.0))
-
-
-def _residue_means(profile: np.ndarray, period: int) -> np.ndarray:
-    residues = np.arange(profile.size) % period
-    sums = np.bincount(residues, weights=profile, minlength=period)
-    counts = np.maximum(np.bincount(residues, minlength=period), 1)
-    return sums / counts
-
-
-def _resolve_octaves(
-    profiles: Sequence[np.ndarray], phases: Sequence[int], winner: int, score: np.ndarray | None = None
-) -> int:
-    """The smallest divisor of the winning period whose in-between lines are real.
-
-    Period detection's classic error is an octave: a multiple ``kP`` of the true
-    period fits the evidence almost as well (its lines are a subset of the real ones,
-    and with few lines the best subset can even fit better). The divisor ``P`` is
-    accepted when the lines it adds between the winner's carry at least
-    :data:`OCTAVE_SUPPORT` of the winner's line strength (averaged over the axes) and
-    its own score is at least :data:`OCTAVE_SCORE` of the winner's (measured: true
-    divisors 0.74–1.0, false ones 0.02–0.43 — JPEG's 2-px chroma and 8-px blocks
-    make false divisors look supported at tiny periods).
-    """
-    means = [_residue_means(p, winner) for p in profiles]
-    for divisor in range(MIN_PERIOD, winner):
-        if winner % divisor:
-            continue
-        support = np.mean([_lattice_support(m, ph, divisor) for m, ph in zip(means, phases)])
-        relative = score[divisor - MIN_PERIOD] / score[winner - MIN_PERIOD] if score is not None else 1.0
-        if support >= OCTAVE_SUPPORT and relative >= OCTAVE_SCORE:
-            return divisor
-    return winner
-
-
-def detect_grid(image: np.ndarray, *, square: bool = True, max_period: int = MAX_PERIOD) -> Grid:
-    """Find the pixel grid of fake pixel art.
-
-    ``square=True`` (the default) assumes square pixels and chooses one period for
-    both axes from the summed evidence (phases stay per axis); ``square=False`` lets
-    the axes differ. The returned phase is where the first full cell starts.
-    """
-    rgba = _as_rgba(image)
-    height, width = rgba.shape[:2]
-    profile_x, profile_y = _change_profiles(rgba)
-    limit_x = min(max_period, (width - 1) // MIN_REPEATS)
-    limit_y = min(max_period, (height - 1) // MIN_REPEATS)
-    if min(limit_x, limit_y) < MIN_PERIOD or profile_x.sum() + profile_y.sum() == 0:
-        return Grid(1, 1, 0, 0, 0.0)
-    if square:
-        limit = min(limit_x, limit_y)
-        sx = _score_axis(profile_x, limit)
-        sy = _score_axis(profile_y, limit)
-        # Each axis's significance is normalised so a wide image cannot drown a tall one.
-        score = sx.score / max(sx.score.max(), 1e-9) + sy.score / max(sy.score.max(), 1e-9)
-        w = int(np.argmax(score))
-        winner = int(sx.periods[w])
-        period = _resolve_octaves([profile_x, profile_y], [int(sx.phase[w]), int(sy.phase[w])], winner, score)
-        i = period - MIN_PERIOD
-        confidence = (
-            _significance(profile_x, limit, float(sx.score[i])) + _significance(profile_y, limit, float(sy.score[i]))
-        ) / 2
-        return Grid(period, period, (int(sx.phase[i]) + 1) % period, (int(sy.phase[i]) + 1) % period, confidence)
-    axes = []
-    for profile, limit in ((profile_x, limit_x), (profile_y, limit_y)):
-        scores = _score_axis(profile, limit)
-        w = int(np.argmax(scores.score))
-        winner = int(scores.periods[w])
-        period = _resolve_octaves([profile], [int(scores.phase[w])], winner, scores.score)
-        i = period - MIN_PERIOD
-        axes.append(
-            (period, (int(scores.phase[i]) + 1) % period, _significance(profile, limit, float(scores.score[i])))
-        )
-    (px, fx, cx), (py, fy, cy) = axes
-    return Grid(px, py, fx, fy, (cx + cy) / 2)
-
-
-# --------------------------------------------------------------------------- collapse
-
-
-def cell_edges(length: int, period: float, phase: float) -> tuple[np.ndarray, np.ndarray]:
-    """Cell boundaries along one axis and a flag per cell for partial (cut) cells.
-
-    Cells are ``[edges[i], edges[i+1])``. A partial cell at either end is kept only
-    when it covers at least half a period.
-    """
-    if period <= 1:
-        return np.arange(length + 1), np.zeros(length, dtype=bool)
-    first = phase % period
-    count = int(math.floor((length - first) / period + 1e-9))
-    lines = [first + k * period for k in range(count + 1)]
-    edges = [int(round(v)) for v in lines if 0 < round(v) < length]
-    boundaries = [0] + edges + [length]
-    partial = []
-    cells = []
-    for a, b in zip(boundaries[:-1], boundaries[1:]):
-        size = b - a
-        is_partial = size < period - 0.5
-        if is_partial and size < period / 2:
-            continue
-        cells.append((a, b))
-        partial.append(is_partial)
-    if not cells:
-        return np.array([0, length]), np.array([True])
-    # Consecutive kept cells share boundaries; a dropped end cell removes its span.
-    starts = np.array([a for a, _ in cells])
-    ends = np.array([b for _, b in cells])
-    return np.concatenate([starts, ends[-1:]]), np.array(partial)
-
-
-def _sample_offsets(starts: np.ndarray, ends: np.ndarray, samples: int) -> np.ndarray:
-    """Pixel indices inside the central half of each cell, ``samples`` per cell."""
-    sizes = (ends - starts).astype(np.float64)
-    fractions = 0.25 + 0.5 * (np.arange(samples) + 0.5) / samples
-    offsets = np.floor(sizes[:, None] * fractions[None, :]).astype(np.int64)
-    return np.minimum(starts[:, None] + offsets, ends[:, None] - 1)
-
-
-def collapse_cells(
-    rgba: np.ndarray,
-    x_edges: np.ndarray,
-    y_edges: np.ndarray,
-    *,
-    method: Literal["mode", "median"] = "mode",
-) -> np.ndarray:
-    """One colour per cell (``(cells_y, cells_x, 4)`` uint8) from the cells' centres."""
-    rgba = _as_rgba(rgba)
-    period_x = float(np.median(np.diff(x_edges)))
-    period_y = float(np.median(np.diff(y_edges)))
-    samples_x = int(np.clip(round(period_x / 2), 1, 8))
-    samples_y = int(np.clip(round(period_y / 2), 1, 8))
-    xs = _sample_offsets(x_edges[:-1], x_edges[1:], samples_x)  # (nx, sx)
-    ys = _sample_offsets(y_edges[:-1], y_edges[1:], samples_y)  # (ny, sy)
-    ny, nx = ys.shape[0], xs.shape[0]
-    # (ny, nx, sy*sx, 4): every sampled pixel of every cell.
-    patch = rgba[ys[:, None, :, None], xs[None, :, None, :]]
-    patch = patch.reshape(ny, nx, samples_y * samples_x, 4)
-    if method == "median":
-        return np.median(patch, axis=2).round().astype(np.uint8)
-    if method != "mode":
-        raise ValueError(f"unknown collapse method {method!r}: expected 'mode' or 'median'")
-    quantised = (patch >> 3).astype(np.int64)  # 5 bits per channel
-    code = (quantised[..., 0] << 15) | (quantised[..., 1] << 10) | (quantised[..., 2] << 5) | quantised[..., 3]
-    cells = ny * nx
-    per_cell = samples_y * samples_x
-    code = code.reshape(cells, per_cell)
-    order = np.argsort(code, axis=1, kind="stable")
-    sorted_codes = np.take_along_axis(code, order, axis=1)
-    # Run lengths in each sorted row: the longest run is the mode (first one wins ties).
-    starts = np.ones_like(sorted_codes, dtype=bool)
-    starts[:, 1:] = sorted_codes[:, 1:] != sorted_codes[:, :-1]
-    run_id = np.cumsum(starts, axis=1) - 1
-    run_len = np.zeros_like(sorted_codes)
-    rows = np.repeat(np.arange(cells), per_cell)
-    np.add.at(run_len, (rows, run_id.ravel()), 1)
-    winner_run = np.argmax(run_len, axis=1)
-    in_winner = run_id == winner_run[:, None]  # mask over sorted positions
-    pixels = patch.reshape(cells, per_cell, 4)
-    pixels_sorted = np.take_along_axis(pixels, order[..., None], axis=1).astype(np.float64)
-    weight = in_winner[..., None]
-    colour = (pixels_sorted * weight).sum(axis=1) / weight.sum(axis=1)
-    return colour.round().astype(np.uint8).reshape(ny, nx, 4)
-
-
-def _neighbour_mean(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of each cell's existing 4-neighbours and the largest per-channel difference
-    to any of them."""
-    height, width = colours.shape[:2]
-    total = np.zeros_like(colours)
-    count = np.zeros((height, width, 1))
-    spread = np.zeros((height, width))
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        ys = slice(max(0, dy), height + min(0, dy))
-        yd = slice(max(0, -dy), height + min(0, -dy))
-        xs = slice(max(0, dx), width + min(0, dx))
-        xd = slice(max(0, -dx), width + min(0, -dx))
-        total[yd, xd] += colours[ys, xs]
-        count[yd, xd] += 1
-        spread[yd, xd] = np.maximum(spread[yd, xd], np.abs(colours[ys, xs] - colours[yd, xd]).max(axis=-1))
-    return total / np.maximum(count, 1), spread
-
-
-def unmix_cells(cells: np.ndarray, *, tolerance: float = UNMIX_TOLERANCE) -> np.ndarray:
-    """Undo blur bleeding between cells using the image's own palette.
-
-    Blur and chroma subsampling mix a cell's colour with its neighbours' — at small
-    scales enough to flip it to the wrong palette entry. Pixel art has few colours:
-    cells whose neighbours all match them are uncontaminated, and their colours
-    (greedily clustered within ``tolerance``) are the palette. Every cell is then
-    modelled as ``(1 - a) * own + a * mean(neighbours)`` with one bleed factor ``a``
-    for the image (least squares over a grid of values), and takes the palette colour
-    that explains it — when one explains it within ``tolerance``; other cells (colours
-    not in the palette, e.g. gradients) keep their measured colour.
-    """
-    rgb = cells[..., :3].astype(np.float64)
-    height, width = rgb.shape[:2]
-    if height < 3 or width < 3:
-        return cells
-    neighbours, spread = _neighbour_mean(rgb)
-    clean = spread <= tolerance
-    if not clean.any():
-        return cells
-    palette: list[np.ndarray] = []
-    members: list[list[np.ndarray]] = []
-    for colour in rgb[clean]:
-        for i, centre in enumerate(palette):
-            if np.abs(colour - centre).max() <= tolerance:
-                members[i].append(colour)
-                palette[i] = np.mean(members[i], axis=0)
-                break
-        else:
-            palette.append(colour.copy())
-            members.append([colour])
-    centres = np.array(palette)  # (k, 3)
-    best_error, best_bleed = np.inf, 0.0
-    for bleed in np.arange(0.0, 0.55, 0.05):
-        model = (1 - bleed) * centres[None, None] + bleed * neighbours[:, :, None]  # (h, w, k, 3)
-        error = np.abs(rgb[:, :, None] - model).max(axis=-1).min(axis=-1)
-        total = float(np.minimum(error, 2 * tolerance).sum())
-        if total < best_error - 1e-9:
-            best_error, best_bleed = total, float(bleed)
-    model = (1 - best_bleed) * centres[None, None] + best_bleed * neighbours[:, :, None]
-    error = np.abs(rgb[:, :, None] - model).max(axis=-1)
-    choice = np.argmin(error, axis=-1)
-    explained = np.take_along_axis(error, choice[..., None], axis=-1)[..., 0] <= tolerance
-    out = cells.copy()
-    out[..., :3] = np.where(explained[..., None], centres[choice].round(), rgb).astype(np.uint8)
-    return out
-
-
-# --------------------------------------------------------------------------- background
-
-
 def parse_colour(value: str | Sequence[int]) -> tuple[int, int, int]:
     """``"#rrggbb"`` / ``"rrggbb"`` / ``(r, g, b)`` → ``(r, g, b)``."""
     if isinstance(value, str):
@@ -426,112 +195,652 @@ def parse_colour(value: str | Sequence[int]) -> tuple[int, int, int]:
     return parts  # type: ignore[return-value]
 
 
-def _close_to(cells: np.ndarray, colour: Sequence[int], tolerance: int) -> np.ndarray:
-    difference = np.abs(cells[..., :3].astype(np.int16) - np.asarray(colour, np.int16))
-    return difference.max(axis=-1) <= tolerance
+# --------------------------------------------------------------------------- grid
+
+
+def change_profiles(rgba: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Colour-change energy at every column boundary (x) and row boundary (y).
+
+    ``profile_x[b]`` (``0 <= b <= width``) is the change between columns ``b - reach``
+    and ``b + reach - 1`` summed over rows (the ends are 0): ``reach`` 1 sees crisp
+    edges, a longer reach sees the soft ones of large smooth cells (a bicubic upscale
+    spreads an edge over a whole cell). Differences below a noise floor (a multiple of
+    the median difference: most neighbours share a cell) are dropped and each is
+    capped, so noise and a few very strong edges cannot outvote the grid.
+    """
+    data = _as_rgba(rgba).astype(np.int16)
+    height, width = data.shape[:2]
+    profile_x = np.zeros(width + 1)
+    profile_y = np.zeros(height + 1)
+    reach = max(1, min(int(reach), (min(height, width) - 1) // 2 or 1))
+    dx = np.abs(data[:, 2 * reach - 1 :] - data[:, : width - 2 * reach + 1]).sum(axis=2, dtype=np.int32)
+    dy = np.abs(data[2 * reach - 1 :] - data[: height - 2 * reach + 1]).sum(axis=2, dtype=np.int32)
+    if dx.size == 0 or dy.size == 0:
+        return profile_x, profile_y
+    floor = NOISE_FLOOR * max(float(np.median(dx)), float(np.median(dy)), 1.0)
+    cap = 96.0
+    profile_x[reach : width - reach + 1] = np.clip(dx - floor, 0, cap).sum(axis=0, dtype=np.float64)
+    profile_y[reach : height - reach + 1] = np.clip(dy - floor, 0, cap).sum(axis=1, dtype=np.float64)
+    # One boundary may weigh at most LINE_CAP times the typical changing boundary: a
+    # single strong line (the edge of a background) is coherent with every period.
+    for profile in (profile_x, profile_y):
+        active = profile[profile > 0]
+        if active.size:
+            np.minimum(profile, LINE_CAP * float(np.median(active)), out=profile)
+    return profile_x, profile_y
+
+
+def _warp(length: int, positions: np.ndarray) -> np.ndarray:
+    u = positions / max(length, 1) - 0.5
+    return 4.0 * u * u - 1.0 / 3.0
+
+
+def _comb(profile: np.ndarray, freqs: np.ndarray, drift: float = 0.0) -> np.ndarray:
+    """Complex comb response ``Σ p[b] exp(-2πi (f·b + drift·warp(b)))`` per frequency."""
+    nonzero = np.nonzero(profile)[0]
+    if nonzero.size == 0:
+        return np.zeros(len(freqs), complex)
+    weights = profile[nonzero]
+    length = profile.size - 1
+    bend = drift * _warp(length, nonzero.astype(np.float64))
+    out = np.empty(len(freqs), complex)
+    step = max(1, (1 << 21) // nonzero.size)
+    for start in range(0, len(freqs), step):
+        f = freqs[start : start + step, None]
+        out[start : start + step] = (weights * np.exp(-2j * np.pi * (f * nonzero + bend))).sum(axis=1)
+    return out
+
+
+def _coherence(profile: np.ndarray, freqs: np.ndarray, drift: float = 0.0) -> np.ndarray:
+    total = profile.sum()
+    if total <= 0:
+        return np.zeros(len(freqs))
+    return np.abs(_comb(profile, freqs, drift)) / total
+
+
+def _freq_grid(low: float, high: float, length: int) -> np.ndarray:
+    """Frequencies (cells per pixel) from ``low`` to ``high``, fine enough that
+    neighbouring candidates drift apart by at most 1/20 cell across the image."""
+    step = 0.05 / max(length, 1)
+    count = max(2, int(math.ceil((high - low) / step)) + 1)
+    return np.linspace(low, high, count)
+
+
+def _band(profile: np.ndarray, low: float, high: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coherence at every frequency in ``[low, high]`` on an FFT grid of ``size`` points
+    (the comb without drift is a zero-padded Fourier transform)."""
+    total = profile.sum()
+    k_low, k_high = int(math.floor(low * size)), int(math.ceil(high * size))
+    freqs = np.arange(max(k_low, 1), min(k_high, size // 2) + 1) / size
+    if total <= 0 or freqs.size == 0:
+        return freqs, np.zeros(freqs.size)
+    spectrum = np.abs(np.fft.rfft(profile, size))
+    return freqs, spectrum[(freqs * size).round().astype(np.int64)] / total
+
+
+def _fft_size(lengths: Sequence[int]) -> int:
+    """FFT points for a frequency step of at most 1/20 cell across the longest axis."""
+    return 1 << int(math.ceil(math.log2(20 * (max(lengths) + 1))))
+
+
+def _null(profile: np.ndarray, low: float, high: float, size: int) -> float:
+    """Best coherence in the band that the same profile values reach in random order
+    (mean over :data:`NULL_PERMUTATIONS` fixed shuffles): what the search finds by chance."""
+    if profile.sum() <= 0:
+        return 1.0
+    rng = np.random.default_rng(0)
+    best = []
+    for _ in range(NULL_PERMUTATIONS):
+        shuffled = profile.copy()
+        shuffled[1:-1] = rng.permutation(profile[1:-1])
+        best.append(float(_band(shuffled, low, high, size)[1].max(initial=0.0)))
+    return float(np.mean(best))
+
+
+def _refine(profiles: Sequence[np.ndarray], freq: float, span: float) -> float:
+    """Frequency with the highest summed coherence within ``freq ± span`` (two passes)."""
+    for _ in range(2):
+        candidates = np.linspace(freq - span, freq + span, 21)
+        candidates = candidates[candidates > 0]
+        score = sum(_coherence(p, candidates) for p in profiles)
+        freq = float(candidates[int(np.argmax(score))])
+        span /= 10
+    return freq
+
+
+@dataclass(frozen=True)
+class _AxisFit:
+    period: float
+    phase: float
+    drift: float
+    coherence: float
+    null: float = 0.0
+
+
+def _fit_axis(profile: np.ndarray, freq: float) -> _AxisFit:
+    """Phase and drift of the grid of frequency ``freq`` along one axis."""
+    length = profile.size - 1
+    base = _coherence(profile, np.array([freq]))[0]
+    best = (base, 0.0, freq)
+    if length * freq < DRIFT_MIN_CELLS or base < DRIFT_MIN_COHERENCE:
+        response = _comb(profile, np.array([freq]))[0]
+        return _AxisFit(1.0 / freq, float((-np.angle(response) / (2 * np.pi)) % 1.0) / freq, 0.0, float(base))
+    # Drift: a quadratic bend of up to ±MAX_DRIFT cells, with the frequency re-fitted around it.
+    for drift in np.linspace(-MAX_DRIFT, MAX_DRIFT, int(round(MAX_DRIFT * 20)) + 1):
+        if drift == 0:
+            continue
+        # A bend moves the best straight-line period by up to ~2·drift cells over the image.
+        span = (0.3 + 2 * abs(float(drift))) / max(length, 1)
+        freqs = np.linspace(freq - span, freq + span, 4 * int(np.ceil(span * length * 10)) + 1)
+        values = _coherence(profile, freqs, float(drift))
+        i = int(np.argmax(values))
+        if values[i] > best[0] * DRIFT_GAIN and values[i] > best[0] + 1e-9:
+            best = (float(values[i]), float(drift), float(freqs[i]))
+    coherence, drift, freq = best
+    response = _comb(profile, np.array([freq]), drift)[0]
+    period = 1.0 / freq
+    # Lines sit where f·b + drift·warp(b) + arg/2π is an integer; phase = the first one.
+    phase = float((-np.angle(response) / (2 * np.pi)) % 1.0) * period
+    return _AxisFit(period, phase, drift, float(coherence))
+
+
+def calibrated_confidence(coherence: float, null: float = 0.0) -> float:
+    """Coherence (0..1) of the chosen grid → the chance it is right. ``null`` is the
+    coherence the same search reaches by chance (:func:`_null`: a comb of few lines,
+    or a sparse profile, fits some period well); only the excess over it counts. The
+    logistic constants (:data:`CONFIDENCE_SLOPE`) come from the bench's tuning half."""
+    null = min(max(null, 0.0), 0.99)
+    excess = (coherence - null) / (1.0 - null)
+    return float(1.0 / (1.0 + math.exp(float(np.clip(-CONFIDENCE_SLOPE * (excess - CONFIDENCE_MIDPOINT), -50, 50)))))
+
+
+def _detect_freq(profiles: Sequence[np.ndarray], lengths: Sequence[int], max_period: float) -> tuple[float, float]:
+    """Strongest comb frequency (square cells: both axes' coherence summed) with octave
+    resolution; returns ``(freq, summed coherence)``."""
+    low = 1.0 / min(max_period, min(lengths) / MIN_REPEATS)
+    high = 1.0 / MIN_PERIOD
+    size = _fft_size(lengths)
+    freqs = _band(profiles[0], low, high, size)[0]
+    score = sum(_band(p, low, high, size)[1] for p in profiles)
+    best = int(np.argmax(score))
+    peak = _refine(profiles, float(freqs[best]), 2.0 / size)
+    peak_score = float(sum(_coherence(p, np.array([peak]))[0] for p in profiles))
+    # Octaves: the peak may be the k-th harmonic of a longer true period. Take the
+    # longest sub-frequency peak / k whose comb keeps OCTAVE_KEEP of the peak's.
+    chosen, chosen_score = peak, peak_score
+    for k in range(2, 9):
+        sub = peak / k
+        if sub < low:
+            break
+        sub = _refine(profiles, sub, 0.5 / max(lengths) / k)
+        sub_score = float(sum(_coherence(p, np.array([sub]))[0] for p in profiles))
+        if sub_score >= OCTAVE_KEEP * peak_score:
+            chosen, chosen_score = sub, sub_score
+    return chosen, chosen_score
+
+
+def detect_grid(image: np.ndarray, *, square: bool = True, max_period: float = MAX_PERIOD) -> Grid:
+    """Find the pixel grid of fake pixel art without knowing the sprite's size.
+
+    ``square=True`` assumes square cells (one period from both axes' evidence, phase
+    and drift per axis); ``square=False`` lets the axes differ.
+    """
+    return _detect(_as_rgba(image), square, max_period)[0]
+
+
+def _detect(rgba: np.ndarray, square: bool, max_period: float) -> tuple[Grid, float]:
+    """:func:`detect_grid` and the grid's mean coherence over both axes."""
+    height, width = rgba.shape[:2]
+    if min(width, height) < MIN_PERIOD * MIN_REPEATS:
+        return Grid(1.0, 1.0, 0.0, 0.0, 0.0), 0.0
+    best: tuple[float, Grid, float] | None = None
+    # Crisp edges (reach 1) and the soft edges of large smooth cells (reach 4): the
+    # clearer comb wins.
+    for reach in (1, 4):
+        profile_x, profile_y = change_profiles(rgba, reach)
+        if profile_x.sum() == 0 or profile_y.sum() == 0:
+            continue
+        if square:
+            freq, score = _detect_freq([profile_x, profile_y], [width, height], max_period)
+            fx, fy = _fit_axis(profile_x, freq), _fit_axis(profile_y, freq)
+        else:
+            fx = _fit_axis(profile_x, _detect_freq([profile_x], [width], max_period)[0])
+            fy = _fit_axis(profile_y, _detect_freq([profile_y], [height], max_period)[0])
+            score = fx.coherence + fy.coherence
+        if reach > 1 and min(fx.period, fy.period) < 3 * reach:
+            continue  # a reach longer than a third of the cell blurs the lines it finds
+        low = 1.0 / min(max_period, min(width, height) / MIN_REPEATS)
+        size = _fft_size((width, height))
+        fx = replace(fx, null=_null(profile_x, low, 1.0 / MIN_PERIOD, size))
+        fy = replace(fy, null=_null(profile_y, low, 1.0 / MIN_PERIOD, size))
+        if best is None or score > best[0]:
+            best = (score, _grid(fx, fy, (width, height)), (fx.coherence + fy.coherence) / 2)
+    return (best[1], best[2]) if best else (Grid(1.0, 1.0, 0.0, 0.0, 0.0), 0.0)
+
+
+def _grid(fx: _AxisFit, fy: _AxisFit, lengths: tuple[int, int]) -> Grid:
+    coherence = (fx.coherence + fy.coherence) / 2
+    confidence = calibrated_confidence(coherence, (fx.null + fy.null) / 2)
+    return Grid(fx.period, fy.period, fx.phase, fy.phase, confidence, fx.drift, fy.drift)
+
+
+def fit_grid(image: np.ndarray, target_size: tuple[int, int]) -> tuple[Grid, bool]:
+    """The grid of a sprite of known ``target_size`` (``(width, height)`` cells).
+
+    Searches only periods that lay ``target`` to ``target + 2`` cells over the image
+    (a frame-exact render, or one with cut cells at the edges), on crisp-edge and
+    soft-edge profiles (the clearer wins). Returns ``(grid, overridden)``:
+    ``overridden`` when the image holds no grid of that size but an overwhelmingly
+    clearer one of another (:data:`OVERRIDE_RATIO`)."""
+    rgba = _as_rgba(image)
+    height, width = rgba.shape[:2]
+    expected = min(width / target_size[0], height / target_size[1])
+    best: tuple[float, Grid] | None = None
+    for reach in sorted({1, int(np.clip(round(expected / 6), 1, 8))}):
+        profile_x, profile_y = change_profiles(rgba, reach)
+        fits = _fit_known(profile_x, profile_y, (width, height), target_size)
+        coherence = (fits[0].coherence + fits[1].coherence) / 2
+        if best is None or coherence > best[0]:
+            best = (coherence, _grid(fits[0], fits[1], (width, height)))
+    assert best is not None
+    known_coherence, known = best
+    if known_coherence < OVERRIDE_FLOOR:
+        detected, detected_coherence = _detect(rgba, True, MAX_PERIOD)
+        if detected_coherence >= OVERRIDE_MIN and detected_coherence > OVERRIDE_RATIO * known_coherence:
+            return detected, True
+    if known.confidence < EVEN_BELOW:
+        # No credible grid: the frame-exact even division is the prior (a render covers
+        # exactly the sprite's frame), and — unlike the best of many weak candidates —
+        # it does not jump when a pixel changes.
+        return Grid(width / target_size[0], height / target_size[1], 0.0, 0.0, known.confidence), False
+    return known, False
+
+
+def _fit_known(
+    profile_x: np.ndarray, profile_y: np.ndarray, lengths: tuple[int, int], target_size: tuple[int, int]
+) -> list[_AxisFit]:
+    profiles = (profile_x, profile_y)
+    # Period bands (px per cell) of each axis: target .. target + 2 cells over the image.
+    bands = [(length / (cells + 2), length / cells * 1.02) for length, cells in zip(lengths, target_size)]
+    low, high = max(bands[0][0], bands[1][0]), min(bands[0][1], bands[1][1])
+    if low <= high:
+        # Square cells (what renders are): one period for both axes from both
+        # profiles, then each axis re-fitted within ±1.5% (renders round sizes).
+        freqs = _freq_grid(1 / high, min(1 / low, 0.5), max(lengths))
+        score = _coherence(profile_x, freqs) + _coherence(profile_y, freqs)
+        if score.max() > 0:
+            square = 1 / float(freqs[int(np.argmax(score))])
+            bands = [(square / 1.015, square * 1.015)] * 2
+    fits = []
+    for profile, length, cells, (p_low, p_high) in zip(profiles, lengths, target_size, bands):
+        freqs = _freq_grid(1 / p_high, min(1 / p_low, 0.5), length)
+        values = _coherence(profile, freqs)
+        if values.max() <= 0:
+            fits.append(_AxisFit(length / cells, 0.0, 0.0, 0.0, 1.0))
+            continue
+        fit = _fit_axis(profile, float(freqs[int(np.argmax(values))]))
+        # Chance level of the whole known-size band (not the narrowed square one).
+        band = (length / (cells + 2), length / cells * 1.02)
+        fits.append(replace(fit, null=_null(profile, 1 / band[1], min(1 / band[0], 0.5), _fft_size(lengths))))
+    return fits
+
+
+def cell_edges(length: int, period: float, phase: float, drift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Cell boundaries (float pixel positions, ``0`` and ``length`` at the ends) along
+    one axis, and per cell the share of a full cell that the image shows (< 1 for cells
+    cut by the image edge)."""
+    if period <= 1:
+        return np.arange(length + 1, dtype=np.float64), np.ones(length)
+    samples = np.linspace(0.0, float(length), 8 * length + 1)
+    coordinate = (samples - phase) / period + drift * _warp(length, samples)
+    if np.any(np.diff(coordinate) <= 0):  # a bend too strong to invert: drop it
+        coordinate = (samples - phase) / period
+    first, last = int(math.floor(coordinate[0])), int(math.ceil(coordinate[-1]))
+    lines = np.arange(first + 1, last)
+    inner = np.interp(lines, coordinate, samples)
+    inner = inner[(inner > 0.5) & (inner < length - 0.5)]
+    edges = np.concatenate([[0.0], inner, [float(length)]])
+    widths = np.diff(edges)
+    full = float(np.mean(widths[1:-1])) if widths.size > 2 else period
+    coverage = np.minimum(widths / max(full, 1e-9), 1.0)
+    return edges, coverage
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf.
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+def _keys(t: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel (a = -0.5: what bicubic resizing uses)."""
+    t = np.abs(t)
+    a = -0.5
+    near = (a + 2) * t**3 - (a + 3) * t**2 + 1
+    far = a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+
+def _axis_matrix(length: int, edges: np.ndarray, kernel: str, sigma: float) -> np.ndarray:
+    """``(length, cells)``: weight of each cell's colour in each pixel."""
+    x = np.arange(length) + 0.5
+    if kernel == "cubic":
+        centres = (edges[:-1] + edges[1:]) / 2
+        widths = np.maximum(np.diff(edges), 1e-6)
+        full = float(np.median(widths))
+        # Cut cells at the image edge: their centre is where the full cell's would be.
+        if widths.size > 1:
+            centres[0] = edges[1] - full / 2
+            centres[-1] = edges[-2] + full / 2
+        matrix = _keys((x[:, None] - centres[None, :]) / full)
+        return matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1e-9)
+    lo = edges[:-1].copy()
+    hi = edges[1:].copy()
+    lo[0], hi[-1] = -1e9, 1e9  # pixels beyond the edge cells belong to them
+    if sigma <= 0:
+        return ((x[:, None] >= lo[None, :]) & (x[:, None] < hi[None, :])).astype(np.float64)
+    scale = sigma * math.sqrt(2.0)
+    return 0.5 * (_erf((hi[None, :] - x[:, None]) / scale) - _erf((lo[None, :] - x[:, None]) / scale))
+
+
+def _centre_median(data: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray) -> np.ndarray:
+    """Per cell, the per-channel median of the central half (at least one pixel)."""
+
+    def spans(edges: np.ndarray) -> list[tuple[int, int]]:
+        out = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            quarter = (b - a) / 4
+            lo, hi = int(math.floor(a + quarter + 0.5)), int(math.ceil(b - quarter - 0.5))
+            if hi <= lo:
+                lo = min(int((a + b) / 2), int(edges[-1]) - 1)
+                hi = lo + 1
+            out.append((lo, hi))
+        return out
+
+    xs, ys = spans(x_edges), spans(y_edges)
+    out = np.empty((len(ys), len(xs), data.shape[2]))
+    for i, (y0, y1) in enumerate(ys):
+        band = data[y0:y1]
+        for j, (x0, x1) in enumerate(xs):
+            out[i, j] = np.median(band[:, x0:x1].reshape(-1, data.shape[2]), axis=0)
+    return out
+
+
+def _interior_spans(edges: np.ndarray, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the pixel range ``[lo, hi)`` whose centres lie ``margin`` inside the
+    cell (``None``: the middle 30%); empty ranges mean "no interior"."""
+    a, b = edges[:-1], edges[1:]
+    if margin is None:
+        width = b - a
+        lo_edge, hi_edge = a + 0.35 * width, b - 0.35 * width
+    else:
+        lo_edge, hi_edge = a + margin, b - margin
+    lo = np.ceil(lo_edge - 0.5).astype(np.int64)
+    hi = np.floor(hi_edge - 0.5).astype(np.int64) + 1
+    return np.clip(lo, 0, None), np.clip(hi, None, int(edges[-1]))
+
+
+def _interior_means(
+    channel: np.ndarray,
+    x_edges: np.ndarray,
+    y_edges: np.ndarray,
+    margins: tuple[float | None, float | None],
+    min_width: int = 1,
+) -> np.ndarray:
+    """Mean of each cell's interior (see :func:`_interior_spans`); NaN where it is
+    narrower than ``min_width`` pixels on either axis."""
+    x0, x1 = _interior_spans(x_edges, margins[0])
+    y0, y1 = _interior_spans(y_edges, margins[1])
+    integral = np.zeros((channel.shape[0] + 1, channel.shape[1] + 1))
+    integral[1:, 1:] = channel.cumsum(0).cumsum(1)
+    ys0, ys1 = y0[:, None], y1[:, None]
+    xs0, xs1 = x0[None, :], x1[None, :]
+    valid = (ys1 - ys0 >= min_width) & (xs1 - xs0 >= min_width)
+    ys0, ys1 = np.minimum(ys0, ys1), ys1
+    xs0, xs1 = np.minimum(xs0, xs1), xs1
+    total = integral[ys1, xs1] - integral[ys0, xs1] - integral[ys1, xs0] + integral[ys0, xs0]
+    count = np.maximum((ys1 - ys0) * (xs1 - xs0), 1)
+    return np.where(valid, total / count, np.nan)
+
+
+def collapse_cells(
+    rgba: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray, *, kernels: Sequence[tuple[str, float]] = KERNELS
+) -> tuple[np.ndarray, dict[str, str]]:
+    """One colour per cell: ``((cells_y, cells_x, 4) float64 RGBA, kernel per channel)``.
+
+    Least squares through a separable kernel per channel of YCbCrA, ridge-regularised
+    towards each cell's centre median (see the module docstring).
+    """
+    rgba = _as_rgba(rgba)
+    data = rgba.astype(np.float64)
+    ycc = np.concatenate([data[..., :3] @ _YCC.T, data[..., 3:]], axis=2)
+    height, width = ycc.shape[:2]
+    prior = _centre_median(ycc, x_edges, y_edges)
+    names = ("Y", "Cb", "Cr", "A")
+    best: list[tuple[float, np.ndarray, str]] = [(np.inf, prior[..., c], "median") for c in range(4)]
+    flat_alpha = float(ycc[..., 3].min()) == float(ycc[..., 3].max())
+    for kernel, sigma in kernels:
+        ay = _axis_matrix(height, y_edges, kernel, sigma)
+        ax = _axis_matrix(width, x_edges, kernel, sigma)
+        uy, sy, vyt = np.linalg.svd(ay, full_matrices=False)
+        ux, sx, vxt = np.linalg.svd(ax, full_matrices=False)
+        full = float(np.median(ay.sum(axis=0))) * float(np.median(ax.sum(axis=0)))
+        ridge = RIDGE * full
+        gain = sy[:, None] * sx[None, :]
+        for c in range(4):
+            if c == 3 and flat_alpha:
+                continue
+            channel = ycc[..., c]
+            projected = uy.T @ channel @ ux
+            prior_hat = vyt @ prior[..., c] @ vxt.T
+            solved_hat = (gain * projected + ridge * prior_hat) / (gain * gain + ridge)
+            solved = vyt.T @ solved_hat @ vxt
+            residual = float(((ay @ solved @ ax.T - channel) ** 2).mean())
+            if residual < best[c][0] - 1e-9:
+                best[c] = (residual, solved, f"{kernel} σ{sigma:g}" if kernel == "box" else kernel)
+    cells = np.stack([b[1] for b in best], axis=-1)
+    # Where a cell is big enough to have pixels out of its neighbours' reach (two blur
+    # sigmas from its edges; the middle 30% under cubic interpolation), their plain
+    # mean is the better estimate: no kernel is exactly right, and the mean of
+    # untouched pixels needs none.
+    for c, (_, _, name) in enumerate(best):
+        if name.startswith("box"):
+            sigma = float(name.split("σ")[1])
+            margins = (0.5 + 2 * sigma, 0.5 + 2 * sigma)
+        elif name == "cubic":
+            margins = (None, None)
+        else:
+            continue
+        interior = _interior_means(ycc[..., c], x_edges, y_edges, margins, 2 if name == "cubic" else 1)
+        cells[..., c] = np.where(np.isnan(interior), cells[..., c], interior)
+    if flat_alpha:
+        cells[..., 3] = ycc[0, 0, 3]
+    rgb = cells[..., :3] @ _YCC_INV.T
+    out = np.concatenate([rgb, cells[..., 3:]], axis=-1)
+    return np.clip(out, 0, 255), {n: b[2] for n, b in zip(names, best)}
+
+
+def merge_noise(cells: np.ndarray, opaque: np.ndarray, tolerance: float) -> np.ndarray:
+    """Cells whose colours differ by at most ``tolerance`` (max per channel) take the
+    colour of their most common member; colours further apart are never merged."""
+    out = cells.copy()
+    colours = cells[..., :3][opaque]
+    if colours.size == 0:
+        return out
+    keys, counts = np.unique(colours, axis=0, return_counts=True)
+    order = np.lexsort((np.arange(len(keys)), -counts))
+    centres: list[np.ndarray] = []
+    mapping = np.empty((len(keys), 3), np.uint8)
+    for i in order:
+        colour = keys[i].astype(np.int16)
+        for centre in centres:
+            if np.abs(colour - centre).max() <= tolerance:
+                mapping[i] = centre
+                break
+        else:
+            centres.append(colour)
+            mapping[i] = colour
+    lookup = {tuple(k): m for k, m in zip(keys.tolist(), mapping)}
+    out[..., :3][opaque] = np.array([lookup[tuple(c)] for c in colours.tolist()], np.uint8)
+    return out
+
+
+# --------------------------------------------------------------------------- background
+
+
+def border_colour(rgba: np.ndarray, tolerance: int = DEFAULT_TOLERANCE) -> tuple[int, int, int] | None:
+    """The colour covering at least :data:`BORDER_SHARE` of the image's 2-px border
+    ring (opaque pixels), or ``None`` (a tile, or an already transparent border)."""
+    rgba = _as_rgba(rgba)
+    height, width = rgba.shape[:2]
+    ring = np.concatenate(
+        [rgba[:2].reshape(-1, 4), rgba[-2:].reshape(-1, 4), rgba[:, :2].reshape(-1, 4), rgba[:, -2:].reshape(-1, 4)]
+    )
+    opaque = ring[ring[:, 3] >= 128][:, :3].astype(np.int16)
+    if len(opaque) < BORDER_SHARE * len(ring):
+        return None
+    # Mode of 4-bit bins, then the mean of every pixel near it.
+    bins = (opaque >> 4).astype(np.int64)
+    codes = (bins[:, 0] << 8) | (bins[:, 1] << 4) | bins[:, 2]
+    values, counts = np.unique(codes, return_counts=True)
+    code = int(values[int(np.argmax(counts))])
+    centre = np.array([(code >> 8) & 15, (code >> 4) & 15, code & 15]) * 16 + 8
+    near = np.abs(opaque - centre).max(axis=1) <= max(tolerance // 2, 12)
+    key = opaque[near].mean(axis=0)
+    share = (np.abs(opaque - key).max(axis=1) <= tolerance).mean() * len(opaque) / len(ring)
+    if share < BORDER_SHARE:
+        return None
+    return tuple(int(round(v)) for v in key)  # type: ignore[return-value]
+
+
+def _oklab(rgb: np.ndarray) -> np.ndarray:
+    from .quantize import srgb_to_oklab
+
+    return srgb_to_oklab(np.clip(np.asarray(rgb), 0, 255).round().astype(np.uint8))
 
 
 def background_mask(
-    cells: np.ndarray, background: Background = "auto", tolerance: int = DEFAULT_TOLERANCE
+    cells: np.ndarray,
+    key: tuple[int, int, int] | None,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE,
+    palette: np.ndarray | None = None,
+    connected: bool = True,
 ) -> np.ndarray:
-    """Boolean mask of background cells in a collapsed image.
+    """Background cells of a collapsed ``(h, w, 4)`` image.
 
-    Cells that were already transparent (alpha < 128) are always background.
-    ``"auto"``: the corner colour shared by most corners (ties: top-left first) is the
-    background; flood fill (4-connected) from every corner of that colour through
-    cells within ``tolerance``. A key colour removes every cell within tolerance of it.
+    Cells with alpha < 128 always are. With a ``key`` colour: cells within
+    ``tolerance`` of it (and, with a ``palette``, nearer to it than to every palette
+    colour in OKLab) — only those 4-connected to the border (or to transparent cells)
+    when ``connected`` — plus soft shadows: cells connected to those that keep the
+    key's hue and are darker by up to a third of its lightness.
     """
     transparent = cells[..., 3] < 128
-    if isinstance(background, str) and background == "none":
+    if key is None:
         return transparent
-    if isinstance(background, str) and background == "auto":
-        return transparent | _flood_from_corners(cells, transparent, tolerance)
-    key = parse_colour(background)
-    return transparent | _close_to(cells, key, tolerance)
+    rgb = cells[..., :3]
+    close = np.abs(rgb - np.asarray(key, np.float64)).max(axis=-1) <= tolerance
+    lab = _oklab(rgb)
+    key_lab = _oklab(np.array(key, np.float64))
+    if palette is not None and len(palette):
+        palette_lab = _oklab(palette)
+        to_palette = np.sqrt(((lab[..., None, :] - palette_lab) ** 2).sum(-1)).min(-1)
+        to_key = np.sqrt(((lab - key_lab) ** 2).sum(-1))
+        close &= to_key < to_palette
+        shadow_ok = to_palette > 0.04
+    else:
+        shadow_ok = np.ones(close.shape, bool)
+    chroma = np.sqrt(((lab[..., 1:] - key_lab[1:]) ** 2).sum(-1))
+    darker = key_lab[0] - lab[..., 0]
+    shadow = (chroma < 0.025) & (darker >= 0) & (darker <= key_lab[0] / 3) & shadow_ok
+    if not connected:
+        return transparent | close
+    return transparent | _flood(close | transparent, close | shadow | transparent)
 
 
-def _flood_from_corners(cells: np.ndarray, transparent: np.ndarray, tolerance: int) -> np.ndarray:
-    height, width = cells.shape[:2]
-    corners = [(0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)]
-    opaque_corners = [c for c in corners if not transparent[c]]
-    if not opaque_corners:
-        # Already keyed (e.g. an RGBA source): transparent corners flood nothing new.
-        return np.zeros((height, width), dtype=bool)
-    colours = [cells[c][:3].astype(np.int16) for c in opaque_corners]
-    votes = [sum(int(np.abs(a - b).max() <= tolerance) for b in colours) for a in colours]
-    key = colours[int(np.argmax(votes))]
-    similar = _close_to(cells, key, tolerance) & ~transparent
-    seeds = [c for c, colour in zip(opaque_corners, colours) if np.abs(colour - key).max() <= tolerance]
-    filled = np.zeros((height, width), dtype=bool)
-    # Transparent cells also conduct the fill, so a key colour beside a hole is reached.
-    passable = similar | transparent
-    queue = deque(seeds)
-    for seed in seeds:
-        filled[seed] = True
+def _flood(seeds_allowed: np.ndarray, passable: np.ndarray) -> np.ndarray:
+    """Cells of ``passable`` 4-connected to a border cell of ``seeds_allowed``; shadow
+    cells (passable but not seeds) are reached only through seed-kind cells first."""
+    height, width = passable.shape
+    filled = np.zeros((height, width), bool)
+    queue: deque[tuple[int, int]] = deque()
+    for y in range(height):
+        for x in range(width):
+            if (y in (0, height - 1) or x in (0, width - 1)) and seeds_allowed[y, x]:
+                filled[y, x] = True
+                queue.append((y, x))
     while queue:
         y, x = queue.popleft()
         for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
             if 0 <= ny < height and 0 <= nx < width and passable[ny, nx] and not filled[ny, nx]:
                 filled[ny, nx] = True
                 queue.append((ny, nx))
-    return filled & similar
+    return filled
 
 
 # --------------------------------------------------------------------------- fitting
 
 
-def _window(count: int, target: int, content: tuple[int, int], partial: np.ndarray) -> int:
-    """Start of the ``target``-long window over ``count`` cells: it must contain the
-    content span if possible, holds as few partial cells as possible, then centres the
-    content (lowest start wins ties)."""
-    low, high = content  # inclusive
+def _window(opaque_per_cell: np.ndarray, target: int, coverage: np.ndarray) -> int:
+    """Start of the ``target``-long window over one axis's cells that leaves out the
+    least content (opaque cells, weighted by how much of each the image shows) and
+    takes in the least cut-cell area; then the one that centres the content, then the
+    lowest start."""
+    count = opaque_per_cell.size
+    weight = opaque_per_cell * coverage
+    nonzero = np.nonzero(opaque_per_cell)[0]
+    low, high = (int(nonzero[0]), int(nonzero[-1])) if nonzero.size else (0, count - 1)
     best_key: tuple | None = None
     best_start = 0
     for start in range(count - target + 1):
         end = start + target
-        covers = start <= low and high < end
-        cut = int(partial[start:end].sum())
+        outside = float(weight[:start].sum() + weight[end:].sum())
+        missing = float((1.0 - coverage[start:end]).sum())
         centring = abs((low - start) - (end - 1 - high))
-        key = (not covers, cut, centring, start)
+        key = (round(outside + missing * 0.5, 3), centring, start)
         if best_key is None or key < best_key:
             best_key, best_start = key, start
     return best_start
 
 
-def _fit_to_target(
-    cells: np.ndarray, partial_x: np.ndarray, partial_y: np.ndarray, target: tuple[int, int]
+def fit_to_target(
+    cells: np.ndarray, coverage_x: np.ndarray, coverage_y: np.ndarray, target: tuple[int, int]
 ) -> np.ndarray:
+    """Crop (a window of cells, see :func:`_window`) or pad (centred) a collapsed RGBA
+    image to ``target`` ``(w, h)``; content more than two cells larger than the target
+    (a grid of another size won) is resampled by nearest cell centre instead."""
     target_w, target_h = target
     opaque = cells[..., 3] == 255
     out = np.zeros((target_h, target_w, 4), np.uint8)
-    if not opaque.any():
-        return out
-    ys, xs = np.nonzero(opaque)
-    top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
-    content_w, content_h = right - left + 1, bottom - top + 1
-    if content_w > target_w or content_h > target_h:
-        # The content is bigger than the sprite: resample the cell grid (nearest cell
-        # centre), keeping the aspect ratio, then centre it.
-        content = cells[top : bottom + 1, left : right + 1]
-        scale = min(target_w / content_w, target_h / content_h)
-        new_w = max(1, min(target_w, int(round(content_w * scale))))
-        new_h = max(1, min(target_h, int(round(content_h * scale))))
-        src_x = np.minimum(((np.arange(new_w) + 0.5) * content_w / new_w).astype(np.int64), content_w - 1)
-        src_y = np.minimum(((np.arange(new_h) + 0.5) * content_h / new_h).astype(np.int64), content_h - 1)
-        resampled = content[src_y[:, None], src_x[None, :]]
-        oy, ox = (target_h - new_h) // 2, (target_w - new_w) // 2
-        out[oy : oy + new_h, ox : ox + new_w] = resampled
-        return out
     height, width = cells.shape[:2]
+    if opaque.any():
+        ys, xs = np.nonzero(opaque)
+        top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+        content_w, content_h = right - left + 1, bottom - top + 1
+        if content_w > target_w + 2 or content_h > target_h + 2:
+            content = cells[top : bottom + 1, left : right + 1]
+            scale = min(target_w / content_w, target_h / content_h)
+            new_w = max(1, min(target_w, int(round(content_w * scale))))
+            new_h = max(1, min(target_h, int(round(content_h * scale))))
+            src_x = np.minimum(((np.arange(new_w) + 0.5) * content_w / new_w).astype(np.int64), content_w - 1)
+            src_y = np.minimum(((np.arange(new_h) + 0.5) * content_h / new_h).astype(np.int64), content_h - 1)
+            oy, ox = (target_h - new_h) // 2, (target_w - new_w) // 2
+            out[oy : oy + new_h, ox : ox + new_w] = content[src_y[:, None], src_x[None, :]]
+            return out
 
-    # Per axis: crop a window (when there are more cells) or pad centred (fewer).
-    def axis(count: int, size: int, span: tuple[int, int], partial: np.ndarray) -> tuple[int, int, int]:
+    def axis(count: int, size: int, per_cell: np.ndarray, coverage: np.ndarray) -> tuple[int, int, int]:
         if count >= size:
-            return _window(count, size, span, partial), 0, size
+            return _window(per_cell, size, coverage), 0, size
         return 0, (size - count) // 2, count
 
-    sx, dx, nx = axis(width, target_w, (left, right), partial_x)
-    sy, dy, ny = axis(height, target_h, (top, bottom), partial_y)
+    sx, dx, nx = axis(width, target_w, opaque.sum(axis=0).astype(np.float64), coverage_x)
+    sy, dy, ny = axis(height, target_h, opaque.sum(axis=1).astype(np.float64), coverage_y)
     out[dy : dy + ny, dx : dx + nx] = cells[sy : sy + ny, sx : sx + nx]
     return out
 
@@ -539,16 +848,91 @@ def _fit_to_target(
 # --------------------------------------------------------------------------- entry point
 
 
-def _plausible(grid: Grid, size: tuple[int, int], target: tuple[int, int]) -> bool:
-    """Whether to trust a detected grid for a sprite of ``target`` size: always when
-    confident; otherwise only when it gives about the target's number of cells (a
-    weak grid that disagrees with the sprite size is more likely noise)."""
-    if grid.period_x <= 1:
-        return False
-    if grid.confidence >= LOW_CONFIDENCE:
-        return True
-    cells = (size[0] / grid.period_x, size[1] / grid.period_y)
-    return all(t * 0.8 - 1 <= c <= t * 1.25 + 2 for c, t in zip(cells, target))
+def _palette_array(palette: Any) -> np.ndarray | None:
+    if palette is None:
+        return None
+    colours = getattr(palette, "colors", palette)
+    array = np.asarray([tuple(c)[:3] for c in colours], dtype=np.float64)
+    return array if array.size else None
+
+
+def pixelize_result(
+    image: np.ndarray,
+    *,
+    grid: Grid | None = None,
+    target_size: tuple[int, int] | None = None,
+    background: Background = "auto",
+    tolerance: int = DEFAULT_TOLERANCE,
+    palette: Any = None,
+) -> PixelizeResult:
+    """Fake pixel art → real pixel art, with the grid used and how sure it is.
+
+    ``target_size`` is ``(width, height)`` in cells; when given the image has exactly
+    that size and the grid is fitted to it. ``grid`` skips detection. ``background``
+    is ``"auto"`` (the border ring's colour), ``"none"``, or a key colour; ``palette``
+    (a :class:`~sparky_assets.palettes.Palette` or RGB triples) locks every opaque cell
+    to its nearest palette colour and tells the background from real shades.
+    """
+    rgba = _as_rgba(image)
+    height, width = rgba.shape[:2]
+    target: tuple[int, int] | None = None
+    if target_size is not None:
+        target = (int(target_size[0]), int(target_size[1]))
+        if target[0] < 1 or target[1] < 1:
+            raise ValueError(f"target_size must be positive, found {target_size!r}")
+    palette_rgb = _palette_array(palette)
+    source: Literal["given", "identity", "size", "detected", "override"]
+    if grid is not None:
+        source = "given"
+    elif target is not None and (width, height) == target:
+        grid, source = Grid(1.0, 1.0, 0.0, 0.0, 1.0), "identity"
+    elif target is not None:
+        grid, overridden = fit_grid(rgba, target)
+        source = "override" if overridden else "size"
+    else:
+        grid, source = detect_grid(rgba), "detected"
+    x_edges, coverage_x = cell_edges(width, grid.period_x, grid.phase_x, grid.drift_x)
+    y_edges, coverage_y = cell_edges(height, grid.period_y, grid.phase_y, grid.drift_y)
+    if source == "identity":
+        values, kernel = rgba.astype(np.float64), {"Y": "identity", "Cb": "identity", "Cr": "identity", "A": "identity"}
+    else:
+        values, kernel = collapse_cells(rgba, x_edges, y_edges)
+    cells = np.clip(values.round(), 0, 255).astype(np.uint8)
+    if isinstance(background, str) and background == "none":
+        key = None
+    elif isinstance(background, str) and background == "auto":
+        key = border_colour(rgba, tolerance)
+    else:
+        key = parse_colour(background)
+    mask = background_mask(
+        values, key, tolerance=tolerance, palette=palette_rgb, connected=not (palette_rgb is not None or key is None)
+    )
+    cells[..., 3] = np.where(mask, 0, 255)
+    cells[mask, :3] = 0
+    if palette_rgb is not None:
+        from ..palettes import Palette
+        from .quantize import quantize_to_palette
+
+        lock = Palette("pixelize", tuple(tuple(int(v) for v in c) for c in palette_rgb.round()))
+        cells = quantize_to_palette(cells, lock)
+    else:
+        cells = merge_noise(cells, ~mask, MERGE_TOLERANCE)
+    if target is None:
+        # Without a size, cut cells at the image edge (less than 60% shown) are dropped.
+        # Without a size, cut cells at the image edge go when the image shows less than
+        # 60% of them, or under 85% and hold only background.
+        clear = cells[..., 3] == 0
+        keep_x = (coverage_x >= 0.6) & ~((coverage_x < 0.85) & clear.all(axis=0))
+        keep_y = (coverage_y >= 0.6) & ~((coverage_y < 0.85) & clear.all(axis=1))
+        xs, ys = np.nonzero(keep_x)[0], np.nonzero(keep_y)[0]
+        if xs.size and ys.size:
+            cells = cells[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+        out = cells
+    else:
+        out = fit_to_target(cells, coverage_x, coverage_y, target)
+    return PixelizeResult(
+        out, grid, (len(x_edges) - 1, len(y_edges) - 1), source, kernel, key if key is None else tuple(key)
+    )
 
 
 def pixelize(
@@ -558,37 +942,9 @@ def pixelize(
     target_size: tuple[int, int] | None = None,
     background: Background = "auto",
     tolerance: int = DEFAULT_TOLERANCE,
-    method: Literal["mode", "median"] = "median",
-    unmix: bool = True,
+    palette: Any = None,
 ) -> np.ndarray:
-    """Fake pixel art → real pixel art: ``(h, w, 4)`` RGBA uint8, alpha 0 or 255.
-
-    ``target_size`` is ``(width, height)``; when given the result has exactly that
-    size. ``grid`` skips detection. ``background`` is ``"auto"``, ``"none"``, or a key
-    colour (``"#rrggbb"`` or ``(r, g, b)``); ``tolerance`` is the largest per-channel
-    difference still counted as background.
-    """
-    rgba = _as_rgba(image)
-    height, width = rgba.shape[:2]
-    if target_size is not None:
-        target_w, target_h = (int(v) for v in target_size)
-        if target_w < 1 or target_h < 1:
-            raise ValueError(f"target_size must be positive, found {target_size!r}")
-    if grid is None:
-        if target_size is not None and (width, height) == (target_w, target_h):
-            grid = Grid(1, 1, 0, 0, 1.0)
-        else:
-            grid = detect_grid(rgba)
-            if target_size is not None and not _plausible(grid, (width, height), (target_w, target_h)):
-                grid = Grid(width / target_w, height / target_h, 0, 0, grid.confidence)
-    x_edges, partial_x = cell_edges(width, grid.period_x, grid.phase_x)
-    y_edges, partial_y = cell_edges(height, grid.period_y, grid.phase_y)
-    cells = collapse_cells(rgba, x_edges, y_edges, method=method)
-    if unmix:
-        cells = unmix_cells(cells)
-    mask = background_mask(cells, background, tolerance)
-    cells[..., 3] = np.where(mask, 0, 255)
-    cells[mask, :3] = 0
-    if target_size is None:
-        return cells
-    return _fit_to_target(cells, partial_x, partial_y, (target_w, target_h))
+    """:func:`pixelize_result`'s image: ``(h, w, 4)`` RGBA uint8, alpha 0 or 255."""
+    return pixelize_result(
+        image, grid=grid, target_size=target_size, background=background, tolerance=tolerance, palette=palette
+    ).image
