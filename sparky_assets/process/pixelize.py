@@ -935,16 +935,7 @@ def pixelize_result(
     )
 
 
-def pixelize(
-    image: np.ndarray,
-    *,
-    grid: Grid | None = None,
-    target_size: tuple[int, int] | None = None,
-    background: Background = "auto",
-    tolerance: int = DEFAULT_TOLERANCE,
-    palette: Any = None,
-) -> np.ndarray:
-    """:func:`pixelize_result`'s image: ``(h, w, 4)`` RGBA uint8, alpha 0 or 255."""
-    return pixelize_result(
-        image, grid=grid, target_size=target_size, background=background, tolerance=tolerance, palette=palette
-    ).image
+def pixelize(image: np.ndarray, **options: Any) -> np.ndarray:
+    """:func:`pixelize_result`'s image (same keyword options): ``(h, w, 4)`` RGBA uint8,
+    alpha 0 or 255."""
+    return pixelize_result(image, **options).image
