@@ -100,6 +100,24 @@ def _meta_pipeline(arch: str):
     return SimpleNamespace(**parts)
 
 
+def real_layout_state(arch: str, pipe=None) -> dict:
+    """The original-layout tensors (meta: names and shapes only) of a real ``arch`` file."""
+    from tests.tiny_checkpoints import convert_open_clip, original_state_dict
+
+    pipe = pipe or _meta_pipeline(arch)
+    if arch != "sd2":
+        return original_state_dict(pipe)
+    # OpenCLIP ViT-H: 24 blocks in the file, the last unused by SD 2.x (its diffusers encoder has 23).
+    state = original_state_dict(SimpleNamespace(unet=pipe.unet, vae=pipe.vae, text_encoder=pipe.text_encoder))
+    state = {k: v for k, v in state.items() if not k.startswith("cond_stage_model.")}
+    tower = convert_open_clip(pipe.text_encoder.state_dict(), "cond_stage_model.model.")
+    last = "cond_stage_model.model.transformer.resblocks.22."
+    tower.update({k.replace(".22.", ".23."): v for k, v in tower.items() if k.startswith(last)})
+    state.update(tower)
+    state["cond_stage_model.model.text_projection"] = tower["cond_stage_model.model.token_embedding.weight"][:1024]
+    return state
+
+
 # Published parameter counts: UNet, VAE, text encoder(s).
 PUBLISHED = {
     "sd15": (859_520_964, 83_653_863, (123_060_480,)),
@@ -117,8 +135,6 @@ def test_shipped_configs_are_the_real_architectures(arch):
     pytest.importorskip("accelerate")
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, infer_diffusers_model_type
 
-    from tests.tiny_checkpoints import convert_open_clip, original_state_dict
-
     pipe = _meta_pipeline(arch)
 
     def count(m):
@@ -127,18 +143,7 @@ def test_shipped_configs_are_the_real_architectures(arch):
     encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if arch == "sdxl" else [])
     assert (count(pipe.unet), count(pipe.vae), tuple(count(e) for e in encoders)) == PUBLISHED[arch]
 
-    if arch == "sd2":  # OpenCLIP ViT-H: 24 blocks in the file, the last unused by SD 2.x
-        state = original_state_dict(SimpleNamespace(unet=pipe.unet, vae=pipe.vae, text_encoder=pipe.text_encoder))
-        state = {k: v for k, v in state.items() if not k.startswith("cond_stage_model.")}
-        tower = convert_open_clip(pipe.text_encoder.state_dict(), "cond_stage_model.model.")
-        last = "cond_stage_model.model.transformer.resblocks.22."
-        tower.update({k.replace(".22.", ".23."): v for k, v in tower.items() if k.startswith(last)})
-        state.update(tower)
-        state["cond_stage_model.model.text_projection"] = pipe.text_encoder.state_dict()[
-            "embeddings.token_embedding.weight"
-        ][:1024]
-    else:
-        state = original_state_dict(pipe)
+    state = real_layout_state(arch, pipe)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     assert checkpoints.detect_architecture(shapes) == arch
     assert checkpoints.config_mismatches(shapes, arch, CONFIGS / arch) == []
@@ -149,6 +154,8 @@ def test_shipped_configs_are_the_real_architectures(arch):
     }
     widths = {"sd15": (768, (768,)), "sd2": (1024, (1024,)), "sdxl": (2048, (768, 1280))}[arch]
     assert lora.checkpoint_widths_from_shapes(shapes, arch) == lora.ModelWidths(widths[0], widths[1])
+    native = pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    assert native == checkpoints.ARCHITECTURES[arch].render_size == {"sd15": 512, "sd2": 768, "sdxl": 1024}[arch]
     others = [a for a in PUBLISHED if a != arch]
     assert all(checkpoints.config_mismatches(shapes, arch, CONFIGS / o) for o in others)
 
