@@ -1,52 +1,131 @@
-"""Aseprite "json-array" export, one file per page (LÖVE, Phaser, PixiJS …).
+"""Aseprite "json-array" export, one file per page (Phaser, LÖVE, PixiJS …).
 
-What ``aseprite --sheet … --data … --format json-array --list-tags`` writes: frames as an
-array with ``duration`` in ms, and ``meta.frameTags`` giving each animation's
-``from``/``to`` range in that array. Frames are ordered so every animation is one range.
+What ``aseprite --sheet … --data … --format json-array --list-tags
+--filename-format {frame}`` writes: frames as an array with ``duration`` in ms, and
+``meta.frameTags`` giving each animation's ``from``/``to`` range in that array and its
+``direction``. Frames are ordered so every animation is one range (its frames in
+manifest order; the tag's direction says how they play — never duplicated).
+
+Frame names follow Aseprite's ``--filename-format`` tokens (:func:`format_filename`);
+the default ``{frame}`` (the index in the array) is what Phaser's
+``createFromAseprite`` looks frames up by. Names must be unique within a page file.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import ClassVar
 
+from ..errors import Diagnostic, InvalidInput
+from ..manifest.schema import DEFAULT_FILENAME_FORMAT
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, dump_json, page_files, page_size
+from .base import ExportContext, OutputFile, dump_json, export_dir, page_files, page_size
 from .texturepacker import frame_entry
+
+_TOKEN = re.compile(r"\{([a-z]+)(\d*)\}")
+FILENAME_TOKENS = ("frame", "tagframe", "title", "name", "fullname", "path", "extension", "layer", "group", "tag",
+                   "innertag", "outertag", "slice", "duration")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FrameNaming:
+    """What a frame name may say about one frame."""
+
+    frame: int
+    """Index in the page's frame array."""
+    tagframe: int
+    """Index within its animation (0 for a still)."""
+    title: str
+    tag: str
+    duration: int
+    path: str
+
+
+def filename_format_problem(fmt: str) -> str | None:
+    """Why ``fmt`` is not a usable format (an unknown token), or None."""
+    for match in re.finditer(r"\{([^{}]*)\}", fmt):
+        token = _TOKEN.fullmatch(match.group(0))
+        if token is None or token.group(1) not in FILENAME_TOKENS:
+            return f"unknown token {match.group(0)}"
+        if token.group(2) and token.group(1) not in ("frame", "tagframe"):
+            return f"only {{frame}} and {{tagframe}} take digits, not {match.group(0)}"
+    return None
+
+
+def format_filename(fmt: str, naming: FrameNaming) -> str:
+    """``fmt`` with Aseprite's tokens replaced. ``{frame001}``: start at 1, pad to 3 digits
+    (Aseprite's rule: the digits give both the first number and the width)."""
+
+    def token(match: re.Match) -> str:
+        name, digits = match.group(1), match.group(2)
+        if name in ("frame", "tagframe"):
+            value = (naming.frame if name == "frame" else naming.tagframe) + (int(digits) if digits else 0)
+            return str(value).zfill(len(digits))
+        return {
+            "title": naming.title,
+            "name": f"{naming.title}.png",
+            "fullname": f"{naming.path}{naming.title}.png",
+            "path": naming.path.rstrip("/"),
+            "extension": "png",
+            "layer": "",
+            "group": "",
+            "tag": naming.tag,
+            "innertag": naming.tag,
+            "outertag": naming.tag,
+            "slice": "",
+            "duration": str(naming.duration),
+        }[name]
+
+    return _TOKEN.sub(token, fmt)
 
 
 class AsepriteExporter:
     name: ClassVar[str] = "aseprite"
-    version: ClassVar[int] = 2  # 2: one record per line (dump_json)
+    version: ClassVar[int] = 3  # 3: frame names from filename_format, per-frame durations, tag directions
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)
-        fps_of = {(a.sprite, a.name): a.fps for a in atlas.animations}
+        fmt = context.spec.settings.get("filename_format", DEFAULT_FILENAME_FORMAT)
         for page in range(len(atlas.pages)):
-            frames, tags = [], []
-            on_page = [i for i, f in enumerate(atlas.frames) if f.page == page]
+            rows: list[tuple[int, str, int, float]] = []  # (frame index, tag, tagframe, ms)
+            tags = []
             for a in atlas.animations:
-                members = [i for i in a.frames if atlas.frames[i].page == page]
+                members = [(i, ms) for i, ms in zip(a.frames, a.frame_ms()) if atlas.frames[i].page == page]
                 if members:
+                    tag = f"{a.sprite}/{a.name}"
                     tags.append(
                         {
-                            "name": f"{a.sprite}/{a.name}",
-                            "from": len(frames),
-                            "to": len(frames) + len(members) - 1,
-                            "direction": "forward",
+                            "name": tag,
+                            "from": len(rows),
+                            "to": len(rows) + len(members) - 1,
+                            "direction": a.playback,
                             "color": "#000000ff",
                         }
                     )
-                    for i in members:
-                        frames.append((i, a.fps))
-            for i in on_page:
+                    rows += [(i, tag, k, ms) for k, (i, ms) in enumerate(members)]
+            fps_of = {(a.sprite, a.name): a.fps for a in atlas.animations}
+            for i, f in enumerate(atlas.frames):
+                if f.page == page and f.animation is None:
+                    rows.append((i, "", 0, 1000.0 / fps_of.get((f.sprite, ""), 10.0)))
+            entries, seen = [], {}
+            for n, (i, tag, tagframe, ms) in enumerate(rows):
                 f = atlas.frames[i]
-                if f.animation is None:
-                    frames.append((i, None))
-            entries = []
-            for i, fps in frames:
-                f = atlas.frames[i]
-                fps = fps or fps_of.get((f.sprite, f.animation or ""), 10.0)
-                entries.append({"filename": f.key, **frame_entry(f), "duration": int(round(1000 / fps))})
+                duration = int(round(ms))
+                name = format_filename(fmt, FrameNaming(n, tagframe, f.sprite, tag, duration, export_dir(context)))
+                if name in seen:
+                    raise InvalidInput(
+                        Diagnostic(
+                            f"frame names collide in {atlas.name}_{page}.json: '{name}' names both "
+                            f"{atlas.frames[seen[name]].key} and {f.key}",
+                            key="export.aseprite.filename_format",
+                            stage="export",
+                            expected="a format that names every frame differently (with {frame} or {tag} and {tagframe})",
+                            found=repr(fmt),
+                        )
+                    )
+                seen[name] = i
+                entries.append({"filename": name, **frame_entry(f), "duration": duration})
             w, h = page_size(atlas, page)
             doc = {
                 "frames": entries,
@@ -62,6 +141,6 @@ class AsepriteExporter:
                     "slices": [],
                 },
             }
-            sprites = tuple(dict.fromkeys(atlas.frames[i].sprite for i in on_page))
+            sprites = tuple(dict.fromkeys(atlas.frames[i].sprite for i, *_ in rows))
             files[f"{atlas.name}_{page}.json"] = OutputFile(dump_json(doc), "metadata", sprites, atlas.name)
         return files

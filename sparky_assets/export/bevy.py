@@ -15,7 +15,7 @@ from .base import ExportContext, OutputFile, directional_clips, export_dir, page
 
 class BevyExporter:
     name: ClassVar[str] = "bevy"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: clip durations (ms) and playback
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         prefix = export_dir(context)
@@ -56,9 +56,14 @@ class BevyExporter:
                 if a.name in directional:
                     base, direction = directional[a.name]
                     facing = f", animation: {quoted(base)}, direction: {quoted(direction)}"
+                timing = ""
+                if a.durations:
+                    timing += f", durations: [{', '.join(repr(round(ms, 3)) for ms in a.durations)}]"
+                if a.playback != "forward":
+                    timing += f", playback: {quoted(a.playback)}"
                 lines.append(
                     f"                {quoted(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
-                    f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}{facing}),"
+                    f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}{facing}{timing}),"
                 )
             lines += ["            },", "        ),"]
         lines += ["    },", ")", ""]

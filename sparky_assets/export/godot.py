@@ -1,7 +1,8 @@
 """Godot 4 export: ``.tres`` text resources (``format=3``) plus the page PNGs.
 
 An animated sprite becomes a ``SpriteFrames`` resource with one ``AtlasTexture``
-sub-resource per frame; a still sprite becomes an ``AtlasTexture`` resource. Textures
+sub-resource per frame (per-frame ``duration`` relative to the animation's ``speed`` = fps;
+``reverse``/``pingpong`` animations list their frames in play order, textures shared); a still sprite becomes an ``AtlasTexture`` resource. Textures
 are referenced as ``res://<dir>/<atlas>_<page>.png``. Resource ``uid`` s and ids are
 derived from paths and contents, so rebuilding gives byte-identical files.
 """
@@ -35,7 +36,7 @@ def _num(value: float) -> str:
 
 class GodotExporter:
     name: ClassVar[str] = "godot"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: per-frame durations, frames in play order
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         prefix = "res://" + export_dir(context)
@@ -120,7 +121,13 @@ class GodotExporter:
         load_steps = len(ext) + len(frame_ids) + 1
         anim_text = []
         for a in anims:
-            frames = ",\n".join('{\n"duration": 1.0,\n"texture": SubResource("' + sub_id[i] + '")\n}' for i in a.frames)
+            # SpriteFrames plays forward only: a cycle lists frames in play order (sharing their
+            # AtlasTexture), and a frame's duration is relative to the animation's speed (fps)
+            ms = a.frame_ms()
+            frames = ",\n".join(
+                f'{{\n"duration": {_num(round(ms[k] * a.fps / 1000.0, 6))},\n"texture": SubResource("{sub_id[a.frames[k]]}")\n}}'
+                for k in a.cycle()
+            )
             anim_text.append(
                 "{\n"
                 f'"frames": [{frames}],\n'

@@ -14,7 +14,7 @@ from .base import ExportContext, OutputFile, dump_json, page_files, page_size
 
 class SheetsExporter:
     name: ClassVar[str] = "sheets"
-    version: ClassVar[int] = 2  # 2: one record per line (dump_json)
+    version: ClassVar[int] = 3  # 3: durations and direction of timed animations
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)
@@ -38,8 +38,13 @@ class SheetsExporter:
             ],
             "animations": [
                 {"sprite": a.sprite, "name": a.name, "fps": a.fps, "loop": a.loop, "frames": list(a.frames)}
+                | ({"durations_ms": list(a.frame_ms()), "direction": a.playback} if a.timed else {})
                 for a in atlas.animations
             ],
         }
+        for a in atlas.animations:  # per-frame timing, read by the preview (only where set: other files unchanged)
+            if a.timed:
+                for i, ms in zip(a.frames, a.frame_ms()):
+                    doc["frames"][i]["duration_ms"] = ms
         files[f"{atlas.name}.json"] = OutputFile(dump_json(doc), "metadata", atlas.sprites, atlas.name)
         return files

@@ -1,7 +1,11 @@
 """TexturePacker "JSON (Hash)" export, one file per page (Phaser, PixiJS, Defold …).
 
 Fields are exactly those TexturePacker writes for the hash layout; ``animations``
-(frame-name lists per ``sprite/animation``) is the extension PixiJS and Phaser read.
+(frame-name lists per ``sprite/animation``) is the extension PixiJS and Phaser read. An
+animation with timing or a playback direction lists its frames in the order one cycle
+plays them (``pingpong`` over a b c: a b c b — names repeat, pixels are stored once), and
+its frames carry ``duration`` in ms as Aseprite's json-hash (TexturePacker-compatible)
+writes it.
 """
 
 from __future__ import annotations
@@ -24,17 +28,20 @@ def frame_entry(f) -> dict:
 
 class TexturePackerExporter:
     name: ClassVar[str] = "texturepacker"
-    version: ClassVar[int] = 2  # 2: one record per line (dump_json)
+    version: ClassVar[int] = 3  # 3: durations, animations in play order
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)
         for page in range(len(atlas.pages)):
+            duration = {i: ms for a in atlas.animations if a.timed for i, ms in zip(a.frames, a.frame_ms())}
             frames = {}
-            for f in atlas.frames:
+            for i, f in enumerate(atlas.frames):
                 if f.page == page:
                     frames[f.key] = {**frame_entry(f), "pivot": {"x": 0.5, "y": 0.5}}
+                    if i in duration:
+                        frames[f.key]["duration"] = int(round(duration[i]))
             animations = {
-                f"{a.sprite}/{a.name}": [atlas.frames[i].key for i in a.frames]
+                f"{a.sprite}/{a.name}": [atlas.frames[a.frames[k]].key for k in a.cycle()]
                 for a in atlas.animations
                 if all(atlas.frames[i].page == page for i in a.frames)
             }

@@ -15,6 +15,7 @@ import hashlib
 import math
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..pipeline.safepath import real_path
 from .locate import KeyLocator
 from .names import NAME_RULE, name_problem
 from .schema import (
+    ANIMATION_FIELDS,
     DIRECTIONS,
     DITHER_MODES,
     EXPORT_FIELDS,
@@ -101,6 +103,16 @@ class _Validator:
         if kind == "str":
             if not isinstance(raw, str):
                 return self._type(key, "a string", raw, sprite)
+            if spec.choices is not None and raw not in spec.choices:
+                self.error(
+                    key,
+                    "unknown value",
+                    sprite=sprite,
+                    expected=" | ".join(spec.choices),
+                    found=repr(raw),
+                    hint=suggest(raw, spec.choices),
+                )
+                return None
             return raw
         if kind == "bool":
             if not isinstance(raw, bool):
@@ -130,6 +142,20 @@ class _Validator:
                 raw = [raw]
             if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
                 return self._type(key, "a list of strings", raw, sprite)
+            return raw
+        if kind == "int-list":
+            if not (isinstance(raw, list) and raw and all(type(x) is int for x in raw)):
+                return self._type(key, "a non-empty list of integers", raw, sprite)
+            bad = [x for x in raw if not (spec.minimum <= x <= spec.maximum)]
+            if bad:
+                self.error(
+                    key,
+                    "value out of range",
+                    sprite=sprite,
+                    expected=f"integers in [{spec.minimum}, {spec.maximum}]",
+                    found=repr(bad[0]),
+                )
+                return None
             return raw
         if kind == "table":
             if not isinstance(raw, dict):
@@ -461,9 +487,7 @@ def _with_directions(
     facings = DIRECTIONS[count]
     if not anims:
         return tuple(Animation(d, 1, fps, loop, direction=d) for d in facings)
-    out = tuple(
-        Animation(f"{a.name}_{d}", a.frames, a.fps, a.loop, direction=d, base=a.name) for a in anims for d in facings
-    )
+    out = tuple(replace(a, name=f"{a.name}_{d}", direction=d, base=a.name) for a in anims for d in facings)
     names = {a.name for a in anims}
     clashes = sorted(a.name for a in out if a.name in names)
     if clashes:
@@ -514,11 +538,6 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
         v.error(key, "wrong type", sprite=sprite, expected="a table { name = frames, … }", found=_describe(raw))
         return ()
     out = []
-    anim_fields = {
-        "frames": Field("int", "", required=True, minimum=1, maximum=256, example="4"),
-        "fps": Field("number", "", minimum=0.1, maximum=240),
-        "loop": Field("bool", ""),
-    }
     for name, value in raw.items():
         sub = f"{key}.{name}"
         problem = name_problem(name)
@@ -538,10 +557,44 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
                 found=_describe(value),
             )
             continue
-        checked = v.table(sub, value, anim_fields, sprite)
+        checked = v.table(sub, value, ANIMATION_FIELDS, sprite)
         if "frames" in checked:
-            out.append(Animation(name, checked["frames"], float(checked.get("fps", fps)), checked.get("loop", loop)))
+            anim_fps = float(checked.get("fps", fps))
+            durations = _frame_durations(v, sub, checked, anim_fps, sprite)
+            out.append(
+                Animation(
+                    name,
+                    checked["frames"],
+                    anim_fps,
+                    checked.get("loop", loop),
+                    durations=durations,
+                    playback=checked.get("direction", "forward"),
+                )
+            )
     return tuple(out)
+
+
+def _frame_durations(v: _Validator, key: str, checked: dict, fps: float, sprite: str) -> tuple[float, ...]:
+    """Per-frame ms from ``durations`` or ``holds`` (ticks of ``fps``); one per frame."""
+    if "durations" in checked and "holds" in checked:
+        v.error(f"{key}.holds", "durations and holds both set", sprite=sprite, expected="one of them")
+        return ()
+    which = "durations" if "durations" in checked else "holds" if "holds" in checked else None
+    if which is None:
+        return ()
+    values = checked[which]
+    if len(values) != checked["frames"]:
+        v.error(
+            f"{key}.{which}",
+            f"{which} has {len(values)} entries for {checked['frames']} frames",
+            sprite=sprite,
+            expected=f"one entry per frame ({checked['frames']})",
+            found=str(len(values)),
+        )
+        return ()
+    if which == "durations":
+        return tuple(float(d) for d in values)
+    return tuple(h * 1000.0 / fps for h in values)
 
 
 def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSpec]:
@@ -693,6 +746,17 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
             )
             continue
         fields = v.table(key, table, EXPORT_FIELDS.get(target, {}))
+        if "filename_format" in fields:
+            from ..export.aseprite import FILENAME_TOKENS, filename_format_problem
+
+            problem = filename_format_problem(fields["filename_format"])
+            if problem:
+                v.error(
+                    f"{key}.filename_format",
+                    problem,
+                    expected="Aseprite tokens: " + " ".join(f"{{{t}}}" for t in FILENAME_TOKENS),
+                    found=repr(fields["filename_format"]),
+                )
         if target in ("godot", "bevy"):
             base_key = "project" if target == "godot" else "assets"
             base, sub = fields.get(base_key), fields.get("dir", "sprites")

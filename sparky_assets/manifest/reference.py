@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from .schema import EXPORT_FIELDS, SECTIONS, Field
+from .schema import ANIMATION_FIELDS, EXPORT_FIELDS, SECTIONS, Field
 
 INTRO = """# `sparky.toml` reference (manifest v1)
 
@@ -31,6 +31,12 @@ A sprite that no atlas names gets a spritesheet of its own, named after it.
     "atlas": """`sprites` takes names and globs (`slime*`); a sprite belongs to at most one atlas.
 """,
 }
+
+ANIMATION_NOTE = """`animations = { walk = { frames = 3, holds = [1, 1, 3], direction = "pingpong" } }`.
+Exports carry timing and order in each format's terms (docs/formats.md): Aseprite
+`duration` and tag `direction`, TexturePacker `duration` and play-order lists, Godot
+relative frame durations, Bevy clip `durations` and `playback`.
+"""
 
 GENERATOR_NOTE = """## `[generator.<name>]`
 
@@ -66,6 +72,8 @@ def render() -> str:
         if section in NOTES:
             out += [NOTES[section]]
         out += _table(SECTIONS[section]) + [""]
+        if section == "sprite":
+            out += ["### An animation's table", "", ANIMATION_NOTE] + _table(ANIMATION_FIELDS) + [""]
     out += [GENERATOR_NOTE]
     for target, fields in EXPORT_FIELDS.items():
         out += [f"## `[export.{target}]`", ""] + _table(fields) + [""]

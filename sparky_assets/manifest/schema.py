@@ -23,6 +23,10 @@ DIRECTIONS: dict[int, tuple[str, ...]] = {
 }
 """Facings per ``directions`` value, clockwise from north (``s`` faces the viewer,
 ``e`` faces screen right)."""
+PLAYBACK_DIRECTIONS = ("forward", "reverse", "pingpong", "pingpong_reverse")
+"""An animation's playback order, named as Aseprite names its tag directions."""
+DEFAULT_FILENAME_FORMAT = "{frame}"
+"""Aseprite JSON frame names: the index in the sheet, what Phaser's ``createFromAseprite`` looks up."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,33 @@ ATLAS_FIELDS: dict[str, Field] = {
     "trim": Field("bool", "Cut transparent borders off frames (offsets are exported).", False),
 }
 
+ANIMATION_FIELDS: dict[str, Field] = {
+    "frames": Field("int", "Number of frames.", required=True, minimum=1, maximum=256, example="4"),
+    "fps": Field("number", "Frames per second; defaults to the sprite's `fps`.", minimum=0.1, maximum=240),
+    "loop": Field("bool", "Whether the animation repeats; defaults to the sprite's `loop`."),
+    "durations": Field(
+        "int-list",
+        "Per-frame durations in milliseconds, one per frame (`[100, 100, 300]`); default `1000 / fps` each.",
+        minimum=1,
+        maximum=65535,
+    ),
+    "holds": Field(
+        "int-list",
+        "Per-frame holds in ticks of the animation's fps, one per frame (`[1, 1, 3]`: the third frame shows "
+        "three times as long). Exclusive with `durations`; a held frame is stored once.",
+        minimum=1,
+        maximum=240,
+    ),
+    "direction": Field(
+        "str",
+        "Playback order: `forward`, `reverse`, `pingpong` (there and back, the end frames once) or "
+        "`pingpong_reverse`. Exported as each format names it; frames are never duplicated.",
+        "forward",
+        choices=PLAYBACK_DIRECTIONS,
+    ),
+}
+"""The keys of one animation's table in a sprite's ``animations``."""
+
 EXPORT_FIELDS: dict[str, dict[str, Field]] = {
     "godot": {
         "project": Field(
@@ -132,6 +163,16 @@ EXPORT_FIELDS: dict[str, dict[str, Field]] = {
     "aseprite": {
         "dir": Field(
             "str", "Folder (inside the project) for Aseprite JSON (array) files; default `<project.out>/aseprite`."
+        ),
+        "filename_format": Field(
+            "str",
+            "Frame names, with Aseprite's `--filename-format` tokens: `{frame}` (index in the sheet; `{frame1}` "
+            "counts from 1, `{frame001}` pads to 3 digits), `{tagframe}` (index in its animation, same forms), "
+            "`{title}` (sprite), `{tag}` (sprite/animation), `{innertag}`, `{outertag}`, `{layer}`, `{extension}` "
+            "(`png`), `{path}` (the export folder), `{slice}`. Names must be unique in a sheet. The default "
+            "`{frame}` is what Phaser's `createFromAseprite` looks frames up by; Aseprite's own default is "
+            "`{title} {frame}.{extension}`.",
+            DEFAULT_FILENAME_FORMAT,
         ),
     },
 }
@@ -164,6 +205,16 @@ class Animation:
     """The facing of every frame of this clip (sprites with ``directions``), else empty."""
     base: str = ""
     """The animation the manifest names (``walk`` for ``walk_n``; empty for a still sprite's facing)."""
+    durations: tuple[float, ...] = ()
+    """Per-frame durations in ms (from ``durations`` or ``holds``); empty: ``1000 / fps`` each."""
+    playback: str = "forward"
+    """One of :data:`PLAYBACK_DIRECTIONS` (the manifest's animation ``direction``; ``direction``
+    here is the facing)."""
+
+    @property
+    def timed(self) -> bool:
+        """Whether timing or order differ from the defaults (only then do keys and files mention them)."""
+        return bool(self.durations) or self.playback != "forward"
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,34 @@ class AnimationInfo:
     loop: bool
     frames: tuple[int, ...]
     """Indices into :attr:`PackedAtlas.frames`."""
+    durations: tuple[float, ...] = ()
+    """Per-frame ms, one per entry of ``frames``; empty: ``1000 / fps`` each."""
+    playback: str = "forward"
+    """``forward`` ``reverse`` ``pingpong`` ``pingpong_reverse``: the order the frames play in
+    (metadata only; frames are stored once, whatever the order)."""
+
+    def frame_ms(self) -> tuple[float, ...]:
+        """Every frame's duration in milliseconds."""
+        return self.durations or (1000.0 / self.fps,) * len(self.frames)
+
+    def cycle(self) -> tuple[int, ...]:
+        """Positions in ``frames`` in the order one cycle plays them, for formats that only
+        know forward lists: ``pingpong`` over 4 frames is 0 1 2 3 2 1 (the ends once, as
+        Aseprite plays it), ``pingpong_reverse`` 3 2 1 0 1 2."""
+        forward = tuple(range(len(self.frames)))
+        backward = forward[::-1]
+        if self.playback == "reverse":
+            return backward
+        if self.playback == "pingpong":
+            return forward + backward[1:-1]
+        if self.playback == "pingpong_reverse":
+            return backward + forward[1:-1]
+        return forward
+
+    @property
+    def timed(self) -> bool:
+        """Timing or order differ from the defaults (uniform, forward)."""
+        return bool(self.durations) or self.playback != "forward"
 
 
 @dataclass(frozen=True)
@@ -90,7 +118,7 @@ class PackedAtlas:
 def build_atlas(
     name: str,
     frames: list[FrameInput],
-    animations: list[tuple[str, str, float, bool]],
+    animations: list[tuple],
     *,
     max_width: int,
     max_height: int,
@@ -101,7 +129,7 @@ def build_atlas(
     square: bool = False,
     pack=pack_maxrects,
 ) -> PackedAtlas:
-    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop)``.
+    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop[, durations, playback])``.
 
     ``pack`` has :func:`~.maxrects.pack_maxrects`' signature; the build engine passes a
     memoised one, since placements depend only on the sizes (a palette edit keeps them)."""
@@ -150,8 +178,8 @@ def build_atlas(
     for i, p in enumerate(packed):
         members.setdefault((p.sprite, p.animation), []).append(i)
     infos = [
-        AnimationInfo(sprite, anim, fps, loop, tuple(members.get((sprite, anim), ())))
-        for sprite, anim, fps, loop in animations
+        AnimationInfo(sprite, anim, fps, loop, tuple(members.get((sprite, anim), ())), *timing)
+        for sprite, anim, fps, loop, *timing in animations
     ]
     sprites = tuple(dict.fromkeys(f.sprite for f in frames))
     return PackedAtlas(name, tuple(pages), tuple(tuple(r) for r in page_rects), tuple(packed), tuple(infos), sprites)

@@ -569,7 +569,9 @@ class _Build:
                             n,
                             self.process_keys[n],
                             [
-                                [a.name, a.frames, a.fps, a.loop] + ([a.base, a.direction] if a.direction else [])
+                                [a.name, a.frames, a.fps, a.loop]
+                                + ([a.base, a.direction] if a.direction else [])
+                                + (["timing", list(a.durations), a.playback] if a.timed else [])
                                 for a in project.sprites[n].spec.animations
                             ],
                         ]
@@ -787,7 +789,7 @@ class _Build:
                         for i in range(a.frames):
                             inputs.append(FrameInput(n, a.name, i, frames[k]))
                             k += 1
-                        animations.append((n, a.name, a.fps, a.loop))
+                        animations.append((n, a.name, a.fps, a.loop, a.durations, a.playback))
                 else:
                     inputs.append(FrameInput(n, None, 0, frames[0]))
             try:
@@ -862,7 +864,14 @@ class _Build:
             )
         ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
         impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
-        files = impl.export(packed, ctx)
+        try:
+            files = impl.export(packed, ctx)
+        except InvalidInput as exc:  # an export setting the data cannot satisfy: point at the setting
+            located_diags = []
+            for d in exc.diagnostics:
+                line, col = self.project.locator(d.key) if d.key and d.file is None else (d.line, d.column)
+                located_diags.append(replace(d, file=d.file or str(self.manifest.path), line=line, column=col))
+            raise InvalidInput(located_diags) from None
         self.cache.put("export", key, _files_to_bytes(files))
         self.report.ran["export"].append(f"{atlas.name}:{target.target}")
         return files
@@ -976,7 +985,10 @@ def _atlas_meta(atlas: PackedAtlas) -> dict:
             ]
             for f in atlas.frames
         ],
-        "animations": [[a.sprite, a.name, a.fps, a.loop, list(a.frames)] for a in atlas.animations],
+        "animations": [
+            [a.sprite, a.name, a.fps, a.loop, list(a.frames)] + ([list(a.durations), a.playback] if a.timed else [])
+            for a in atlas.animations
+        ],
         "sprites": list(atlas.sprites),
     }
 
@@ -987,7 +999,10 @@ def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedA
         tuple(pages),
         tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
         tuple(PackedFrame(*f) for f in meta["frames"]),
-        tuple(AnimationInfo(s, n, fps, loop, tuple(fr)) for s, n, fps, loop, fr in meta["animations"]),
+        tuple(
+            AnimationInfo(s, n, fps, loop, tuple(fr), *([tuple(t[0]), t[1]] if t else []))
+            for s, n, fps, loop, fr, *t in meta["animations"]
+        ),
         tuple(meta["sprites"]),
     )
 

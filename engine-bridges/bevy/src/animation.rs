@@ -41,9 +41,10 @@ pub struct SparkyAnimation {
     pub repeat: Repeat,
     /// Playback speed multiplier (1.0 = the clip's fps).
     pub speed: f32,
-    /// Position in the clip (index into the clip's frame list).
+    /// Step of the clip's play cycle ([`AtlasClip::cycle`]); for a forward clip, the
+    /// index into the clip's frame list.
     pub cursor: usize,
-    /// Seconds accumulated toward the next frame.
+    /// Seconds accumulated toward the next step.
     pub elapsed: f32,
     /// Set the entity's `Anchor` so a trimmed frame sits where its untrimmed source
     /// would (on by default; turn off to keep an anchor of your own).
@@ -131,10 +132,16 @@ pub fn animate_sprites(
             warn_missing(&mut animation, atlas, "sprite");
             continue;
         };
-        let (frames, fps, clip_loops) = match &animation.clip {
-            None => (&atlas_sprite.frames[..1], 0.0, false),
+        let still = [0];
+        let (frames, cycle, durations, clip_loops) = match &animation.clip {
+            None => (&atlas_sprite.frames[..1], &still[..], &[][..], false),
             Some(name) => match atlas_sprite.clips.get(name) {
-                Some(clip) => (&clip.frames[..], clip.fps, clip.looping),
+                Some(clip) => (
+                    &clip.frames[..],
+                    &clip.cycle[..],
+                    &clip.durations[..],
+                    clip.looping,
+                ),
                 None => {
                     warn_missing(&mut animation, atlas, "clip");
                     continue;
@@ -148,15 +155,18 @@ pub fn animate_sprites(
             Repeat::Once => false,
         };
         // A reload may have shortened the clip.
-        if animation.cursor >= frames.len() {
-            animation.cursor = if looping { 0 } else { frames.len() - 1 };
+        if animation.cursor >= cycle.len() {
+            animation.cursor = if looping { 0 } else { cycle.len() - 1 };
         }
-        if animation.playing && fps > 0.0 && animation.clip.is_some() {
-            let frame_time = 1.0 / (fps * animation.speed.max(0.0));
+        if animation.playing && !durations.is_empty() {
             animation.elapsed += delta;
-            while frame_time.is_finite() && animation.elapsed >= frame_time {
+            loop {
+                let frame_time = durations[cycle[animation.cursor]] / animation.speed.max(0.0);
+                if !(frame_time.is_finite() && animation.elapsed >= frame_time) {
+                    break;
+                }
                 animation.elapsed -= frame_time;
-                if animation.cursor + 1 < frames.len() {
+                if animation.cursor + 1 < cycle.len() {
                     animation.cursor += 1;
                 } else if looping {
                     animation.cursor = 0;
@@ -172,7 +182,7 @@ pub fn animate_sprites(
                 }
             }
         }
-        let frame = &atlas.frames[frames[animation.cursor]];
+        let frame = &atlas.frames[frames[cycle[animation.cursor]]];
         let anchor = anchor.filter(|_| animation.anchor_trimmed);
         show_frame(atlas, frame, &mut sprite, anchor);
     }

@@ -8,7 +8,8 @@
 //!
 //! Invariants: a loaded [`SparkyAtlas`] is internally consistent — every frame points
 //! at an existing page and rect, every sprite/clip frame index points at an existing
-//! frame, every clip has at least one frame and a positive finite fps, every rect lies
+//! frame, every clip has at least one frame, a positive finite fps and one positive
+//! duration per frame (and a non-empty play cycle), every rect lies
 //! inside its page — so the animation system can index without checks. A file that
 //! breaks any of this fails to load with an [`AtlasLoadError`] naming the field.
 
@@ -91,6 +92,53 @@ pub struct ClipFile {
     /// The facing of a directional clip (`"ne"`); empty otherwise.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub direction: String,
+    /// Per-frame durations in milliseconds, one per entry of `frames`; absent: `1000 / fps` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub durations: Vec<f32>,
+    /// The order the frames play in: `"forward"` (or absent), `"reverse"`, `"pingpong"`,
+    /// `"pingpong_reverse"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub playback: String,
+}
+
+/// The order a clip's frames play in, named as Aseprite names its tag directions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect)]
+pub enum Playback {
+    /// First to last.
+    #[default]
+    Forward,
+    /// Last to first.
+    Reverse,
+    /// First to last and back, the end frames shown once per pass (`a b c b`).
+    Pingpong,
+    /// Last to first and back (`c b a b`).
+    PingpongReverse,
+}
+
+impl Playback {
+    /// The playback a file names (`""` is forward), or `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "" | "forward" => Some(Playback::Forward),
+            "reverse" => Some(Playback::Reverse),
+            "pingpong" => Some(Playback::Pingpong),
+            "pingpong_reverse" => Some(Playback::PingpongReverse),
+            _ => None,
+        }
+    }
+
+    /// Positions in a clip of `len` frames in the order one cycle plays them.
+    pub fn cycle(self, len: usize) -> Vec<usize> {
+        let forward: Vec<usize> = (0..len).collect();
+        let backward: Vec<usize> = (0..len).rev().collect();
+        let inner = |v: &[usize]| v.get(1..v.len().saturating_sub(1)).unwrap_or(&[]).to_vec();
+        match self {
+            Playback::Forward => forward,
+            Playback::Reverse => backward,
+            Playback::Pingpong => [forward, inner(&backward)].concat(),
+            Playback::PingpongReverse => [backward, inner(&(0..len).collect::<Vec<_>>())].concat(),
+        }
+    }
 }
 
 // ------------------------------------------------------------------------ asset
@@ -156,6 +204,32 @@ pub struct AtlasClip {
     pub animation: Option<String>,
     /// For a sprite with directions: the clip's facing (`"ne"`).
     pub direction: Option<String>,
+    /// Seconds each entry of `frames` shows for (at speed 1.0); positive, one per frame.
+    pub durations: Vec<f32>,
+    /// The order the frames play in.
+    pub playback: Playback,
+    /// Positions in `frames` in play order for one cycle (`playback` applied); never empty.
+    pub cycle: Vec<usize>,
+}
+
+impl AtlasClip {
+    /// The index into [`SparkyAtlas::frames`] shown `seconds` after the clip started
+    /// (speed 1.0), following durations and playback; a one-shot clip holds its last step.
+    pub fn frame_at(&self, seconds: f32) -> usize {
+        let cycle_time: f32 = self.cycle.iter().map(|&k| self.durations[k]).sum();
+        let mut t = if self.looping && cycle_time > 0.0 {
+            seconds.rem_euclid(cycle_time)
+        } else {
+            seconds
+        };
+        for &k in &self.cycle {
+            if t < self.durations[k] {
+                return self.frames[k];
+            }
+            t -= self.durations[k];
+        }
+        self.frames[*self.cycle.last().expect("cycle is never empty")]
+    }
 }
 
 /// Compass bearing in degrees (clockwise from north = screen up) of each facing name.
@@ -410,6 +484,35 @@ fn check_atlas_file(file: &AtlasFile) -> Result<(), AtlasLoadError> {
                     format!("is {}, expected a positive number", clip.fps),
                 ));
             }
+            if !clip.durations.is_empty() && clip.durations.len() != clip.frames.len() {
+                return Err(invalid(
+                    format!("{field}.durations"),
+                    format!(
+                        "has {} entries for {} frames",
+                        clip.durations.len(),
+                        clip.frames.len()
+                    ),
+                ));
+            }
+            if let Some(bad) = clip
+                .durations
+                .iter()
+                .find(|ms| !(ms.is_finite() && **ms > 0.0))
+            {
+                return Err(invalid(
+                    format!("{field}.durations"),
+                    format!("has {bad}, expected positive milliseconds"),
+                ));
+            }
+            if Playback::from_name(&clip.playback).is_none() {
+                return Err(invalid(
+                    format!("{field}.playback"),
+                    format!(
+                        "is {:?}; expected forward, reverse, pingpong or pingpong_reverse",
+                        clip.playback
+                    ),
+                ));
+            }
             if !clip.direction.is_empty() {
                 let direction = &clip.direction;
                 if !sprite.directions.contains(direction) {
@@ -468,6 +571,15 @@ fn build_atlas(
                             looping: clip.looping,
                             animation: (!clip.direction.is_empty()).then(|| clip.animation.clone()),
                             direction: (!clip.direction.is_empty()).then(|| clip.direction.clone()),
+                            durations: if clip.durations.is_empty() {
+                                vec![1.0 / clip.fps; clip.frames.len()]
+                            } else {
+                                clip.durations.iter().map(|ms| ms / 1000.0).collect()
+                            },
+                            playback: Playback::from_name(&clip.playback).unwrap_or_default(),
+                            cycle: Playback::from_name(&clip.playback)
+                                .unwrap_or_default()
+                                .cycle(clip.frames.len()),
                         },
                     )
                 })

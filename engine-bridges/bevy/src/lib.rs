@@ -30,7 +30,7 @@ use bevy::prelude::*;
 
 pub use animation::{ClipFinished, Repeat, SparkyAnimation, animate_sprites};
 pub use atlas::{
-    AtlasClip, AtlasFrame, AtlasLoadError, AtlasSprite, SparkyAtlas, SparkyAtlasLoader,
+    AtlasClip, AtlasFrame, AtlasLoadError, AtlasSprite, Playback, SparkyAtlas, SparkyAtlasLoader,
     SparkyAtlasLoaderSettings,
 };
 #[cfg(feature = "bridge")]
@@ -42,7 +42,7 @@ pub use bridge::{
 /// Everything a game usually needs: `use bevy_sparky::prelude::*;`.
 pub mod prelude {
     pub use crate::animation::{ClipFinished, Repeat, SparkyAnimation};
-    pub use crate::atlas::SparkyAtlas;
+    pub use crate::atlas::{Playback, SparkyAtlas};
     #[cfg(feature = "bridge")]
     pub use crate::bridge::{
         SparkyAssetsChanged, SparkyBridgePlugin, SparkyBridgeStatus, SparkyBuildFailed,

@@ -270,3 +270,54 @@ fn a_reloaded_atlas_is_used_on_the_next_frame() {
         |app| shown(app, entity) == (1, 1),
     );
 }
+
+#[test]
+fn a_pingpong_clip_with_per_frame_durations_shows_the_right_frame_at_each_time() {
+    // wave: frames at rects 0, 1, 2 of page 0 showing 100, 200, 300 ms, pingpong, looping:
+    // one cycle is 0 (0..100) 1 (100..300) 2 (300..600) 1 (600..800), then 0 again.
+    // Updates of 45 ms never land on a boundary within the first 19.
+    let mut scene = scene(Duration::from_millis(45));
+    let entity = scene
+        .app
+        .world_mut()
+        .spawn(SparkyAnimation::new(scene.atlas.clone(), "hero", "wave"))
+        .id();
+    let expected_rect = |ms: u32| match ms % 800 {
+        0..100 => 0,
+        100..300 => 1,
+        300..600 => 2,
+        _ => 1,
+    };
+    let clip = {
+        let atlases = scene.app.world().resource::<Assets<SparkyAtlas>>();
+        let atlas = atlases.get(&scene.atlas).unwrap();
+        atlas.clip("hero", "wave").unwrap().clone()
+    };
+    assert_eq!(clip.playback, Playback::Pingpong);
+    assert_eq!(clip.cycle, vec![0, 1, 2, 1]);
+    for step in 1..=19u32 {
+        scene.app.update();
+        let ms = step * 45;
+        assert_eq!(
+            shown(&scene.app, entity),
+            (0, expected_rect(ms)),
+            "at {ms} ms"
+        );
+        // The clip's own lookup agrees (frames 2, 3, 4 of the atlas sit at rects 0, 1, 2).
+        assert_eq!(
+            clip.frame_at(ms as f32 / 1000.0),
+            2 + expected_rect(ms),
+            "frame_at {ms} ms"
+        );
+    }
+}
+
+#[test]
+fn playback_cycles_follow_aseprite_directions() {
+    assert_eq!(Playback::Forward.cycle(3), vec![0, 1, 2]);
+    assert_eq!(Playback::Reverse.cycle(3), vec![2, 1, 0]);
+    assert_eq!(Playback::Pingpong.cycle(4), vec![0, 1, 2, 3, 2, 1]);
+    assert_eq!(Playback::PingpongReverse.cycle(4), vec![3, 2, 1, 0, 1, 2]);
+    assert_eq!(Playback::Pingpong.cycle(1), vec![0]);
+    assert_eq!(Playback::PingpongReverse.cycle(2), vec![1, 0]);
+}

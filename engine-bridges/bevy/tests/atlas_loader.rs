@@ -317,6 +317,21 @@ fn parse_refuses_what_the_format_forbids() {
         ("fps: 8.0", "fps: 0.0", "positive"),
         ("frames: [0, 1], fps", "frames: [], fps", "is empty"),
         ("page: 1, index: 0,", "page: 5, index: 0,", "frames[0].page"),
+        (
+            "durations: [100.0, 200.0, 300.0]",
+            "durations: [100.0, 200.0]",
+            "has 2 entries for 3 frames",
+        ),
+        (
+            "durations: [100.0, 200.0, 300.0]",
+            "durations: [100.0, 0.0, 300.0]",
+            "positive milliseconds",
+        ),
+        (
+            "playback: \"pingpong\"",
+            "playback: \"bounce\"",
+            "expected forward, reverse, pingpong or pingpong_reverse",
+        ),
     ];
     for (from, to, expected) in cases {
         let broken = good.replacen(from, to, 1);
@@ -338,7 +353,7 @@ fn parse_refuses_what_the_format_forbids() {
 /// carrying their animation and facing, as the exporter writes for `directions = 4`.
 fn directional_fixture() -> String {
     let good = std::fs::read_to_string(fixture_dir().join("sprites/characters.atlas.ron")).unwrap();
-    let clips = "            clips: {\n                \"attack\": (frames: [0, 1], fps: 10.0, looping: false),\n                \"idle\": (frames: [2, 3, 4, 5, 6], fps: 8.0, looping: true),\n            },";
+    let clips = "            clips: {\n                \"attack\": (frames: [0, 1], fps: 10.0, looping: false),\n                \"idle\": (frames: [2, 3, 4, 5, 6], fps: 8.0, looping: true),\n                \"wave\": (frames: [2, 3, 4], fps: 8.0, looping: true, durations: [100.0, 200.0, 300.0], playback: \"pingpong\"),\n            },";
     assert!(good.contains(clips), "fixture changed");
     let directional = "            directions: [\"n\", \"e\", \"s\", \"w\"],\n            clips: {\n                \"walk_e\": (frames: [2, 3], fps: 8.0, looping: true, animation: \"walk\", direction: \"e\"),\n                \"walk_n\": (frames: [0, 1], fps: 8.0, looping: true, animation: \"walk\", direction: \"n\"),\n                \"walk_s\": (frames: [4], fps: 8.0, looping: true, animation: \"walk\", direction: \"s\"),\n                \"walk_w\": (frames: [5, 6], fps: 8.0, looping: true, animation: \"walk\", direction: \"w\"),\n            },";
     good.replacen(clips, directional, 1)
