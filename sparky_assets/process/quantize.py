@@ -52,9 +52,8 @@ QUANTIZE_VERSION = 2
 TABLE_VERSION = 1
 """Bump when :func:`build_table` changes (part of the on-disk table's name and header)."""
 TABLE_MAGIC = b"SPARKY-PALETTE-TABLE\n"
-CELL_BITS = 3
-_CELL = 1 << CELL_BITS
-_CELLS = 256 // _CELL
+PRUNE_SIZES = (64, 32, 16, 8, 4, 2)
+"""Cube sides pruned in turn; cubes of the last size still ambiguous are decided colour by colour."""
 _MEMORY_TABLES = 8
 _tables: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -161,26 +160,28 @@ def build_table(colors: np.ndarray) -> np.ndarray:
         table[:] = keep[0]
         return table
 
-    steps = np.arange(0, 256, 32)
+    steps = np.arange(0, 256, PRUNE_SIZES[0])
     b, g, r = np.meshgrid(steps, steps, steps, indexing="ij")
     origin = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=-1)
     groups = [(origin, np.broadcast_to(np.arange(len(keep)), (len(origin), len(keep))))]
-    for size in (32, 16, 8, 4, 2):
+    for size in PRUNE_SIZES:
         pending: dict[int, list] = {}
         for origin, cand in groups:
             for kept_origin, kept in _prune(origin, size, cand, plab):
                 pending.setdefault(kept.shape[1], []).append((kept_origin, kept))
         groups = []
+        # cubes left with one candidate are filled; the others split into their children
+        child = size // 2 if size > PRUNE_SIZES[-1] else 1
         for width, parts in sorted(pending.items()):
             origin = np.concatenate([o for o, _ in parts])
             cand = np.concatenate([c for _, c in parts])
             if width == 1:
                 _fill(table, origin, size, keep[cand[:, 0]])
                 continue
-            # split each remaining cube into its 8 children
-            half = size // 2
-            corners = np.array([(dr, dg, db) for db in (0, half) for dg in (0, half) for dr in (0, half)])
-            groups.append(((origin[:, None, :] + corners[None]).reshape(-1, 3), np.repeat(cand, 8, axis=0)))
+            steps = np.arange(0, size, child)
+            db, dg, dr = np.meshgrid(steps, steps, steps, indexing="ij")
+            corners = np.stack([dr.ravel(), dg.ravel(), db.ravel()], axis=-1)
+            groups.append(((origin[:, None, :] + corners[None]).reshape(-1, 3), np.repeat(cand, len(corners), axis=0)))
     for rgb, cand in groups:  # single colours now: decide each among its candidates
         _decide(table, rgb, cand, colors, keep, plab)
     return table
@@ -338,27 +339,41 @@ def dither_offsets(n: int, amplitude: int) -> np.ndarray:
     return ((2 * ranks + 1 - n * n) * amplitude) // (2 * n * n)
 
 
+_lock_memo: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def _lock_parts(palette_colors: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colours ``(n, 3)``, opaque RGBA words ``(n,)`` and the table of a palette, memoised
+    (a build locks thousands of small frames against a handful of palettes)."""
+    parts = _lock_memo.get(palette_colors)
+    if parts is None:
+        colors = np.array(palette_colors, dtype=np.uint8).reshape(-1, 3)
+        rgba = np.zeros((len(colors), 4), dtype=np.uint8)
+        rgba[:, :3], rgba[:, 3] = colors, 255
+        parts = (colors, rgba.view("<u4")[:, 0].copy(), palette_table(colors))
+        _lock_memo[palette_colors] = parts
+        while len(_lock_memo) > _MEMORY_TABLES:
+            _lock_memo.popitem(last=False)
+    return parts
+
+
 def quantize_to_palette(image: np.ndarray, palette: Palette, dither: str = "none") -> np.ndarray:
     """RGBA ``(h, w, 4)`` uint8 → RGBA locked to ``palette`` (see module invariants)."""
     if image.ndim != 3 or image.shape[2] != 4:
         raise ValueError(f"expected an RGBA image (h, w, 4), found shape {image.shape}")
-    colors = np.array(palette.colors, dtype=np.uint8).reshape(-1, 3)
-    table = palette_table(colors)
+    colors, rgba_words, table = _lock_parts(palette.colors)
     h, w = image.shape[:2]
+    # One little-endian 32-bit word per pixel: r | g << 8 | b << 16 | a << 24.
+    words = np.ascontiguousarray(image).view("<u4").reshape(-1)
+    codes = np.empty(words.shape, np.intp)  # table positions, already index-sized for np.take
     if dither != "none":
         n = int(dither.removeprefix("bayer"))
         offsets = dither_offsets(n, dither_amplitude(colors))
-        tiled = np.tile(offsets, (h // n + 1, w // n + 1))[:h, :w]
-        rgb = np.clip(image[:, :, :3].astype(np.int16) + tiled[:, :, None], 0, 255).astype(np.uint32)
-        codes = (rgb[:, :, 0] | (rgb[:, :, 1] << 8)) | (rgb[:, :, 2] << 16)
-        alpha = image[:, :, 3]
+        tiled = np.tile(offsets, (h // n + 1, w // n + 1))[:h, :w].reshape(-1, 1)
+        rgb = np.clip(image[:, :, :3].reshape(-1, 3).astype(np.int16) + tiled, 0, 255).astype(np.intp)
+        np.bitwise_or(rgb[:, 0] | (rgb[:, 1] << 8), rgb[:, 2] << 16, out=codes)
     else:
-        # One little-endian 32-bit word per pixel: r | g << 8 | b << 16 | a << 24.
-        words = np.ascontiguousarray(image).view("<u4")[:, :, 0]
-        codes = words & 0xFFFFFF
-        alpha = words >> 24
-    rgba = np.zeros((len(colors), 4), dtype=np.uint8)
-    rgba[:, :3], rgba[:, 3] = colors, 255
-    locked = np.take(rgba.view("<u4")[:, 0], np.take(table, codes))
-    locked[alpha < 128] = 0
+        np.bitwise_and(words, 0xFFFFFF, out=codes, casting="unsafe")
+    locked = np.take(rgba_words, np.take(table, codes).astype(np.intp))
+    locked[words < 0x80000000] = 0  # alpha < 128
     return locked.view(np.uint8).reshape(h, w, 4)

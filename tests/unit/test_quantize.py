@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def private_table_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARKY_TABLE_CACHE", str(tmp_path / "tables"))
     monkeypatch.setattr(quantize, "_tables", type(quantize._tables)())
+    monkeypatch.setattr(quantize, "_lock_memo", type(quantize._lock_memo)())
 
 
 def _codes_to_rgb(codes: np.ndarray) -> np.ndarray:
