@@ -26,7 +26,10 @@ test-slow:
 
 # benchmarks against the anchors named in the issues
 bench:
+    pip install -q -e '.[bench]'
     python bench/pack.py
+    python bench/palette.py
+    python bench/png.py
     python bench/incremental.py
     python bench/hotreload.py
     python bench/pixelize.py

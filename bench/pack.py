@@ -1,4 +1,11 @@
-"""Benchmark: ``pack_maxrects`` against rectpack 0.2.2 (MaxRectsBssf, SkylineBl).
+"""Benchmark: ``pack_maxrects`` against maxrects-packer 2.7.4 and rectpack 0.2.2.
+
+maxrects-packer (npm; the packer behind free-tex-packer) runs in Node: the script
+installs it into the user cache folder (``~/.cache/sparky-assets/node-bench``) with
+``npm install`` when missing, packs each set ``--repeats`` times in one Node process
+(JIT warm) with ``smart: true, pot: false, square: false, allowRotation: false``, and
+times the ``addArray`` call. Without Node/npm its rows are left out. ``--no-rectpack``
+skips rectpack (its MaxRectsBssf takes minutes).
 
 Run: ``/work/venv/bin/python bench/pack.py`` (about 30 s on an idle machine: rectpack's
 MaxRectsBssf needs ~12 s for 1,000 rects, SkylineBl several seconds for 5,000).
@@ -28,6 +35,10 @@ the anchor measured on an idle machine, scaled by this run's load (rectpack's
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,11 +108,93 @@ def run_rectpack(sizes: list[tuple[int, int]], page: int, algorithm: str) -> Row
     return elapsed, len(extents), rect_area / page_area, fill
 
 
+MAXRECTS_PACKER = "maxrects-packer@2.7.4"
+_NODE_SCRIPT = r"""
+import { readFileSync } from "node:fs";
+// the package.json "main" is a UMD file under "type": "module"; its ESM build is this one
+import { MaxRectsPacker } from "maxrects-packer/dist/maxrects-packer.mjs";
+const input = JSON.parse(readFileSync(0, "utf8"));
+const opts = { smart: true, pot: false, square: false, allowRotation: false, border: 0 };
+let best = Infinity, bins = null;
+for (let r = 0; r < input.repeats; r++) {
+  const packer = new MaxRectsPacker(input.page, input.page, 0, opts);
+  const rects = input.sizes.map(([width, height], i) => ({ width, height, data: i }));
+  const t0 = process.hrtime.bigint();
+  packer.addArray(rects);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (ms < best) best = ms;
+  bins = packer.bins.map((b) => b.rects.map((r) => [r.x, r.y, r.width, r.height]));
+}
+process.stdout.write(JSON.stringify({ ms: best, bins }));
+"""
+
+
+def node_bench_dir() -> Path:
+    """Where ``maxrects-packer`` is installed for this benchmark: the user cache folder."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "sparky-assets" / "node-bench"
+
+
+def ensure_maxrects_packer() -> Path | None:
+    """Install maxrects-packer 2.7.4 (npm) into the cache folder when missing; None
+    when Node or npm is not installed."""
+    folder = node_bench_dir()
+    package = folder / "node_modules" / "maxrects-packer" / "package.json"
+    if not package.exists() or '"version": "2.7.4"' not in package.read_text():
+        if not (shutil.which("npm") and shutil.which("node")):
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(folder),
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                MAXRECTS_PACKER,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    script = folder / "pack.mjs"
+    script.write_text(_NODE_SCRIPT)
+    return script
+
+
+def run_maxrects_packer(script: Path, sizes: list[tuple[int, int]], page: int, repeats: int) -> Row:
+    """maxrects-packer in Node (best of ``repeats`` packs in one process, so Node's JIT
+    is warm as in a long-running tool; the ``addArray`` call alone is timed)."""
+    payload = json.dumps({"sizes": sizes, "page": page, "repeats": repeats})
+    out = subprocess.run(
+        ["node", str(script)], input=payload, capture_output=True, text=True, check=True, cwd=script.parent
+    )
+    result = json.loads(out.stdout)
+    bins = result["bins"]
+    if sum(len(b) for b in bins) != len(sizes):
+        raise SystemExit("maxrects-packer did not place every rect")
+    extents = [(max(x + w for x, _, w, _ in b), max(y + h for _, y, _, h in b)) for b in bins]
+    rect_area = sum(w * h for w, h in sizes)
+    placed = [(k, w, h) for k, b in enumerate(bins) for _, _, w, h in b]
+    return (
+        result["ms"] / 1000,
+        len(bins),
+        rect_area / sum(w * h for w, h in extents),
+        full_fill(placed, len(bins), page),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="also run rectpack on 5,000 rects (MaxRectsBssf ≈ 400 s)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of ours (best kept)")
+    parser.add_argument("--no-rectpack", action="store_true", help="skip rectpack (ours and maxrects-packer only)")
     args = parser.parse_args(argv)
+    script = ensure_maxrects_packer()
+    if script is None:
+        print("maxrects-packer: node/npm not installed, its rows are left out")
 
     cases = [
         (1000, PAGE, ["MaxRectsBssf", "SkylineBl"]),
@@ -130,12 +223,15 @@ def main(argv: list[str] | None = None) -> None:
         sizes = random_sizes(count)
         ours = run_ours(sizes, page, args.repeats)
         row(count, page, "sparky pack_maxrects", ours, 1.0)
-        for algorithm in anchors:
+        if script is not None:
+            figures = run_maxrects_packer(script, sizes, page, args.repeats)
+            row(count, page, "maxrects-packer 2.7.4", figures, figures[0] / ours[0])
+        for algorithm in [] if args.no_rectpack else anchors:
             figures = run_rectpack(sizes, page, algorithm)
             row(count, page, "rectpack " + algorithm, figures, figures[0] / ours[0])
             if (count, page, algorithm) == (1000, PAGE, "MaxRectsBssf"):
                 load = figures[0] / ANCHOR_1000_MAXRECTS_S
-        if count == 5000 and not args.full:
+        if count == 5000 and not args.full and not args.no_rectpack:
             estimate = ANCHOR_5000_MAXRECTS_S * (load or 1.0)
             print(
                 f"{count:>5} {page:>5}  {'rectpack MaxRectsBssf':<22} "
