@@ -25,7 +25,7 @@ CRATE = Path(__file__).resolve().parents[2] / "engine-bridges" / "bevy"
 pytestmark = pytest.mark.cargo
 
 
-def cargo(*args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
+def cargo(*args: str, timeout: int = 3000, cwd: Path = CRATE) -> subprocess.CompletedProcess:
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed (CI installs it)")
     env = dict(os.environ)
@@ -34,7 +34,7 @@ def cargo(*args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
     )
     env.setdefault("CARGO_TARGET_DIR", str(default))
     env["SPARKY_PYTHON"] = sys.executable
-    return subprocess.run(["cargo", *args], cwd=CRATE, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["cargo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def check(proc: subprocess.CompletedProcess) -> str:

@@ -33,7 +33,9 @@ fn main() -> AppExit {
         .iter()
         .position(|arg| arg == "--timeout-secs")
         .and_then(|at| args.get(at + 1))
-        .map_or(30, |value| value.parse().expect("--timeout-secs takes whole seconds"));
+        .map_or(30, |value| {
+            value.parse().expect("--timeout-secs takes whole seconds")
+        });
 
     let mut app = App::new();
     if headless {
@@ -106,7 +108,10 @@ fn exit_once_playing(
         return;
     }
     if let Some(atlas) = atlases.get(&hero.0) {
-        let Some(clip) = atlas.sprite(SPRITE).and_then(|sprite| sprite.clips.get(CLIP)) else {
+        let Some(clip) = atlas
+            .sprite(SPRITE)
+            .and_then(|sprite| sprite.clips.get(CLIP))
+        else {
             error!("{ATLAS} has no clip {SPRITE}/{CLIP}");
             exit.write(AppExit::error());
             return;
