@@ -71,7 +71,7 @@ CORE_SCRIPTS = (
     "reload_planner.gd",
     "bridge_status.gd",
 )
-GODOT4_ONLY_SCRIPTS = ("plugin.gd", "runtime.gd")
+GODOT4_ONLY_SCRIPTS = ("plugin.gd", "runtime.gd", "runtime_reloader.gd", "editor_session.gd", "bridge_settings.gd")
 
 SESSION_B = "b2" * 16
 WAIT_S = 10.0

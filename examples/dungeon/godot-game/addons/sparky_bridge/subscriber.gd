@@ -68,7 +68,7 @@ func poll(now_ms):
 		var kind = event["kind"]
 		if kind == "message":
 			_last_traffic_ms = now_ms
-			events.append(_decode_frames(event["frames"]))
+			events.append(decode_frames(event["frames"]))
 		elif kind == "oversize":
 			_last_traffic_ms = now_ms
 			var topic = ""
@@ -106,7 +106,9 @@ func poll(now_ms):
 	return events
 
 
-func _decode_frames(frames):
+# One received message (its frames: topic, body) as the event poll() reports for it;
+# tests and tools feed messages through here without a socket.
+func decode_frames(frames):
 	if frames.size() != 2:
 		rejected += 1
 		last_rejection = "malformed"
