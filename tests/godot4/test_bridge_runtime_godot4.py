@@ -18,6 +18,7 @@ socket path is tested in Godot 3, tests/integration/test_godot_bridge.py). The d
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -108,17 +109,9 @@ def test_runtime_swaps_build_2_in_place_and_the_editor_session_plans_it(godot_we
     report_2, files_2, walk_2 = build(root, seed=8, walk=4)
     assert len(walk_1) == 3 and len(walk_2) == 4 and walk_1[0]["page_rgba_md5"] != walk_2[0]["page_rgba_md5"]
 
+    # The report's changed files as the protocol's Asset (same fields), as `watch` publishes them.
     godot_assets = [
-        Asset(
-            target=a.target,
-            path=a.path,
-            engine_path=a.engine_path,
-            kind=a.kind,
-            change=a.change,
-            hash=a.hash,
-            sprites=a.sprites,
-            atlas=a.atlas,
-        )
+        Asset(**{field.name: getattr(a, field.name) for field in dataclasses.fields(Asset)})
         for a in report_2.assets
         if a.target == "godot"
     ]
