@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
 from ..errors import Diagnostic, InvalidInput
+from ..images import ImageTooLarge, open_checked, rgba_array
 from ..pipeline.safepath import real_path
 from .base import unknown_settings
 
@@ -30,17 +30,6 @@ VERSION = 2
 MAX_SOURCE_PIXELS = 4096 * 4096 * 2
 """Largest source sheet read (128 MiB as RGBA): a bigger image is refused, not decoded."""
 SETTINGS_KEYS: tuple[str, ...] = ()
-
-
-def rgba_array(im: Image.Image) -> np.ndarray:
-    """``im`` as an RGBA ``uint8`` array; 16- and 32-bit greyscale keep their tones."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        grey = np.asarray(im).astype(np.int64)
-        if im.mode == "I" and grey.max(initial=0) > 0xFFFF:
-            grey = grey >> 16
-        grey = (np.clip(grey, 0, 0xFFFF) >> 8).astype(np.uint8)
-        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
-    return np.asarray(im.convert("RGBA"))
 
 
 class ImageGenerator:
@@ -90,18 +79,11 @@ class ImageGenerator:
                 )
             ]
         try:
-            with Image.open(path) as im:
+            with open_checked(path, MAX_SOURCE_PIXELS) as im:
                 width, height = im.size
-                if width * height > MAX_SOURCE_PIXELS:
-                    return [
-                        *problems,
-                        Diagnostic(
-                            f"source image is {width}x{height}, more than {MAX_SOURCE_PIXELS} pixels",
-                            key="source",
-                            hint="cut the sheet into smaller sheets",
-                        ),
-                    ]
                 im.verify()
+        except ImageTooLarge as exc:
+            return [*problems, Diagnostic(f"source {exc}", key="source", hint="cut the sheet into smaller sheets")]
         except Exception as exc:  # noqa: BLE001 - any decoder error is bad input
             return [
                 *problems,
@@ -157,7 +139,7 @@ class ImageGenerator:
                 ]
             )
         try:
-            with Image.open(self._source(request)) as im:
+            with open_checked(self._source(request), MAX_SOURCE_PIXELS) as im:
                 sheet = rgba_array(im)
         except Exception as exc:  # noqa: BLE001 - truncated data and other decoder errors are bad input
             raise InvalidInput(

@@ -25,6 +25,9 @@ from ..errors import Diagnostic, InvalidInput
 from .model import Palette
 
 MAX_COLORS = 256
+MAX_SWATCH_PIXELS = 4096 * 4096
+"""Largest swatch image decoded (a bigger one is refused from its header)."""
+MAX_PALETTE_FILE_BYTES = 16 << 20
 STAGE = "palette"
 
 PaletteParser = Callable[..., Palette]
@@ -327,13 +330,13 @@ def parse_png(data: bytes, *, name: str, file: str) -> Palette:
     Fully transparent pixels are ignored; a partly transparent pixel is an error
     because a palette colour has no alpha to give it.
     """
-    from PIL import Image, UnidentifiedImageError
+    from ..images import open_checked, rgba_array
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_checked(io.BytesIO(data), MAX_SWATCH_PIXELS) as image:
             image.load()
-            rgba = np.asarray(image.convert("RGBA"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            rgba = rgba_array(image)
+    except Exception as exc:  # noqa: BLE001 - any decoder error (truncated data, a bomb) is a bad palette
         raise palette_error(
             "cannot read the swatch image",
             file=file,
@@ -391,6 +394,14 @@ def read_palette_file(path: Path, *, display_name: str | None = None) -> Palette
             found=repr(path.suffix or "no extension"),
         )
     try:
+        size = path.stat().st_size
+        if size > MAX_PALETTE_FILE_BYTES:
+            raise palette_error(
+                "palette file is too big",
+                file=shown,
+                expected=f"at most {MAX_PALETTE_FILE_BYTES} bytes",
+                found=str(size),
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise palette_error("palette file not found", file=shown) from None

@@ -662,8 +662,8 @@ class _Build:
             gen = plans[0].generator
             try:
                 results = gen.generate([p.request for p in plans])
-            except InvalidInput as exc:  # found only once loading (a LoRA that fits no module): locate it
-                raise InvalidInput([self._located(d) for d in exc.diagnostics]) from exc
+            except InvalidInput as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
+                raise InvalidInput([self._located(d, plans) for d in exc.diagnostics]) from exc
             except SparkyError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
@@ -683,12 +683,19 @@ class _Build:
                 if progress:
                     self.on_progress("generate", done, len(names))
 
-    def _located(self, d: Diagnostic) -> Diagnostic:
-        """A generator's diagnostic with a manifest key, given the manifest's file and position."""
+    def _located(self, d: Diagnostic, plans: list[SpritePlan] = ()) -> Diagnostic:
+        """A generator's diagnostic with a manifest key, given the manifest's file and
+        position; a key relative to its sprite (``source``) gets the sprite's prefix."""
         if d.file is not None or not d.key:
             return d
-        line, column = self.project.locator(d.key)
-        return replace(d, file=str(self.manifest.path), line=line, column=column)
+        key = d.key
+        if not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.")):
+            plan = next((p for p in plans if p.spec.name == d.sprite), plans[0] if len(plans) == 1 else None)
+            if plan is not None:
+                key = f"{plan.spec.key}.{key}"
+                d = replace(d, sprite=plan.spec.name)
+        line, column = self.project.locator(key)
+        return replace(d, file=str(self.manifest.path), line=line, column=column, key=key)
 
     def _accept_generated(self, plan: SpritePlan, frames: list[np.ndarray]) -> None:
         s = plan.spec
