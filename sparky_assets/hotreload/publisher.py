@@ -88,8 +88,29 @@ def is_loopback_endpoint(endpoint: str) -> bool:
         return False  # '*', an interface name such as 'eth0', or a DNS name
 
 
+def check_endpoint_syntax(endpoint: str) -> None:
+    """Raise ValueError unless ``endpoint`` is ``tcp://HOST:PORT`` (PORT 0..65535 or
+    ``*``), ``ipc://PATH`` or ``inproc://NAME``. libzmq itself takes port 99999 as
+    99999 mod 65536 and binds a port nobody asked for."""
+    if endpoint.startswith(_LOCAL_SCHEMES):
+        if len(endpoint.split("://", 1)[1]) == 0 or "\x00" in endpoint:
+            raise ValueError(f"hot-reload endpoint {endpoint!r} names no path")
+        return
+    if not endpoint.startswith("tcp://"):
+        return  # another transport: refused (or allowed) by check_bind_endpoint
+    host = endpoint_host(endpoint)
+    port = endpoint.rpartition(":")[2]
+    if host is None or not host or not (port == "*" or (port.isdigit() and int(port) <= 65535)):
+        raise ValueError(
+            f"hot-reload endpoint {endpoint!r} is not tcp://HOST:PORT with a port in 0..65535 "
+            "(or ipc://PATH, inproc://NAME)"
+        )
+
+
 def check_bind_endpoint(endpoint: str, allow_remote: bool) -> None:
-    """Raise ValueError when binding ``endpoint`` would expose build events unasked."""
+    """Raise ValueError when ``endpoint`` is malformed, or when binding it would expose
+    build events unasked."""
+    check_endpoint_syntax(endpoint)
     if is_loopback_endpoint(endpoint):
         return
     if not endpoint.startswith("tcp://"):
@@ -300,6 +321,7 @@ __all__ = [
     "SPLIT_BYTES",
     "Publisher",
     "check_bind_endpoint",
+    "check_endpoint_syntax",
     "endpoint_host",
     "is_loopback_endpoint",
 ]

@@ -356,14 +356,18 @@ class OutputLedger:
         return backup
 
     def _switch(self, moves, removes, created: list[Path]) -> None:
+        # each step is marked done *before* it is taken: undoing a step that did not
+        # happen is harmless (the old version is restored onto itself, a new file that
+        # was never created is not there to remove), while a Ctrl-C landing between a
+        # rename and its bookkeeping would otherwise leave that one file switched
         done_moves, done_removes = [], []
         try:
             for staged, final, old in moves:
-                os.replace(staged, final)
                 done_moves.append((final, old))
+                os.replace(staged, final)
             for path, old in removes:
-                path.unlink(missing_ok=True)
                 done_removes.append((path, old))
+                path.unlink(missing_ok=True)
         except BaseException as exc:
             problems = self._roll_back(done_moves, done_removes)
             _remove_empty(created)
@@ -371,7 +375,7 @@ class OutputLedger:
                 self.journal_path.unlink(missing_ok=True)
                 shutil.rmtree(self.staging, ignore_errors=True)
             if isinstance(exc, OSError):
-                where = exc.filename or (moves[len(done_moves)][1] if len(done_moves) < len(moves) else self.root)
+                where = exc.filename or (done_moves[-1][0] if done_moves else self.root)
                 raise io_failure(
                     exc,
                     Path(where),

@@ -151,12 +151,19 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Outcome:
 
 
 def cli_subprocess(
-    *args: str, cwd: Path | None = None, limit_as: int | None = None, env: dict | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path | None = None,
+    limit_as: int | None = None,
+    fsize: int | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
 ) -> Outcome:
-    """The CLI as its own process, optionally under ``prlimit --as`` (bounded memory)."""
+    """The CLI as its own process, optionally under ``prlimit``: ``--as`` (bounded
+    memory) and ``--fsize`` (a full disk: writes past it fail with EFBIG)."""
     command = [sys.executable, "-m", "sparky_assets", *args]
-    if limit_as is not None:
-        command = ["prlimit", f"--as={limit_as}", "--", *command]
+    limits = [f"--as={limit_as}"] * (limit_as is not None) + [f"--fsize={fsize}"] * (fsize is not None)
+    if limits:
+        command = ["prlimit", *limits, "--", *command]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     full_env.update(env or {})
     proc = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
