@@ -179,27 +179,27 @@ def _big_manifest(p: Project) -> None:
 
 
 def _source_bomb(p: Project) -> None:
-    from tests.adversarial.test_images import bomb
+    from tests.adversarial.test_images_cases import bomb
 
     (p.root / "art/coin.png").write_bytes(bomb(60000, 60000))
 
 
 def _sheet_bomb(p: Project) -> None:
-    from tests.adversarial.test_images import bomb
+    from tests.adversarial.test_images_cases import bomb
 
     (p.root / "art/coin.png").write_bytes(bomb(11000, 11000))
     p.edit('source = "art/coin.png"', 'source = "art/coin.png"\ngrid = [8, 8]')
 
 
 def _palette_bomb(p: Project) -> None:
-    from tests.adversarial.test_images import bomb
+    from tests.adversarial.test_images_cases import bomb
 
     (p.root / "pal.png").write_bytes(bomb(60000, 60000))
     p.edit('palette = "pal.hex"', 'palette = "pal.png"')
 
 
 def _store_bomb(p: Project) -> None:
-    from tests.adversarial.test_bookkeeping import _plant, _stored_bomb
+    from tests.adversarial.test_bookkeeping_cases import _plant, _stored_bomb
 
     _plant(p, _stored_bomb(p))
 
