@@ -236,6 +236,32 @@ def check_run(
     assert peak < PEAK_RSS_BYTES, f"peak RSS {peak >> 20} MiB"
 
 
+def expect(
+    project: Project,
+    code: int,
+    *,
+    where: str | None = None,
+    contains=(),
+    command: tuple[str, ...] = ("build",),
+    env: dict[str, str] | None = None,
+) -> Outcome:
+    """Run ``sparky-assets COMMAND <project>`` and make every check of :func:`check_run`
+    against the outputs as they were just before (and ``outside/`` as the case left it)."""
+    before = project.outputs()
+    outside = tree(project.outside)
+    outcome = cli(*command, str(project.root), env=env)
+    check_run(
+        project,
+        outcome,
+        code,
+        where=where,
+        contains=tuple(contains),
+        outside_before=outside,
+        outputs_before=before,
+    )
+    return outcome
+
+
 def png_bytes(array: np.ndarray, mode: str | None = None, **save) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array, mode).save(buf, "PNG", **save) if mode else Image.fromarray(array).save(buf, "PNG", **save)

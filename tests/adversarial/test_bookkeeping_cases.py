@@ -16,7 +16,7 @@ import zlib
 
 import pytest
 
-from tests.adversarial.rig import Project, check_run, tree
+from tests.adversarial.rig import Project, check_run, expect, tree
 
 INPUTS = ("sparky.toml", "pal.hex", "art/coin.png", "godot/project.godot")
 
@@ -367,17 +367,7 @@ def test_planted_bookkeeping(project, case):
     project.edit("seed = 7", "seed = 8")  # something to generate and write
     _plant(project, plant(project))
     inputs = {rel: _sha(project, rel) for rel in INPUTS}
-    before = project.outputs()
-    outcome = project.build(env=env)
-    check_run(
-        project,
-        outcome,
-        code,
-        where=where,
-        contains=tuple(fragments),
-        outside_before=project.outside_before,
-        outputs_before=before,
-    )
+    expect(project, code, where=where, contains=fragments, env=env)
     assert {rel: _sha(project, rel) for rel in INPUTS} == inputs, "an input of the build changed"
     if code == 0:  # rebuilt: the next build is a no-op with no warnings left
         again = project.build(env=env)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.adversarial.rig import check_run, coin_png, line_of
+from tests.adversarial.rig import check_run, coin_png, expect, line_of
 
 SOURCE_AT = r"sparky\.toml:14:"
 PALETTE_AT = r"sparky\.toml:3:"
@@ -122,33 +122,13 @@ def test_source_image(project, case):
         os.mkfifo(source)
     else:
         source.write_bytes(make())
-    before = project.outputs()
-    outcome = project.build()
-    check_run(
-        project,
-        outcome,
-        code,
-        where=where,
-        contains=tuple(fragments),
-        outside_before=project.outside_before,
-        outputs_before=before,
-    )
+    expect(project, code, where=where, contains=fragments)
 
 
 def test_a_sheet_over_the_pixel_limit_is_refused_from_its_header(project):
     (project.root / "art/coin.png").write_bytes(bomb(9000, 9000))
     project.edit('source = "art/coin.png"', 'source = "art/coin.png"\ngrid = [8, 8]')
-    before = project.outputs()
-    outcome = project.build()
-    check_run(
-        project,
-        outcome,
-        2,
-        where=SOURCE_AT,
-        contains=("more than",),
-        outside_before=project.outside_before,
-        outputs_before=before,
-    )
+    expect(project, 2, where=SOURCE_AT, contains=("more than",))
 
 
 def test_a_16_bit_greyscale_source_keeps_its_tone(project):
@@ -203,16 +183,5 @@ def test_palette_file(project, case):
     else:
         path.write_bytes(data)
     project.edit('palette = "pal.hex"', f'palette = "{filename}"')
-    before = project.outputs()
-    outcome = project.build()
-    text = project.manifest.read_text()
-    where = rf"(sparky\.toml:{line_of(text, 'palette =')}:|{filename})" if code else None
-    check_run(
-        project,
-        outcome,
-        code,
-        where=where,
-        contains=tuple(fragments),
-        outside_before=project.outside_before,
-        outputs_before=before,
-    )
+    where = rf"(sparky\.toml:{line_of(project.manifest.read_text(), 'palette =')}:|{filename})" if code else None
+    expect(project, code, where=where, contains=fragments)

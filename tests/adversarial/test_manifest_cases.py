@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.adversarial.rig import check_run
+from tests.adversarial.rig import check_run, expect
 
 
 @dataclass(frozen=True)
@@ -255,17 +255,7 @@ def test_manifest_case(project, case):
     if case[0] == "palette-in-sheets":  # the palette must exist for the sheets check to be the only problem
         (project.root / "build/sprites/sheets/p.hex").write_text("000000\nffffff\n")
     project.manifest.write_bytes(_apply(project.manifest.read_bytes(), steps))
-    before = project.outputs()
-    outcome = project.build()
-    check_run(
-        project,
-        outcome,
-        code,
-        where=where,
-        contains=tuple(fragments),
-        outside_before=project.outside_before,
-        outputs_before=before,
-    )
+    expect(project, code, where=where, contains=fragments)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[0].endswith("-fit")], ids=lambda c: c[0])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.rig import Project, check_run, cli, tree
+from tests.adversarial.rig import Project, check_run, cli, expect, tree
 
 
 def _replace_with_link(path: Path, target: Path) -> None:
@@ -133,20 +133,12 @@ def test_path_case(project, case):
     project.edit("seed = 7", "seed = 8")
     setup(project)
     outside_before = tree(project.outside)  # as the setup left it
-    before = project.outputs()
     if command == "build-alias":
+        before = project.outputs()
         outcome = cli("build", str(project.base / "alias"))
+        check_run(project, outcome, code, outside_before=outside_before, outputs_before=before)
     else:
-        outcome = cli(command, str(project.root))
-    check_run(
-        project,
-        outcome,
-        code,
-        where=where,
-        contains=tuple(fragments),
-        outside_before=outside_before,
-        outputs_before=before,
-    )
+        expect(project, code, where=where, contains=fragments, command=(command,))
     if code == 0 and command.startswith("build"):  # a second build is a no-op and still safe
         again = cli("build", str(project.root))
         check_run(project, again, 0, outside_before=outside_before)
