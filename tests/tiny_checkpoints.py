@@ -305,18 +305,24 @@ def save_config_folder(pipeline_dir: Path, path: Path) -> Path:
 # --------------------------------------------------------------------------- LoRA
 
 
-def kohya_lora(diffusers_lora: Path, path: Path) -> Path:
+def kohya_lora(diffusers_lora: Path, path: Path, unet_config: dict | None = None) -> Path:
     """Rename a diffusers/peft LoRA (``unet.<module>.lora_A.weight``) to the kohya/A1111
     layout (``lora_unet_<module_with_underscores>.lora_down.weight`` + ``.alpha``). The
-    alpha equals the rank, so the effective scale (alpha / rank = 1) is unchanged."""
+    alpha equals the rank, so the effective scale (alpha / rank = 1) is unchanged. With
+    ``unet_config`` the UNet modules get their original names, as SDXL kohya LoRAs have
+    them (``lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k``)."""
     import torch
     from safetensors.torch import load_file, save_file
 
     prefixes = {"unet.": "lora_unet_", "text_encoder.": "lora_te_", "text_encoder_2.": "lora_te2_"}
+    original = sorted(unet_key_map(unet_config), key=lambda p: -len(p[0])) if unet_config else []
     out = {}
     for key, value in load_file(str(diffusers_lora)).items():
         component = next(p for p in sorted(prefixes, key=len, reverse=True) if key.startswith(p))
         module, kind = key[len(component) :].rsplit(".lora_", 1)
+        if component == "unet." and original:
+            old, new = next(pair for pair in original if (module + ".").startswith(pair[0]))
+            module = new + module[len(old) :]
         name = prefixes[component] + module.replace(".", "_")
         if kind.startswith("A"):
             out[name + ".lora_down.weight"] = value.contiguous()

@@ -11,6 +11,7 @@ configs are checked in tests/unit/test_checkpoints.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -45,6 +46,7 @@ def checkpoint_models(tiny_sd_project, tmp_path_factory):
     ``loras/``: the diffusers LoRA and the same LoRA in kohya layout."""
     pytest.importorskip("torch")
     from tests.tiny_checkpoints import kohya_lora, save_config_folder, save_single_file, save_tiny_sdxl_pipeline
+    from tests.tiny_pipeline import save_tiny_lora
 
     root = tmp_path_factory.mktemp("checkpoint-models")
     models = root / "models"
@@ -58,6 +60,10 @@ def checkpoint_models(tiny_sd_project, tmp_path_factory):
     (root / "loras").mkdir()
     shutil.copy(tiny_sd_project / "loras" / "pixel.safetensors", root / "loras" / "pixel.safetensors")
     kohya_lora(root / "loras" / "pixel.safetensors", root / "loras" / "pixel-kohya.safetensors")
+    xl_lora = save_tiny_lora(models / "tiny-xl", root / "loras" / "xl", seed=3)
+    xl_lora.rename(root / "loras" / "xl.safetensors")
+    unet_config = json.loads((models / "tiny-xl" / "unet" / "config.json").read_text())
+    kohya_lora(root / "loras" / "xl.safetensors", root / "loras" / "xl-kohya.safetensors", unet_config)
     return root
 
 
@@ -146,6 +152,26 @@ def test_kohya_lora_equals_the_diffusers_lora_and_changes_the_output(checkpoint_
     for root in (plain, kohya, peft):
         assert build(root, capsys) == (0, "")
     assert atlas(kohya) == atlas(peft) != atlas(plain)
+
+
+def test_sdxl_kohya_lora_with_original_block_names_equals_the_diffusers_lora(
+    checkpoint_models, tmp_path, capsys, no_network
+):
+    """SDXL kohya LoRAs name UNet modules the original way (input_blocks_4_1_…)."""
+    base = 'model = "models/tiny-xl.safetensors"\nmodel_config = "models/tiny-xl-config"'
+    kohya = project(checkpoint_models, tmp_path, "kohya", base + '\nlora = ["loras/xl-kohya.safetensors"]')
+    folder = project(checkpoint_models, tmp_path, "folder", 'model = "models/tiny-xl"\nlora = ["loras/xl.safetensors"]')
+    plain = project(checkpoint_models, tmp_path, "plain", base)
+    for root in (kohya, folder, plain):
+        assert build(root, capsys) == (0, "")
+    assert atlas(kohya) == atlas(folder) != atlas(plain)
+    # The other way round: an SDXL LoRA on the SD 1.5 model.
+    wrong = project(
+        checkpoint_models, tmp_path, "wrong", 'model = "models/tiny-sd"\nlora = ["loras/xl-kohya.safetensors"]'
+    )
+    code, err = build(wrong, capsys)
+    assert code == 2 and "generator.diffusion.lora[0]" in err and "xl-kohya.safetensors" in err
+    assert "takes width 80 inputs, the model's takes width 32" in err
 
 
 def test_pickle_checkpoint_needs_the_opt_in_then_builds_the_same(checkpoint_models, tmp_path, capsys, no_network):
