@@ -3,9 +3,9 @@
 Fields are exactly those TexturePacker writes for the hash layout; ``animations``
 (frame-name lists per ``sprite/animation``) is the extension PixiJS and Phaser read. An
 animation with timing or a playback direction lists its frames in the order one cycle
-plays them (``pingpong`` over a b c: a b c b — names repeat, pixels are stored once), and
-its frames carry ``duration`` in ms as Aseprite's json-hash (TexturePacker-compatible)
-writes it.
+plays them (``pingpong`` over a b c: a b c b — names repeat, pixels are stored once).
+Animation frames carry ``duration`` in ms, as Aseprite's json-hash (TexturePacker-
+compatible) writes it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class TexturePackerExporter:
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)
         for page in range(len(atlas.pages)):
-            duration = {i: ms for a in atlas.animations if a.timed for i, ms in zip(a.frames, a.frame_ms())}
+            duration = {i: ms for a in atlas.animations for i, ms in zip(a.frames, a.frame_ms())}
             frames = {}
             for i, f in enumerate(atlas.frames):
                 if f.page == page:

@@ -126,7 +126,7 @@ def test_every_export_carries_timing_and_order_and_frames_are_stored_once(tmp_pa
     assert tp["animations"]["hero/walk"] == ["hero/walk/0", "hero/walk/1", "hero/walk/2", "hero/walk/1"]
     assert tp["animations"]["hero/idle"] == ["hero/idle/1", "hero/idle/0"]
     assert [tp["frames"][f"hero/walk/{k}"]["duration"] for k in range(3)] == [125, 125, 375]
-    assert "duration" not in tp["frames"]["hero/run/0"]
+    assert tp["frames"]["hero/run/0"]["duration"] == 125 and "duration" not in tp["frames"]["coin"]
 
     tres = (timed / "godot/sprites/hero.tres").read_text()
     anims = {
