@@ -51,7 +51,7 @@ import numpy as np
 
 from ..colour import TIE_BAND, argmin_with_ties, lch, oklab_to_srgb, squared_distances, srgb_to_oklab
 from ..errors import Diagnostic, suggest
-from ..manifest.schema import DIRECTIONS  # noqa: F401 - re-exported: the facings views know
+from ..manifest.schema import DIRECTIONS
 from .base import FrameSpec, GenerationRequest, unknown_settings
 
 ALGORITHM_VERSION = 1
@@ -1253,6 +1253,18 @@ class ProceduralGenerator:
                         found=repr(value),
                     )
                 )
+        unknown = sorted({spec.direction for spec in request.frames} - {"", *DIRECTIONS[8]})
+        if unknown:
+            problems.append(
+                Diagnostic(
+                    f"unknown direction {unknown[0]!r}",
+                    key="directions",
+                    sprite=request.sprite,
+                    stage="generate",
+                    expected=", ".join(DIRECTIONS[8]),
+                    found=", ".join(unknown),
+                )
+            )
         for spec in request.frames:
             if spec.index < 0:
                 problems.append(

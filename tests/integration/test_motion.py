@@ -223,3 +223,36 @@ def test_full_build_with_rig_controlnet_directions_and_frozen(tiny_sd_project, t
     (ci / "sparky.toml").write_text(MANIFEST.format(frames="sheet", conditioning="depth"))
     with pytest.raises(InvalidInput, match="would need generating: changed since locked: settings"):
         Builder(ci / "sparky.toml").build(BuildOptions(frozen=True))
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl_project(tmp_path_factory):
+    """An SDXL-shaped tiny pipeline (two text encoders, text-time embeddings) and a
+    ControlNet made from its UNet, both saved and loaded from disk."""
+    from tests.tiny_checkpoints import save_tiny_sdxl_pipeline
+    from tests.tiny_pipeline import save_tiny_controlnet
+
+    root = tmp_path_factory.mktemp("tiny-sdxl-project")
+    save_tiny_sdxl_pipeline(root / "models" / "tiny-xl")
+    save_tiny_controlnet(root / "models" / "tiny-xl", root / "models" / "tiny-xl-controlnet")
+    return root
+
+
+def test_sdxl_rig_img2img_and_controlnet(tiny_sdxl_project, generator):
+    specs = WALK[:2]
+    rig = request(tiny_sdxl_project, specs=specs, model="models/tiny-xl", frames="rig")
+    assert generator.validate(rig) == []
+    plain = generator.generate([rig])[0]
+    steered = request(
+        tiny_sdxl_project, specs=specs, model="models/tiny-xl", frames="rig", controlnet="models/tiny-xl-controlnet"
+    )
+    controlled = generator.generate([steered])[0]
+    sheet = request(
+        tiny_sdxl_project, specs=specs, model="models/tiny-xl", frames="sheet", controlnet="models/tiny-xl-controlnet"
+    )
+    strip = generator.generate([sheet])[0]
+    assert generator.last_stats["images"] == 1
+    for frames in (plain, controlled, strip):
+        assert len(frames) == 2 and all(f.shape == (16, 16, 4) for f in frames)
+    assert not same(plain, controlled)
+    assert same(controlled, generator.generate([steered])[0])

@@ -146,6 +146,12 @@ def test_directions_turn_the_sprite_and_leave_the_front_unchanged():
     assert procedural.view(blueprint, "s") is blueprint
 
 
+def test_unknown_directions_are_reported():
+    bad = request("character", directions=("up",))
+    (problem,) = ProceduralGenerator().validate(bad)
+    assert problem.key == "directions" and "ne" in problem.format()
+
+
 def test_items_and_tiles_have_no_views():
     blueprint, _ = procedural._blueprint(request("item"))
     assert procedural.view(blueprint, "e") is blueprint
