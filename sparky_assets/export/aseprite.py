@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import Diagnostic, InvalidInput
+from ..manifest.fields import Field
 from ..manifest.schema import DEFAULT_FILENAME_FORMAT
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, dump_json, export_dir, page_files, page_size
+from .base import ExportContext, Exporter, OutputFile, dir_field, dump_json, export_dir, page_files, page_size
 from .texturepacker import frame_entry
 
 _TOKEN = re.compile(r"\{([a-z]+)(\d*)\}")
@@ -80,9 +81,24 @@ def format_filename(fmt: str, naming: FrameNaming) -> str:
     return _TOKEN.sub(token, fmt)
 
 
-class AsepriteExporter:
+class AsepriteExporter(Exporter):
     name: ClassVar[str] = "aseprite"
     version: ClassVar[int] = 3  # 3: frame names from filename_format, per-frame durations, tag directions
+    doc: ClassVar[str] = "Aseprite JSON (array) with frame tags: LÖVE, Defold, Phaser."
+    option_fields: ClassVar[dict[str, Field]] = {
+        **dir_field("Aseprite JSON (array) files"),
+        "filename_format": Field(
+            "str",
+            "Frame names, with Aseprite's `--filename-format` tokens: `{frame}` (index in the sheet; `{frame1}` "
+            "counts from 1, `{frame001}` pads to 3 digits), `{tagframe}` (index in its animation, same forms), "
+            "`{title}` (sprite), `{tag}` (sprite/animation), `{innertag}`, `{outertag}`, `{layer}`, `{extension}` "
+            "(`png`), `{path}` (the export folder), `{slice}`. Names must be unique in a sheet. The default "
+            "`{frame}` is what Phaser's `createFromAseprite` looks frames up by; Aseprite's own default is "
+            "`{title} {frame}.{extension}`.",
+            DEFAULT_FILENAME_FORMAT,
+            check=lambda value: _format_expected(value),
+        ),
+    }
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)
@@ -144,3 +160,11 @@ class AsepriteExporter:
             sprites = tuple(dict.fromkeys(atlas.frames[i].sprite for i, *_ in rows))
             files[f"{atlas.name}_{page}.json"] = OutputFile(dump_json(doc), "metadata", sprites, atlas.name)
         return files
+
+
+def _format_expected(value: str) -> str | None:
+    """What ``filename_format`` must be, when ``value`` is not it (its Field check)."""
+    problem = filename_format_problem(value)
+    if problem is None:
+        return None
+    return f"Aseprite tokens: {' '.join(f'{{{t}}}' for t in FILENAME_TOKENS)} ({problem})"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from ..manifest.fields import Field
 from ..manifest.schema import ExportSpec, Manifest
 from ..pack.atlas import PackedAtlas
 from .png import PNG_VERSION as PNG_VERSION  # the PNG writer lives in export.png; re-exported
@@ -37,11 +38,33 @@ class ExportContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Exporter(Protocol):
-    name: ClassVar[str]
-    version: ClassVar[int]
+class Exporter:
+    """The base of every export target (built-in or third-party).
 
-    def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]: ...
+    Declared, not probed: ``option_fields`` are the keys of ``[export.<name>]`` (the
+    manifest checks them with locations; ``docs/manifest.md`` documents them);
+    ``root_key`` names the key that holds the output folder (absent: the target writes
+    to ``<project.out>/<name>``); ``subdir_key``, when set, names a folder under that
+    root (the Godot ``res://`` folder, the Bevy asset folder); ``always`` marks a target
+    that every build writes and no manifest configures (``sheets``). ``version`` joins
+    the export key: bump it when the bytes for an unchanged atlas change.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    doc: ClassVar[str] = ""
+    option_fields: ClassVar[Mapping[str, Field]] = {}
+    root_key: ClassVar[str] = "dir"
+    subdir_key: ClassVar[str | None] = None
+    always: ClassVar[bool] = False
+
+    def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
+        raise NotImplementedError
+
+
+def dir_field(what: str) -> dict[str, Field]:
+    """The ``dir`` key of a target that writes under ``<project.out>/<name>`` by default."""
+    return {"dir": Field("str", f"Folder (inside the project) for {what}; default `<project.out>/<target>`.")}
 
 
 def directional_clips(context: ExportContext, sprite: str) -> tuple[tuple[str, ...], dict[str, tuple[str, str]]]:

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..manifest.fields import Field
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, directional_clips, export_dir, page_files, page_size, quoted
+from .base import ExportContext, Exporter, OutputFile, directional_clips, export_dir, page_files, page_size, quoted
 
 
-class BevyExporter:
+class BevyExporter(Exporter):
     name: ClassVar[str] = "bevy"
     version: ClassVar[int] = 2  # 2: clip durations (ms) and playback
+    doc: ClassVar[str] = "An atlas file for the `bevy_sparky` crate (layout, pages, animation clips) and page PNGs."
+    option_fields: ClassVar[dict[str, Field]] = {
+        "assets": Field("str", "The Bevy game's `assets/` folder, inside the sparky project.", required=True),
+        "dir": Field("str", "Folder under `assets/` for the exported files.", "sprites"),
+    }
+    root_key: ClassVar[str] = "assets"
+    subdir_key: ClassVar[str | None] = "dir"
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         prefix = export_dir(context)

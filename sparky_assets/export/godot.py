@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar
 
+from ..manifest.fields import Field
 from ..pack.atlas import PackedAtlas, PackedFrame
-from .base import ExportContext, OutputFile, directional_clips, export_dir, page_files, quoted
+from .base import ExportContext, Exporter, OutputFile, directional_clips, export_dir, page_files, quoted
 
 # Godot's ResourceUID::id_to_text: base 34, digits 'a'..'y' then '0'..'8'
 _UID_CHARS = "abcdefghijklmnopqrstuvwxy012345678"
@@ -34,9 +35,18 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class GodotExporter:
+class GodotExporter(Exporter):
     name: ClassVar[str] = "godot"
     version: ClassVar[int] = 2  # 2: per-frame durations, frames in play order
+    doc: ClassVar[str] = "Godot 4 `.tres` SpriteFrames / AtlasTexture resources and page PNGs."
+    option_fields: ClassVar[dict[str, Field]] = {
+        "project": Field(
+            "str", "Godot project root (the folder with `project.godot`), inside the sparky project.", required=True
+        ),
+        "dir": Field("str", "Folder under the Godot project for the exported files (`res://<dir>/…`).", "sprites"),
+    }
+    root_key: ClassVar[str] = "project"
+    subdir_key: ClassVar[str | None] = "dir"
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         prefix = "res://" + export_dir(context)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from ..registry import instance, names
-
-GROUP = "sparky_assets.exporters"
+from ..registry import EXPORTERS as GROUP
+from ..registry import instance, loadable_classes, names
 
 
 def exporter_names() -> list[str]:
-    return names(GROUP)
+    """Targets a manifest may configure (``always`` ones, like ``sheets``, are not)."""
+    classes = loadable_classes(GROUP)
+    return [n for n in names(GROUP) if n not in classes or not classes[n].always]
+
+
+def always_on() -> list[str]:
+    """Targets every build writes (``sheets``)."""
+    return [n for n, cls in loadable_classes(GROUP).items() if cls.always]
 
 
 def exporter(name: str):

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, dump_json, page_files, page_size
+from .base import ExportContext, Exporter, OutputFile, dump_json, page_files, page_size
 
 
-class SheetsExporter:
+class SheetsExporter(Exporter):
     name: ClassVar[str] = "sheets"
     version: ClassVar[int] = 3  # 3: durations and direction of timed animations
+    doc: ClassVar[str] = "Page PNGs and a plain JSON description under `<project.out>/sheets` (always written)."
+    always: ClassVar[bool] = True
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)

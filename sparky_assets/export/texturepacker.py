@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..manifest.fields import Field
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, OutputFile, dump_json, page_files, page_size
+from .base import ExportContext, Exporter, OutputFile, dir_field, dump_json, page_files, page_size
 
 
 def frame_entry(f) -> dict:
@@ -26,9 +27,11 @@ def frame_entry(f) -> dict:
     }
 
 
-class TexturePackerExporter:
+class TexturePackerExporter(Exporter):
     name: ClassVar[str] = "texturepacker"
     version: ClassVar[int] = 3  # 3: durations, animations in play order
+    doc: ClassVar[str] = "TexturePacker JSON (hash): Phaser, PixiJS, most engines."
+    option_fields: ClassVar[dict[str, Field]] = dir_field("TexturePacker JSON (hash) files")
 
     def export(self, atlas: PackedAtlas, context: ExportContext) -> dict[str, OutputFile]:
         files = page_files(atlas, context)

@@ -5,10 +5,12 @@ shape ``(height, width, 4)`` at the sprite's resolution, one per requested frame
 request order. Generators are pure with respect to their inputs: the same request
 (and the same bytes of any file it reads) gives the same frames. Everything that
 influences the output must appear in :meth:`Generator.cache_key`, because the build
-engine reuses a stored result whenever that key is unchanged.
+engine reuses a stored result whenever that key is unchanged. Files are read through
+the :class:`~sparky_assets.reads.ReadContext` each method receives, which is how the
+build (and ``watch``) learns what a sprite depends on.
 
-Frames are *not* palette-locked here; the ``lock`` stage does that afterwards, so a
-palette change never regenerates.
+Frames are *not* palette-locked here; the ``process`` stage quantizes them afterwards,
+so a palette change never regenerates (unless the generator declares ``uses_palette``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import Diagnostic
+from ..manifest.fields import Field, check_fields
+from ..reads import ReadContext
 
 
 @dataclass(frozen=True)
@@ -53,53 +57,68 @@ class GenerationRequest:
     ``uses_palette = True`` (the palette then joins their cache key, so a palette edit
     regenerates); the lock stage enforces the palette either way."""
     options: Mapping[str, Any] = field(default_factory=dict)
-    """Per-sprite generator options from the manifest (``source``, ``grid``, …)."""
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    """The manifest's ``[generator.<name>]`` table."""
+    """The sprite's keys from the generator's ``option_fields`` (``source``, ``grid``, …),
+    as written in the manifest."""
+    settings: Any = field(default_factory=dict)
+    """The manifest's ``[generator.<name>]`` table as :meth:`Generator.parse_settings`
+    returned it (a generator called directly may get the raw table)."""
 
 
-@runtime_checkable
-class Generator(Protocol):
-    """What the build engine needs from a generator."""
+class Generator:
+    """The base of every generator (built-in or third-party): the methods the build
+    calls and the capabilities it reads, declared here so that nothing probes for them.
 
-    name: ClassVar[str]
+    Capabilities (class attributes):
 
-    def validate(self, request: GenerationRequest) -> list[Diagnostic]:
-        """Problems with the request that can be found without generating."""
-        ...
+    * ``needs_lock`` — results are kept in ``sparky.lock`` + ``sparky-generated/``
+      (generators that *make* art; ``image`` only reads a file, so it is cached instead).
+    * ``uses_palette`` — the request carries the sprite's palette, which then joins the
+      generate key (a palette edit regenerates); otherwise a palette edit only re-quantizes.
+    * ``settings_fields`` — the keys of ``[generator.<name>]``; ``option_fields`` — the
+      per-sprite keys this generator takes. The manifest checks both (with locations)
+      and ``docs/manifest.md`` documents them, for third-party generators too.
 
-    def input_files(self, request: GenerationRequest) -> list[Path]:
-        """Files the output depends on (watched by ``sparky-assets watch``)."""
-        ...
+    ``last_stats`` holds figures of the last :meth:`generate` call (shown by ``build -v``
+    and kept in the build report); empty when there are none.
+    """
 
-    def cache_key(self, request: GenerationRequest) -> Mapping[str, Any]:
-        """A JSON-serialisable description of everything that determines the output,
-        including content hashes of files read (never their mtimes)."""
-        ...
+    name: ClassVar[str] = ""
+    doc: ClassVar[str] = ""
+    """One line for the reference page."""
+    needs_lock: ClassVar[bool] = True
+    uses_palette: ClassVar[bool] = False
+    settings_fields: ClassVar[Mapping[str, Field]] = {}
+    option_fields: ClassVar[Mapping[str, Field]] = {}
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[np.ndarray]]:
-        """Frames per request, each ``(height, width, 4) uint8`` RGBA."""
-        ...
+    def __init__(self) -> None:
+        self.last_stats: dict[str, Any] = {}
 
+    def parse_settings(self, table: Mapping[str, Any]) -> Any:
+        """The ``[generator.<name>]`` table (already checked against
+        ``settings_fields``) in the form :attr:`GenerationRequest.settings` carries it.
+        The build calls this once per build; the default is the table with defaults
+        filled."""
+        values, _ = check_fields(f"generator.{self.name}", dict(table), self.settings_fields)
+        return values
 
-def unknown_settings(generator: Any, request: GenerationRequest) -> list[Diagnostic]:
-    """A diagnostic per key of ``[generator.<name>]`` that the generator does not accept.
-    A generator declares the keys it accepts in a class attribute ``settings_keys``;
-    one that declares none (a plugin written before it existed) is not checked."""
-    accepted = getattr(generator, "settings_keys", None)
-    if accepted is None:
+    @classmethod
+    def default_size(cls, options: Mapping[str, Any], root: Path, reads: ReadContext) -> tuple[int, int] | None:
+        """A sprite's size when the manifest sets none (``image``: its grid cell or the
+        whole image); None: the project's default size."""
+        return None
+
+    def validate(self, request: GenerationRequest, reads: ReadContext | None = None) -> list[Diagnostic]:
+        """Problems with the request that can be found without generating. Every file
+        looked at goes through ``reads`` (``watch`` watches what is recorded there)."""
         return []
-    from ..errors import suggest
 
-    name = getattr(generator, "name", "?")
-    return [
-        Diagnostic(
-            f"unknown key '{key}' for the {name} generator",
-            key=f"generator.{name}.{key}",
-            stage="manifest",
-            hint=suggest(key, accepted)
-            or (f"valid keys: {', '.join(accepted)}" if accepted else "it takes no settings"),
-        )
-        for key in sorted(request.settings)
-        if key not in accepted
-    ]
+    def cache_key(self, request: GenerationRequest, reads: ReadContext | None = None) -> Mapping[str, Any]:
+        """A JSON-serialisable description of everything that determines the output,
+        including content digests of the files read through ``reads`` (never mtimes)."""
+        raise NotImplementedError
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], reads: ReadContext | None = None
+    ) -> list[list[np.ndarray]]:
+        """Frames per request, each ``(height, width, 4) uint8`` RGBA."""
+        raise NotImplementedError

@@ -3,7 +3,7 @@ followed by :func:`~sparky_assets.process.pixelize.pixelize` to turn the model's
 high-resolution "fake pixel art" into frames at sprite resolution.
 
 Settings come from the manifest's ``[generator.diffusion]`` table (see
-:data:`SETTINGS_DOC` and docs/diffusion.md); per-sprite ``negative_prompt``,
+:data:`SETTINGS_FIELDS` and docs/diffusion.md); per-sprite ``negative_prompt``,
 ``strength`` and ``pixelize`` come from the sprite. Models load only from a local
 diffusers folder (relative to the project root) or from the local Hugging Face cache
 (``local_files_only=True``): a build never downloads.
@@ -40,12 +40,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import BuildFailed, Diagnostic, InvalidInput, suggest
+from ..errors import BuildFailed, Diagnostic, InvalidInput
+from ..manifest.fields import Field, check_fields
 from ..process.pixelize import PIXELIZE_VERSION, Grid, parse_colour, pixelize_result
+from ..reads import ReadContext, ensure_reads
 from . import motion
-from .base import FrameSpec, GenerationRequest
+from .base import FrameSpec, GenerationRequest, Generator
 from .conditioning import CONDITIONING_KINDS
-from .model_files import apply_loras, load_model, model_identity, model_input_files, model_problems, quiet_loading
+from .model_files import apply_loras, load_model, model_identity, model_problems, quiet_loading
+from .options import PIXELIZE_FIELDS
+from .procedural import STYLES
 
 GENERATOR_VERSION = 2
 """Bump when anything here changes the pixels made for an unchanged request."""
@@ -74,29 +78,6 @@ PIPELINE_FAMILIES: dict[str, tuple[str, str, int]] = {
 
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 FRAME_MODES = ("seed", "img2img", "rig", "sheet")
-BACKGROUNDS_DOC = '"auto", "none" or "#rrggbb"'
-
-SETTINGS_DOC: dict[str, str] = {
-    "model": "a diffusers folder or single-file checkpoint (.safetensors) relative to the project root, or a hub id already in the local HF cache",
-    "model_config": "for a single-file checkpoint of non-standard size: a diffusers folder with its configs and tokenizers (no weights)",
-    "allow_pickle": "true to load a .ckpt/.pt checkpoint (a pickle: it can run code); default false",
-    "lora": 'LoRA files: ["a.safetensors", {path = "b.safetensors", weight = 0.8}]',
-    "scheduler": "default | " + " | ".join(SCHEDULERS),
-    "steps": "denoising steps (1..500), default 20",
-    "guidance": "classifier-free guidance scale (0..50), default 7.5",
-    "negative_prompt": "negative prompt for every sprite (a sprite's own replaces it)",
-    "render_size": "generation resolution of the longer side (multiple of 8); default 512 for SD 1.5, 1024 for SDXL, the model's native size otherwise",
-    "dtype": "auto | fp16 | bf16 | fp32 (auto: fp16 on CUDA, else fp32)",
-    "device": "auto | cpu | cuda | cuda:N | mps (auto: cuda, then mps, then cpu)",
-    "batch_size": "images per pipeline call (1..256), default 4",
-    "frames": "seed | img2img | rig | sheet: how animation frames are made (see docs/diffusion.md)",
-    "strength": "img2img strength: how far each frame may move from the base image (0 < s <= 1), default 0.3",
-    "pixelize": '{ grid = "auto" | [w, h], background = ' + BACKGROUNDS_DOC + ", tolerance = 40 }",
-    "controlnet": "ControlNet folder (ControlNetModel, relative to the project root) steering rig, sheet and sketch frames",
-    "controlnet_scale": "ControlNet conditioning scale (0..2), default 1.0",
-    "conditioning": "which rig render the ControlNet reads: pose | silhouette | depth | flat (default pose)",
-}
-
 FRAME_PROMPT = "{prompt}, {animation} animation, frame {number} of {count}"
 """Per-frame prompt variation (animations only; a still sprite uses its prompt)."""
 
@@ -167,259 +148,160 @@ class DiffusionSettings:
             "pixelize": self.pixelize.as_key(),
         }
 
+    @classmethod
+    def from_table(cls, values: Mapping[str, Any]) -> DiffusionSettings:
+        """From a ``[generator.diffusion]`` table already checked against :data:`SETTINGS_FIELDS`."""
+        lora = values.get("lora", ())
+        items = [lora] if isinstance(lora, (str, Mapping)) else list(lora)
+        loras = tuple(
+            LoraSpec(item) if isinstance(item, str) else LoraSpec(item["path"], float(item.get("weight", 1.0)))
+            for item in items
+        )
+        plain = {k: v for k, v in values.items() if k not in ("lora", "pixelize")}
+        return cls(**plain, lora=loras, pixelize=_merge_pixelize(PixelizeSettings(), values.get("pixelize") or {}))
+
 
 def _key(name: str) -> str:
     return f"generator.diffusion.{name}"
 
 
-def _parse_pixelize(
-    value: Any, key: str, problems: list[Diagnostic], base: PixelizeSettings | None = None
-) -> PixelizeSettings:
-    result = base or PixelizeSettings()
-    if value is None:
-        return result
-    if not isinstance(value, Mapping):
-        problems.append(
-            Diagnostic(
-                "pixelize must be a table",
-                key=key,
-                expected="{ grid, background, tolerance }",
-                found=repr(value),
-                stage="generate",
-            )
-        )
-        return result
-    for name, item in value.items():
-        if name == "grid":
-            if item == "auto":
-                result = replace(result, grid=None)
-            elif (
-                isinstance(item, Sequence)
-                and not isinstance(item, str)
-                and len(item) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256 for v in item)
-            ):
-                result = replace(result, grid=(int(item[0]), int(item[1])))
-            elif isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 256:
-                result = replace(result, grid=(item, item))
-            else:
-                problems.append(
-                    Diagnostic(
-                        "invalid pixelize grid",
-                        key=f"{key}.grid",
-                        expected='"auto" or [w, h] cell size in render pixels (1..256)',
-                        found=repr(item),
-                        stage="generate",
-                    )
-                )
-        elif name == "background":
-            if item in ("auto", "none"):
-                result = replace(result, background=item)
-            else:
-                try:
-                    result = replace(result, background="#%02x%02x%02x" % parse_colour(item))
-                except (ValueError, TypeError):
-                    problems.append(
-                        Diagnostic(
-                            "invalid pixelize background",
-                            key=f"{key}.background",
-                            expected=BACKGROUNDS_DOC,
-                            found=repr(item),
-                            stage="generate",
-                        )
-                    )
-        elif name == "tolerance":
-            if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 255:
-                result = replace(result, tolerance=item)
-            else:
-                problems.append(
-                    Diagnostic(
-                        "invalid pixelize tolerance",
-                        key=f"{key}.tolerance",
-                        expected="an integer 0..255",
-                        found=repr(item),
-                        stage="generate",
-                    )
-                )
-        else:
-            hint = suggest(name, ("grid", "background", "tolerance"))
-            problems.append(
-                Diagnostic(
-                    f"unknown pixelize key '{name}'",
-                    key=f"{key}.{name}",
-                    expected="grid, background or tolerance",
-                    hint=hint,
-                    stage="generate",
-                )
-            )
+def _merge_pixelize(base: PixelizeSettings, table: Mapping[str, Any]) -> PixelizeSettings:
+    """``base`` with the keys a checked ``pixelize`` table sets."""
+    result = base
+    if "grid" in table:
+        grid = table["grid"]
+        grid = (grid, grid) if isinstance(grid, int) else grid
+        result = replace(result, grid=None if grid == "auto" else (int(grid[0]), int(grid[1])))
+    if "background" in table:
+        background = table["background"]
+        if background not in ("auto", "none"):
+            background = "#%02x%02x%02x" % parse_colour(background)
+        result = replace(result, background=background)
+    if "tolerance" in table:
+        result = replace(result, tolerance=int(table["tolerance"]))
     return result
 
 
-def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | None, list[Diagnostic]]:
-    """Parse and check the ``[generator.diffusion]`` table; every problem is returned."""
-    problems: list[Diagnostic] = []
-
-    def bad(name: str, expected: str, found: Any) -> None:
-        problems.append(
-            Diagnostic(
-                f"invalid value for '{name}'", key=_key(name), expected=expected, found=repr(found), stage="generate"
-            )
-        )
-
-    def number(name: str, value: Any, low: float, high: float, integer: bool) -> Any:
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type or not (low <= value <= high):
-            bad(name, f"{'an integer' if integer else 'a number'} in {low:g}..{high:g}", value)
-            return None
-        return int(value) if integer else float(value)
-
-    values: dict[str, Any] = {}
-
-    def choice(name: str, value: Any, choices: Sequence[str], label: str, joiner: str = ", ") -> None:
-        if value in choices:
-            values[name] = value
-            return
-        problems.append(
-            Diagnostic(
-                f"unknown {label} '{value}'",
-                key=_key(name),
-                expected=joiner.join(choices),
-                found=repr(value),
-                hint=suggest(str(value), choices),
-                stage="generate",
-            )
-        )
-
-    for name, value in settings.items():
-        if name not in SETTINGS_DOC:
-            hint = suggest(name, SETTINGS_DOC)
-            problems.append(
-                Diagnostic(
-                    f"unknown setting '{name}' for the diffusion generator",
-                    key=_key(name),
-                    expected=", ".join(SETTINGS_DOC),
-                    found=repr(name),
-                    hint=hint,
-                    stage="generate",
-                )
-            )
+def _lora_problem(value: Any) -> str | None:
+    items = [value] if isinstance(value, (str, Mapping)) else value
+    expected = 'LoRA files: "a.safetensors" or { path = "…", weight = 0.8 }, or a list of them'
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        return expected
+    for item in items:
+        if isinstance(item, str) and item:
             continue
-        if name == "model":
-            if not isinstance(value, str) or not value.strip():
-                bad(name, "a folder path or hub id", value)
-            else:
-                values[name] = value.strip()
-        elif name == "model_config":
-            if not isinstance(value, str) or not value.strip():
-                bad(name, "a folder path relative to the project root", value)
-            else:
-                values[name] = value.strip()
-        elif name == "allow_pickle":
-            if isinstance(value, bool):
-                values[name] = value
-            else:
-                bad(name, "true or false", value)
-        elif name == "lora":
-            items = [value] if isinstance(value, (str, Mapping)) else value
-            loras = []
-            if not isinstance(items, Sequence):
-                bad(name, "a list of paths or {path, weight} tables", value)
-                continue
-            for i, item in enumerate(items):
-                if isinstance(item, str) and item:
-                    loras.append(LoraSpec(item))
-                elif (
-                    isinstance(item, Mapping)
-                    and isinstance(item.get("path"), str)
-                    and set(item) <= {"path", "weight"}
-                    and isinstance(item.get("weight", 1.0), (int, float))
-                    and not isinstance(item.get("weight", 1.0), bool)
-                ):
-                    loras.append(LoraSpec(item["path"], float(item.get("weight", 1.0))))
-                else:
-                    problems.append(
-                        Diagnostic(
-                            "invalid LoRA entry",
-                            key=f"{_key(name)}[{i}]",
-                            expected='"path.safetensors" or { path = "...", weight = 0.8 }',
-                            found=repr(item),
-                            stage="generate",
-                        )
-                    )
-            values[name] = tuple(loras)
-        elif name == "scheduler":
-            if value != "default" and value not in SCHEDULERS:
-                hint = suggest(str(value), list(SCHEDULERS) + ["default"])
-                problems.append(
-                    Diagnostic(
-                        f"unknown scheduler '{value}'",
-                        key=_key(name),
-                        expected="default, " + ", ".join(SCHEDULERS),
-                        found=repr(value),
-                        hint=hint,
-                        stage="generate",
-                    )
-                )
-            else:
-                values[name] = value
-        elif name == "steps":
-            values[name] = number(name, value, 1, 500, True)
-        elif name == "guidance":
-            values[name] = number(name, value, 0, 50, False)
-        elif name == "negative_prompt":
-            if isinstance(value, str):
-                values[name] = value
-            else:
-                bad(name, "a string", value)
-        elif name == "render_size":
-            size = number(name, value, 8, 4096, True)
-            if size is not None and size % 8:
-                bad(name, "a multiple of 8", value)
-            elif size is not None:
-                values[name] = size
-        elif name == "dtype":
-            choice(name, value, DTYPES, "dtype")
-        elif name == "device":
-            if isinstance(value, str) and (
-                value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
-            ):
-                values[name] = value
-            else:
-                bad(name, "auto, cpu, cuda, cuda:N or mps", value)
-        elif name == "batch_size":
-            values[name] = number(name, value, 1, 256, True)
-        elif name == "frames":
-            choice(name, value, FRAME_MODES, "frames mode", " or ")
-        elif name == "strength":
-            strength = number(name, value, 0, 1, False)
-            if strength is not None and strength <= 0:
-                bad(name, "a number in (0, 1]", value)
-            elif strength is not None:
-                values[name] = strength
-        elif name == "pixelize":
-            values[name] = _parse_pixelize(value, _key(name), problems)
-        elif name == "controlnet":
-            if not isinstance(value, str) or not value.strip():
-                bad(name, "a ControlNet folder relative to the project root", value)
-            else:
-                values[name] = value.strip()
-        elif name == "controlnet_scale":
-            values[name] = number(name, value, 0, 2, False)
-        elif name == "conditioning":
-            choice(name, value, CONDITIONING_KINDS, "conditioning")
-    if "model" not in settings:
-        problems.append(
-            Diagnostic(
-                "the diffusion generator needs a model",
-                key="generator.diffusion",
-                expected='model = "models/sd15-pixel" (a local diffusers folder) or a cached hub id',
-                found="no 'model' setting",
-                stage="generate",
-            )
-        )
+        weight = item.get("weight", 1.0) if isinstance(item, Mapping) else None
+        if not (
+            isinstance(item, Mapping)
+            and isinstance(item.get("path"), str)
+            and set(item) <= {"path", "weight"}
+            and isinstance(weight, (int, float))
+            and not isinstance(weight, bool)
+        ):
+            return expected
+    return None
+
+
+def _device_problem(value: str) -> str | None:
+    if value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return None
+    return "auto, cpu, cuda, cuda:N or mps"
+
+
+def _strength_problem(value: float) -> str | None:
+    return None if value > 0 else "a number in (0, 1]"
+
+
+SETTINGS_FIELDS: dict[str, Field] = {
+    "model": Field(
+        "str",
+        "A diffusers folder or single-file checkpoint (`.safetensors`) relative to the project root, "
+        "or a hub id already in the local HF cache.",
+        required=True,
+        example='"models/sd15-pixel"',
+        check=lambda v: None if v.strip() else "a folder path or hub id",
+    ),
+    "model_config": Field(
+        "path",
+        "For a single-file checkpoint of non-standard size: a diffusers folder with its configs and tokenizers "
+        "(no weights).",
+        check=lambda v: None if v.strip() else "a folder path relative to the project root",
+    ),
+    "allow_pickle": Field("bool", "Load a `.ckpt`/`.pt` checkpoint (a pickle: it can run code).", False),
+    "lora": Field(
+        "any",
+        'LoRA files: `["a.safetensors", { path = "b.safetensors", weight = 0.8 }]`.',
+        check=_lora_problem,
+        type_doc="list",
+    ),
+    "scheduler": Field(
+        "str", "Scheduler by name (`default`: the model's own).", "default", choices=("default", *SCHEDULERS)
+    ),
+    "steps": Field("int", "Denoising steps.", 20, minimum=1, maximum=500),
+    "guidance": Field("number", "Classifier-free guidance scale.", 7.5, minimum=0, maximum=50),
+    "negative_prompt": Field("str", "Negative prompt for every sprite (a sprite's own replaces it).", ""),
+    "render_size": Field(
+        "int",
+        "Generation resolution of the longer side (a multiple of 8); default 512 for SD 1.5, 1024 for SDXL, "
+        "the model's native size otherwise.",
+        minimum=8,
+        maximum=4096,
+        check=lambda v: None if v % 8 == 0 else "a multiple of 8",
+    ),
+    "dtype": Field("str", "`auto` is fp16 on CUDA, else fp32.", "auto", choices=DTYPES),
+    "device": Field(
+        "str",
+        "`auto`, `cpu`, `cuda`, `cuda:N` or `mps` (auto: cuda, then mps, then cpu).",
+        "auto",
+        check=_device_problem,
+    ),
+    "batch_size": Field("int", "Images per pipeline call (does not change pixels).", 4, minimum=1, maximum=256),
+    "frames": Field(
+        "str",
+        "How animation frames are made (see docs/diffusion.md).",
+        DEFAULT_FRAMES_MODE,
+        choices=FRAME_MODES,
+    ),
+    "strength": Field(
+        "number",
+        "img2img strength: how far each frame may move from the base image, (0, 1].",
+        0.3,
+        minimum=0,
+        maximum=1,
+        check=_strength_problem,
+    ),
+    "pixelize": Field("table", "How renders are collapsed to sprite resolution.", fields=PIXELIZE_FIELDS),
+    "controlnet": Field(
+        "path",
+        "ControlNet folder (a `ControlNetModel`, relative to the project root) steering rig, sheet and sketch frames.",
+        check=lambda v: None if v.strip() else "a ControlNet folder relative to the project root",
+    ),
+    "controlnet_scale": Field("number", "ControlNet conditioning scale.", 1.0, minimum=0, maximum=2),
+    "conditioning": Field("str", "Which rig render the ControlNet reads.", "pose", choices=tuple(CONDITIONING_KINDS)),
+}
+"""The ``[generator.diffusion]`` table (see docs/diffusion.md)."""
+
+OPTION_FIELDS: dict[str, Field] = {
+    "style": Field(
+        "str", 'Rig of `frames = "rig"` / `"sheet"` sprites (`character`, `creature`: rigged).', choices=STYLES
+    ),
+    "source": Field("path", "A sketch (PNG) whose lines steer the frames through the ControlNet."),
+    "grid": Field("pair", "Cell size `[w, h]` slicing `source` into one sketch per frame."),
+    "negative_prompt": Field("str", "Negative prompt (replaces `[generator.diffusion].negative_prompt`)."),
+    "strength": Field(
+        "number", "img2img strength of frames after the first, (0, 1].", minimum=0, maximum=1, check=_strength_problem
+    ),
+    "pixelize": Field("table", "Pixelize keys for this sprite, over the generator's.", fields=PIXELIZE_FIELDS),
+}
+"""The per-sprite keys of a ``generator = "diffusion"`` sprite."""
+
+
+def parse_settings(settings: Mapping[str, Any]) -> tuple[DiffusionSettings | None, list[Diagnostic]]:
+    """Check and parse a raw ``[generator.diffusion]`` table; every problem is returned."""
+    values, problems = check_fields("generator.diffusion", dict(settings), SETTINGS_FIELDS, stage="generate")
     if problems:
         return None, problems
-    return DiffusionSettings(**{k: v for k, v in values.items() if v is not None}), []
+    return DiffusionSettings.from_table(values), []
 
 
 # --------------------------------------------------------------------------- files
@@ -446,18 +328,19 @@ def _looks_like_hub_id(reference: str) -> bool:
     )
 
 
-def resolve_model(reference: str, root: Path) -> Path:
+def resolve_model(reference: str, root: Path, reads: ReadContext | None = None) -> Path:
     """The local folder of ``reference``: a diffusers folder under the project root,
     or a hub id's snapshot in the local HF cache. Never downloads.
 
     Raises :class:`InvalidInput` naming the reference, where it looked and how to
     fetch the model on a connected machine.
     """
+    reads = ensure_reads(reads)
     candidate = (Path(root) / reference).expanduser()
     if candidate.is_file():
         return candidate  # a single-file checkpoint: checked by checkpoints.describe_checkpoint
     if candidate.is_dir():
-        if not (candidate / "model_index.json").is_file():
+        if not reads.is_file(candidate / "model_index.json"):
             raise InvalidInput(
                 Diagnostic(
                     f"model folder '{reference}' is not a diffusers pipeline folder (no model_index.json)",
@@ -469,6 +352,7 @@ def resolve_model(reference: str, root: Path) -> Path:
                 )
             )
         return candidate
+    reads.is_file(candidate)  # recorded missing: a model copied in later is a change
     looked = [str(candidate)]
     if _looks_like_hub_id(reference):
         fetched = Path(root) / "models" / reference  # where `sparky-assets models fetch` puts it
@@ -513,6 +397,7 @@ _CHUNK_BYTES = 64 * 1024
 _SMALL_FILE = 4 * 1024 * 1024
 _SKIPPED_SUFFIXES = (".md", ".png", ".jpg", ".jpeg", ".gif", ".webp")
 _fingerprint_memo: dict[tuple, str] = {}
+_folder_memo: dict[tuple, tuple[str, dict[str, Any]]] = {}
 _memo_lock = threading.Lock()
 
 
@@ -535,14 +420,17 @@ def _file_digest(path: Path, size: int) -> dict[str, Any]:
     return {"size": size, "sampled_sha256": digest.hexdigest()}
 
 
-def model_fingerprint(folder: Path) -> str:
+def model_fingerprint(folder: Path, reads: ReadContext | None = None) -> str:
     """A content fingerprint of a diffusers folder, the same on every machine.
 
     Every file except docs/images is included by relative path (sorted): configs,
     tokenizer files and small weights by full content hash, large weights by
     :func:`_file_digest`. Never mtimes. Memoised per process on (path, size,
-    mtime_ns) of every file, so ``watch`` re-hashes only after a file changes.
+    mtime_ns) of every file, so ``watch`` re-hashes only after a file changes. Each
+    file is recorded in ``reads`` with its digest (a new or changed weight file is a
+    change to watch).
     """
+    reads = ensure_reads(reads)
     folder = Path(folder)
     files = []
     for path in sorted(folder.rglob("*")):
@@ -554,29 +442,35 @@ def model_fingerprint(folder: Path) -> str:
             files.append((relative, path, stat.st_size, stat.st_mtime_ns))
     memo_key = (str(folder.resolve()), tuple((r, s, m) for r, _, s, m in files))
     with _memo_lock:
-        if memo_key in _fingerprint_memo:
-            return _fingerprint_memo[memo_key]
-    entries = {relative: _file_digest(path, size) for relative, path, size, _ in files}
-    fingerprint = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
-    with _memo_lock:
-        _fingerprint_memo[memo_key] = fingerprint
+        memo = _folder_memo.get(memo_key)
+    if memo is None:
+        entries = {relative: _file_digest(path, size) for relative, path, size, _ in files}
+        memo = (hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest(), entries)
+        with _memo_lock:
+            _folder_memo[memo_key] = memo
+    fingerprint, entries = memo
+    for relative, path, _, _ in files:
+        reads.note(path, json.dumps(entries[relative], sort_keys=True))
     return fingerprint
 
 
-def file_sha256(path: Path) -> str:
-    """Full SHA-256 of a file (LoRAs are small), memoised on (path, size, mtime_ns)."""
+def file_sha256(path: Path, reads: ReadContext | None = None) -> str:
+    """Full SHA-256 of a file (LoRAs are small), memoised on (path, size, mtime_ns);
+    recorded in ``reads``."""
     stat = path.stat()
     memo_key = ("file", str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     with _memo_lock:
-        if memo_key in _fingerprint_memo:
-            return _fingerprint_memo[memo_key]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    with _memo_lock:
-        _fingerprint_memo[memo_key] = digest.hexdigest()
-    return digest.hexdigest()
+        found = _fingerprint_memo.get(memo_key)
+    if found is None:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        found = digest.hexdigest()
+        with _memo_lock:
+            _fingerprint_memo[memo_key] = found
+    ensure_reads(reads).note(path, found)
+    return found
 
 
 def frame_seed(seed: int, animation: str, index: int) -> int:
@@ -808,25 +702,37 @@ def frame_prompt(prompt: str, spec: FrameSpec, count: int) -> str:
     return f"{text}, {motion.DIRECTION_WORDS[spec.direction]}" if spec.direction else text
 
 
-class DiffusionGenerator:
+class DiffusionGenerator(Generator):
     """Stable Diffusion → pixelize. See the module docstring and docs/diffusion.md."""
 
     name: ClassVar[str] = "diffusion"
+    doc: ClassVar[str] = "Stable Diffusion (1.5 / SDXL class) through diffusers, then pixelize; local models only."
     needs_lock: ClassVar[bool] = True
     uses_palette: ClassVar[bool] = True
     """The palette colours the rig's flat render (rig/sheet modes); it joins the
     cache key only there (:func:`motion.cache_part`), so a palette edit regenerates
     only rig-steered sprites."""
-
-    def __init__(self) -> None:
-        self.last_stats: dict[str, Any] = {}
+    settings_fields: ClassVar[dict[str, Field]] = SETTINGS_FIELDS
+    option_fields: ClassVar[dict[str, Field]] = OPTION_FIELDS
 
     # -- contract ----------------------------------------------------------------
 
-    def validate(self, request: GenerationRequest) -> list[Diagnostic]:
-        settings, problems = parse_settings(request.settings)
-        sprite_problems = self._sprite_options(request)[1]
-        problems = problems + sprite_problems
+    def parse_settings(self, table: Mapping[str, Any]) -> DiffusionSettings:
+        settings, problems = parse_settings(table)
+        if settings is None:
+            raise InvalidInput(problems)
+        return settings
+
+    def _settings(self, request: GenerationRequest) -> tuple[DiffusionSettings | None, list[Diagnostic]]:
+        """The parsed settings: as the build passes them, or parsed from a raw table."""
+        if isinstance(request.settings, DiffusionSettings):
+            return request.settings, []
+        return parse_settings(request.settings)
+
+    def validate(self, request: GenerationRequest, reads: ReadContext | None = None) -> list[Diagnostic]:
+        reads = ensure_reads(reads)
+        settings, problems = self._settings(request)
+        problems = problems + self._sprite_options(request, settings)[1]
         if not request.prompt:
             problems.append(
                 Diagnostic(
@@ -840,40 +746,40 @@ class DiffusionGenerator:
             )
         if settings is None:
             return problems
-        problems.extend(model_problems(settings, request.root))
+        problems.extend(model_problems(settings, request.root, reads))
         if settings.controlnet:
             try:
-                motion.resolve_controlnet(settings.controlnet, request.root)
+                motion.resolve_controlnet(settings.controlnet, request.root, reads)
             except InvalidInput as exc:
                 problems.extend(exc.diagnostics)
         if motion.is_steered(request, settings):
-            problems.extend(motion.validate(request, settings))
+            problems.extend(motion.validate(request, settings, reads))
+        for i, lora in enumerate(settings.lora):
+            if not reads.is_file(request.root / lora.path):
+                problems.append(
+                    Diagnostic(
+                        f"LoRA file '{lora.path}' not found",
+                        key=f"{_key('lora')}[{i}]",
+                        expected="a .safetensors file relative to the project root",
+                        found=str(request.root / lora.path),
+                        stage="generate",
+                    )
+                )
         return problems
 
-    def input_files(self, request: GenerationRequest) -> list[Path]:
-        settings, _ = parse_settings(request.settings)
-        if settings is None:
-            return []
-        files = [request.root / lora.path for lora in settings.lora] + model_input_files(settings, request.root)
-        if settings.controlnet:
-            files.append(request.root / settings.controlnet / "config.json")
-        sketch = motion.sketch_path(request)
-        if sketch is not None:
-            files.append(sketch)
-        return files
-
-    def cache_key(self, request: GenerationRequest) -> Mapping[str, Any]:
-        settings, problems = parse_settings(request.settings)
-        options, sprite_problems = self._sprite_options(request)
+    def cache_key(self, request: GenerationRequest, reads: ReadContext | None = None) -> Mapping[str, Any]:
+        reads = ensure_reads(reads)
+        settings, problems = self._settings(request)
+        options, sprite_problems = self._sprite_options(request, settings)
         if settings is None or sprite_problems:
             raise InvalidInput(problems + sprite_problems)
-        folder = resolve_model(settings.model, request.root)
+        folder = resolve_model(settings.model, request.root, reads)
         key = {
             "generator": self.name,
             "version": GENERATOR_VERSION,
             "pixelize_version": PIXELIZE_VERSION,
-            "model": {"fingerprint": model_identity(settings, request.root, folder)},
-            "lora": [{"sha256": file_sha256(request.root / l.path), "weight": l.weight} for l in settings.lora],
+            "model": {"fingerprint": model_identity(settings, request.root, folder, reads)},
+            "lora": [{"sha256": file_sha256(request.root / l.path, reads), "weight": l.weight} for l in settings.lora],
             "settings": settings.as_key(),
             "sprite": {**options, "pixelize": options["pixelize"].as_key()},
             "prompt": request.prompt,
@@ -881,12 +787,14 @@ class DiffusionGenerator:
             "size": [request.width, request.height],
             "frames": [[f.animation, f.index] for f in request.frames],
         }
-        steered = motion.cache_part(request, settings)
+        steered = motion.cache_part(request, settings, reads)
         if steered is not None:  # absent for unsteered sprites: their keys predate steering
             key["motion"] = steered
         return key
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[np.ndarray]]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], reads: ReadContext | None = None
+    ) -> list[list[np.ndarray]]:
         torch = _import_torch()
         started = time.perf_counter()
         stats = {"load_s": 0.0, "generate_s": 0.0, "pixelize_s": 0.0, "images": 0, "batches": 0}
@@ -896,8 +804,8 @@ class DiffusionGenerator:
         groups: dict[str, list[int]] = {}
         parsed: list[tuple[DiffusionSettings, dict[str, Any]]] = []
         for i, request in enumerate(requests):
-            settings, problems = parse_settings(request.settings)
-            options, sprite_problems = self._sprite_options(request)
+            settings, problems = self._settings(request)
+            options, sprite_problems = self._sprite_options(request, settings)
             if settings is None or sprite_problems:
                 raise InvalidInput([replace(d, sprite=request.sprite) for d in problems + sprite_problems])
             parsed.append((settings, options))
@@ -960,35 +868,25 @@ class DiffusionGenerator:
 
     # -- internals ---------------------------------------------------------------
 
-    def _sprite_options(self, request: GenerationRequest) -> tuple[dict[str, Any], list[Diagnostic]]:
+    def _sprite_options(
+        self, request: GenerationRequest, settings: DiffusionSettings | None
+    ) -> tuple[dict[str, Any], list[Diagnostic]]:
         """Per-sprite options merged over the settings: negative prompt, strength,
         pixelize. Returned in a JSON-ready form for the cache key."""
-        problems: list[Diagnostic] = []
-        settings, _ = parse_settings(request.settings)
+        values, problems = check_fields(
+            "",
+            {k: v for k, v in request.options.items() if k in OPTION_FIELDS},  # not the core ``directions``
+            OPTION_FIELDS,
+            stage="generate",
+            sprite=request.sprite,
+            fill_defaults=False,
+        )
         base = settings or DiffusionSettings(model="")
-        negative = request.options.get("negative_prompt", base.negative_prompt)
-        if not isinstance(negative, str):
-            problems.append(
-                Diagnostic(
-                    "negative_prompt must be a string", key="negative_prompt", found=repr(negative), stage="generate"
-                )
-            )
-            negative = base.negative_prompt
-        strength = request.options.get("strength", base.strength)
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
-            problems.append(
-                Diagnostic(
-                    "invalid strength",
-                    key="strength",
-                    expected="a number in (0, 1]",
-                    found=repr(strength),
-                    stage="generate",
-                )
-            )
-            strength = base.strength
-        pix = _parse_pixelize(request.options.get("pixelize"), "pixelize", problems, base.pixelize)
-        problems = [replace(d, sprite=request.sprite) for d in problems]
-        return {"negative_prompt": negative, "strength": float(strength), "pixelize": pix}, problems
+        return {
+            "negative_prompt": values.get("negative_prompt", base.negative_prompt),
+            "strength": float(values.get("strength", base.strength)),
+            "pixelize": _merge_pixelize(base.pixelize, values.get("pixelize") or {}),
+        }, problems
 
     def _run_group(
         self,

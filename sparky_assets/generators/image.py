@@ -15,28 +15,40 @@ white); multi-frame files (GIF, APNG) use their first frame.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from PIL import Image
 
 from ..errors import Diagnostic, InvalidInput
 from ..images import ImageTooLarge, open_checked, rgba_array
+from ..manifest.fields import Field
 from ..pipeline.safepath import real_path
-from .base import unknown_settings
+from ..reads import ReadContext, ensure_reads
+from .base import Generator
+from .options import PIXELIZE_FIELDS, pixelize_arguments
 
 VERSION = 2
 MAX_SOURCE_PIXELS = 4096 * 4096 * 2
 """Largest source sheet read (128 MiB as RGBA): a bigger image is refused, not decoded."""
-SETTINGS_KEYS: tuple[str, ...] = ()
 
 
-class ImageGenerator:
+class ImageGenerator(Generator):
     name: ClassVar[str] = "image"
+    doc: ClassVar[str] = "Hand-drawn PNGs: one frame, or a sheet sliced by `grid` (the default when `source` is set)."
     needs_lock: ClassVar[bool] = False
-    settings_keys: ClassVar[tuple[str, ...]] = SETTINGS_KEYS
-    """Keys accepted in ``[generator.image]`` (none)."""
+    option_fields: ClassVar[dict[str, Field]] = {
+        "source": Field("path", "Hand-drawn PNG (a single frame or a sheet sliced by `grid`).", required=True),
+        "grid": Field("pair", "Cell size `[w, h]` for slicing `source`; frames are read row by row."),
+        "pixelize": Field(
+            "table",
+            'Collapse cells larger than the sprite: `{ grid = [8, 8], background = "auto" }`.',
+            fields=PIXELIZE_FIELDS,
+        ),
+    }
 
     def _source(self, request) -> Path:
         """The source with symlinks resolved; ``ValueError`` for a loop or a NUL byte."""
@@ -45,18 +57,29 @@ class ImageGenerator:
         except (OSError, RuntimeError, ValueError) as exc:
             raise ValueError(str(exc)) from None
 
-    def input_files(self, request) -> list[Path]:
+    @classmethod
+    def default_size(cls, options, root: Path, reads: ReadContext) -> tuple[int, int] | None:
+        """The grid cell, or the whole image (read through ``reads``: its change changes the size)."""
+        if "source" not in options or "pixelize" in options:
+            return None
+        if "grid" in options:
+            return tuple(options["grid"])
         try:
-            return [self._source(request)] if "source" in request.options else []
-        except ValueError:
-            return []
+            path = real_path(root / options["source"])
+            if not path.is_relative_to(root):
+                return None  # reported by validate
+            with Image.open(io.BytesIO(reads.read_bytes(path))) as im:
+                return im.size
+        except Exception:  # noqa: BLE001 - a missing, looping or broken file is reported by validate
+            return None
 
-    def validate(self, request) -> list[Diagnostic]:
+    def validate(self, request, reads: ReadContext | None = None) -> list[Diagnostic]:
+        reads = ensure_reads(reads)
         if "source" not in request.options:
             return [
                 Diagnostic("the image generator needs a source image", key="source", expected='source = "art/hero.png"')
             ]
-        problems = unknown_settings(self, request)
+        problems: list[Diagnostic] = []
         try:
             path = self._source(request)
         except ValueError as exc:
@@ -72,14 +95,14 @@ class ImageGenerator:
             return [
                 Diagnostic("source image is outside the project root", key="source", found=request.options["source"])
             ]
-        if not path.is_file():
+        if not reads.is_file(path):
             return [
                 Diagnostic(
                     f"source image not found: {request.options['source']}", key="source", hint=f"looked for {path}"
                 )
             ]
         try:
-            with open_checked(path, MAX_SOURCE_PIXELS) as im:
+            with open_checked(io.BytesIO(reads.read_bytes(path)), MAX_SOURCE_PIXELS) as im:
                 width, height = im.size
                 im.verify()
         except ImageTooLarge as exc:
@@ -114,8 +137,8 @@ class ImageGenerator:
             )
         return problems
 
-    def cache_key(self, request) -> Mapping[str, Any]:
-        digest = hashlib.sha256(self._source(request).read_bytes()).hexdigest()
+    def cache_key(self, request, reads: ReadContext | None = None) -> Mapping[str, Any]:
+        digest = hashlib.sha256(ensure_reads(reads).read_bytes(self._source(request))).hexdigest()
         return {
             "generator": self.name,
             "version": VERSION,
@@ -126,11 +149,12 @@ class ImageGenerator:
             "pixelize": request.options.get("pixelize"),
         }
 
-    def generate(self, requests: Sequence) -> list[list[np.ndarray]]:
-        return [self._frames(r) for r in requests]
+    def generate(self, requests: Sequence, reads: ReadContext | None = None) -> list[list[np.ndarray]]:
+        reads = ensure_reads(reads)
+        return [self._frames(r, reads) for r in requests]
 
-    def _frames(self, request) -> list[np.ndarray]:
-        problems = self.validate(request)
+    def _frames(self, request, reads: ReadContext) -> list[np.ndarray]:
+        problems = self.validate(request, reads)
         if problems:
             raise InvalidInput(
                 [
@@ -139,7 +163,7 @@ class ImageGenerator:
                 ]
             )
         try:
-            with open_checked(self._source(request), MAX_SOURCE_PIXELS) as im:
+            with open_checked(io.BytesIO(reads.read_bytes(self._source(request))), MAX_SOURCE_PIXELS) as im:
                 sheet = rgba_array(im)
         except Exception as exc:  # noqa: BLE001 - truncated data and other decoder errors are bad input
             raise InvalidInput(
@@ -160,9 +184,10 @@ class ImageGenerator:
             if (cw, ch) != (request.width, request.height):
                 from ..process.pixelize import pixelize
 
-                opts = dict(request.options.get("pixelize") or {})
                 cell = pixelize(
-                    cell, target_size=(request.width, request.height), background=opts.get("background", "auto")
+                    cell,
+                    target_size=(request.width, request.height),
+                    **pixelize_arguments(dict(request.options.get("pixelize") or {})),
                 )
             frames.append(np.ascontiguousarray(cell, dtype=np.uint8))
         return frames

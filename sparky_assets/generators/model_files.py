@@ -2,7 +2,7 @@
 and loading, for diffusers folders and single-file checkpoints alike.
 
 :mod:`.diffusion` calls in here at four points — ``validate`` (:func:`model_problems`),
-``input_files`` (:func:`model_input_files`), ``cache_key``/``generate``
+files it watches (:func:`model_input_files`, recorded by ``validate``), ``cache_key``/``generate``
 (:func:`model_identity`) and pipeline loading (:func:`load_model`, :func:`apply_loras`)
 — so a checkpoint behaves exactly like a folder model: same diagnostics shape
 (``generator.diffusion.model`` / ``generator.diffusion.lora[i]`` keys, the file in
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Diagnostic, InvalidInput
+from ..reads import ReadContext, ensure_reads
 from . import checkpoints, lora
 from .checkpoints import CheckpointInfo, CheckpointProblem
 
@@ -71,21 +72,25 @@ def model_widths(settings, root: Path, path: Path) -> lora.ModelWidths | None:
     return lora.folder_widths(info.config_dir)
 
 
-def model_problems(settings, root: Path) -> list[Diagnostic]:
-    """Everything wrong with the model and LoRA files, from headers and configs."""
+def model_problems(settings, root: Path, reads: ReadContext | None = None) -> list[Diagnostic]:
+    """Everything wrong with the model and LoRA files, from headers and configs (the
+    files looked at are recorded in ``reads``)."""
     from .diffusion import resolve_model
 
+    reads = ensure_reads(reads)
     problems: list[Diagnostic] = []
     widths = None
+    for file in model_input_files(settings, root):
+        reads.is_file(file)
     try:
-        path = resolve_model(settings.model, root)
+        path = resolve_model(settings.model, root, reads)
         widths = model_widths(settings, root, path)
     except InvalidInput as exc:
         problems.extend(exc.diagnostics)
     for i, spec in enumerate(settings.lora):
         file = Path(root) / spec.path
         key = f"{_key('lora')}[{i}]"
-        if not file.is_file():
+        if not reads.is_file(file):
             problems.append(
                 Diagnostic(
                     f"LoRA file '{spec.path}' not found",
@@ -131,19 +136,25 @@ def model_input_files(settings, root: Path) -> list[Path]:
     return []
 
 
-def model_identity(settings, root: Path, path: Path) -> str:
-    """The content fingerprint of the model at ``path`` (folder or checkpoint)."""
+def model_identity(settings, root: Path, path: Path, reads: ReadContext | None = None) -> str:
+    """The content fingerprint of the model at ``path`` (folder or checkpoint); every
+    file it covers is recorded in ``reads``."""
     from .diffusion import _file_digest, _fingerprint_memo, _memo_lock, model_fingerprint
 
+    reads = ensure_reads(reads)
     if path.is_dir():
-        return model_fingerprint(path)
+        return model_fingerprint(path, reads)
     info = checkpoint_info(settings, root, path)
     files = info.files() if info.config_dir is not None else [path, *sorted(checkpoints.CONFIG_ROOT.rglob("*"))]
     stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
     memo_key = ("checkpoint", str(path.resolve()), tuple(stats))
     with _memo_lock:
-        if memo_key in _fingerprint_memo:
-            return _fingerprint_memo[memo_key]
+        found = _fingerprint_memo.get(memo_key)
+    if found is not None:
+        for f in files:
+            if f.is_file() and f.is_relative_to(root):  # the shipped configs are part of the package
+                reads.note(f, found)
+        return found
     entries = checkpoints.fingerprint_entries(info, _file_digest)
     if info.config_dir is None:  # a pickle with the shipped configs: any of them may be used
         for f in sorted(checkpoints.CONFIG_ROOT.rglob("*")):
@@ -154,6 +165,9 @@ def model_identity(settings, root: Path, path: Path) -> str:
     fingerprint = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
     with _memo_lock:
         _fingerprint_memo[memo_key] = fingerprint
+    for f in files:
+        if f.is_file() and f.is_relative_to(root):
+            reads.note(f, fingerprint)
     return fingerprint
 
 

@@ -25,6 +25,7 @@ scale, conditioning kind, rig style and palette, the sketch's bytes and grid).
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import Diagnostic, InvalidInput
+from ..reads import ReadContext, ensure_reads
 from .base import FrameSpec, GenerationRequest
 from .conditioning import Rig, compose_sheet, has_rig, rig_request, sheet_layout, slice_sheet
 
@@ -99,7 +101,10 @@ def steered_prompt(prompt: str, spec: FrameSpec, count: int | None = None) -> st
     return text
 
 
-def validate(request: GenerationRequest, settings: DiffusionSettings) -> list[Diagnostic]:
+def validate(
+    request: GenerationRequest, settings: DiffusionSettings, reads: ReadContext | None = None
+) -> list[Diagnostic]:
+    reads = ensure_reads(reads)
     problems: list[Diagnostic] = []
     sketch = sketch_path(request)
     if sketch is not None:
@@ -112,7 +117,7 @@ def validate(request: GenerationRequest, settings: DiffusionSettings) -> list[Di
             problems.append(
                 Diagnostic("source image is outside the project root", key="source", found=request.options["source"])
             )
-        elif not sketch.is_file():
+        elif not reads.is_file(sketch):
             problems.append(
                 Diagnostic(
                     f"source sketch not found: {request.options['source']}",
@@ -125,7 +130,7 @@ def validate(request: GenerationRequest, settings: DiffusionSettings) -> list[Di
             try:
                 from PIL import Image
 
-                with Image.open(sketch) as im:
+                with Image.open(io.BytesIO(reads.read_bytes(sketch))) as im:
                     im.verify()
             except Exception as exc:  # noqa: BLE001 - any decoder error is bad input
                 problems.append(
@@ -161,13 +166,14 @@ def _sprite_stage(d: Diagnostic, request: GenerationRequest) -> Diagnostic:
     return replace(d, sprite=request.sprite, stage="generate")
 
 
-def resolve_controlnet(reference: str, root: Path) -> Path:
-    """The ControlNet folder (``config.json`` of a ``ControlNetModel``) under the root."""
+def resolve_controlnet(reference: str, root: Path, reads: ReadContext | None = None) -> Path:
+    """The ControlNet folder (``config.json`` of a ``ControlNetModel``) under the root;
+    its ``config.json`` is recorded in ``reads``, found or not."""
     from .diffusion import _key
 
     folder = (Path(root) / reference).expanduser()
     config = folder / "config.json"
-    if not config.is_file():
+    if not ensure_reads(reads).is_file(config):
         raise InvalidInput(
             Diagnostic(
                 f"ControlNet '{reference}' not found (looked in {folder}); builds never download",
@@ -185,7 +191,9 @@ def _uses_rig(request: GenerationRequest) -> bool:
     return sketch_path(request) is None and has_rig(request)
 
 
-def cache_part(request: GenerationRequest, settings: DiffusionSettings) -> dict[str, Any] | None:
+def cache_part(
+    request: GenerationRequest, settings: DiffusionSettings, reads: ReadContext | None = None
+) -> dict[str, Any] | None:
     """What steering adds to the cache key (``None`` for unsteered requests, so their
     keys are what they were before this module existed)."""
     if not is_steered(request, settings):
@@ -194,12 +202,12 @@ def cache_part(request: GenerationRequest, settings: DiffusionSettings) -> dict[
 
     part: dict[str, Any] = {"mode": settings.frames}
     if settings.controlnet:
-        part["controlnet"] = model_fingerprint(resolve_controlnet(settings.controlnet, request.root))
+        part["controlnet"] = model_fingerprint(resolve_controlnet(settings.controlnet, request.root, reads), reads)
         part["controlnet_scale"] = settings.controlnet_scale
         part["conditioning"] = settings.conditioning
     sketch = sketch_path(request)
     if sketch is not None:
-        part["sketch"] = {"sha256": file_sha256(sketch), "grid": list(request.options.get("grid") or [])}
+        part["sketch"] = {"sha256": file_sha256(sketch, reads), "grid": list(request.options.get("grid") or [])}
     elif _uses_rig(request):
         from . import procedural
 

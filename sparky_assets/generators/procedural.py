@@ -51,8 +51,10 @@ import numpy as np
 
 from ..colour import TIE_BAND, argmin_with_ties, lch, oklab_to_srgb, squared_distances, srgb_to_oklab
 from ..errors import Diagnostic, suggest
+from ..manifest.fields import Field
 from ..manifest.schema import DIRECTIONS
-from .base import FrameSpec, GenerationRequest, unknown_settings
+from ..reads import ReadContext
+from .base import FrameSpec, GenerationRequest, Generator
 
 ALGORITHM_VERSION = 1
 STYLES: tuple[str, ...] = ("creature", "character", "item", "tile")
@@ -1214,20 +1216,25 @@ def _frame_counts(frames: Sequence[FrameSpec]) -> dict[str, int]:
     return counts
 
 
-class ProceduralGenerator:
+class ProceduralGenerator(Generator):
     """Seeded mirrored-mask sprites: the default generator, needs no GPU and no files.
 
     Options (per sprite): ``style`` — one of :data:`STYLES` (default ``creature``).
-    The request's palette, when given, supplies every colour; colour words in the
-    prompt steer the hues.
+    It declares ``uses_palette``: the sprite's palette supplies every colour (nearest
+    in OKLab to the ramps it would build), so the quantize step keeps them as they are;
+    colour words in the prompt steer the hues.
     """
 
     name: ClassVar[str] = "procedural"
-    settings_keys: ClassVar[tuple[str, ...]] = ()
-    """Keys accepted in ``[generator.procedural]`` (none: every option is per sprite)."""
+    doc: ClassVar[str] = "Seeded mirrored-mask sprites on the CPU: no GPU, no files (the default)."
+    uses_palette: ClassVar[bool] = True
+    option_fields: ClassVar[dict[str, Field]] = {
+        # the style's values are checked by validate (its message names the procedural styles)
+        "style": Field("str", "What to draw: " + ", ".join(f"`{s}`" for s in STYLES) + ".", DEFAULT_STYLE),
+    }
 
-    def validate(self, request: GenerationRequest) -> list[Diagnostic]:
-        problems: list[Diagnostic] = unknown_settings(self, request)
+    def validate(self, request: GenerationRequest, reads: ReadContext | None = None) -> list[Diagnostic]:
+        problems: list[Diagnostic] = []
         style = _style_of(request)
         if not isinstance(style, str) or style not in STYLES:
             problems.append(
@@ -1279,10 +1286,7 @@ class ProceduralGenerator:
                 )
         return problems
 
-    def input_files(self, request: GenerationRequest) -> list:
-        return []
-
-    def cache_key(self, request: GenerationRequest) -> Mapping[str, Any]:
+    def cache_key(self, request: GenerationRequest, reads: ReadContext | None = None) -> Mapping[str, Any]:
         """Everything that shapes the output. The palette is included because the
         colours are picked from it; the prompt only through its colour words."""
         return {
@@ -1300,7 +1304,9 @@ class ProceduralGenerator:
             "prompt_colors": [list(w) for w in _prompt_colors(request.prompt)],
         }
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[np.ndarray]]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], reads: ReadContext | None = None
+    ) -> list[list[np.ndarray]]:
         results: list[list[np.ndarray]] = []
         for request in requests:
             problems = self.validate(request)

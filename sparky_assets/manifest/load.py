@@ -1,46 +1,52 @@
 """Load and validate ``sparky.toml``.
 
-:func:`load_manifest` reads the file, checks every key against the field table in
-:mod:`.schema`, resolves defaults and paths, and either returns a frozen
+:func:`load_manifest` reads the file, checks every key against the field tables —
+the core ones in :mod:`.schema` and each plugin's own (a generator's sprite keys and
+``[generator.<name>]`` table, an exporter's ``[export.<name>]`` table) — loads the
+palettes, resolves defaults and paths, and either returns a frozen
 :class:`~.schema.Manifest` or raises one :class:`~sparky_assets.errors.InvalidInput`
 holding *every* problem found, each located by file, line, column and key path.
-File checks that need other parts (palettes parse, sources exist, generators accept
-their settings) happen in :func:`check_references`, which ``check`` and ``build`` run.
+Every file it reads goes through the caller's :class:`~sparky_assets.reads.ReadContext`.
+Checks that need a generator's judgement (a source image exists and fits, a model
+folder is there) happen when the build resolves the sprites.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import Diagnostic, DiagnosticSink, InvalidInput, suggest
+from ..hotreload.protocol import DEFAULT_ENDPOINT
+from ..palettes.model import Palette
 from ..pipeline.safepath import real_path
+from ..reads import ReadContext, ensure_reads
+from .fields import Field, Report, check_table, check_value, describe
 from .locate import KeyLocator
 from .names import NAME_RULE, name_problem
 from .schema import (
     ANIMATION_FIELDS,
     DIRECTIONS,
-    DITHER_MODES,
-    EXPORT_FIELDS,
     MANIFEST_NAME,
     MAX_SPRITE_SIDE,
     SECTIONS,
+    SPRITE_FIELDS,
     TOP_LEVEL_KEYS,
     Animation,
     AtlasSpec,
     ExportSpec,
-    Field,
     Manifest,
     SpriteSpec,
 )
 
-_HEX_COLOR = re.compile(r"^#?[0-9a-fA-F]{6}$")
+GENERATORS = "sparky_assets.generators"
+EXPORTERS = "sparky_assets.exporters"
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -69,16 +75,15 @@ def derived_seed(base: int, name: str) -> int:
 class _Validator:
     """Walks the raw TOML data, collecting diagnostics with locations."""
 
-    def __init__(self, file: Path, text: str):
+    def __init__(self, file: Path, text: str, reads: ReadContext):
         self.file = file
         self.display = str(file)
         self.text = text
         self._locator: KeyLocator | None = None
         self.sink = DiagnosticSink()
-        self.referenced: set[Path] = set()
-        """Source images read for their size: a long-lived builder reuses the loaded
-        manifest while these and the manifest are unchanged (palettes are checked again
-        by every build's resolve step, so they need not be tracked here)."""
+        self.reads = reads
+        """Every file read to load the manifest (it, palette files, images read for their
+        size): a long-lived builder reuses the loaded manifest while they are unchanged."""
 
     @property
     def locator(self) -> KeyLocator:
@@ -97,157 +102,23 @@ class _Validator:
 
     # -- typed values --------------------------------------------------------
 
+    def _reporter(self, sprite: str | None) -> Report:
+        return lambda key, message, **extra: self.error(key, message, sprite=sprite, **extra)
+
     def value(self, key: str, raw: Any, spec: Field, sprite: str | None = None) -> Any:
         """The checked value, or None after recording an error."""
-        kind = spec.kind
-        if kind == "str":
-            if not isinstance(raw, str):
-                return self._type(key, "a string", raw, sprite)
-            if spec.choices is not None and raw not in spec.choices:
-                self.error(
-                    key,
-                    "unknown value",
-                    sprite=sprite,
-                    expected=" | ".join(spec.choices),
-                    found=repr(raw),
-                    hint=suggest(raw, spec.choices),
-                )
-                return None
-            return raw
-        if kind == "bool":
-            if not isinstance(raw, bool):
-                return self._type(key, "true or false", raw, sprite)
-            return raw
-        if kind in ("int", "number"):
-            ok = isinstance(raw, int) and not isinstance(raw, bool)
-            if kind == "number":
-                ok = ok or isinstance(raw, float)
-            if not ok:
-                return self._type(key, "an integer" if kind == "int" else "a number", raw, sprite)
-            if isinstance(raw, float) and not math.isfinite(raw):
-                self.error(key, "not a finite number", sprite=sprite, expected="a finite number", found=repr(raw))
-                return None
-            if (spec.minimum is not None and raw < spec.minimum) or (spec.maximum is not None and raw > spec.maximum):
-                lo = "" if spec.minimum is None else spec.minimum
-                hi = "" if spec.maximum is None else spec.maximum
-                self.error(
-                    key, "value out of range", sprite=sprite, expected=f"a value in [{lo}, {hi}]", found=repr(raw)
-                )
-                return None
-            return raw
-        if kind in ("size", "pair"):
-            return self._size(key, raw, sprite, allow_int=(kind == "size"))
-        if kind == "str-list":
-            if isinstance(raw, str):
-                raw = [raw]
-            if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-                return self._type(key, "a list of strings", raw, sprite)
-            return raw
-        if kind == "int-list":
-            if not (isinstance(raw, list) and raw and all(type(x) is int for x in raw)):
-                return self._type(key, "a non-empty list of integers", raw, sprite)
-            bad = [x for x in raw if not (spec.minimum <= x <= spec.maximum)]
-            if bad:
-                self.error(
-                    key,
-                    "value out of range",
-                    sprite=sprite,
-                    expected=f"integers in [{spec.minimum}, {spec.maximum}]",
-                    found=repr(bad[0]),
-                )
-                return None
-            return raw
-        if kind == "table":
-            if not isinstance(raw, dict):
-                return self._type(key, "a table", raw, sprite)
-            return raw
-        if kind == "outline":
-            if isinstance(raw, bool):
-                return raw
-            if isinstance(raw, str) and _HEX_COLOR.match(raw):
-                return "#" + raw.lstrip("#").lower()
-            return self._type(key, 'true, false or a colour "#rrggbb"', raw, sprite)
-        if kind == "dither":
-            if raw is True:
-                return "bayer4"
-            if raw is False:
-                return "none"
-            if isinstance(raw, str) and raw in DITHER_MODES:
-                return raw
-            hint = suggest(raw, DITHER_MODES) if isinstance(raw, str) else None
-            self.error(
-                key, "unknown dither mode", sprite=sprite, expected=" | ".join(DITHER_MODES), found=repr(raw), hint=hint
-            )
-            return None
-        if kind == "animations":
-            return raw  # checked by _animations
-        raise AssertionError(kind)
+        return check_value(key, raw, spec, self._reporter(sprite))
 
-    def _type(self, key: str, expected: str, raw: Any, sprite: str | None) -> None:
-        self.error(key, "wrong type", sprite=sprite, expected=expected, found=_describe(raw))
-        return None
-
-    def _size(self, key: str, raw: Any, sprite: str | None, allow_int: bool) -> tuple[int, int] | None:
-        if allow_int and isinstance(raw, int) and not isinstance(raw, bool):
-            raw = [raw, raw]
-        if not (
-            isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
-        ):
-            return self._type(key, "an integer or [width, height]" if allow_int else "[width, height]", raw, sprite)
-        w, h = raw
-        if not (1 <= w <= MAX_SPRITE_SIDE and 1 <= h <= MAX_SPRITE_SIDE):
-            self.error(
-                key, "size out of range", sprite=sprite, expected=f"sides in 1..{MAX_SPRITE_SIDE}", found=f"[{w}, {h}]"
-            )
-            return None
-        return (w, h)
-
-    def table(self, key: str, raw: Any, fields: dict[str, Field], sprite: str | None = None) -> dict[str, Any]:
+    def table(
+        self, key: str, raw: Any, fields: Mapping[str, Field], sprite: str | None = None, fill_defaults: bool = True
+    ) -> dict[str, Any]:
         """Checked values of a table (defaults filled); unknown keys reported."""
-        if not isinstance(raw, dict):
-            self._type(key, "a table", raw, sprite)
-            return {}
-        out: dict[str, Any] = {}
-        for name, value in raw.items():
-            sub = f"{key}.{name}" if key else name
-            if name not in fields:
-                self.error(
-                    sub,
-                    f"unknown key '{name}'",
-                    sprite=sprite,
-                    hint=suggest(name, fields) or f"valid keys: {', '.join(fields)}",
-                )
-                continue
-            checked = self.value(sub, value, fields[name], sprite)
-            if checked is not None:
-                out[name] = checked
-        for name, spec in fields.items():
-            if name not in raw:
-                if spec.required:
-                    self.error(
-                        key,
-                        f"missing required key '{name}'",
-                        sprite=sprite,
-                        expected=f"{name} = {spec.example or spec.kind}",
-                    )
-                elif spec.default is not None:
-                    out[name] = spec.default
-        return out
+        return check_table(key, raw, fields, self._reporter(sprite), fill_defaults=fill_defaults)
 
 
 def _short_repr(value: str) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _describe(raw: Any) -> str:
-    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
-        type(raw), type(raw).__name__
-    )
-    text = repr(raw)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{kind} {text}"
 
 
 def _inside(root: Path, value: str) -> Path | None:
@@ -286,13 +157,14 @@ def decode_manifest(file: Path, data: bytes) -> str:
         ) from None
 
 
-def parse_manifest(path: str | Path) -> tuple[dict, _Validator]:
+def parse_manifest(path: str | Path, reads: ReadContext | None = None) -> tuple[dict, _Validator]:
     file = find_manifest(path)
+    reads = ensure_reads(reads)
     try:
-        text = decode_manifest(file, file.read_bytes())
+        text = decode_manifest(file, reads.read_bytes(file))
     except OSError as exc:
         raise _syntax_error(file, f"cannot read the manifest: {exc.strerror or exc}") from None
-    validator = _Validator(file, text)
+    validator = _Validator(file, text, reads)
     try:
         data = tomllib.loads(text)
     except RecursionError:
@@ -309,16 +181,11 @@ def parse_manifest(path: str | Path) -> tuple[dict, _Validator]:
     return data, validator
 
 
-def load_manifest(path: str | Path = ".") -> Manifest:
-    """Parse and validate a manifest; raise ``InvalidInput`` with every problem."""
-    return load_manifest_tracked(path)[0]
-
-
-def load_manifest_tracked(path: str | Path = ".") -> tuple[Manifest, bytes, set[Path]]:
-    """:func:`load_manifest`, plus the manifest's bytes and the files read to load it."""
-    data, v = parse_manifest(path)
-    manifest = _load(data, v)
-    return manifest, v.text.encode(), v.referenced
+def load_manifest(path: str | Path = ".", reads: ReadContext | None = None) -> Manifest:
+    """Parse and validate a manifest; raise ``InvalidInput`` with every problem. Every
+    file read (the manifest, palette files, source images) is recorded in ``reads``."""
+    data, v = parse_manifest(path, reads)
+    return _load(data, v)
 
 
 def _load(data: dict, v: _Validator) -> Manifest:
@@ -349,26 +216,22 @@ def _load(data: dict, v: _Validator) -> Manifest:
 
     generators = data.get("generator", {})
     if not isinstance(generators, dict) or not all(isinstance(t, dict) for t in generators.values()):
-        v.error("generator", "wrong type", expected="tables [generator.<name>]", found=_describe(generators))
+        v.error("generator", "wrong type", expected="tables [generator.<name>]", found=describe(generators))
         generators = {}
+    for gen_name, table in generators.items():
+        gen_class = _plugin(v, GENERATORS, gen_name, f"generator.{gen_name}")
+        if gen_class is not None:  # each generator checks its own table
+            v.table(f"generator.{gen_name}", table, gen_class.settings_fields, fill_defaults=False)
 
     sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
     atlases = _atlases(v, data.get("atlas", []), sprites)
-    inputs = [
-        p
-        for s in sprites
-        for p in (
-            _inside(root, s.options["source"]) if "source" in s.options else None,
-            _inside(root, s.palette) if Path(s.palette).suffix else None,
-        )
-        if p is not None
-    ]
-    if Path(project.get("palette", "")).suffix and _inside(root, project["palette"]):
-        inputs.append(_inside(root, project["palette"]))
+    palettes = _load_palettes(v, project.get("palette", "pico-8"), sprites)
+    # what the build reads, so far as the manifest knows it: the files read to load it and
+    # every generator option declared as a path (an export folder must hold none of them)
+    inputs = sorted(v.reads.paths() - {v.file} | {p for s in sprites for p in _option_paths(v, s)})
     exports = _exports(v, data.get("export", {}), root, out, inputs)
     hot = v.table("hot_reload", data.get("hot_reload", {}), SECTIONS["hot_reload"])
 
-    _check_palettes(v, project.get("palette", "pico-8"), sprites)
     v.sink.raise_if_any()
     return Manifest(
         path=v.file,
@@ -381,22 +244,39 @@ def _load(data: dict, v: _Validator) -> Manifest:
         atlases=tuple(atlases),
         exports=tuple(exports),
         generators={k: dict(t) for k, t in sorted(generators.items())},
-        endpoint=hot.get("endpoint", "tcp://127.0.0.1:5557"),
+        endpoint=hot.get("endpoint", DEFAULT_ENDPOINT),
         allow_remote=hot.get("allow_remote", False),
+        palettes=palettes,
     )
 
 
-def _check_palettes(v: _Validator, default: str, sprites: list[SpriteSpec]) -> None:
-    """Every palette named (built-in or file) loads; problems located at the key that names it."""
+def _option_paths(v: _Validator, s: SpriteSpec) -> list[Path]:
+    """The files a sprite's generator options name (fields of kind ``path``)."""
+    from ..registry import plugin_class
+
+    try:
+        fields = plugin_class(GENERATORS, s.generator).option_fields
+    except Exception:  # noqa: BLE001 - an unknown or broken generator is reported at its sprite
+        return []
+    paths = [
+        _inside(v.file.parent, value) for k, value in s.options.items() if k in fields and fields[k].kind == "path"
+    ]
+    return [p for p in paths if p is not None]
+
+
+def _load_palettes(v: _Validator, default: str, sprites: list[SpriteSpec]) -> dict[str, Palette]:
+    """Every palette named (built-in or file), loaded once for the build; problems
+    located at the key that names it."""
     from ..palettes.load import load_palette
 
+    palettes: dict[str, Palette] = {}
     seen: set[str] = set()
     for key, value in [("project.palette", default)] + [(f"sprite[{s.index}].palette", s.palette) for s in sprites]:
         if value in seen:
             continue
         seen.add(value)
         try:
-            load_palette(value, v.file.parent, manifest_file=v.display, key=key)
+            palettes[value] = load_palette(value, v.file.parent, manifest_file=v.display, key=key, reads=v.reads)
         except InvalidInput as exc:
             for d in exc.diagnostics:
                 if d.file in (None, v.display) and d.line is None:
@@ -413,20 +293,28 @@ def _check_palettes(v: _Validator, default: str, sprites: list[SpriteSpec]) -> N
                         stage="manifest",
                     )
                 v.sink.add(d)
+    return palettes
 
 
 def _sprites(
     v: _Validator, raw: Any, project: dict, default_size, default_fps: float, base_seed: int
 ) -> list[SpriteSpec]:
     if not isinstance(raw, list):
-        v.error("sprite", "wrong type", expected="[[sprite]] tables", found=_describe(raw))
+        v.error("sprite", "wrong type", expected="[[sprite]] tables", found=describe(raw))
         return []
     sprites: list[SpriteSpec] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         key = f"sprite[{i}]"
         raw_name = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) else None
-        fields = v.table(key, entry, SECTIONS["sprite"], sprite=raw_name)
+        generator = _sprite_generator(entry, project)
+        gen_class = _plugin(v, GENERATORS, generator, f"{key}.generator", sprite=raw_name)
+        if gen_class is None:  # its own keys cannot be checked: check the core keys only
+            own: Mapping[str, Field] = {}
+            entry = {k: x for k, x in entry.items() if k in SPRITE_FIELDS} if isinstance(entry, dict) else entry
+        else:
+            own = {k: f for k, f in gen_class.option_fields.items() if k not in SPRITE_FIELDS}
+        fields = v.table(key, entry, {**SPRITE_FIELDS, **own}, sprite=raw_name)
         sname = fields.get("name")
         if sname is None:
             continue
@@ -443,20 +331,17 @@ def _sprites(
             )
             continue
         seen[sname] = i
-        size = fields.get("size") or _source_size(v, key, fields) or default_size
+        # the generator's keys as written (no defaults filled: they are part of what the lock records),
+        # and the facings, which every generator draws
+        options = {k: fields[k] for k in own if k in fields and k in entry}
+        if "directions" in fields:
+            options["directions"] = fields["directions"]
+        size = fields.get("size") or _default_size(v, key, gen_class, own, options, sname) or default_size
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
         if "directions" in fields:
             anims = _with_directions(v, f"{key}.directions", fields["directions"], anims, fps, loop, sname)
-        generator = fields.get("generator") or (
-            "image" if "source" in fields else project.get("generator", "procedural")
-        )
-        options = {
-            k: fields[k]
-            for k in ("source", "grid", "style", "negative_prompt", "strength", "pixelize", "directions")
-            if k in fields
-        }
         sprites.append(
             SpriteSpec(
                 name=sname,
@@ -501,41 +386,55 @@ def _with_directions(
     return out
 
 
-def _source_size(v: _Validator, key: str, fields: dict) -> tuple[int, int] | None:
-    """An image sprite without ``size``: the grid cell, or the whole image (which must
-    then fit the largest sprite side)."""
-    if "source" not in fields or "pixelize" in fields:
-        return None
-    if "grid" in fields:
-        return tuple(fields["grid"])
-    path = _inside(v.file.parent, fields["source"])
-    if path is None:
-        return None  # reported by the image generator's validation
-    v.referenced.add(path)  # also while missing: its appearance must invalidate a reused manifest
-    if not path.is_file():
-        return None
-    try:
-        from PIL import Image
+def _sprite_generator(entry: Any, project: dict) -> str:
+    """The generator a sprite names, else ``image`` when it has a ``source``, else the project's."""
+    named = entry.get("generator") if isinstance(entry, dict) else None
+    if isinstance(named, str):
+        return named
+    if isinstance(entry, dict) and "source" in entry:
+        return "image"
+    return project.get("generator", "procedural")
 
-        with Image.open(path) as im:
-            size = im.size
-    except Exception:  # noqa: BLE001 - reported by the generator's validation
+
+def _plugin(v: _Validator, group: str, name: str, key: str, sprite: str | None = None) -> Any:
+    """The class of plugin ``name`` (its field tables), or None after reporting why not."""
+    from ..registry import plugin_class
+
+    try:
+        return plugin_class(group, name)
+    except InvalidInput as exc:
+        for d in exc.diagnostics:
+            v.error(key, d.message, sprite=sprite, hint=d.hint)
+    except Exception as exc:  # noqa: BLE001 - a plugin that fails to import disables only itself
+        kind = "generator" if group == GENERATORS else "export target"
+        v.error(key, f"{kind} '{name}' cannot be loaded: {type(exc).__name__}: {exc}", sprite=sprite)
+    return None
+
+
+def _default_size(
+    v: _Validator, key: str, gen_class: Any, own: Mapping[str, Field], options: dict, sprite: str
+) -> tuple[int, int] | None:
+    """The generator's size for a sprite that sets none (an image's own size), which
+    must fit the largest sprite side."""
+    if gen_class is None:
         return None
-    if max(size) > MAX_SPRITE_SIDE:
-        v.error(
-            f"{key}.source",
-            f"source image is {size[0]}x{size[1]}, larger than a sprite can be",
-            sprite=fields.get("name"),
-            expected=f"sides of at most {MAX_SPRITE_SIDE} px",
-            hint="set size (with pixelize = {} to collapse it) or grid = [w, h] to slice it",
-        )
-        return (1, 1)
-    return size
+    size = gen_class.default_size(options, v.file.parent, v.reads)
+    if size is None or max(size) <= MAX_SPRITE_SIDE:
+        return size
+    where = next((f"{key}.{k}" for k in options if own[k].kind == "path"), key)
+    v.error(
+        where,
+        f"source image is {size[0]}x{size[1]}, larger than a sprite can be",
+        sprite=sprite,
+        expected=f"sides of at most {MAX_SPRITE_SIDE} px",
+        hint="set size (with pixelize = {} to collapse it) or grid = [w, h] to slice it",
+    )
+    return (1, 1)
 
 
 def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprite: str) -> tuple[Animation, ...]:
     if not isinstance(raw, dict):
-        v.error(key, "wrong type", sprite=sprite, expected="a table { name = frames, … }", found=_describe(raw))
+        v.error(key, "wrong type", sprite=sprite, expected="a table { name = frames, … }", found=describe(raw))
         return ()
     out = []
     for name, value in raw.items():
@@ -554,7 +453,7 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
                 "wrong type",
                 sprite=sprite,
                 expected="a frame count or { frames, fps, loop }",
-                found=_describe(value),
+                found=describe(value),
             )
             continue
         checked = v.table(sub, value, ANIMATION_FIELDS, sprite)
@@ -599,7 +498,7 @@ def _frame_durations(v: _Validator, key: str, checked: dict, fps: float, sprite:
 
 def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSpec]:
     if not isinstance(raw, list):
-        v.error("atlas", "wrong type", expected="[[atlas]] tables", found=_describe(raw))
+        v.error("atlas", "wrong type", expected="[[atlas]] tables", found=describe(raw))
         return []
     names = [s.name for s in sprites]
     owner: dict[str, str] = {}
@@ -716,26 +615,28 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
     """Export targets with their output roots. A root must stay inside the project, must
     not hold an input (a source image or palette), the bookkeeping folders or another
     target's root — outputs never overwrite what a build reads."""
-    from ..export.registry import exporter_names
+    from ..export.registry import always_on, exporter_names
 
     if not isinstance(raw, dict):
-        v.error("export", "wrong type", expected="tables [export.<target>]", found=_describe(raw))
+        v.error("export", "wrong type", expected="tables [export.<target>]", found=describe(raw))
         return []
     known = exporter_names()
     exports = []
-    sheets = _inside(root, (out / "sheets").as_posix()) or out / "sheets"
-    roots: dict[Path, str] = {sheets: "project.out (sheets)"}
+    roots: dict[Path, str] = {}
     reserved = [root / ".sparky", root / "sparky-generated"]
-    held = [p for p in inputs if sheets == p or sheets in p.parents]
-    if held:
-        v.error(
-            "project.out",
-            f"the sheets folder {sheets.relative_to(root).as_posix()} holds an input of the build "
-            f"({held[0].relative_to(root).as_posix()})",
-            hint="outputs would overwrite sources: keep art and palettes outside project.out/sheets",
-        )
-    if any(r == sheets or r in sheets.parents or sheets in r.parents for r in reserved):
-        v.error("project.out", "output folder overlaps .sparky/ or sparky-generated/", hint="choose another folder")
+    for name in always_on():  # targets every build writes, under project.out (sheets)
+        folder = _inside(root, (out / name).as_posix()) or out / name
+        roots[folder] = f"project.out ({name})"
+        held = [p for p in inputs if folder == p or folder in p.parents]
+        if held:
+            v.error(
+                "project.out",
+                f"the {name} folder {folder.relative_to(root).as_posix()} holds an input of the build "
+                f"({held[0].relative_to(root).as_posix()})",
+                hint=f"outputs would overwrite sources: keep art and palettes outside project.out/{name}",
+            )
+        if any(r == folder or r in folder.parents or folder in r.parents for r in reserved):
+            v.error("project.out", "output folder overlaps .sparky/ or sparky-generated/", hint="choose another folder")
     for target, table in raw.items():
         key = f"export.{target}"
         if target not in known:
@@ -745,23 +646,16 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
                 hint=suggest(target, known) or f"valid targets: {', '.join(known)}",
             )
             continue
-        fields = v.table(key, table, EXPORT_FIELDS.get(target, {}))
-        if "filename_format" in fields:
-            from ..export.aseprite import FILENAME_TOKENS, filename_format_problem
-
-            problem = filename_format_problem(fields["filename_format"])
-            if problem:
-                v.error(
-                    f"{key}.filename_format",
-                    problem,
-                    expected="Aseprite tokens: " + " ".join(f"{{{t}}}" for t in FILENAME_TOKENS),
-                    found=repr(fields["filename_format"]),
-                )
-        if target in ("godot", "bevy"):
-            base_key = "project" if target == "godot" else "assets"
-            base, sub = fields.get(base_key), fields.get("dir", "sprites")
-        else:
-            base_key, base, sub = "dir", fields.get("dir") or (out / target).relative_to(root).as_posix(), ""
+        exporter_class = _plugin(v, EXPORTERS, target, key)
+        if exporter_class is None:
+            continue
+        fields = v.table(key, table, exporter_class.option_fields)
+        base_key, sub_key = exporter_class.root_key, exporter_class.subdir_key
+        base = fields.get(base_key)
+        base_field = exporter_class.option_fields.get(base_key)
+        if base is None and not (base_field is not None and base_field.required):
+            base = (out / target).relative_to(root).as_posix()  # not set: under project.out
+        sub = fields.get(sub_key, "") if sub_key else ""
         if base is None:
             continue
         base_path = _inside(root, base)
@@ -776,10 +670,15 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
             continue
         clean = _clean_dir(sub)
         if clean is None:
-            v.error(f"{key}.dir", "folder escapes its root", expected="a relative folder without '..'", found=repr(sub))
+            v.error(
+                f"{key}.{sub_key}",
+                "folder escapes its root",
+                expected="a relative folder without '..'",
+                found=repr(sub),
+            )
             continue
         target_root = (base_path / clean) if clean else base_path
-        where = f"{key}.{'dir' if target in ('godot', 'bevy') and 'dir' in fields else base_key}"
+        where = f"{key}.{sub_key if sub_key and sub_key in fields else base_key}"
         clash = next(
             (r for r in roots if r == target_root or r in target_root.parents or target_root in r.parents), None
         )
@@ -803,7 +702,7 @@ def _exports(v: _Validator, raw: Any, root: Path, out: Path, inputs: list[Path])
             continue
         roots[target_root] = key
         settings = dict(fields)
-        if target in ("godot", "bevy"):
-            settings["dir"] = clean
+        if sub_key:
+            settings[sub_key] = clean
         exports.append(ExportSpec(target=target, root=target_root, settings=settings))
     return sorted(exports, key=lambda e: e.target)

@@ -1,4 +1,4 @@
-"""Render ``docs/manifest.md`` from the field table in :mod:`.schema`.
+"""Render ``docs/manifest.md`` from the field tables: :mod:`.schema` and every plugin's.
 
 ``python -m sparky_assets.manifest.reference > docs/manifest.md``; a test fails when
 the committed page and the schema disagree.
@@ -7,8 +7,11 @@ the committed page and the schema disagree.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
-from .schema import ANIMATION_FIELDS, EXPORT_FIELDS, SECTIONS, Field
+from .fields import Field
+from .schema import ANIMATION_FIELDS, SECTIONS
 
 INTRO = """# `sparky.toml` reference (manifest v1)
 
@@ -38,11 +41,18 @@ Exports carry timing and order in each format's terms (docs/formats.md): Aseprit
 relative frame durations, Bevy clip `durations` and `playback`.
 """
 
-GENERATOR_NOTE = """## `[generator.<name>]`
+GENERATORS_NOTE = """## Generators
 
-Settings for a generator, passed to it as they are and validated by it. The
-`procedural` and `image` generators take none. `diffusion` settings are listed in
-[diffusion.md](diffusion.md).
+A sprite's generator makes its frames. Each generator declares the keys it takes on a
+`[[sprite]]` (next to the keys above) and in its `[generator.<name>]` table; both are
+checked like the rest of the manifest. Generators installed as plugins (entry point
+group `sparky_assets.generators`) are listed here the same way.
+"""
+
+EXPORTS_NOTE = """## Export targets
+
+Each `[export.<target>]` table turns on one target; its keys are the target's own.
+Plugins (entry point group `sparky_assets.exporters`) add targets the same way.
 """
 
 
@@ -54,17 +64,31 @@ def _default(field: Field) -> str:
     return "`" + (json.dumps(field.default) if not isinstance(field.default, str) else f'"{field.default}"') + "`"
 
 
-def _table(fields: dict[str, Field]) -> list[str]:
-    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+def _rows(fields: Mapping[str, Field], prefix: str = "") -> list[str]:
+    rows = []
     for name, f in fields.items():
         rng = ""
         if f.minimum is not None or f.maximum is not None:
             rng = f" ({'' if f.minimum is None else f.minimum}..{'' if f.maximum is None else f.maximum})"
-        rows.append(f"| `{name}` | {f.kind}{rng} | {_default(f)} | {f.doc} |")
+        doc = f.doc
+        if f.choices:
+            doc += " One of " + ", ".join(f"`{c}`" for c in f.choices) + "."
+        rows.append(f"| `{prefix}{name}` | {f.type_doc or f.kind}{rng} | {_default(f)} | {doc} |")
+        if f.fields:
+            rows += _rows(f.fields, f"{prefix}{name}.")
     return rows
 
 
-def render() -> str:
+def _table(fields: Mapping[str, Field]) -> list[str]:
+    return ["| key | type | default | meaning |", "|---|---|---|---|", *_rows(fields)]
+
+
+def render(generators: Mapping[str, Any] | None = None, exporters: Mapping[str, Any] | None = None) -> str:
+    """The reference page for these plugin classes (default: every installed plugin)."""
+    from ..registry import EXPORTERS, GENERATORS, loadable_classes
+
+    generators = loadable_classes(GENERATORS) if generators is None else generators
+    exporters = loadable_classes(EXPORTERS) if exporters is None else exporters
     out = [INTRO]
     titles = {"project": "[project]", "sprite": "[[sprite]]", "atlas": "[[atlas]]", "hot_reload": "[hot_reload]"}
     for section in ("project", "sprite", "atlas"):
@@ -74,9 +98,22 @@ def render() -> str:
         out += _table(SECTIONS[section]) + [""]
         if section == "sprite":
             out += ["### An animation's table", "", ANIMATION_NOTE] + _table(ANIMATION_FIELDS) + [""]
-    out += [GENERATOR_NOTE]
-    for target, fields in EXPORT_FIELDS.items():
-        out += [f"## `[export.{target}]`", ""] + _table(fields) + [""]
+    out += [GENERATORS_NOTE]
+    for name, cls in generators.items():
+        out += [f"### `{name}`", "", cls.doc, ""]
+        if cls.option_fields:
+            out += [f'Keys of a sprite with `generator = "{name}"`:', ""] + _table(cls.option_fields) + [""]
+        if cls.settings_fields:
+            out += [f"`[generator.{name}]`:", ""] + _table(cls.settings_fields) + [""]
+        else:
+            out += [f"`[generator.{name}]` takes no keys.", ""]
+    out += [EXPORTS_NOTE]
+    for name, cls in exporters.items():
+        if cls.always:
+            out += [f"### `{name}` (always written)", "", cls.doc, ""]
+            continue
+        out += [f"### `[export.{name}]`", "", cls.doc, ""]
+        out += (_table(cls.option_fields) if cls.option_fields else ["Takes no keys."]) + [""]
     out += ["## `[hot_reload]`", ""] + _table(SECTIONS["hot_reload"]) + [""]
     return "\n".join(out)
 

@@ -1,22 +1,27 @@
 """Manifest v1: the typed model and the field table it is validated against.
 
-The field table (:data:`SECTIONS`) is the single source of truth for keys, types,
-defaults and documentation: validation walks it, and ``docs/manifest.md`` is rendered
-from it (``python -m sparky_assets.manifest.reference``; a test keeps them in step).
+The field tables (:data:`SECTIONS` here, plus each plugin's own tables) are the single
+source of truth for keys, types, defaults and documentation: validation walks them, and
+``docs/manifest.md`` is rendered from them (``python -m sparky_assets.manifest.reference``;
+a test keeps them in step).
 The model classes are frozen; every path in them is absolute and inside the project
 root.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..hotreload.protocol import DEFAULT_ENDPOINT
+from ..palettes.model import Palette
+from .fields import DITHER_MODES, MAX_SPRITE_SIDE, Field
+
+__all__ = ["DITHER_MODES", "MAX_SPRITE_SIDE", "Field"]
+
 MANIFEST_NAME = "sparky.toml"
-MAX_SPRITE_SIDE = 4096
-DITHER_MODES = ("none", "bayer2", "bayer4", "bayer8")
 DIRECTIONS: dict[int, tuple[str, ...]] = {
     4: ("n", "e", "s", "w"),
     8: ("n", "ne", "e", "se", "s", "sw", "w", "nw"),
@@ -27,22 +32,6 @@ PLAYBACK_DIRECTIONS = ("forward", "reverse", "pingpong", "pingpong_reverse")
 """An animation's playback order, named as Aseprite names its tag directions."""
 DEFAULT_FILENAME_FORMAT = "{frame}"
 """Aseprite JSON frame names: the index in the sheet, what Phaser's ``createFromAseprite`` looks up."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One manifest key: its kind, default and documentation."""
-
-    kind: str
-    """``str`` ``int`` ``bool`` ``number`` ``size`` ``pair`` ``str-list`` ``table``
-    ``animations`` ``outline`` ``dither``"""
-    doc: str
-    default: Any = None
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] | None = None
-    example: str | None = None
 
 
 PROJECT_FIELDS: dict[str, Field] = {
@@ -71,15 +60,12 @@ SPRITE_FIELDS: dict[str, Field] = {
     "loop": Field("bool", "Whether animations loop by default.", True),
     "generator": Field(
         "str",
-        "`procedural`, `image`, `diffusion` or a plugin's name. Defaults to `project.generator` (or `image` when `source` is set).",
+        "`procedural`, `image`, `diffusion` or a plugin's name. Defaults to `project.generator` (or `image` when `source` is set). "
+        "The generator's own keys (below) may be set on the sprite too.",
     ),
     "prompt": Field("str", "Text prompt (diffusion); a style hint for other generators."),
-    "negative_prompt": Field("str", "Negative prompt (diffusion)."),
     "seed": Field("int", "Generation seed; default derived from `project.seed` and the name.", minimum=0),
     "palette": Field("str", "Palette override for this sprite."),
-    "style": Field("str", "Procedural style: `creature`, `character`, `item`, `tile`."),
-    "source": Field("str", "Hand-drawn PNG (a single frame or a sheet sliced by `grid`)."),
-    "grid": Field("pair", "Cell size `[w, h]` for slicing `source`; frames are read row by row."),
     "directions": Field(
         "int",
         "Facings: `4` (n, e, s, w) or `8` (adds ne, se, sw, nw). Each animation becomes one clip per facing, "
@@ -87,10 +73,6 @@ SPRITE_FIELDS: dict[str, Field] = {
         minimum=4,
         maximum=8,
     ),
-    "strength": Field(
-        "number", "img2img strength of frames after the first (diffusion), 0..1.", minimum=0.0, maximum=1.0
-    ),
-    "pixelize": Field("table", 'Collapse high-resolution fake pixel art: `{ grid = [8, 8], background = "auto" }`.'),
     "outline": Field("outline", 'Add a 1-px outline: `true` (darkest palette colour) or a colour `"#1a1c2c"`.', False),
     "dither": Field(
         "dither",
@@ -143,42 +125,8 @@ ANIMATION_FIELDS: dict[str, Field] = {
 }
 """The keys of one animation's table in a sprite's ``animations``."""
 
-EXPORT_FIELDS: dict[str, dict[str, Field]] = {
-    "godot": {
-        "project": Field(
-            "str", "Godot project root (the folder with `project.godot`), inside the sparky project.", required=True
-        ),
-        "dir": Field("str", "Folder under the Godot project for the exported files (`res://<dir>/…`).", "sprites"),
-    },
-    "bevy": {
-        "assets": Field("str", "The Bevy game's `assets/` folder, inside the sparky project.", required=True),
-        "dir": Field("str", "Folder under `assets/` for the exported files.", "sprites"),
-    },
-    "texturepacker": {
-        "dir": Field(
-            "str",
-            "Folder (inside the project) for TexturePacker JSON (hash) files; default `<project.out>/texturepacker`.",
-        ),
-    },
-    "aseprite": {
-        "dir": Field(
-            "str", "Folder (inside the project) for Aseprite JSON (array) files; default `<project.out>/aseprite`."
-        ),
-        "filename_format": Field(
-            "str",
-            "Frame names, with Aseprite's `--filename-format` tokens: `{frame}` (index in the sheet; `{frame1}` "
-            "counts from 1, `{frame001}` pads to 3 digits), `{tagframe}` (index in its animation, same forms), "
-            "`{title}` (sprite), `{tag}` (sprite/animation), `{innertag}`, `{outertag}`, `{layer}`, `{extension}` "
-            "(`png`), `{path}` (the export folder), `{slice}`. Names must be unique in a sheet. The default "
-            "`{frame}` is what Phaser's `createFromAseprite` looks frames up by; Aseprite's own default is "
-            "`{title} {frame}.{extension}`.",
-            DEFAULT_FILENAME_FORMAT,
-        ),
-    },
-}
-
 HOT_RELOAD_FIELDS: dict[str, Field] = {
-    "endpoint": Field("str", "ZeroMQ endpoint `sparky-assets watch` publishes on.", "tcp://127.0.0.1:5557"),
+    "endpoint": Field("str", "ZeroMQ endpoint `sparky-assets watch` publishes on.", DEFAULT_ENDPOINT),
     "allow_remote": Field("bool", "Allow binding a non-loopback address (exposes build events to the network).", False),
 }
 
@@ -233,7 +181,8 @@ class SpriteSpec:
     outline: str | bool = False
     dither: str = "none"
     options: Mapping[str, Any] = field(default_factory=dict)
-    """Generator options: ``source``, ``grid``, ``style``, ``negative_prompt``, ``pixelize``."""
+    """The sprite's keys declared by its generator (``option_fields``), as written, plus
+    ``directions`` when set."""
 
     @property
     def frame_count(self) -> int:
@@ -282,8 +231,10 @@ class Manifest:
     atlases: tuple[AtlasSpec, ...]
     exports: tuple[ExportSpec, ...]
     generators: Mapping[str, Mapping[str, Any]]
-    endpoint: str = "tcp://127.0.0.1:5557"
+    endpoint: str = DEFAULT_ENDPOINT
     allow_remote: bool = False
+    palettes: Mapping[str, Palette] = field(default_factory=dict)
+    """Every palette value the manifest names → the loaded palette (loaded once per load)."""
 
     def sprite(self, name: str) -> SpriteSpec:
         for sprite in self.sprites:
@@ -297,6 +248,3 @@ class Manifest:
             return path.resolve().relative_to(self.root).as_posix()
         except ValueError:
             return path.as_posix()
-
-
-KindCheck = Callable[[Any], bool]

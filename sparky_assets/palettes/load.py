@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 
 from ..errors import suggest
+from ..reads import ReadContext, ensure_reads
 from .builtin import BUILTIN_PALETTES
 from .model import Palette
 from .readers import READERS, palette_error, read_palette_file
@@ -50,12 +51,14 @@ def load_palette(
     *,
     manifest_file: str | None = None,
     key: str | None = None,
+    reads: ReadContext | None = None,
 ) -> Palette:
     """The palette named by ``value``: a built-in name or a file under ``root``.
 
     ``manifest_file`` and ``key`` locate the value in the manifest for errors about
     the value itself (unknown name, bad extension, missing file, path escaping the
-    root); errors inside a palette file name that file, line and column.
+    root); errors inside a palette file name that file, line and column. A file is
+    read through ``reads`` (recorded there, found or not).
     """
     text = value.strip()
     if not text:
@@ -98,7 +101,8 @@ def load_palette(
             found=repr(text),
             hint="copy the palette into the project (symlinks that lead out are refused too)",
         )
-    if not path.is_file():
+    reads = ensure_reads(reads)
+    if not reads.is_file(path):
         raise palette_error(
             f"palette file '{text}' not found" if not path.exists() else f"palette path '{text}' is not a file",
             file=manifest_file,
@@ -106,17 +110,4 @@ def load_palette(
             hint="paths are relative to the project root",
         )
     display = path.relative_to(root.resolve()).as_posix()
-    return read_palette_file(path, display_name=display)
-
-
-def palette_files(value: str, root: Path) -> list[Path]:
-    """Files a palette value depends on, for the watcher: ``[]`` for a built-in name
-    (or a value that cannot name a file inside ``root``), else the resolved path,
-    whether or not it exists yet (creating it must trigger a rebuild)."""
-    text = value.strip()
-    if not text or not _looks_like_path(text):
-        return []
-    if PurePath(text).suffix.lower() not in READERS:
-        return []
-    path = _resolve_inside_root(text, root)
-    return [path] if path is not None else []
+    return read_palette_file(path, display_name=display, reads=reads)

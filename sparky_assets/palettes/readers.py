@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Diagnostic, InvalidInput
+from ..reads import ReadContext, ensure_reads
 from .model import Palette
 
 MAX_COLORS = 256
@@ -380,7 +381,7 @@ READERS: dict[str, PaletteParser] = {
 """Parser by lowercase file extension."""
 
 
-def read_palette_file(path: Path, *, display_name: str | None = None) -> Palette:
+def read_palette_file(path: Path, *, display_name: str | None = None, reads: ReadContext | None = None) -> Palette:
     """Read and parse ``path`` by its extension; diagnostics name ``display_name``
     (the project-relative path) when given. The palette is named after the file
     stem unless the format carries a name (GIMP ``Name:``)."""
@@ -402,7 +403,7 @@ def read_palette_file(path: Path, *, display_name: str | None = None) -> Palette
                 expected=f"at most {MAX_PALETTE_FILE_BYTES} bytes",
                 found=str(size),
             )
-        data = path.read_bytes()
+        data = ensure_reads(reads).read_bytes(path)
     except FileNotFoundError:
         raise palette_error("palette file not found", file=shown) from None
     except IsADirectoryError:

@@ -36,10 +36,9 @@ import numpy as np
 from .. import registry
 from ..errors import BuildFailed, Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, SparkyError, suggest
 from ..export.base import PNG_VERSION, ExportContext, OutputFile, encode_png
-from ..export.registry import exporter
-from ..export.sheets import SheetsExporter
+from ..export.registry import always_on, exporter
 from ..generators.base import FrameSpec, GenerationRequest
-from ..manifest.load import load_manifest, load_manifest_tracked
+from ..manifest.load import load_manifest
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
@@ -47,6 +46,7 @@ from ..pack.maxrects import PackError, PackResult, Placement, pack_maxrects
 from ..palettes import Palette
 from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
+from ..reads import ReadContext, ensure_reads
 from . import safepath
 from .cache import StageCache, cache_max_bytes
 from .fsutil import canonical_hash, sha256_bytes
@@ -135,7 +135,9 @@ class ProjectLock:
 def manifest_inputs(manifest: Manifest, s: SpriteSpec, frames: tuple[FrameSpec, ...]) -> dict[str, Any]:
     """What the manifest says about a sprite's generation (no file contents, no models).
     Its hash is the lock's ``manifest_key``: what ``--frozen`` compares, so a CI machine
-    needs neither the generator's models nor its packages."""
+    needs neither the generator's models nor its packages (nor the palette: under
+    ``--frozen`` a palette edit re-quantizes the locked art, even for a generator that
+    ``uses_palette``)."""
     return {
         "generator": s.generator,
         "prompt": s.prompt,
@@ -147,15 +149,15 @@ def manifest_inputs(manifest: Manifest, s: SpriteSpec, frames: tuple[FrameSpec, 
     }
 
 
-def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> ResolvedProject:
-    """Load palettes, make generation requests, validate every sprite with its
-    generator and compute its generate key. Raises ``InvalidInput`` with every problem.
+def resolve(
+    manifest: Manifest, frozen_store: GeneratedStore | None = None, reads: ReadContext | None = None
+) -> ResolvedProject:
+    """Make generation requests, validate every sprite with its generator and compute
+    its generate key (files read through ``reads``). Raises ``InvalidInput`` with every problem.
 
     With ``frozen_store`` (``--frozen``), a sprite of a locked generator is neither
     validated nor keyed by its generator: its lock entry is used when the manifest
     inputs match, and the build reports it stale otherwise."""
-    from ..palettes.load import load_palette
-
     sink = DiagnosticSink()
     file = str(manifest.path)
     locators: list[KeyLocator] = []
@@ -182,21 +184,11 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             stage=d.stage or "manifest",
         )
 
-    palettes: dict[str, Palette] = {}
-    for key, value in [("project.palette", manifest.palette)] + [
-        (f"sprite[{s.index}].palette", s.palette) for s in manifest.sprites
-    ]:
-        if value in palettes:
-            continue
-        try:
-            palettes[value] = load_palette(value, manifest.root, manifest_file=file, key=key)
-        except InvalidInput as exc:
-            for d in exc.diagnostics:
-                sink.add(located(d, key, None))
-            palettes[value] = None  # type: ignore[assignment]
-
+    reads = ensure_reads(reads)
+    palettes = manifest.palettes
     plans: dict[str, SpritePlan] = {}
     settings_hashes: dict[str, str] = {}
+    parsed_settings: dict[str, Any] = {}  # each generator's table, parsed once per build
     for s in manifest.sprites:
         base = s.key
         try:
@@ -218,6 +210,15 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
         frames = tuple(FrameSpec(a.name, i, a.direction) for a in s.animations for i in range(a.frames)) or (
             FrameSpec("", 0),
         )
+        if s.generator not in parsed_settings:
+            try:
+                parsed_settings[s.generator] = gen.parse_settings(manifest.generators.get(s.generator, {}))
+            except InvalidInput as exc:
+                for d in exc.diagnostics:
+                    sink.add(located(d, f"generator.{s.generator}", None))
+                parsed_settings[s.generator] = None
+        if parsed_settings[s.generator] is None:
+            continue
         request = GenerationRequest(
             sprite=s.name,
             width=s.width,
@@ -227,12 +228,12 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             root=manifest.root,
             prompt=s.prompt,
             # the palette reaches a generator only if it asks (and then it is part of the
-            # generate key); otherwise a palette change re-locks without regenerating
-            palette=palette.colors if palette and getattr(gen, "uses_palette", False) else (),
+            # generate key); otherwise a palette change re-quantizes without regenerating
+            palette=palette.colors if palette and gen.uses_palette else (),
             options=dict(s.options),
-            settings=dict(manifest.generators.get(s.generator, {})),
+            settings=parsed_settings[s.generator],
         )
-        lockable = getattr(gen, "needs_lock", True)
+        lockable = gen.needs_lock
         described = manifest_inputs(manifest, s, frames)
         manifest_key = canonical_hash({"engine": ENGINE_VERSION, **described})
         if s.generator not in settings_hashes:
@@ -256,16 +257,21 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
             if palette is not None:
                 plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
             continue
-        problems = gen.validate(request)
+        problems = gen.validate(request, reads)
         for d in problems:
             sink.add(located(d, base, s.name))
         if problems or palette is None:
             continue
         gen_key = canonical_hash(
-            {"stage": "generate", "engine": ENGINE_VERSION, "generator": s.generator, "key": gen.cache_key(request)}
+            {
+                "stage": "generate",
+                "engine": ENGINE_VERSION,
+                "generator": s.generator,
+                "key": gen.cache_key(request, reads),
+            }
         )
         plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
-    for d in safepath.inputs_in_outputs(manifest, plans.values()):  # models, LoRAs, sources in an output folder
+    for d in safepath.inputs_in_outputs(manifest, reads.paths()):  # models, LoRAs, sources in an output folder
         sink.add(located(d, d.key or "project.out", d.sprite))
     sink.raise_if_any()
 
@@ -274,7 +280,8 @@ def resolve(manifest: Manifest, frozen_store: GeneratedStore | None = None) -> R
 
 def check(path: str | Path) -> ResolvedProject:
     """Validate the manifest and every file it refers to, without building."""
-    return resolve(load_manifest(path))
+    reads = ReadContext()
+    return resolve(load_manifest(path, reads), reads=reads)
 
 
 # ------------------------------------------------------------------- build
@@ -301,38 +308,39 @@ class Builder:
         self.durable = durable
         self.defer_prune = defer_prune
         self.warm = _WarmState(warm_frames)
-        self._loaded: tuple | None = None
+        self._loaded: tuple[Manifest, ReadContext] | None = None
         self._last_cache: StageCache | None = None
         self.last_project: ResolvedProject | None = None
-        """The project the last successful build resolved (``watch`` reads its inputs)."""
+        """The project the last successful build resolved."""
+        self.last_reads = ReadContext()
+        """Every file the last build read, successful or not (``watch`` watches these)."""
 
-    def _manifest(self) -> Manifest:
-        """The loaded manifest, reused while its bytes and the stats of every file read
-        to load it are unchanged (a watch rebuild after a sprite's PNG changed does not
-        re-validate a big manifest)."""
-        path = self.manifest_path
-        stamp = None
-        if self._loaded is not None:
-            manifest, text, files, stamps = self._loaded
-            try:
-                if manifest.path.read_bytes() == text and all(_stat(f) == st for f, st in zip(files, stamps)):
-                    return manifest
-            except OSError:
-                pass
-        manifest, text, referenced = load_manifest_tracked(path)
-        files = sorted(referenced)
-        stamp = [_stat(f) for f in files]
-        self._loaded = (manifest, text, files, stamp)
+    def _load_manifest(self, reads: ReadContext) -> Manifest:
+        """The loaded manifest, reused while every file read to load it (the manifest,
+        palette files, images read for their size) is unchanged — a watch rebuild after a
+        sprite's PNG changed does not re-validate a big manifest."""
+        if self._loaded is not None and self._loaded[1].unchanged():
+            manifest, loaded_with = self._loaded
+            reads.merge(loaded_with)
+            return manifest
+        self._loaded = None
+        loading = ReadContext()
+        try:
+            manifest = load_manifest(self.manifest_path, loading)
+        finally:
+            reads.merge(loading)
+        self._loaded = (manifest, loading)
         return manifest
 
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
-        manifest = self._manifest()
+        reads = self.last_reads = ReadContext()
+        manifest = self._load_manifest(reads)
         cache_max_bytes()  # a bad SPARKY_CACHE_MAX_MB is refused before anything is written
         state = safepath.bookkeeping_dir(manifest.root, STATE_DIR)
         with ProjectLock(state):
             run = _Build(
-                manifest, state, options, self.on_progress, self.warm, self.durable, prune=not self.defer_prune
+                manifest, state, options, self.on_progress, self.warm, self.durable, reads, prune=not self.defer_prune
             )
             self._last_cache = run.cache
             self.last_project = None
@@ -352,14 +360,6 @@ class Builder:
             return 0
         with ProjectLock(self._last_cache.root.parent):
             return self._last_cache.prune()
-
-
-def _stat(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class _WarmState:
@@ -414,9 +414,11 @@ class _Build:
         on_progress,
         warm: _WarmState,
         durable: bool,
+        reads: ReadContext,
         prune: bool = True,
     ):
         self.prune = prune
+        self.reads = reads
         self.manifest = manifest
         self.options = options
         self.on_progress = on_progress or (lambda stage, done, total: None)
@@ -442,7 +444,7 @@ class _Build:
     def run(self) -> BuildReport:
         if not self.options.dry_run:
             self.ledger.recover()
-        project = resolve(self.manifest, self.store if self.options.frozen else None)
+        project = resolve(self.manifest, self.store if self.options.frozen else None, self.reads)
         self.project = project
         self._check_options(project)
         if not self.options.frozen:  # keep the lock's manifest inputs current where the result is
@@ -630,12 +632,12 @@ class _Build:
         return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
 
     def _targets(self, project: ResolvedProject) -> list[ExportSpec]:
-        sheets = ExportSpec("sheets", self.manifest.out / "sheets", {})
-        return [sheets, *project.exports]
+        always = [ExportSpec(name, self.manifest.out / name, {}) for name in always_on()]
+        return [*always, *project.exports]
 
     def _export_key(self, atlas: AtlasSpec, target: ExportSpec) -> str:
         rel_root = target.root.relative_to(self.manifest.root).as_posix()
-        version = SheetsExporter.version if target.target == "sheets" else exporter(target.target).version
+        version = exporter(target.target).version
         return canonical_hash(
             {
                 "stage": "export",
@@ -661,7 +663,7 @@ class _Build:
         for gen_name, plans in by_generator.items():
             gen = plans[0].generator
             try:
-                results = gen.generate([p.request for p in plans])
+                results = gen.generate([p.request for p in plans], self.reads)
             except InvalidInput as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
                 raise InvalidInput([self._located(d, plans) for d in exc.diagnostics]) from exc
             except SparkyError:
@@ -674,9 +676,8 @@ class _Build:
                         sprite=plans[0].spec.name if len(plans) == 1 else None,
                     )
                 ) from exc
-            stats = getattr(gen, "last_stats", None)
-            if stats:
-                self.report.generator_stats[gen_name] = dict(stats)
+            if gen.last_stats:
+                self.report.generator_stats[gen_name] = dict(gen.last_stats)
             for plan, frames in zip(plans, results):
                 self._accept_generated(plan, frames)
                 done += 1
@@ -870,7 +871,7 @@ class _Build:
                 encode_png(p, candidates, fast=self.options.fast_png) for p in packed.pages
             )
         ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
-        impl = SheetsExporter() if target.target == "sheets" else exporter(target.target)
+        impl = exporter(target.target)
         try:
             files = impl.export(packed, ctx)
         except InvalidInput as exc:  # an export setting the data cannot satisfy: point at the setting

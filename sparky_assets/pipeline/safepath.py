@@ -170,10 +170,11 @@ def read_regular(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def inputs_in_outputs(manifest, plans) -> list[Diagnostic]:
-    """Diagnostics for every file a generator reads (source images, models, LoRA
-    weights) that lies in an output folder — the sheets folder or an export target's —
-    where a build would overwrite or delete it. Keys locate the output folder's setting."""
+def inputs_in_outputs(manifest, files) -> list[Diagnostic]:
+    """Diagnostics for every file the build read (``files``: its read record — source
+    images, models, LoRA weights, a plugin's files) that lies in an output folder — the
+    sheets folder or an export target's — where a build would overwrite or delete it.
+    Keys locate the output folder's setting."""
     roots: list[tuple[Path, str]] = [(manifest.out / "sheets", "project.out")]
     roots += [(e.root, f"export.{e.target}") for e in manifest.exports]
     real_roots = []
@@ -183,27 +184,21 @@ def inputs_in_outputs(manifest, plans) -> list[Diagnostic]:
         except OSError:
             continue
     problems = []
-    for plan in plans:
+    for file in sorted(files):
         try:
-            files = plan.generator.input_files(plan.request)
-        except Exception:  # noqa: BLE001 - a generator that cannot list its inputs is reported by its validate
+            real = real_path(Path(file))
+        except OSError:
             continue
-        for file in files:
-            try:
-                real = real_path(Path(file))
-            except OSError:
-                continue
-            for folder, key in real_roots:
-                if real == folder or folder in real.parents:
-                    problems.append(
-                        Diagnostic(
-                            f"output folder {_shown(manifest.root, folder)} holds an input of sprite "
-                            f"'{plan.spec.name}' ({_shown(manifest.root, real)})",
-                            key=key,
-                            sprite=plan.spec.name,
-                            hint="outputs would overwrite inputs: keep sources, models and palettes outside it",
-                        )
+        for folder, key in real_roots:
+            if real == folder or folder in real.parents:
+                problems.append(
+                    Diagnostic(
+                        f"output folder {_shown(manifest.root, folder)} holds an input of the build "
+                        f"({_shown(manifest.root, real)})",
+                        key=key,
+                        hint="outputs would overwrite inputs: keep sources, models and palettes outside it",
                     )
+                )
     return problems
 
 

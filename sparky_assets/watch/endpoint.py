@@ -12,11 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import Diagnostic, InvalidInput
+from ..hotreload.protocol import DEFAULT_ENDPOINT
 from ..hotreload.publisher import Publisher
 from ..manifest.load import load_manifest
 from ..manifest.locate import KeyLocator
-
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 
 
 def bind_publisher(

@@ -7,8 +7,8 @@ debounced into one rebuild — runs an incremental build with a long-lived
 loaded), and publishes ``build-started`` → ``assets-changed`` (only when files changed)
 → ``build-finished``, or ``build-failed`` with every diagnostic. A failed build never
 stops the session and leaves the last good outputs in place. After every build the
-set of watched files is recomputed from the manifest as it now is (files it starts
-referring to are watched from then on).
+watched files are exactly the files that build read (its read context's record), so a
+new kind of input — a plugin's own file — is watched without an edit here.
 """
 
 from __future__ import annotations
@@ -27,41 +27,15 @@ from ..errors import Diagnostic, SparkyError
 from ..hotreload.protocol import Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
-from ..pipeline.engine import Builder, BuildOptions, ResolvedProject
+from ..pipeline.engine import Builder, BuildOptions
 from ..pipeline.report import BuildReport
 
 
-def watched_files(manifest_path: Path, project: ResolvedProject | None = None) -> set[Path]:
-    """The manifest and every file the build reads: palette files, source images and
-    each generator's ``input_files`` (LoRA weights, model configs). From ``project``
-    (what the last successful build resolved) when there is one; from the raw TOML
-    otherwise (so a broken manifest still gets its palettes and sources watched)."""
-    files = {manifest_path}
-    root = manifest_path.parent
-    if project is not None:
-        for plan in project.sprites.values():
-            files.update(Path(p).resolve() for p in plan.generator.input_files(plan.request))
-        values = [project.manifest.palette] + [p.spec.palette for p in project.sprites.values()]
-    else:
-        try:
-            from ..manifest.load import parse_manifest
-
-            data, _ = parse_manifest(manifest_path)
-        except SparkyError:
-            return files
-        values = []
-        project_table = data.get("project", {})
-        if isinstance(project_table, dict):
-            values.append(project_table.get("palette"))
-        for sprite in data.get("sprite", []) if isinstance(data.get("sprite"), list) else []:
-            if isinstance(sprite, dict):
-                values += [sprite.get("palette"), sprite.get("source")]
-    for value in values:
-        if isinstance(value, str) and Path(value).suffix:
-            path = (root / value).resolve()
-            if path.is_relative_to(root):
-                files.add(path)
-    return files
+def watched_files(manifest_path: Path, builder: Builder) -> set[Path]:
+    """Exactly what the last build read (recorded by its read context, whether it
+    succeeded or not: a file a failed build looked for and did not find is watched
+    too), plus the manifest itself (a build that could not even find it read nothing)."""
+    return {manifest_path.resolve(), *builder.last_reads.paths()}
 
 
 class FileWatcher(FileSystemEventHandler):
@@ -233,7 +207,7 @@ class WatchSession:
                     self.publisher.assets_changed(build, assets)
             except ProtocolError as error:  # an output path the protocol cannot carry: say so, keep watching
                 errors = [Diagnostic(f"cannot announce the changed files: {error}", stage="export")]
-        self.on_files(watched_files(self.manifest_path, self.builder.last_project if not errors else None))
+        self.on_files(watched_files(self.manifest_path, self.builder))
         duration_ms = int((self.clock() - started) * 1000)
         if errors:
             self._failed(build, errors, duration_ms)

@@ -108,7 +108,14 @@ CASES = [
     ("sprite-fps-nan", [("seed = 7", "seed = 7\nfps = nan")], 2, at(11), ["finite"]),
     ("fps-zero", [("fps = 8", "fps = 0")], 2, at(4), ["out of range"]),
     ("fps-huge", [("fps = 8", "fps = 1e308")], 2, at(4), ["out of range"]),
-    ("strength-nan", [('source = "art/coin.png"', 'source = "art/coin.png"\nstrength = nan')], 2, at(15), ["finite"]),
+    # strength is a key of the diffusion generator's sprites (an image sprite does not take it)
+    (
+        "strength-nan",
+        [('source = "art/coin.png"', 'source = "art/coin.png"\nstrength = nan\ngenerator = "diffusion"')],
+        2,
+        at(15),
+        ["finite"],
+    ),
     ("size-zero", [("size = 8", "size = 0")], 2, at(8), ["out of range"]),
     ("size-huge", [("size = 8", "size = 5000")], 2, at(8), ["out of range"]),
     ("size-negative", [("size = 8", "size = [-8, 8]")], 2, at(8), ["out of range"]),

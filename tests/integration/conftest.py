@@ -26,3 +26,21 @@ def tiny_sd_project(tmp_path_factory):
     target = root / "loras" / "pixel.safetensors"
     lora.rename(target)
     return root
+
+
+@pytest.fixture()
+def recipe_plugin(tmp_path_factory, monkeypatch):
+    """The third-party ``recipe`` generator and ``csv`` exporter (tests/thirdparty_plugin.py)
+    installed on ``sys.path`` as a package with entry points, for one test."""
+    from sparky_assets import registry
+    from tests.thirdparty_plugin import install
+
+    site = install(tmp_path_factory.mktemp("site-packages"))
+    monkeypatch.syspath_prepend(str(site))
+    registry.refresh()
+    yield site
+    monkeypatch.undo()
+    import sys
+
+    sys.modules.pop("sparky_recipe", None)
+    registry.refresh()

@@ -185,7 +185,7 @@ def test_settings_problems_are_all_reported_with_suggestions(tiny_sd_project, ge
         and "did you mean 'euler'?" in problems["generator.diffusion.scheduler"]
     )
     assert "fp16" in problems["generator.diffusion.dtype"]
-    assert "seed or img2img" in problems["generator.diffusion.frames"]
+    assert "seed, img2img, rig or sheet" in problems["generator.diffusion.frames"]
     assert "did you mean 'background'?" in problems["generator.diffusion.pixelize.backgroud"]
     assert "generator.diffusion.pixelize.grid" in problems
     with pytest.raises(InvalidInput):

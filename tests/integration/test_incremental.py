@@ -59,12 +59,16 @@ def test_touching_a_file_without_changing_it_does_nothing(project):
     assert not report.written
 
 
-def test_palette_change_relocks_and_repacks_but_never_regenerates(project):
+def test_palette_change_requantizes_and_repacks_and_regenerates_only_palette_users(project):
+    """A palette edit never regenerates a sprite whose generator ignores the palette
+    (the hand-drawn ones); the procedural generator declares ``uses_palette`` (it picks
+    its colours from the palette), so its sprite is made again — from the lock's point
+    of view a new input, not a stale entry."""
     gpl = project / "palettes/items.gpl"
     gpl.write_text(gpl.read_text().replace("254 231  97", "250 220  90"))
     report = build(project)
     users = {"gem", "coin", "potion", "torch"}
-    assert report.ran["generate"] == []
+    assert report.ran["generate"] == ["gem"]  # procedural; coin, potion, torch are image sprites
     assert set(report.ran["process"]) == users
     assert report.ran["pack"] == ["world"]
     assert {e.split(":")[0] for e in report.ran["export"]} == {"world"}

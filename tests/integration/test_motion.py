@@ -15,6 +15,7 @@ from PIL import Image
 from sparky_assets.generators.base import FrameSpec, GenerationRequest
 from sparky_assets.generators.diffusion import DiffusionGenerator
 from sparky_assets.palettes.builtin import BUILTIN_PALETTES
+from sparky_assets.reads import ReadContext
 
 pytestmark = pytest.mark.diffusion
 
@@ -130,8 +131,9 @@ def test_sketch_steers_generation(tiny_sd_project, tmp_path, generator):
     Image.fromarray(art).save(root / "sketch.png")
     options = {"source": "sketch.png", "pixelize": {"background": "none"}}
     sketch = request(root, specs=(FrameSpec("", 0),), options=options, strength=0.6)
-    assert generator.validate(sketch) == []
-    assert (root / "sketch.png").resolve() in generator.input_files(sketch)
+    reads = ReadContext()  # the sketch is an input the build records (and watch watches)
+    assert generator.validate(sketch, reads) == []
+    assert (root / "sketch.png").resolve() in reads.paths()
     first = generator.generate([sketch])[0]
     key = generator.cache_key(sketch)
     art[4:8, 12:20, :3] = (200, 30, 30)

@@ -223,6 +223,7 @@ def test_standard_configs_refuse_a_scaled_down_checkpoint_with_a_hint(checkpoint
 def test_watch_inputs_include_the_checkpoint_and_its_configs(checkpoint_models):
     from sparky_assets.generators.base import FrameSpec, GenerationRequest
     from sparky_assets.generators.diffusion import DiffusionGenerator
+    from sparky_assets.reads import ReadContext
 
     request = GenerationRequest(
         sprite="hero",
@@ -239,7 +240,11 @@ def test_watch_inputs_include_the_checkpoint_and_its_configs(checkpoint_models):
         },
     )
     generator = DiffusionGenerator()
-    files = {p.relative_to(checkpoint_models).as_posix() for p in generator.input_files(request)}
+    reads = ReadContext()  # what the build records (and watch watches) for this sprite
+    assert generator.validate(request, reads) == []
+    generator.cache_key(request, reads)
+    root = checkpoint_models.resolve()
+    files = {p.relative_to(root).as_posix() for p in reads.paths() if p.is_relative_to(root)}
     assert {"models/tiny-sd.safetensors", "loras/pixel-kohya.safetensors"} <= files
     assert {"models/tiny-sd-config/unet/config.json", "models/tiny-sd-config/tokenizer/tokenizer.json"} <= files
     key = generator.cache_key(request)["model"]["fingerprint"]

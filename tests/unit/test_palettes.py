@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import struct
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 
 from sparky_assets.errors import InvalidInput
 from sparky_assets.palettes.builtin import BUILTIN_PALETTES
-from sparky_assets.palettes.load import builtin_names, load_palette, palette_files
+from sparky_assets.palettes.load import builtin_names, load_palette
 from sparky_assets.palettes.model import Palette
 from sparky_assets.palettes.readers import (
     READERS,
@@ -295,7 +296,6 @@ def test_paths_escaping_the_root_are_refused(tmp_path):
         with pytest.raises(InvalidInput) as excinfo:
             load_palette(value, project, key="project.palette")
         assert "outside the project root" in only_diagnostic(excinfo).message
-        assert palette_files(value, project) == []
 
 
 def test_unknown_extension_lists_the_supported_ones(tmp_path):
@@ -315,10 +315,21 @@ def test_missing_file_and_directory_are_clear_errors(tmp_path):
     assert "not a file" in only_diagnostic(excinfo).message
 
 
-def test_palette_files_for_the_watcher(tmp_path):
-    assert palette_files("endesga-32", tmp_path) == []
-    assert palette_files("palettes/p.hex", tmp_path) == [(tmp_path / "palettes" / "p.hex").resolve()]
-    assert palette_files("p.txt", tmp_path) == []
+def test_a_palette_file_is_read_through_the_read_context_found_or_not(tmp_path):
+    from sparky_assets.reads import ABSENT, ReadContext
+
+    reads = ReadContext()
+    load_palette("endesga-32", tmp_path, reads=reads)
+    assert reads.record == {}  # a built-in reads no file
+    with pytest.raises(InvalidInput):
+        load_palette("palettes/p.hex", tmp_path, reads=reads)
+    missing = (tmp_path / "palettes" / "p.hex").resolve()
+    assert reads.record == {missing: ABSENT}  # its creation must count as a change
+    missing.parent.mkdir()
+    shutil.copy(DATA / "sweetie-16.hex", missing)
+    assert not reads.unchanged()
+    load_palette("palettes/p.hex", tmp_path, reads=reads)
+    assert reads.record[missing] == hashlib.sha256(missing.read_bytes()).hexdigest() and reads.unchanged()
 
 
 def test_loaded_palette_is_a_model_palette_with_a_content_digest(tmp_path):

@@ -16,6 +16,7 @@ from sparky_assets.generators.procedural import (
     _largest_component,
 )
 from sparky_assets.palettes.builtin import BUILTIN_PALETTES
+from sparky_assets.reads import ReadContext
 
 GENERATOR = ProceduralGenerator()
 SPRITE_STYLES = [s for s in STYLES if s != "tile"]
@@ -71,7 +72,10 @@ def edge_pixels(frame: np.ndarray) -> np.ndarray:
 def test_implements_the_generator_protocol():
     assert isinstance(GENERATOR, Generator)
     assert ProceduralGenerator.name == "procedural"
-    assert GENERATOR.input_files(request()) == []
+    assert ProceduralGenerator.uses_palette and ProceduralGenerator.needs_lock
+    reads = ReadContext()
+    GENERATOR.cache_key(request(), reads)
+    assert reads.record == {}  # reads no file
 
 
 @pytest.mark.parametrize("style", STYLES)

@@ -1,0 +1,116 @@
+"""The read context: every file a build reads goes through a :class:`ReadContext`,
+which records it as (path, content digest).
+
+The record is what the build depended on, and the one place that knows it:
+``watch`` watches exactly the recorded paths; a long-lived builder reuses the loaded
+manifest while the files read to load it are unchanged. A new kind of input (a plugin's
+recipe file, a model folder) needs no edit anywhere else: reading it through the
+context is enough.
+
+Invariants: a path is recorded absolute and resolved; a file looked for but missing is
+recorded too (``ABSENT``), so its appearance counts as a change; a digest is of the
+content (never an mtime) — stats only let :meth:`ReadContext.unchanged` skip re-hashing
+a file whose size, mtime and inode are all the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+ABSENT = "absent"
+"""Recorded for a path that was looked for and not found."""
+PRESENT = "present"
+"""Recorded for a path whose existence (not content) was checked."""
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+
+
+class ReadContext:
+    """Reads files and records what was read. Plugins receive one (``reads``) in every
+    method the build calls; a plugin called directly may be given none
+    (:func:`ensure_reads` makes a throwaway one)."""
+
+    def __init__(self) -> None:
+        self.record: dict[Path, str] = {}
+        """resolved path → content digest (SHA-256 hex, or a plugin's own digest), ``PRESENT`` or ``ABSENT``."""
+        self._stamps: dict[Path, tuple | None] = {}
+        self._foreign: set[Path] = set()
+        """Paths whose digest a plugin computed its own way: changed when their stats change."""
+
+    def _note(self, path: Path, digest: str, stamp: tuple | None) -> None:
+        # a content digest beats an existence check of the same file
+        if self.record.get(path) not in (None, ABSENT, PRESENT) and digest in (PRESENT, ABSENT):
+            return
+        self.record[path] = digest
+        self._stamps[path] = stamp
+
+    def read_bytes(self, path: Path) -> bytes:
+        """The file's bytes (``OSError`` as :meth:`Path.read_bytes` raises it), recorded."""
+        path = Path(path).resolve()
+        stamp = _stamp(path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            self._note(path, ABSENT, None)
+            raise
+        self._note(path, hashlib.sha256(data).hexdigest(), stamp)
+        return data
+
+    def read_text(self, path: Path, encoding: str = "utf-8", errors: str = "replace") -> str:
+        return self.read_bytes(path).decode(encoding, errors)
+
+    def is_file(self, path: Path) -> bool:
+        """Whether ``path`` is a file; recorded (its content when it is read later)."""
+        path = Path(path).resolve()
+        stamp = _stamp(path)
+        found = path.is_file()
+        self._note(path, PRESENT if found else ABSENT, stamp)
+        return found
+
+    def note(self, path: Path, digest: str) -> None:
+        """Record a file a plugin hashed itself (a model's sampled weights digest)."""
+        path = Path(path).resolve()
+        self._note(path, digest, _stamp(path))
+        self._foreign.add(path)
+
+    def merge(self, other: ReadContext) -> None:
+        for path, digest in other.record.items():
+            self._note(path, digest, other._stamps.get(path))
+        self._foreign |= other._foreign
+
+    def paths(self) -> set[Path]:
+        return set(self.record)
+
+    def unchanged(self) -> bool:
+        """Whether every recorded file still is what was read (stats first, then content)."""
+        for path, digest in self.record.items():
+            stamp = _stamp(path)
+            if stamp == self._stamps.get(path) and (stamp is not None or digest == ABSENT):
+                continue
+            if digest == ABSENT:
+                if stamp is not None:
+                    return False
+                continue
+            if stamp is None or not path.is_file() or path in self._foreign:
+                return False
+            if digest == PRESENT:
+                continue
+            try:
+                if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                    return False
+            except OSError:
+                return False
+            self._stamps[path] = stamp  # same content, new stats: no re-hash next time
+        return True
+
+
+def ensure_reads(reads: ReadContext | None) -> ReadContext:
+    """``reads``, or a throwaway context for a plugin called outside a build."""
+    return reads if reads is not None else ReadContext()
