@@ -1,6 +1,8 @@
 """The Godot exporter's ``.tres`` files, loaded by the real Godot 4.6 runtime.
 
 Two projects are built for real and their Godot export is loaded with Godot's own loaders
+(the example together with its own project.godot and addons/, so its settings and the
+SparkyBridge autoload load as well)
 (``tests/godot4/gd/load_resources.gd``): the example game (``examples/dungeon``) and a
 project made to stress the layout (several pages per atlas, trimmed frames, two palettes,
 animations whose frames span pages, different fps and loop settings, a still sprite).
@@ -19,6 +21,7 @@ import pytest
 
 from sparky_assets.cli.main import main
 from sparky_assets.manifest.load import load_manifest
+from tests.godot4.harness import MAIN_SCENE
 from tests.helpers import copy_example
 
 HERE = Path(__file__).resolve().parent
@@ -130,17 +133,31 @@ def expected_resources(manifest_path: Path, texturepacker_dir: Path, res_dir: st
     return expected
 
 
-def load_in_godot(godot_web, game: Path, res_dir: str) -> dict[str, dict]:
+def load_in_godot(godot_web, game: Path, res_dir: str, with_project: bool = False) -> dict[str, dict]:
+    """Load every exported page and .tres of ``game`` in Godot 4.6; with ``with_project`` the
+    game's own project.godot (its main scene pointed at the loader) and addons/ come along,
+    so its settings and the SparkyBridge autoload load too."""
     folder = game / res_dir
     files = {f"{res_dir}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".png", ".tres")}
     cases = {
         "pages": [f"res://{name}" for name in files if name.endswith(".png")],
         "resources": [f"res://{name}" for name in files if name.endswith(".tres")],
     }
+    if with_project:
+        for path in sorted((game / "addons").rglob("*")):
+            if path.is_file():
+                files[path.relative_to(game).as_posix()] = path.read_bytes()
+        project = (game / "project.godot").read_text(encoding="utf-8")
+        assert "run/main_scene" not in project, "the example has no main scene of its own"
+        files["project.godot"] = project.replace(
+            "[application]\n", f'[application]\n\nrun/main_scene="res://{MAIN_SCENE}"', 1
+        )
     run = godot_web.run({**files, "sparky_test/cases.json": json.dumps(cases)}, script=LOADER)
     run.assert_clean()
     loaded = {record["path"]: record for record in run.records if "path" in record}
     assert set(loaded) == set(cases["resources"])
+    (root,) = [record["root_nodes"] for record in run.records if "root_nodes" in record]
+    assert ("SparkyBridge" in root) == with_project, root
     return loaded
 
 
@@ -189,7 +206,7 @@ def stress_build(tmp_path_factory) -> Path:
 
 
 def test_every_example_tres_loads_in_godot_46_and_matches_the_layout(godot_web, example_build):
-    loaded = load_in_godot(godot_web, example_build / "godot-game", "sprites")
+    loaded = load_in_godot(godot_web, example_build / "godot-game", "sprites", with_project=True)
     expected = expected_resources(
         example_build / "sparky.toml", example_build / "build/sprites/texturepacker", "sprites"
     )

@@ -25,6 +25,8 @@ func _ready() -> void:
 		if resource != null:
 			record.merge(describe(resource))
 		_emit(record)
+	var root_nodes := get_tree().root.get_children().map(func(node: Node) -> String: return node.name)
+	_emit({"root_nodes": root_nodes})
 	_emit({"done": true})
 	get_tree().quit(0)
 
