@@ -106,6 +106,33 @@ def build_tiny_sdxl_pipeline(seed: int = 0):
     )
 
 
+def build_tiny_sd2_pipeline(seed: int = 0):
+    """The tiny SD pipeline made SD 2.x-shaped: linear attention projections with upcast
+    attention, a GELU text encoder (the OpenCLIP tower), v-prediction."""
+    import torch
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    pipeline = build_tiny_pipeline(seed)
+    torch.manual_seed(seed + 5)
+    config = dict(pipeline.unet.config, use_linear_projection=True, upcast_attention=True)
+    pipeline.register_modules(unet=UNet2DConditionModel.from_config(config))
+    text_config = pipeline.text_encoder.config
+    text_config.hidden_act = "gelu"
+    torch.manual_seed(seed + 6)
+    pipeline.register_modules(text_encoder=CLIPTextModel(text_config))
+    scheduler = DDIMScheduler.from_config(pipeline.scheduler.config, prediction_type="v_prediction")
+    pipeline.register_modules(scheduler=scheduler)
+    return pipeline
+
+
+def save_tiny_sd2_pipeline(path: Path, seed: int = 0) -> Path:
+    build_tiny_sd2_pipeline(seed).save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
+
+
 def save_tiny_sdxl_pipeline(path: Path, seed: int = 0) -> Path:
     build_tiny_sdxl_pipeline(seed).save_pretrained(str(path), safe_serialization=True)
     return Path(path)
@@ -262,22 +289,39 @@ def convert_open_clip(state: dict, prefix: str) -> dict:
     return out
 
 
-def original_state_dict(pipeline) -> dict:
-    """Every weight of a (tiny or real) SD 1.x or SDXL pipeline under its original name."""
+def original_state_dict(pipeline, *, sd2: bool = False) -> dict:
+    """Every weight of a (tiny or real) SD 1.x, SD 2.x (``sd2``) or SDXL pipeline under its
+    original name. SD 2.x files hold the whole OpenCLIP tower — one block more than the
+    diffusers text encoder, which stops at the penultimate layer — and its projection;
+    neither is used, so the extra block repeats the last one and the projection is the
+    identity."""
+    import torch
+
     state = {}
     state.update(convert_unet(pipeline.unet.state_dict(), dict(pipeline.unet.config)))
     state.update(convert_vae(pipeline.vae.state_dict(), dict(pipeline.vae.config)))
     if getattr(pipeline, "text_encoder_2", None) is not None:
         state.update(convert_clip(pipeline.text_encoder.state_dict(), "conditioner.embedders.0.transformer."))
         state.update(convert_open_clip(pipeline.text_encoder_2.state_dict(), "conditioner.embedders.1.model."))
+    elif sd2:
+        prefix = "cond_stage_model.model."
+        tower = convert_open_clip(pipeline.text_encoder.state_dict(), prefix)
+        last = pipeline.text_encoder.config.num_hidden_layers - 1
+        block = f"{prefix}transformer.resblocks.{last}."
+        extra = f"{prefix}transformer.resblocks.{last + 1}."
+        tower.update({extra + k[len(block) :]: v.clone() for k, v in tower.items() if k.startswith(block)})
+        token = tower[prefix + "token_embedding.weight"]
+        tower[prefix + "text_projection"] = torch.eye(token.shape[1], dtype=token.dtype, device=token.device)
+        state.update(tower)
     else:
         state.update(convert_clip(pipeline.text_encoder.state_dict(), "cond_stage_model.transformer."))
     return state
 
 
-def save_single_file(pipeline_dir: Path, path: Path, *, pickle: bool = False) -> Path:
+def save_single_file(pipeline_dir: Path, path: Path, *, pickle: bool = False, sd2: bool = False) -> Path:
     """Load a saved tiny pipeline folder and write its weights as one original-layout
-    checkpoint (``.safetensors``, or a ``{"state_dict": …}`` pickle with ``pickle``)."""
+    checkpoint (``.safetensors``, or a ``{"state_dict": …}`` pickle with ``pickle``;
+    the SD 2.x text-tower layout with ``sd2``)."""
     import diffusers
     import torch
     from safetensors.torch import save_file
@@ -286,7 +330,7 @@ def save_single_file(pipeline_dir: Path, path: Path, *, pickle: bool = False) ->
     cls = getattr(diffusers, index["_class_name"])
     extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in index else {}
     pipeline = cls.from_pretrained(str(pipeline_dir), local_files_only=True, **extra)
-    state = {k: v.contiguous() for k, v in original_state_dict(pipeline).items()}
+    state = {k: v.contiguous() for k, v in original_state_dict(pipeline, sd2=sd2).items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if pickle:

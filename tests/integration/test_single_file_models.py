@@ -45,7 +45,13 @@ def checkpoint_models(tiny_sd_project, tmp_path_factory):
     """``models/``: tiny SD and SDXL as folders, single files and config folders;
     ``loras/``: the diffusers LoRA and the same LoRA in kohya layout."""
     pytest.importorskip("torch")
-    from tests.tiny_checkpoints import kohya_lora, save_config_folder, save_single_file, save_tiny_sdxl_pipeline
+    from tests.tiny_checkpoints import (
+        kohya_lora,
+        save_config_folder,
+        save_single_file,
+        save_tiny_sd2_pipeline,
+        save_tiny_sdxl_pipeline,
+    )
     from tests.tiny_pipeline import save_tiny_lora
 
     root = tmp_path_factory.mktemp("checkpoint-models")
@@ -54,6 +60,9 @@ def checkpoint_models(tiny_sd_project, tmp_path_factory):
     save_single_file(models / "tiny-sd", models / "tiny-sd.safetensors")
     save_single_file(models / "tiny-sd", models / "tiny-sd.ckpt", pickle=True)
     save_config_folder(models / "tiny-sd", models / "tiny-sd-config")
+    save_tiny_sd2_pipeline(models / "tiny-sd2")
+    save_single_file(models / "tiny-sd2", models / "tiny-sd2.safetensors", sd2=True)
+    save_config_folder(models / "tiny-sd2", models / "tiny-sd2-config")
     save_tiny_sdxl_pipeline(models / "tiny-xl")
     save_single_file(models / "tiny-xl", models / "tiny-xl.safetensors")
     save_config_folder(models / "tiny-xl", models / "tiny-xl-config")
@@ -119,6 +128,11 @@ def atlas(root: Path) -> bytes:
             'model = "models/tiny-sd"\nlora = ["loras/pixel-kohya.safetensors"]',
             'model = "models/tiny-sd.safetensors"\nmodel_config = "models/tiny-sd-config"\n'
             'lora = ["loras/pixel-kohya.safetensors"]',
+        ),
+        (
+            "sd2",
+            'model = "models/tiny-sd2"',
+            'model = "models/tiny-sd2.safetensors"\nmodel_config = "models/tiny-sd2-config"',
         ),
         (
             "sdxl",

@@ -102,20 +102,9 @@ def _meta_pipeline(arch: str):
 
 def real_layout_state(arch: str, pipe=None) -> dict:
     """The original-layout tensors (meta: names and shapes only) of a real ``arch`` file."""
-    from tests.tiny_checkpoints import convert_open_clip, original_state_dict
+    from tests.tiny_checkpoints import original_state_dict
 
-    pipe = pipe or _meta_pipeline(arch)
-    if arch != "sd2":
-        return original_state_dict(pipe)
-    # OpenCLIP ViT-H: 24 blocks in the file, the last unused by SD 2.x (its diffusers encoder has 23).
-    state = original_state_dict(SimpleNamespace(unet=pipe.unet, vae=pipe.vae, text_encoder=pipe.text_encoder))
-    state = {k: v for k, v in state.items() if not k.startswith("cond_stage_model.")}
-    tower = convert_open_clip(pipe.text_encoder.state_dict(), "cond_stage_model.model.")
-    last = "cond_stage_model.model.transformer.resblocks.22."
-    tower.update({k.replace(".22.", ".23."): v for k, v in tower.items() if k.startswith(last)})
-    state.update(tower)
-    state["cond_stage_model.model.text_projection"] = tower["cond_stage_model.model.token_embedding.weight"][:1024]
-    return state
+    return original_state_dict(pipe or _meta_pipeline(arch), sd2=arch == "sd2")
 
 
 # Published parameter counts: UNet, VAE, text encoder(s).
