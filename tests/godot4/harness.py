@@ -22,7 +22,11 @@ What the export template can and cannot do (found by running it):
   ``.tres`` files that reference it resolve to that texture;
 - no ``EditorPlugin`` (editor classes do not exist), no raw TCP from a web page;
 - ``-s script.gd`` does not start a main loop in the web build, so the project's main
-  scene (``res://sparky_test_main.tscn``) runs the test script instead.
+  scene (``res://sparky_test_main.tscn``) runs the test script instead;
+- it is a *release* template (``OS.is_debug_build()`` is false): engine errors
+  (``push_error``, failed loads, parse errors) are printed and fail a test, but a GDScript
+  runtime error (calling a missing method, say) only makes the call return null, silently.
+  Test scripts therefore report every value they check and Python compares them.
 
 Invariants:
 - Every run gets a fresh browser context and page (no shared state between runs) in the
