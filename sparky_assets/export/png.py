@@ -15,9 +15,10 @@ Every PNG the package writes (atlas pages, the generated store) comes from
 
 Size (the default, ``fast=False``): indexed colour whenever there are at most 256
 colours, at the smallest bit depth (1, 2, 4 or 8) that holds them, transparent
-entries first so ``tRNS`` stays short; the filter strategy (none, one filter for
-every row, or the per-row minimum-sum choice) is picked by compressing each at a
-quick level, and the winner is compressed at libdeflate's strongest level (12).
+entries first so ``tRNS`` stays short; the filter strategy is picked by compressing
+each candidate at a quick level — for indexed images no filter or the per-row
+minimum-sum choice, for truecolour also each single filter on every row — and the
+winner is compressed at libdeflate's strongest level (12).
 ``fast=True`` (``--fast-png``, the default under ``watch``) skips the trials and uses
 level 6: a little larger, many times quicker.
 
@@ -32,9 +33,10 @@ import zlib
 import deflate
 import numpy as np
 
-PNG_VERSION = 2
+PNG_VERSION = 3
 """Bump when :func:`encode_png` changes its bytes (it is part of every export key).
-2: own writer (libdeflate, smallest bit depth, filter trials)."""
+2: own writer (libdeflate, smallest bit depth, filter trials); 3: indexed images try
+only no filter and the per-row choice."""
 
 STRONG_LEVEL = 12
 FAST_LEVEL = 6
@@ -128,6 +130,8 @@ def _compress(raw: np.ndarray, bpp: int, fast: bool, indexed: bool) -> bytes:
             return deflate.zlib_compress(_with_filter_bytes(raw, np.zeros(len(raw))), FAST_LEVEL)
         return deflate.zlib_compress(_strategies(raw, bpp)[-1], FAST_LEVEL)
     trials = _strategies(raw, bpp)
+    if indexed:  # a filter for every row rarely helps palette images: none vs per-row choice
+        trials = [trials[0], trials[-1]]
     sizes = [len(deflate.zlib_compress(t, TRIAL_LEVEL)) for t in trials]
     return deflate.zlib_compress(trials[int(np.argmin(sizes))], STRONG_LEVEL)
 
