@@ -7,7 +7,7 @@ installs it into the user cache folder (``~/.cache/sparky-assets/node-bench``) w
 times the ``addArray`` call. Without Node/npm its rows are left out. ``--no-rectpack``
 skips rectpack (its MaxRectsBssf takes minutes).
 
-Run: ``/work/venv/bin/python bench/pack.py`` (about 30 s on an idle machine: rectpack's
+Run: ``python bench/pack.py`` (about 30 s on an idle machine: rectpack's
 MaxRectsBssf needs ~12 s for 1,000 rects, SkylineBl several seconds for 5,000).
 ``--full`` also runs rectpack MaxRectsBssf on 5,000 rects (≈ 400 s). Rects are uniform
 random 8–64 px on each side (seeded), packed without rotation into pages of at most

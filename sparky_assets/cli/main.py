@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_BUILD_FAILED, SparkyError
+from ..hotreload.protocol import DEFAULT_ENDPOINT
 
 
 class _Ctx:
@@ -228,7 +229,7 @@ def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
 @cli.command()
 @click.argument("path", default=".", type=click.Path(path_type=Path))
 @click.option(
-    "--endpoint", default=None, help="ZeroMQ endpoint to publish on (default: the manifest's, tcp://127.0.0.1:5557)."
+    "--endpoint", default=None, help=f"ZeroMQ endpoint to publish on (default: the manifest's, {DEFAULT_ENDPOINT})."
 )
 @click.option(
     "--allow-remote", is_flag=True, help="Allow binding a non-loopback address (exposes build events to the network)."
@@ -336,7 +337,7 @@ def preview(obj: _Ctx, path: Path, host: str, port: int, allow_remote: bool) -> 
 
 
 @cli.command()
-@click.option("--endpoint", default="tcp://127.0.0.1:5557", show_default=True, help="Publisher to subscribe to.")
+@click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True, help="Publisher to subscribe to.")
 @click.option("--json", "json_lines", is_flag=True, help="Print each message as a JSON line.")
 def listen(endpoint: str, json_lines: bool) -> None:
     """Print the hot-reload messages a running `watch` publishes."""

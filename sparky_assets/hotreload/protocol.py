@@ -45,9 +45,6 @@ ERROR_CODES = (
     "topic",
 )
 
-TARGETS = ("godot", "bevy", "texturepacker", "aseprite", "sheets")
-ASSET_KINDS = ("texture", "atlas", "sprite-frames", "atlas-texture", "metadata")
-CHANGES = ("added", "modified", "removed")
 STAGES = ("manifest", "palette", "generate", "process", "pack", "export", "write")
 GODOT_PREFIX = "res://"
 
@@ -574,8 +571,6 @@ def decode(topic: bytes | str, body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) 
 
 
 __all__ = [
-    "ASSET_KINDS",
-    "CHANGES",
     "DEFAULT_ENDPOINT",
     "ERROR_CODES",
     "GODOT_PREFIX",
@@ -586,7 +581,6 @@ __all__ = [
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
     "STAGES",
-    "TARGETS",
     "TOPIC_PREFIX",
     "Asset",
     "AssetsChanged",

@@ -129,7 +129,7 @@ def check_bind_endpoint(endpoint: str, allow_remote: bool) -> None:
         f"refusing to bind hot-reload endpoint {endpoint!r}: it listens on {what}, so anyone who "
         "can reach this machine could subscribe and read build events (project name, file names, "
         "error messages) — the protocol has no authentication. Use tcp://127.0.0.1:PORT "
-        "(the default is tcp://127.0.0.1:5557), or pass --allow-remote (allow_remote=True) "
+        f"(the default is {DEFAULT_ENDPOINT}), or pass --allow-remote (allow_remote=True) "
         "if you mean to expose them."
     )
 

@@ -24,7 +24,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..errors import Diagnostic, SparkyError
-from ..hotreload.protocol import Asset, BuildError, ProtocolError
+from ..hotreload.protocol import STAGES, Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
 from ..pipeline.engine import Builder, BuildOptions
@@ -248,11 +248,8 @@ class WatchSession:
         self.echo(f"[{build}] build failed ({len(errors)} problems); keeping the last good outputs")
 
 
-_STAGES = ("manifest", "palette", "generate", "process", "pack", "export", "write")
-
-
 def _stage(stage: str | None) -> str | None:
-    return stage if stage in _STAGES else None
+    return stage if stage in STAGES else None
 
 
 def run_watch(

@@ -4,9 +4,9 @@
 `engine-bridges/bevy`: the decoder against every shared vector, the atlas loader
 against the current Python exporter's output (built at test time with this Python),
 and a headless Bevy App receiving real ZeroMQ messages. Cargo's target folder lives
-outside the clone (``CARGO_TARGET_DIR``; default ``/work/cargo-target`` on the team's
-machines, else ``~/.cache/sparky-assets/cargo-target``) so repeated
-runs reuse Bevy's compiled crates.
+outside the clone (``CARGO_TARGET_DIR``, default the user's cache folder:
+``$XDG_CACHE_HOME/sparky-assets/cargo-target`` or ``~/.cache/sparky-assets/cargo-target``)
+so repeated runs reuse Bevy's compiled crates.
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ def cargo(*args: str, timeout: int = 3000, cwd: Path = CRATE) -> subprocess.Comp
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed (CI installs it)")
     env = dict(os.environ)
-    default = (
-        Path("/work/cargo-target") if Path("/work").is_dir() else Path.home() / ".cache/sparky-assets/cargo-target"
-    )
-    env.setdefault("CARGO_TARGET_DIR", str(default))
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env.setdefault("CARGO_TARGET_DIR", str(cache / "sparky-assets" / "cargo-target"))
     env["SPARKY_PYTHON"] = sys.executable
     return subprocess.run(["cargo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
