@@ -3,7 +3,7 @@
 The same unit checks and decode cases as the Godot 3 run (tests/bridge_cases.py): every
 core script compiles in Godot 4.6, the reload planner, session tracker, status texts and
 ZMTP frame bytes pass their checks, and the msgpack decoder + protocol checks agree with
-the protocol vectors and with the Python reference decoder on ~1,700 edge cases and
+the protocol vectors and with the Python reference decoder on 2,518 edge cases and
 mutations. The runtime autoload compiles too (its reload swap: test_runtime_autoload.py).
 """
 
@@ -84,3 +84,8 @@ def test_decoder_agrees_with_the_python_reference_in_godot_46(godot4_bridge_run)
     cases, run = godot4_bridge_run
     results = {record["case"]: record for record in run.records if "case" in record}
     check_differential(cases.expected, results)
+    timing = next(record for record in run.records if "decoded_cases" in record)
+    print(
+        f"\ndecoder: {timing['decoded_cases']} bodies decoded and checked in Godot 4.6 (web, wasm), "
+        f"{timing['decode_us'] / timing['decoded_cases']:.0f} µs each on average"
+    )
