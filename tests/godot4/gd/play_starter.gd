@@ -1,6 +1,6 @@
 extends Node
 ## Runs the Godot starter's real main scene (res://main.tscn) and reports what its
-## AnimatedSprite2D does over ~0.6 s, as `SPARKY <json>` lines.
+## AnimatedSprite2D does while it plays, as `SPARKY <json>` lines.
 ##
 ## The page PNGs are handed to ResourceCache first (the web template has no PNG importer:
 ## see tests/godot4/harness.py), then the starter's own scene and script run unchanged.
@@ -21,7 +21,10 @@ func _ready() -> void:
 	var hero: AnimatedSprite2D = main.get_node("Hero")
 	hero.frame_changed.connect(func() -> void: _frames_seen[hero.frame] = true)
 	_frames_seen[hero.frame] = true
-	await get_tree().create_timer(0.6).timeout
+	# Let it play until three different frames were shown (8 fps: ~0.4 s), 10 s at most.
+	var started := Time.get_ticks_msec()
+	while _frames_seen.size() < 3 and Time.get_ticks_msec() - started < 10000:
+		await get_tree().process_frame
 	var frames := hero.sprite_frames
 	var texture := frames.get_frame_texture(hero.animation, hero.frame) if frames != null else null
 	_emit(
