@@ -215,8 +215,8 @@ def _strength_problem(value: float) -> str | None:
 SETTINGS_FIELDS: dict[str, Field] = {
     "model": Field(
         "str",
-        "A diffusers folder or single-file checkpoint (`.safetensors`) relative to the project root, "
-        "or a hub id already in the local HF cache.",
+        "A diffusers folder or single-file checkpoint (`.safetensors`; `.ckpt` with `allow_pickle`) relative "
+        "to the project root, or a hub id in `models/org/name` (`sparky-assets models fetch`) or the local HF cache.",
         required=True,
         example='"models/sd15-pixel"',
         check=lambda v: None if v.strip() else "a folder path or hub id",
