@@ -21,7 +21,17 @@ from ..errors import Diagnostic, InvalidInput
 from ..manifest.fields import Field
 from ..manifest.schema import DEFAULT_FILENAME_FORMAT
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, Exporter, OutputFile, dir_field, dump_json, export_dir, page_files, page_size
+from .base import (
+    ExportContext,
+    Exporter,
+    OutputFile,
+    dir_field,
+    dump_json,
+    export_dir,
+    page_files,
+    page_size,
+    sprite_spec,
+)
 from .texturepacker import frame_entry
 
 _TOKEN = re.compile(r"\{([a-z]+)(\d*)\}")
@@ -79,6 +89,10 @@ def format_filename(fmt: str, naming: FrameNaming) -> str:
         }[name]
 
     return _TOKEN.sub(token, fmt)
+
+
+def _rect(x, y, w, h) -> dict:
+    return {"x": x, "y": y, "w": w, "h": h}
 
 
 class AsepriteExporter(Exporter):
@@ -154,7 +168,7 @@ class AsepriteExporter(Exporter):
                     "scale": "1",
                     "frameTags": tags,
                     "layers": [{"name": "Layer", "opacity": 255, "blendMode": "normal"}],
-                    "slices": [],
+                    "slices": self._slices(atlas, context, rows),
                 },
             }
             sprites = tuple(dict.fromkeys(atlas.frames[i].sprite for i, *_ in rows))
@@ -168,3 +182,45 @@ def _format_expected(value: str) -> str | None:
     if problem is None:
         return None
     return f"Aseprite tokens: {' '.join(f'{{{t}}}' for t in FILENAME_TOKENS)} ({problem})"
+
+    @staticmethod
+    def _slices(atlas: PackedAtlas, context: ExportContext, rows) -> list[dict]:
+        """Aseprite ``meta.slices`` for the sprites in this file: each manifest slice as
+        ``<sprite>/<slice>`` (bounds, 9-slice ``center`` and ``pivot`` relative to the
+        bounds, ``data``), keyed at the sprite's first frame here; a sprite's pivot as a
+        slice named ``<sprite>`` covering the frame, one key per animation with its own."""
+        first: dict[str, int] = {}
+        first_of_anim: dict[tuple[str, str | None], int] = {}
+        for n, (i, *_rest) in enumerate(rows):
+            f = atlas.frames[i]
+            first.setdefault(f.sprite, n)
+            first_of_anim.setdefault((f.sprite, f.animation), n)
+        out = []
+        for sprite, start in first.items():
+            spec = sprite_spec(context, sprite)
+            if spec is None:
+                continue
+            for sl in spec.slices:
+                key = {"frame": start, "bounds": _rect(*sl.rect)}
+                if sl.center is not None:
+                    key["center"] = _rect(*sl.center)
+                if sl.pivot is not None:
+                    key["pivot"] = {"x": sl.pivot[0], "y": sl.pivot[1]}
+                entry = {"name": f"{sprite}/{sl.name}", "color": "#0000ffff"}
+                if sl.data:
+                    entry["data"] = sl.data
+                out.append(entry | {"keys": [key]})
+            if spec.pivot is not None or any(a.pivot is not None for a in spec.animations):
+                keys = []
+                for (s, animation), n in sorted(first_of_anim.items(), key=lambda item: item[1]):
+                    if s == sprite:
+                        px, py = spec.pivot_of(animation)
+                        keys.append(
+                            {
+                                "frame": n,
+                                "bounds": _rect(0, 0, spec.width, spec.height),
+                                "pivot": {"x": int(round(px)), "y": int(round(py))},
+                            }
+                        )
+                out.append({"name": sprite, "color": "#0000ffff", "keys": keys})
+        return out

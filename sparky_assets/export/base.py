@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..manifest.fields import Field
-from ..manifest.schema import ExportSpec, Manifest
+from ..manifest.schema import ExportSpec, Manifest, SpriteSpec
 from ..pack.atlas import PackedAtlas
 from .png import PNG_VERSION as PNG_VERSION  # the PNG writer lives in export.png; re-exported
 from .png import encode_png as encode_png
@@ -76,6 +76,29 @@ def directional_clips(context: ExportContext, sprite: str) -> tuple[tuple[str, .
         return (), {}
     clips = {a.name: (a.base, a.direction) for a in spec.animations if a.direction}
     return tuple(dict.fromkeys(d for _, d in clips.values())), clips
+
+
+def sprite_spec(context: ExportContext, sprite: str) -> SpriteSpec | None:
+    """The manifest's spec of an atlas sprite (None for a sprite it no longer has)."""
+    try:
+        return context.manifest.sprite(sprite)
+    except KeyError:
+        return None
+
+
+def frame_pivot(context: ExportContext, sprite: str, animation: str | None) -> tuple[float, float] | None:
+    """The pivot (frame pixels) a frame uses, or None when the sprite sets no pivot at all
+    (formats then keep their centre default and their files stay unchanged)."""
+    spec = sprite_spec(context, sprite)
+    if spec is None or not (spec.pivot is not None or any(a.pivot is not None for a in spec.animations)):
+        return None
+    return spec.pivot_of(animation)
+
+
+def nine_slice(context: ExportContext, sprite: str):
+    """The sprite's first slice with a 9-slice centre, or None."""
+    spec = sprite_spec(context, sprite)
+    return next((sl for sl in spec.slices if sl.center is not None), None) if spec else None
 
 
 def dump_json(value: Any) -> bytes:

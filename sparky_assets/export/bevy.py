@@ -11,7 +11,21 @@ from typing import ClassVar
 
 from ..manifest.fields import Field
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, Exporter, OutputFile, directional_clips, export_dir, page_files, page_size, quoted
+from .base import (
+    ExportContext,
+    Exporter,
+    OutputFile,
+    directional_clips,
+    export_dir,
+    page_files,
+    page_size,
+    quoted,
+    sprite_spec,
+)
+
+
+def _point(p) -> str:
+    return f"({float(p[0])!r}, {float(p[1])!r})"
 
 
 class BevyExporter(Exporter):
@@ -58,6 +72,22 @@ class BevyExporter(Exporter):
             ]
             if facings:  # only for sprites with directions: other files stay byte-identical
                 lines.append(f"            directions: [{', '.join(quoted(d) for d in facings)}],")
+            spec = sprite_spec(context, sprite)
+            own_pivot = {a.name: a.pivot for a in spec.animations if a.pivot is not None} if spec else {}
+            if spec is not None and spec.pivot is not None:
+                lines.append(f"            pivot: {_point(spec.pivot)},")
+            if spec is not None and spec.slices:
+                lines.append("            slices: {")
+                for sl in sorted(spec.slices, key=lambda sl: sl.name):
+                    extra = "".join(
+                        f", {name}: Some(({', '.join(map(str, value))}))"
+                        for name, value in (("center", sl.center), ("pivot", sl.pivot))
+                        if value is not None
+                    )
+                    if sl.data:
+                        extra += f", data: {quoted(sl.data)}"
+                    lines.append(f"                {quoted(sl.name)}: (rect: ({', '.join(map(str, sl.rect))}){extra}),")
+                lines.append("            },")
             lines.append("            clips: {")
             for a in sorted((a for a in atlas.animations if a.sprite == sprite), key=lambda a: a.name):
                 facing = ""
@@ -69,6 +99,8 @@ class BevyExporter(Exporter):
                     timing += f", durations: [{', '.join(repr(round(ms, 3)) for ms in a.durations)}]"
                 if a.playback != "forward":
                     timing += f", playback: {quoted(a.playback)}"
+                if a.name in own_pivot:
+                    timing += f", pivot: Some({_point(own_pivot[a.name])})"
                 lines.append(
                     f"                {quoted(a.name)}: (frames: [{', '.join(map(str, a.frames))}], "
                     f"fps: {float(a.fps)!r}, looping: {'true' if a.loop else 'false'}{facing}{timing}),"

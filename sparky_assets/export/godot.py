@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from ..manifest.fields import Field
 from ..pack.atlas import PackedAtlas, PackedFrame
-from .base import ExportContext, Exporter, OutputFile, directional_clips, export_dir, page_files, quoted
+from .base import ExportContext, Exporter, OutputFile, directional_clips, export_dir, page_files, quoted, sprite_spec
 
 # Godot's ResourceUID::id_to_text: base 34, digits 'a'..'y' then '0'..'8'
 _UID_CHARS = "abcdefghijklmnopqrstuvwxy012345678"
@@ -54,12 +54,15 @@ class GodotExporter(Exporter):
         for sprite in atlas.sprites:
             anims = [a for a in atlas.animations if a.sprite == sprite]
             path = f"{sprite}.tres"
+            placement = self._placement(atlas, sprite_spec(context, sprite), sprite)
             if anims:
-                text = self._sprite_frames(atlas, sprite, anims, prefix, path, directional_clips(context, sprite))
+                text = self._sprite_frames(
+                    atlas, sprite, anims, prefix, path, directional_clips(context, sprite), placement
+                )
                 kind = "sprite-frames"
             else:
                 frame = next(f for f in atlas.frames if f.sprite == sprite)
-                text = self._atlas_texture(atlas, frame, prefix, path)
+                text = self._atlas_texture(atlas, frame, prefix, path, placement)
                 kind = "atlas-texture"
             files[path] = OutputFile(text.encode(), kind, (sprite,), atlas.name, prefix + path)
         return files
@@ -80,7 +83,53 @@ class GodotExporter(Exporter):
             )
         return lines
 
-    def _atlas_texture(self, atlas: PackedAtlas, frame: PackedFrame, prefix: str, path: str) -> str:
+    @staticmethod
+    def _placement(atlas: PackedAtlas, spec, sprite: str):
+        """Metadata lines (given the page ids) for a sprite's pivot and slices, or None.
+
+        ``pivot`` is in frame pixels; ``offset`` is what an ``AnimatedSprite2D`` /
+        ``Sprite2D`` with ``centered = true`` needs so its position is the pivot
+        (``offsets`` per animation where one sets its own); ``slices`` are ``Rect2`` in
+        frame pixels; ``nine_slices`` give a ``NinePatchRect`` its ``texture``,
+        ``region_rect`` (page pixels, the sprite's first frame) and patch margins."""
+        if spec is None or not spec.placed:
+            return None
+        first = atlas.frames[atlas.sprite_frames(sprite)[0]]
+
+        def lines(ids: dict[int, str]) -> list[str]:
+            out = []
+            w, h = spec.width, spec.height
+
+            def vec(x, y):
+                return f"Vector2({_num(x)}, {_num(y)})"
+
+            if spec.pivot is not None or any(a.pivot is not None for a in spec.animations):
+                px, py = spec.pivot_of(None)
+                out += [f"metadata/pivot = {vec(px, py)}", f"metadata/offset = {vec(w / 2 - px, h / 2 - py)}"]
+                own = [a for a in spec.animations if a.pivot is not None]
+                if own:
+                    table = ", ".join(f"{quoted(a.name)}: {vec(w / 2 - a.pivot[0], h / 2 - a.pivot[1])}" for a in own)
+                    out.append(f"metadata/offsets = {{{table}}}")
+            if spec.slices:
+                table = ", ".join(f"{quoted(sl.name)}: Rect2({', '.join(map(str, sl.rect))})" for sl in spec.slices)
+                out.append(f"metadata/slices = {{{table}}}")
+                nine = [sl for sl in spec.slices if sl.center is not None]
+                if nine:
+                    rows = []
+                    for sl in nine:
+                        x, y, rw, rh = sl.rect
+                        region = f"Rect2({first.x - first.offset_x + x}, {first.y - first.offset_y + y}, {rw}, {rh})"
+                        margins = ", ".join(map(str, sl.borders()))
+                        rows.append(
+                            f'{quoted(sl.name)}: {{"texture": ExtResource("{ids[first.page]}"), "region": {region}, '
+                            f'"margins": PackedInt32Array({margins})}}'
+                        )
+                    out.append(f"metadata/nine_slices = {{{', '.join(rows)}}}")
+            return out
+
+        return first.page, lines
+
+    def _atlas_texture(self, atlas: PackedAtlas, frame: PackedFrame, prefix: str, path: str, placement=None) -> str:
         ext, ids = self._ext_resources(atlas, [frame.page], prefix)
         out = [
             f'[gd_resource type="AtlasTexture" load_steps=2 format=3 uid="{godot_uid(prefix + path)}"]',
@@ -90,6 +139,7 @@ class GodotExporter(Exporter):
             "[resource]",
             f'atlas = ExtResource("{ids[frame.page]}")',
             *self._region(frame),
+            *(placement[1](ids) if placement else []),
             "",
         ]
         return "\n".join(out)
@@ -113,9 +163,11 @@ class GodotExporter(Exporter):
             f"metadata/clips = {{{table}}}",
         ]
 
-    def _sprite_frames(self, atlas: PackedAtlas, sprite: str, anims, prefix: str, path: str, facings=((), {})) -> str:
+    def _sprite_frames(
+        self, atlas: PackedAtlas, sprite: str, anims, prefix: str, path: str, facings=((), {}), placement=None
+    ) -> str:
         frame_ids = [i for a in anims for i in a.frames]
-        pages = sorted({atlas.frames[i].page for i in frame_ids})
+        pages = sorted({atlas.frames[i].page for i in frame_ids} | ({placement[0]} if placement else set()))
         ext, ids = self._ext_resources(atlas, pages, prefix)
         subs, sub_id = [], {}
         for n, i in enumerate(frame_ids, start=1):
@@ -155,6 +207,7 @@ class GodotExporter(Exporter):
             "[resource]",
             f"animations = [{', '.join(anim_text)}]",
             *self._direction_metadata(*facings),
+            *(placement[1](ids) if placement else []),
             "",
         ]
         return "\n".join(out)

@@ -5,7 +5,9 @@ Fields are exactly those TexturePacker writes for the hash layout; ``animations`
 animation with timing or a playback direction lists its frames in the order one cycle
 plays them (``pingpong`` over a b c: a b c b — names repeat, pixels are stored once).
 Animation frames carry ``duration`` in ms, as Aseprite's json-hash (TexturePacker-
-compatible) writes it.
+compatible) writes it. ``pivot`` is the frame's pivot as a fraction of its source size
+(0.5, 0.5 unless set); a sprite with a 9-slice slice gets ``scale9Borders`` (its centre,
+in frame pixels), both as TexturePacker writes them and Phaser reads them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ from typing import ClassVar
 
 from ..manifest.fields import Field
 from ..pack.atlas import PackedAtlas
-from .base import ExportContext, Exporter, OutputFile, dir_field, dump_json, page_files, page_size
+from .base import (
+    ExportContext,
+    Exporter,
+    OutputFile,
+    dir_field,
+    dump_json,
+    frame_pivot,
+    nine_slice,
+    page_files,
+    page_size,
+)
 
 
 def frame_entry(f) -> dict:
@@ -40,7 +52,13 @@ class TexturePackerExporter(Exporter):
             frames = {}
             for i, f in enumerate(atlas.frames):
                 if f.page == page:
-                    frames[f.key] = {**frame_entry(f), "pivot": {"x": 0.5, "y": 0.5}}
+                    pivot = frame_pivot(context, f.sprite, f.animation)
+                    px, py = (0.5, 0.5) if pivot is None else (pivot[0] / f.source_w, pivot[1] / f.source_h)
+                    frames[f.key] = {**frame_entry(f), "pivot": {"x": round(px, 6), "y": round(py, 6)}}
+                    sl = nine_slice(context, f.sprite)
+                    if sl is not None:  # TexturePacker's 9-patch: the stretching centre, frame pixels
+                        (sx, sy, _, _), (cx, cy, cw, ch) = sl.rect, sl.center
+                        frames[f.key]["scale9Borders"] = {"x": sx + cx, "y": sy + cy, "w": cw, "h": ch}
                     if i in duration:
                         frames[f.key]["duration"] = int(round(duration[i]))
             animations = {

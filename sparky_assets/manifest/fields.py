@@ -24,6 +24,19 @@ from ..errors import Diagnostic, suggest
 
 MAX_SPRITE_SIDE = 4096
 DITHER_MODES = ("none", "bayer2", "bayer4", "bayer8")
+NAMED_PIVOTS: dict[str, tuple[float, float]] = {
+    "top-left": (0.0, 0.0),
+    "top-center": (0.5, 0.0),
+    "top-right": (1.0, 0.0),
+    "center-left": (0.0, 0.5),
+    "center": (0.5, 0.5),
+    "center-right": (1.0, 0.5),
+    "bottom-left": (0.0, 1.0),
+    "bottom-center": (0.5, 1.0),
+    "bottom-right": (1.0, 1.0),
+}
+"""Named pivots as fractions of the frame (x right, y down): ``bottom-center`` of a
+16x16 frame is the pixel corner (8, 16), where its feet stand."""
 _HEX_COLOR = re.compile(r"^#?[0-9a-fA-F]{6}$")
 
 
@@ -176,8 +189,23 @@ def _kind_value(key: str, raw: Any, spec: Field, report: Report, fill_defaults: 
         hint = suggest(raw, DITHER_MODES) if isinstance(raw, str) else None
         report(key, "unknown dither mode", expected=" | ".join(DITHER_MODES), found=repr(raw), hint=hint)
         return None
-    if kind == "animations":
-        return raw  # checked by the manifest loader (names and per-animation tables)
+    if kind == "pivot":
+        if isinstance(raw, str):
+            if raw in NAMED_PIVOTS:
+                return raw
+            report(
+                key,
+                "unknown pivot name",
+                expected=" | ".join(NAMED_PIVOTS),
+                found=repr(raw),
+                hint=suggest(raw, NAMED_PIVOTS),
+            )
+            return None
+        if isinstance(raw, list) and len(raw) == 2 and all(type(x) is int for x in raw):
+            return tuple(raw)
+        return wrong('a point [x, y] or a name like "bottom-center"')
+    if kind in ("animations", "slices"):
+        return raw  # checked by the manifest loader (names and per-animation tables; slices against the size)
     raise AssertionError(kind)
 
 

@@ -35,6 +35,7 @@ from .schema import (
     DIRECTIONS,
     MANIFEST_NAME,
     MAX_SPRITE_SIDE,
+    NAMED_PIVOTS,
     SECTIONS,
     SPRITE_FIELDS,
     TOP_LEVEL_KEYS,
@@ -42,6 +43,7 @@ from .schema import (
     AtlasSpec,
     ExportSpec,
     Manifest,
+    Slice,
     SpriteSpec,
 )
 
@@ -340,6 +342,9 @@ def _sprites(
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
+        anims = tuple(
+            replace(a, pivot=_pivot(v, f"{key}.animations.{a.name}.pivot", a.pivot, size, sname)) for a in anims
+        )
         if "directions" in fields:
             anims = _with_directions(v, f"{key}.directions", fields["directions"], anims, fps, loop, sname)
         sprites.append(
@@ -356,6 +361,8 @@ def _sprites(
                 outline=fields.get("outline", False),
                 dither=fields.get("dither", "none"),
                 options=options,
+                pivot=_pivot(v, f"{key}.pivot", fields.get("pivot"), size, sname),
+                slices=_slices(v, f"{key}.slices", fields.get("slices", {}), size, sname),
             )
         )
     return sprites
@@ -468,8 +475,102 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
                     checked.get("loop", loop),
                     durations=durations,
                     playback=checked.get("direction", "forward"),
+                    pivot=checked.get("pivot"),  # resolved against the size by the caller
                 )
             )
+    return tuple(out)
+
+
+def _pivot(v: _Validator, key: str, raw: Any, size: tuple[int, int], sprite: str) -> tuple[float, float] | None:
+    """A checked pivot in frame pixels: a name scaled to the frame, or a point inside it
+    (the far edges included: ``[16, 16]`` is the bottom-right corner of a 16x16 frame)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        fx, fy = NAMED_PIVOTS[raw]
+        return (fx * size[0], fy * size[1])
+    x, y = raw
+    if not (0 <= x <= size[0] and 0 <= y <= size[1]):
+        v.error(
+            key,
+            "pivot outside the frame",
+            sprite=sprite,
+            expected=f"x in 0..{size[0]}, y in 0..{size[1]}",
+            found=f"[{x}, {y}]",
+        )
+        return None
+    return (float(x), float(y))
+
+
+def _int_list(raw: Any, n: int) -> bool:
+    return isinstance(raw, list) and len(raw) == n and all(type(x) is int for x in raw)
+
+
+def _slices(v: _Validator, key: str, raw: Any, size: tuple[int, int], sprite: str) -> tuple[Slice, ...]:
+    """Named rects/points/9-slices, each checked to lie inside the frame."""
+    if not isinstance(raw, dict):
+        v.error(key, "wrong type", sprite=sprite, expected="a table { name = [x, y, w, h], … }", found=describe(raw))
+        return ()
+    out = []
+    shape = "[x, y, w, h], a point [x, y] or { rect, center, pivot }"
+    for name, value in raw.items():
+        sub = f"{key}.{name}"
+        problem = name_problem(name)
+        if problem:
+            v.error(sub, f"invalid slice name: {problem}", sprite=sprite, expected=NAME_RULE, found=_short_repr(name))
+            continue
+        table = value if isinstance(value, dict) else {"rect": value}
+        unknown = sorted(set(table) - {"rect", "center", "pivot"})
+        if unknown:
+            v.error(
+                f"{sub}.{unknown[0]}",
+                f"unknown key '{unknown[0]}'",
+                sprite=sprite,
+                hint="valid keys: rect, center, pivot",
+            )
+            continue
+        rect = table.get("rect")
+        if _int_list(rect, 2):
+            rect = [rect[0], rect[1], 1, 1]
+        if not _int_list(rect, 4) or rect[2] < 1 or rect[3] < 1:
+            v.error(sub, "wrong slice", sprite=sprite, expected=shape + " with positive sizes", found=describe(rect))
+            continue
+        x, y, w, h = rect
+        if x < 0 or y < 0 or x + w > size[0] or y + h > size[1]:
+            v.error(
+                sub, "slice outside the frame", sprite=sprite, expected=f"inside {size[0]}x{size[1]}", found=str(rect)
+            )
+            continue
+        center = table.get("center")
+        if center is not None:
+            if not _int_list(center, 4) or center[2] < 1 or center[3] < 1:
+                v.error(f"{sub}.center", "wrong type", sprite=sprite, expected="[x, y, w, h]", found=describe(center))
+                continue
+            cx, cy, cw, ch = center
+            if cx < 0 or cy < 0 or cx + cw > w or cy + ch > h:
+                v.error(
+                    f"{sub}.center",
+                    "9-slice centre outside its slice",
+                    sprite=sprite,
+                    expected=f"inside {w}x{h} (relative to the slice)",
+                    found=str(center),
+                )
+                continue
+        pivot = table.get("pivot")
+        if pivot is not None and not _int_list(pivot, 2):
+            v.error(
+                f"{sub}.pivot",
+                "wrong type",
+                sprite=sprite,
+                expected="[x, y] relative to the slice",
+                found=describe(pivot),
+            )
+            continue
+        out.append(
+            Slice(
+                name, (x, y, w, h), None if center is None else tuple(center), None if pivot is None else tuple(pivot)
+            )
+        )
     return tuple(out)
 
 

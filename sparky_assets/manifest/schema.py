@@ -17,9 +17,9 @@ from typing import Any
 
 from ..hotreload.protocol import DEFAULT_ENDPOINT
 from ..palettes.model import Palette
-from .fields import DITHER_MODES, MAX_SPRITE_SIDE, Field
+from .fields import DITHER_MODES, MAX_SPRITE_SIDE, NAMED_PIVOTS, Field
 
-__all__ = ["DITHER_MODES", "MAX_SPRITE_SIDE", "Field"]
+__all__ = ["DITHER_MODES", "MAX_SPRITE_SIDE", "NAMED_PIVOTS", "Field"]
 
 MANIFEST_NAME = "sparky.toml"
 DIRECTIONS: dict[int, tuple[str, ...]] = {
@@ -73,6 +73,19 @@ SPRITE_FIELDS: dict[str, Field] = {
         minimum=4,
         maximum=8,
     ),
+    "pivot": Field(
+        "pivot",
+        "Origin of every frame, in frame pixels from the top-left `[8, 15]` or named: `top-left` `top-center` "
+        "`top-right` `center-left` `center` `center-right` `bottom-left` `bottom-center` `bottom-right`. "
+        "Default: the centre. An animation's own `pivot` overrides it.",
+    ),
+    "slices": Field(
+        "slices",
+        "Named regions and points in frame pixels: `{ hitbox = [2, 4, 12, 12], hand = [13, 9], "
+        "panel = { rect = [0, 0, 16, 16], center = [4, 4, 8, 8], pivot = [8, 16] } }` — a rect `[x, y, w, h]`, "
+        "a point `[x, y]` (a 1x1 rect), or a table with `rect`, optional 9-slice `center` (`[x, y, w, h]` "
+        "inside the rect, relative to it) and `pivot` (relative to the rect).",
+    ),
     "outline": Field("outline", 'Add a 1-px outline: `true` (darkest palette colour) or a colour `"#1a1c2c"`.', False),
     "dither": Field(
         "dither",
@@ -115,6 +128,7 @@ ANIMATION_FIELDS: dict[str, Field] = {
         minimum=1,
         maximum=240,
     ),
+    "pivot": Field("pivot", "This animation's origin (overrides the sprite's `pivot`), same forms."),
     "direction": Field(
         "str",
         "Playback order: `forward`, `reverse`, `pingpong` (there and back, the end frames once) or "
@@ -158,11 +172,35 @@ class Animation:
     playback: str = "forward"
     """One of :data:`PLAYBACK_DIRECTIONS` (the manifest's animation ``direction``; ``direction``
     here is the facing)."""
+    pivot: tuple[float, float] | None = None
+    """This animation's own pivot in frame pixels (else the sprite's)."""
 
     @property
     def timed(self) -> bool:
         """Whether timing or order differ from the defaults (only then do keys and files mention them)."""
         return bool(self.durations) or self.playback != "forward"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A named region of every frame of a sprite, in frame pixels (x right, y down)."""
+
+    name: str
+    rect: tuple[int, int, int, int]
+    """``(x, y, w, h)``; a point is a 1x1 rect."""
+    center: tuple[int, int, int, int] | None = None
+    """9-slice centre ``(x, y, w, h)`` relative to ``rect``: what stretches."""
+    pivot: tuple[int, int] | None = None
+    """A point relative to ``rect`` (Aseprite's slice pivot)."""
+    data: str = ""
+    """User data (Aseprite's slice user data text)."""
+
+    def borders(self) -> tuple[int, int, int, int] | None:
+        """9-slice borders ``(left, top, right, bottom)`` inside ``rect``, or None."""
+        if self.center is None:
+            return None
+        cx, cy, cw, ch = self.center
+        return cx, cy, self.rect[2] - cx - cw, self.rect[3] - cy - ch
 
 
 @dataclass(frozen=True)
@@ -183,6 +221,21 @@ class SpriteSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     """The sprite's keys declared by its generator (``option_fields``), as written, plus
     ``directions`` when set."""
+    pivot: tuple[float, float] | None = None
+    """The frames' origin in frame pixels; None: the centre."""
+    slices: tuple[Slice, ...] = ()
+
+    def pivot_of(self, animation: str | None) -> tuple[float, float]:
+        """The pivot an animation's frames use (its own, the sprite's, else the centre)."""
+        for a in self.animations:
+            if a.name == animation and a.pivot is not None:
+                return a.pivot
+        return self.pivot if self.pivot is not None else (self.width / 2, self.height / 2)
+
+    @property
+    def placed(self) -> bool:
+        """Whether pivots or slices are set (only then do keys and files mention them)."""
+        return self.pivot is not None or bool(self.slices) or any(a.pivot is not None for a in self.animations)
 
     @property
     def frame_count(self) -> int:

@@ -574,9 +574,11 @@ class _Build:
                                 [a.name, a.frames, a.fps, a.loop]
                                 + ([a.base, a.direction] if a.direction else [])
                                 + (["timing", list(a.durations), a.playback] if a.timed else [])
+                                + (["pivot", list(a.pivot)] if a.pivot is not None else [])
                                 for a in project.sprites[n].spec.animations
                             ],
                         ]
+                        + (_placement(project.sprites[n].spec) if project.sprites[n].spec.placed else [])
                         for n in atlas.sprites
                     ],
                 }
@@ -999,6 +1001,18 @@ def _atlas_meta(atlas: PackedAtlas) -> dict:
         ],
         "sprites": list(atlas.sprites),
     }
+
+
+def _placement(spec) -> list:
+    """A sprite's pivot and slices as key material (exports carry them)."""
+    return [
+        "placement",
+        None if spec.pivot is None else list(spec.pivot),
+        [
+            [sl.name, list(sl.rect), sl.center and list(sl.center), sl.pivot and list(sl.pivot), sl.data]
+            for sl in spec.slices
+        ],
+    ]
 
 
 def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedAtlas:

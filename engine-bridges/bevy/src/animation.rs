@@ -46,8 +46,9 @@ pub struct SparkyAnimation {
     pub cursor: usize,
     /// Seconds accumulated toward the next step.
     pub elapsed: f32,
-    /// Set the entity's `Anchor` so a trimmed frame sits where its untrimmed source
-    /// would (on by default; turn off to keep an anchor of your own).
+    /// Set the entity's `Anchor` to the frame's pivot (the clip's, the sprite's, else the
+    /// centre), so the entity's position is the pivot and a trimmed frame sits where its
+    /// untrimmed source would (on by default; turn off to keep an anchor of your own).
     pub anchor_trimmed: bool,
     /// The last name lookup failed (warned once, cleared when it succeeds again).
     missing_warned: bool,
@@ -133,14 +134,21 @@ pub fn animate_sprites(
             continue;
         };
         let still = [0];
-        let (frames, cycle, durations, clip_loops) = match &animation.clip {
-            None => (&atlas_sprite.frames[..1], &still[..], &[][..], false),
+        let (frames, cycle, durations, clip_loops, pivot) = match &animation.clip {
+            None => (
+                &atlas_sprite.frames[..1],
+                &still[..],
+                &[][..],
+                false,
+                atlas_sprite.pivot,
+            ),
             Some(name) => match atlas_sprite.clips.get(name) {
                 Some(clip) => (
                     &clip.frames[..],
                     &clip.cycle[..],
                     &clip.durations[..],
                     clip.looping,
+                    clip.pivot.unwrap_or(atlas_sprite.pivot),
                 ),
                 None => {
                     warn_missing(&mut animation, atlas, "clip");
@@ -184,7 +192,7 @@ pub fn animate_sprites(
         }
         let frame = &atlas.frames[frames[cycle[animation.cursor]]];
         let anchor = anchor.filter(|_| animation.anchor_trimmed);
-        show_frame(atlas, frame, &mut sprite, anchor);
+        show_frame(atlas, frame, pivot, &mut sprite, anchor);
     }
 }
 
@@ -215,6 +223,7 @@ fn warn_missing(animation: &mut SparkyAnimation, atlas: &SparkyAtlas, what: &str
 fn show_frame(
     atlas: &SparkyAtlas,
     frame: &AtlasFrame,
+    pivot: Vec2,
     sprite: &mut Mut<Sprite>,
     anchor: Option<Mut<Anchor>>,
 ) {
@@ -234,7 +243,7 @@ fn show_frame(
         });
     }
     if let Some(mut anchor) = anchor {
-        let wanted = Anchor(trim_anchor(frame));
+        let wanted = Anchor(pivot_anchor(frame, pivot));
         if *anchor != wanted {
             *anchor = wanted;
         }
@@ -244,10 +253,17 @@ fn show_frame(
 /// The anchor that keeps a trimmed frame where its untrimmed source would be: the
 /// centre of `source_size`, in the rect's anchor space (-0.5..0.5, y up).
 pub fn trim_anchor(frame: &AtlasFrame) -> Vec2 {
+    pivot_anchor(frame, frame.source_size.as_vec2() / 2.0)
+}
+
+/// The `Anchor` that puts `pivot` (untrimmed frame pixels, x right, y down) at the
+/// entity's position, in the shown rect's anchor space (-0.5..0.5, y up); it may lie
+/// outside that range when the pivot is outside the trimmed rect.
+pub fn pivot_anchor(frame: &AtlasFrame, pivot: Vec2) -> Vec2 {
     let size = frame.rect.size().as_vec2();
     if size.x <= 0.0 || size.y <= 0.0 {
         return Vec2::ZERO;
     }
-    let centre = frame.source_size.as_vec2() / 2.0 - frame.offset.as_vec2();
-    Vec2::new(centre.x / size.x - 0.5, 0.5 - centre.y / size.y)
+    let at = pivot - frame.offset.as_vec2();
+    Vec2::new(at.x / size.x - 0.5, 0.5 - at.y / size.y)
 }

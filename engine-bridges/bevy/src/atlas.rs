@@ -75,8 +75,27 @@ pub struct SpriteFile {
     /// Facings of a sprite with `directions` (`["n", "e", "s", "w"]`), else absent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub directions: Vec<String>,
+    /// The frames' origin in frame pixels (x right, y down); absent: the centre.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<(f32, f32)>,
+    /// Named regions and points (hitboxes, weapon points, 9-slices) in frame pixels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slices: BTreeMap<String, SliceFile>,
     #[serde(default)]
     pub clips: BTreeMap<String, ClipFile>,
+}
+
+/// A named region of a sprite's frames: `rect` is `(x, y, w, h)` in frame pixels;
+/// `center` (the 9-slice stretching part) and `pivot` are relative to `rect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceFile {
+    pub rect: (u32, u32, u32, u32),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub center: Option<(u32, u32, u32, u32)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<(i32, i32)>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data: String,
 }
 
 /// An animation clip: indices into `frames`, playback rate, looping; for a sprite
@@ -99,6 +118,9 @@ pub struct ClipFile {
     /// `"pingpong_reverse"`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub playback: String,
+    /// This clip's own pivot in frame pixels (overrides the sprite's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<(f32, f32)>,
 }
 
 /// The order a clip's frames play in, named as Aseprite names its tag directions.
@@ -189,7 +211,38 @@ pub struct AtlasSprite {
     /// Facings (`"n"`, `"ne"`, … clockwise from north) of a sprite made with
     /// `directions`; empty otherwise.
     pub directions: Vec<String>,
+    /// The frames' origin in frame pixels (x right, y down): the file's `pivot`, else the centre.
+    pub pivot: Vec2,
+    /// Named regions and points in frame pixels, as data (hitboxes, weapon points, 9-slices).
+    pub slices: BTreeMap<String, AtlasSlice>,
     pub clips: BTreeMap<String, AtlasClip>,
+}
+
+/// A named region of a sprite's frames, in frame pixels (x right, y down).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtlasSlice {
+    pub rect: URect,
+    /// The 9-slice centre, in frame pixels (inside `rect`).
+    pub center: Option<URect>,
+    /// The slice's pivot in frame pixels.
+    pub pivot: Option<IVec2>,
+    /// User data text.
+    pub data: String,
+}
+
+impl AtlasSlice {
+    /// 9-slice borders `(left, top, right, bottom)` inside `rect`, as Bevy's
+    /// `TextureSlicer`/`BorderRect` take them, or `None` without a centre.
+    pub fn borders(&self) -> Option<(u32, u32, u32, u32)> {
+        self.center.map(|c| {
+            (
+                c.min.x - self.rect.min.x,
+                c.min.y - self.rect.min.y,
+                self.rect.max.x - c.max.x,
+                self.rect.max.y - c.max.y,
+            )
+        })
+    }
 }
 
 /// An animation clip of one sprite.
@@ -210,6 +263,8 @@ pub struct AtlasClip {
     pub playback: Playback,
     /// Positions in `frames` in play order for one cycle (`playback` applied); never empty.
     pub cycle: Vec<usize>,
+    /// This clip's own pivot in frame pixels; `None`: the sprite's.
+    pub pivot: Option<Vec2>,
 }
 
 impl AtlasClip {
@@ -472,8 +527,43 @@ fn check_atlas_file(file: &AtlasFile) -> Result<(), AtlasLoadError> {
                 format!("has {bad:?}; facings are n, ne, e, se, s, sw, w, nw"),
             ));
         }
+        let size = sprite.size;
+        let inside = |(x, y): (f32, f32)| {
+            x.is_finite()
+                && y.is_finite()
+                && (0.0..=size.0 as f32).contains(&x)
+                && (0.0..=size.1 as f32).contains(&y)
+        };
+        if let Some(pivot) = sprite.pivot.filter(|p| !inside(*p)) {
+            return Err(invalid(
+                format!("sprites[{name:?}].pivot"),
+                format!("is {pivot:?}, outside the {}x{} frame", size.0, size.1),
+            ));
+        }
+        for (slice_name, slice) in &sprite.slices {
+            let (x, y, w, h) = slice.rect;
+            let fits = w > 0 && h > 0 && x + w <= size.0 && y + h <= size.1;
+            let centre_fits = slice
+                .center
+                .is_none_or(|(cx, cy, cw, ch)| cw > 0 && ch > 0 && cx + cw <= w && cy + ch <= h);
+            if !(fits && centre_fits) {
+                return Err(invalid(
+                    format!("sprites[{name:?}].slices[{slice_name:?}]"),
+                    format!(
+                        "is {:?} (centre {:?}), not inside the {}x{} frame",
+                        slice.rect, slice.center, size.0, size.1
+                    ),
+                ));
+            }
+        }
         for (clip_name, clip) in &sprite.clips {
             let field = format!("sprites[{name:?}].clips[{clip_name:?}]");
+            if let Some(pivot) = clip.pivot.filter(|p| !inside(*p)) {
+                return Err(invalid(
+                    format!("{field}.pivot"),
+                    format!("is {pivot:?}, outside the {}x{} frame", size.0, size.1),
+                ));
+            }
             check_frames(format!("{field}.frames"), &clip.frames)?;
             if clip.frames.is_empty() {
                 return Err(invalid(format!("{field}.frames"), "is empty".into()));
@@ -580,6 +670,7 @@ fn build_atlas(
                             cycle: Playback::from_name(&clip.playback)
                                 .unwrap_or_default()
                                 .cycle(clip.frames.len()),
+                            pivot: clip.pivot.map(|(x, y)| Vec2::new(x, y)),
                         },
                     )
                 })
@@ -590,6 +681,31 @@ fn build_atlas(
                     size: UVec2::new(sprite.size.0, sprite.size.1),
                     frames: indices(&sprite.frames),
                     directions: sprite.directions.clone(),
+                    pivot: sprite
+                        .pivot
+                        .map(|(x, y)| Vec2::new(x, y))
+                        .unwrap_or(Vec2::new(sprite.size.0 as f32, sprite.size.1 as f32) / 2.0),
+                    slices: sprite
+                        .slices
+                        .iter()
+                        .map(|(name, slice)| {
+                            let (x, y, w, h) = slice.rect;
+                            let rect = URect::new(x, y, x + w, y + h);
+                            (
+                                name.clone(),
+                                AtlasSlice {
+                                    rect,
+                                    center: slice.center.map(|(cx, cy, cw, ch)| {
+                                        URect::new(x + cx, y + cy, x + cx + cw, y + cy + ch)
+                                    }),
+                                    pivot: slice
+                                        .pivot
+                                        .map(|(px, py)| IVec2::new(x as i32 + px, y as i32 + py)),
+                                    data: slice.data.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
                     clips,
                 },
             )

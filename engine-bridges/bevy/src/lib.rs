@@ -28,10 +28,10 @@ pub mod protocol;
 use bevy::image::TextureAtlasPlugin;
 use bevy::prelude::*;
 
-pub use animation::{ClipFinished, Repeat, SparkyAnimation, animate_sprites};
+pub use animation::{ClipFinished, Repeat, SparkyAnimation, animate_sprites, pivot_anchor};
 pub use atlas::{
-    AtlasClip, AtlasFrame, AtlasLoadError, AtlasSprite, Playback, SparkyAtlas, SparkyAtlasLoader,
-    SparkyAtlasLoaderSettings,
+    AtlasClip, AtlasFrame, AtlasLoadError, AtlasSlice, AtlasSprite, Playback, SparkyAtlas,
+    SparkyAtlasLoader, SparkyAtlasLoaderSettings,
 };
 #[cfg(feature = "bridge")]
 pub use bridge::{

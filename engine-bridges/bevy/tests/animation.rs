@@ -321,3 +321,36 @@ fn playback_cycles_follow_aseprite_directions() {
     assert_eq!(Playback::Pingpong.cycle(1), vec![0]);
     assert_eq!(Playback::PingpongReverse.cycle(2), vec![1, 0]);
 }
+
+#[test]
+fn a_clip_pivot_becomes_the_anchor_and_slices_are_data() {
+    let mut scene = scene(Duration::ZERO);
+    let entity = scene
+        .app
+        .world_mut()
+        .spawn(SparkyAnimation::new(scene.atlas.clone(), "hero", "wave"))
+        .id();
+    scene.app.update();
+    // wave's pivot (8, 16) is the bottom centre of its untrimmed 16x16 frames.
+    let anchor = scene.app.world().get::<Anchor>(entity).unwrap();
+    assert!(
+        (anchor.0 - Vec2::new(0.0, -0.5)).length() < 1e-6,
+        "{:?}",
+        anchor.0
+    );
+    let atlases = scene.app.world().resource::<Assets<SparkyAtlas>>();
+    let hero = atlases.get(&scene.atlas).unwrap().sprite("hero").unwrap();
+    assert_eq!(
+        hero.pivot,
+        Vec2::new(8.0, 8.0),
+        "no sprite pivot: the centre"
+    );
+    let panel = &hero.slices["panel"];
+    assert_eq!(panel.rect, URect::new(0, 0, 16, 16));
+    assert_eq!(panel.center, Some(URect::new(4, 4, 12, 12)));
+    assert_eq!(panel.borders(), Some((4, 4, 4, 4)));
+    assert_eq!(panel.pivot, Some(IVec2::new(8, 16)));
+    assert_eq!(panel.data, "ui");
+    assert_eq!(hero.slices["hitbox"].rect, URect::new(2, 4, 14, 16));
+    assert_eq!(hero.slices["hitbox"].center, None);
+}
