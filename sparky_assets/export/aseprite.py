@@ -175,14 +175,6 @@ class AsepriteExporter(Exporter):
             files[f"{atlas.name}_{page}.json"] = OutputFile(dump_json(doc), "metadata", sprites, atlas.name)
         return files
 
-
-def _format_expected(value: str) -> str | None:
-    """What ``filename_format`` must be, when ``value`` is not it (its Field check)."""
-    problem = filename_format_problem(value)
-    if problem is None:
-        return None
-    return f"Aseprite tokens: {' '.join(f'{{{t}}}' for t in FILENAME_TOKENS)} ({problem})"
-
     @staticmethod
     def _slices(atlas: PackedAtlas, context: ExportContext, rows) -> list[dict]:
         """Aseprite ``meta.slices`` for the sprites in this file: each manifest slice as
@@ -224,3 +216,11 @@ def _format_expected(value: str) -> str | None:
                         )
                 out.append({"name": sprite, "color": "#0000ffff", "keys": keys})
         return out
+
+
+def _format_expected(value: str) -> str | None:
+    """What ``filename_format`` must be, when ``value`` is not it (its Field check)."""
+    problem = filename_format_problem(value)
+    if problem is None:
+        return None
+    return f"Aseprite tokens: {' '.join(f'{{{t}}}' for t in FILENAME_TOKENS)} ({problem})"
