@@ -8,7 +8,7 @@ project's (``bench/incremental.py``'s manifest: 10 atlases), built first, then r
 back as RGBA. Every encoder gets the same RGBA page and must give back the same
 pixels (checked). In the same run:
 
-- ``sparky``: ``encode_png(rgba)`` — what ``build`` writes (filter trials, level 12);
+- ``sparky``: ``encode_png(rgba)`` — what ``build`` writes (filter trials, level 10);
 - ``sparky --fast-png``: ``encode_png(rgba, fast=True)`` — what ``watch`` writes;
 - ``Pillow``: the same indexed image (palette + tRNS) saved by Pillow with its
   defaults, and with ``optimize=True``;
