@@ -292,6 +292,14 @@ OPTION_FIELDS: dict[str, Field] = {
         "number", "img2img strength of frames after the first, (0, 1].", minimum=0, maximum=1, check=_strength_problem
     ),
     "pixelize": Field("table", "Pixelize keys for this sprite, over the generator's.", fields=PIXELIZE_FIELDS),
+    # A folder, not a file input: "str", so the manifest does not watch it as one.
+    "controlnet": Field(
+        "str",
+        "ControlNet folder for this sprite (replaces `[generator.diffusion].controlnet`): a sketch may want a "
+        "lineart ControlNet while characters use a pose one.",
+        check=lambda v: None if v.strip() else "a ControlNet folder relative to the project root",
+    ),
+    "conditioning": Field("str", "Which rig render this sprite's ControlNet reads.", choices=tuple(CONDITIONING_KINDS)),
 }
 """The per-sprite keys of a ``generator = "diffusion"`` sprite."""
 
@@ -724,10 +732,13 @@ class DiffusionGenerator(Generator):
         return settings
 
     def _settings(self, request: GenerationRequest) -> tuple[DiffusionSettings | None, list[Diagnostic]]:
-        """The parsed settings: as the build passes them, or parsed from a raw table."""
+        """The parsed settings (as the build passes them, or parsed from a raw table)
+        with the sprite's own ``controlnet`` / ``conditioning`` over them."""
         if isinstance(request.settings, DiffusionSettings):
-            return request.settings, []
-        return parse_settings(request.settings)
+            settings, problems = request.settings, []
+        else:
+            settings, problems = parse_settings(request.settings)
+        return (motion.sprite_settings(settings, request) if settings is not None else None), problems
 
     def validate(self, request: GenerationRequest, reads: ReadContext | None = None) -> list[Diagnostic]:
         reads = ensure_reads(reads)
@@ -816,6 +827,7 @@ class DiffusionGenerator(Generator):
                     [(l.path, l.weight) for l in settings.lora],
                     settings.as_key(),
                     settings.batch_size,
+                    [settings.controlnet, settings.conditioning, settings.controlnet_scale],
                 ],
                 sort_keys=True,
                 default=str,

@@ -166,6 +166,22 @@ def _sprite_stage(d: Diagnostic, request: GenerationRequest) -> Diagnostic:
     return replace(d, sprite=request.sprite, stage="generate")
 
 
+def sprite_settings(settings: DiffusionSettings, request: GenerationRequest) -> DiffusionSettings:
+    """``settings`` with the sprite's ``controlnet`` / ``conditioning`` over them (their
+    problems are reported by the sprite's option check, which skips bad values here)."""
+    from dataclasses import replace
+
+    from .conditioning import CONDITIONING_KINDS
+
+    changes: dict[str, Any] = {}
+    controlnet = request.options.get("controlnet")
+    if isinstance(controlnet, str) and controlnet.strip():
+        changes["controlnet"] = controlnet.strip()
+    if request.options.get("conditioning") in CONDITIONING_KINDS:
+        changes["conditioning"] = request.options["conditioning"]
+    return replace(settings, **changes) if changes else settings
+
+
 def resolve_controlnet(reference: str, root: Path, reads: ReadContext | None = None) -> Path:
     """The ControlNet folder (``config.json`` of a ``ControlNetModel``) under the root;
     its ``config.json`` is recorded in ``reads``, found or not."""

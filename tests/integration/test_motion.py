@@ -257,3 +257,26 @@ def test_sdxl_rig_img2img_and_controlnet(tiny_sdxl_project, generator):
         assert len(frames) == 2 and all(f.shape == (16, 16, 4) for f in frames)
     assert not same(plain, controlled)
     assert same(controlled, generator.generate([steered])[0])
+
+
+def test_a_sprite_chooses_its_own_controlnet_and_conditioning(tiny_sd_project, generator):
+    """Per-sprite ``controlnet`` / ``conditioning`` override the table (a sketch may want
+    a lineart ControlNet while characters use a pose one)."""
+    table = request(tiny_sd_project, specs=WALK[:2], frames="rig")
+    own = request(
+        tiny_sd_project,
+        specs=WALK[:2],
+        frames="rig",
+        options={"style": "character", "controlnet": "models/tiny-controlnet", "conditioning": "depth"},
+    )
+    assert generator.validate(own) == []
+    assert generator.cache_key(own)["motion"]["conditioning"] == "depth"
+    assert "controlnet" not in generator.cache_key(table)["motion"]
+    both = generator.generate([table, own])
+    assert generator.last_stats["batches"] == 2  # different ControlNet settings never share a batch
+    assert not same(both[0], both[1])
+    assert same(both[1], generator.generate([own])[0])
+    bad = generator.validate(
+        request(tiny_sd_project, frames="rig", options={"style": "character", "conditioning": "edge", "controlnet": ""})
+    )
+    assert sorted(p.key for p in bad) == ["conditioning", "controlnet"]
