@@ -29,9 +29,10 @@ counts only when, after the palette lock with the sprite's own palette (the proj
 ``quantize_to_palette``), it equals the truth exactly (transparent cells must be
 transparent). ``size`` columns give the method the sprite's size, ``auto`` ones do
 not. ``ΔE`` is the mean OKLab distance of the locked cells to the truth over
-right-sized outputs (a transparency mismatch counts 1). Peers and baselines are given
-the background colour (their outputs are keyed with it, tolerance 40) and the
-sprite's palette where they take one; ours finds the background itself.
+right-sized outputs (a transparency mismatch counts 1). Every method is given the
+background colour (peers' and baselines' outputs are keyed with it, tolerance 40; ours
+takes it as its key) and ours the sprite's palette (the build knows it; every output is
+locked to it before scoring anyway). ``ours/size,auto-bg`` finds the background itself.
 
 Run: ``python bench/pixelize.py [--rows x3,model] [--split held-out] [--peers unfake,...]
 [--no-peers] [--limit N]``. Peers run in their own venvs under the cache folder

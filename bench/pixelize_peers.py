@@ -2,11 +2,14 @@
 
 Called by bench/pixelize.py as ``<venv>/bin/python bench/pixelize_peers.py PEER JOBS.json``;
 needs only numpy, Pillow and the peer. Each job: ``{"input", "output", "size": [w, h] |
-null, "palette": [[r, g, b], ...]}``. Writes every output as an RGBA PNG and prints one
-JSON line per job with the seconds the peer's call took (or the error it raised). Each
-peer is called the way its README shows; with a size, through its own size/scale
+null}``. Writes every output as an RGBA PNG and prints one JSON line per job with the
+seconds the peer's call took (or the error it raised). Each peer is called the way its
+README shows, with its default colour mode; with a size, through its own size/scale
 option (unfake: an integer ``manual_scale``; proper-pixel-art: an integer
-``pixel_width``; ai2pixelart: a fractional ``pitch``); with a palette where it takes one.
+``pixel_width``; ai2pixelart: a fractional ``pitch``). Their palette options are not
+used: unfake 1.0.7's ``fixed_palette`` and ai2pixelart 0.1.4's ``palette`` both turned a
+whole sprite into one colour here, and the bench locks every output to the sprite's
+palette anyway.
 """
 
 from __future__ import annotations
@@ -19,29 +22,25 @@ import numpy as np
 from PIL import Image
 
 
-def run_unfake(image: Image.Image, size, palette):
+def run_unfake(image: Image.Image, size):
     import unfake
 
-    kwargs = {"fixed_palette": ["#%02x%02x%02x" % tuple(c) for c in palette]} if palette else {}
-    if size:
-        kwargs["manual_scale"] = max(1, round(image.width / size[0]))
-    result = unfake.process_image_sync(np.asarray(image.convert("RGBA")), **kwargs)
+    kwargs = {"manual_scale": max(1, round(image.width / size[0]))} if size else {}
+    result = unfake.process_image_sync(image.filename, **kwargs)
     return result["image"]
 
 
-def run_ppa(image: Image.Image, size, palette):
+def run_ppa(image: Image.Image, size):
     from proper_pixel_art import PixelateConfig, pixelate
 
     config = PixelateConfig(pixel_width=max(1, round(image.width / size[0])) if size else None)
     return pixelate(image.convert("RGBA"), config=config).image
 
 
-def run_ai2pixelart(image: Image.Image, size, palette):
+def run_ai2pixelart(image: Image.Image, size):
     from ai2pixelart import clean
 
-    kwargs = {"palette": np.asarray(palette, np.uint8)} if palette else {}
-    if size:
-        kwargs["pitch"] = (image.height / size[1], image.width / size[0])
+    kwargs = {"pitch": (image.height / size[1], image.width / size[0])} if size else {}
     result = clean(np.asarray(image.convert("RGB")), **kwargs)
     return Image.fromarray(result.image)
 
@@ -59,7 +58,7 @@ def main() -> None:
         image.load()
         started = time.perf_counter()
         try:
-            out = run(image, job["size"], job["palette"])
+            out = run(image, job["size"])
             seconds = time.perf_counter() - started
             out.convert("RGBA").save(job["output"])
             print(json.dumps({"output": job["output"], "seconds": seconds}), flush=True)
