@@ -63,6 +63,15 @@ MIN_REPEATS = 3
 """A period must repeat at least this many times across the image to be a candidate."""
 NOISE_FLOOR = 3.0
 """Pixel differences below this multiple of the median difference count as noise."""
+OCTAVE_SUPPORT = 0.25
+"""... and only when the lines in between carry less than this share of the kept ones
+(:func:`_between_support`)."""
+SOFT_PROFILE_HANDICAP = 1.3
+"""Without a size, the soft-edge profile's grid wins only when this much clearer (its
+blur makes coarse structures look like grids)."""
+OCTAVE_FINE, OCTAVE_FINE_SUPPORT = 0.5, 0.3
+"""A k-times finer grid replaces the chosen one when its coherence is at least
+OCTAVE_FINE of it and the lines it adds carry OCTAVE_FINE_SUPPORT of the chosen lines'."""
 OCTAVE_KEEP = 0.62
 """A longer period ``k·P`` replaces the comb's strongest peak ``P`` when its coherence
 is at least this fraction of the peak's (lines between its lines would cancel it)."""
@@ -374,9 +383,41 @@ def _detect_freq(profiles: Sequence[np.ndarray], lengths: Sequence[int], max_per
             break
         sub = _refine(profiles, sub, 0.5 / max(lengths) / k)
         sub_score = float(sum(_coherence(p, np.array([sub]))[0] for p in profiles))
-        if sub_score >= OCTAVE_KEEP * peak_score:
+        if sub_score >= OCTAVE_KEEP * peak_score and _between_support(profiles, peak, k) < OCTAVE_SUPPORT:
             chosen, chosen_score = sub, sub_score
-    return chosen, chosen_score
+    # ... or a sub-multiple: the strongest peak can be a coarse structure (a shape's
+    # outline every few cells) when the finer grid's lines between are real too.
+    finer: tuple[float, float] | None = None
+    for k in range(2, 7):
+        fine = chosen * k
+        if fine > high:
+            break
+        fine = _refine(profiles, fine, 0.5 / max(lengths))
+        fine_score = float(sum(_coherence(p, np.array([fine]))[0] for p in profiles))
+        if fine_score >= OCTAVE_FINE * chosen_score and _between_support(profiles, fine, k) >= OCTAVE_FINE_SUPPORT:
+            if finer is None or fine_score > finer[1]:
+                finer = (fine, fine_score)
+    return finer if finer else (chosen, chosen_score)
+
+
+def _between_support(profiles: Sequence[np.ndarray], freq: float, k: int) -> float:
+    """How much change sits on the lines of the grid of ``freq`` that a grid ``k`` times
+    coarser would skip, relative to the lines it keeps (≈1: they are real lines, so the
+    finer grid is right; ≈0: only every k-th line changes)."""
+    mass = np.zeros(k)
+    for profile in profiles:
+        positions = np.nonzero(profile)[0]
+        if positions.size == 0:
+            continue
+        response = _comb(profile, np.array([freq]))[0]
+        coordinate = positions * freq + np.angle(response) / (2 * np.pi)
+        line = np.round(coordinate)
+        near = np.abs(coordinate - line) < 0.2
+        np.add.at(mass, (line[near].astype(np.int64)) % k, profile[positions][near])
+    main = mass.max()
+    if main <= 0:
+        return 0.0
+    return float((mass.sum() - main) / (k - 1) / main)
 
 
 def detect_grid(image: np.ndarray, *, square: bool = True, max_period: float = MAX_PERIOD) -> Grid:
@@ -413,6 +454,8 @@ def _detect(rgba: np.ndarray, square: bool, max_period: float) -> tuple[Grid, fl
         size = _fft_size((width, height))
         fx = replace(fx, null=_null(profile_x, low, 1.0 / MIN_PERIOD, size))
         fy = replace(fy, null=_null(profile_y, low, 1.0 / MIN_PERIOD, size))
+        if reach > 1:
+            score /= SOFT_PROFILE_HANDICAP
         if best is None or score > best[0]:
             best = (score, _grid(fx, fy, (width, height)), (fx.coherence + fy.coherence) / 2)
     return (best[1], best[2]) if best else (Grid(1.0, 1.0, 0.0, 0.0, 0.0), 0.0)
@@ -502,7 +545,9 @@ def cell_edges(length: int, period: float, phase: float, drift: float = 0.0) -> 
     edges = np.concatenate([[0.0], inner, [float(length)]])
     widths = np.diff(edges)
     full = float(np.mean(widths[1:-1])) if widths.size > 2 else period
-    coverage = np.minimum(widths / max(full, 1e-9), 1.0)
+    # Half a pixel of slack: rounded (nearest-neighbour) boundaries put the fitted phase
+    # up to that far off, and a full edge cell must not look cut.
+    coverage = np.minimum((widths + 0.5) / max(full, 1e-9), 1.0)
     return edges, coverage
 
 
@@ -920,10 +965,10 @@ def pixelize_result(
     if target is None:
         # Without a size, cut cells at the image edge (less than 60% shown) are dropped.
         # Without a size, cut cells at the image edge go when the image shows less than
-        # 60% of them, or under 85% and hold only background.
+        # 60% of them, or under 95% and hold only background.
         clear = cells[..., 3] == 0
-        keep_x = (coverage_x >= 0.6) & ~((coverage_x < 0.85) & clear.all(axis=0))
-        keep_y = (coverage_y >= 0.6) & ~((coverage_y < 0.85) & clear.all(axis=1))
+        keep_x = (coverage_x >= 0.6) & ~((coverage_x < 0.95) & clear.all(axis=0))
+        keep_y = (coverage_y >= 0.6) & ~((coverage_y < 0.95) & clear.all(axis=1))
         xs, ys = np.nonzero(keep_x)[0], np.nonzero(keep_y)[0]
         if xs.size and ys.size:
             cells = cells[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
