@@ -67,20 +67,7 @@ def palette_digest(colors: np.ndarray) -> str:
     ).hexdigest()
 
 
-def _lms_parts() -> list[np.ndarray]:
-    """Per-channel contributions to each LMS row: ``parts[k][c, v] = M1[k][c] * linear(v)``,
-    so LMS of a colour is a sum of three lookups in a fixed order."""
-    return [np.stack([row[c] * SRGB8_TO_LINEAR for c in range(3)]) for row in M1]
-
-
-def _oklab_of_codes(codes: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
-    """OKLab of 24-bit codes ``r | g << 8 | b << 16`` (same arithmetic as srgb_to_oklab)."""
-    r, g, b = codes & 255, (codes >> 8) & 255, codes >> 16
-    lms = np.stack([(p[0][r] + p[1][g]) + p[2][b] for p in parts], axis=-1)
-    return apply3(M2, np.cbrt(lms))
-
-
-def _prune(origin: np.ndarray, size: int, cand: np.ndarray, plab: np.ndarray) -> np.ndarray:
+def _prune(origin: np.ndarray, size: int, cand: np.ndarray, plab: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Drop from each cube's candidate columns ``cand`` (``(n, m)``) those that cannot
     come within ``TIE_BAND`` of the nearest anywhere in the sRGB cube ``origin + [0, size)³``;
     returns the cubes grouped by how many candidates they keep: ``[(origin, columns)]``
@@ -188,6 +175,8 @@ def build_table(colors: np.ndarray) -> np.ndarray:
 
 
 def _decide(table, rgb, cand, colors, keep, plab) -> None:
+    """Set ``table`` for single colours ``rgb`` ``(n, 3)`` from their candidate columns
+    ``cand`` ``(n, m)``: float64 nearest, near-ties re-ranked exactly."""
     codes = (rgb[:, 0] | (rgb[:, 1] << 8)) | (rgb[:, 2] << 16)
     lab = apply3(M2, np.cbrt(apply3(M1, SRGB8_TO_LINEAR[rgb])))
     cand_lab = plab[cand]
