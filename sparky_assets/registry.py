@@ -19,6 +19,7 @@ _BUILTIN = {
     "sparky_assets.generators": {
         "procedural": "sparky_assets.generators.procedural:ProceduralGenerator",
         "image": "sparky_assets.generators.image:ImageGenerator",
+        "aseprite": "sparky_assets.generators.aseprite:AsepriteGenerator",
         "diffusion": "sparky_assets.generators.diffusion:DiffusionGenerator",
     },
     "sparky_assets.exporters": {

@@ -342,6 +342,21 @@ def _sprites(
         fps = float(fields.get("fps", default_fps))
         loop = fields.get("loop", True)
         anims = _animations(v, f"{key}.animations", fields.get("animations", {}), fps, loop, sname)
+        layout = None
+        if gen_class is not None and hasattr(gen_class, "source_layout"):  # e.g. an .aseprite file's tags and slices
+            layout = gen_class.source_layout(options, v.file.parent, v.reads)
+        if layout is not None and "animations" not in entry:
+            anims = tuple(
+                Animation(
+                    c.name,
+                    len(c.frames),
+                    min(240.0, max(0.1, 1000.0 / c.durations[0])),
+                    c.loop,
+                    durations=c.durations,
+                    playback=c.direction,
+                )
+                for c in layout[0]
+            )
         anims = tuple(
             replace(a, pivot=_pivot(v, f"{key}.animations.{a.name}.pivot", a.pivot, size, sname)) for a in anims
         )
@@ -362,7 +377,9 @@ def _sprites(
                 dither=fields.get("dither", "none"),
                 options=options,
                 pivot=_pivot(v, f"{key}.pivot", fields.get("pivot"), size, sname),
-                slices=_slices(v, f"{key}.slices", fields.get("slices", {}), size, sname),
+                slices=_merged_slices(
+                    _slices(v, f"{key}.slices", fields.get("slices", {}), size, sname), layout[1] if layout else ()
+                ),
             )
         )
     return sprites
@@ -399,6 +416,9 @@ def _sprite_generator(entry: Any, project: dict) -> str:
     if isinstance(named, str):
         return named
     if isinstance(entry, dict) and "source" in entry:
+        source = entry["source"]
+        if isinstance(source, str) and source.lower().endswith((".aseprite", ".ase")):
+            return "aseprite"
         return "image"
     return project.get("generator", "procedural")
 
@@ -500,6 +520,13 @@ def _pivot(v: _Validator, key: str, raw: Any, size: tuple[int, int], sprite: str
         )
         return None
     return (float(x), float(y))
+
+
+def _merged_slices(manifest: tuple[Slice, ...], source) -> tuple[Slice, ...]:
+    """A source file's slices (``SourceSlice``) then the manifest's; the manifest's win on a name."""
+    named = {s.name for s in manifest}
+    from_file = tuple(Slice(s.name, s.rect, s.center, s.pivot, s.data) for s in source if s.name not in named)
+    return from_file + manifest
 
 
 def _int_list(raw: Any, n: int) -> bool:

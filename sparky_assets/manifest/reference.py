@@ -28,7 +28,12 @@ Example: `examples/dungeon/sparky.toml`.
 NOTES = {
     "sprite": """A sprite with no `animations` is a still (one frame). Each animation is a frame count
 (`walk = 6`) or a table `{ frames = 6, fps = 12, loop = false }`. The generator is
-`image` when `source` is set, else `project.generator` (default `procedural`).
+`aseprite` when `source` is an `.aseprite`/`.ase` file, `image` for another `source`,
+else `project.generator` (default `procedural`). An Aseprite source gives the sprite
+its canvas size, its tags as animations (direction, `repeat` → `loop`, per-frame
+durations; a file without tags is one animation `default`) unless `animations` is set,
+and its slices (bounds, 9-slice centre, pivot, user data; the manifest's `slices` win
+on a name).
 A sprite that no atlas names gets a spritesheet of its own, named after it.
 """,
     "atlas": """`sprites` takes names and globs (`slime*`); a sprite belongs to at most one atlas.
