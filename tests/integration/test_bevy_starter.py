@@ -10,7 +10,8 @@ nothing to download: ``--offline``) and cargo's target folder is the one the bri
 use (``CARGO_TARGET_DIR``), so only the crates whose features differ (the bridge's
 dev-dependencies widen a few) and the starter itself compile: about 2.5 minutes on 2
 cores the first time, seconds after. The windowed build (cargo feature ``window``, which
-adds Bevy's renderer) is not compiled here; see engine-bridges/bevy/README.md.
+adds Bevy's renderer) is not compiled here: ~30 minutes cold on 2 cores (a hand-run
+``cargo check`` with it passed without warnings); see engine-bridges/bevy/README.md.
 """
 
 from __future__ import annotations
