@@ -130,6 +130,11 @@ class AsepriteGenerator(Generator):
             "str-list",
             "Layers (or groups) to draw, by name; default every visible layer, flattened bottom to top.",
         ),
+        "split_layers": Field(
+            "bool",
+            "One sprite per visible layer, named `<sprite>_<layer>` (Aseprite's `--split-layers`); name them in "
+            'an atlas with a glob (`"hero_*"`).',
+        ),
     }
 
     @staticmethod
@@ -166,6 +171,25 @@ class AsepriteGenerator(Generator):
         except Exception:  # noqa: BLE001 - reported by validate
             return None
         return source_clips(doc), source_slices(doc)
+
+    @classmethod
+    def source_layer_names(cls, options, root: Path, reads: ReadContext) -> list[tuple[str, str]]:
+        """(layer name, sprite-name suffix) of each visible image layer, bottom to top
+        (suffixes made valid and unique); empty when the file cannot be read."""
+        try:
+            doc = cls.read(root, options, reads)
+        except Exception:  # noqa: BLE001 - reported by validate
+            return []
+        out, taken = [], set()
+        for i in doc.image_layers():
+            if doc.layer_visible(i):
+                name = doc.layers[i].name
+                suffix, n = _clean_name(name), 2
+                while suffix in taken:
+                    suffix, n = f"{_clean_name(name)}_{n}", n + 1
+                taken.add(suffix)
+                out.append((name, suffix))
+        return out
 
     def validate(self, request, reads: ReadContext | None = None) -> list[Diagnostic]:
         reads = ensure_reads(reads)

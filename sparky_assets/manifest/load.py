@@ -362,26 +362,42 @@ def _sprites(
         )
         if "directions" in fields:
             anims = _with_directions(v, f"{key}.directions", fields["directions"], anims, fps, loop, sname)
-        sprites.append(
-            SpriteSpec(
-                name=sname,
-                index=i,
-                width=size[0],
-                height=size[1],
-                animations=anims,
-                generator=generator,
-                seed=fields.get("seed", derived_seed(base_seed, sname)),
-                palette=fields.get("palette", project.get("palette", "pico-8")),
-                prompt=fields.get("prompt"),
-                outline=fields.get("outline", False),
-                dither=fields.get("dither", "none"),
-                options=options,
-                pivot=_pivot(v, f"{key}.pivot", fields.get("pivot"), size, sname),
-                slices=_merged_slices(
-                    _slices(v, f"{key}.slices", fields.get("slices", {}), size, sname), layout[1] if layout else ()
-                ),
-            )
+        spec = SpriteSpec(
+            name=sname,
+            index=i,
+            width=size[0],
+            height=size[1],
+            animations=anims,
+            generator=generator,
+            seed=fields.get("seed", derived_seed(base_seed, sname)),
+            palette=fields.get("palette", project.get("palette", "pico-8")),
+            prompt=fields.get("prompt"),
+            outline=fields.get("outline", False),
+            dither=fields.get("dither", "none"),
+            options=options,
+            pivot=_pivot(v, f"{key}.pivot", fields.get("pivot"), size, sname),
+            slices=_merged_slices(
+                _slices(v, f"{key}.slices", fields.get("slices", {}), size, sname), layout[1] if layout else ()
+            ),
         )
+        if options.get("split_layers") and hasattr(gen_class, "source_layer_names"):
+            # one sprite per visible layer, named <sprite>_<layer> (Aseprite's --split-layers)
+            for layer, suffix in gen_class.source_layer_names(options, v.file.parent, v.reads):
+                part = f"{sname}_{suffix}"
+                if part in seen:
+                    v.error(f"{key}.split_layers", f"layer sprite '{part}' clashes with another sprite", sprite=sname)
+                    continue
+                seen[part] = i
+                sprites.append(
+                    replace(
+                        spec,
+                        name=part,
+                        seed=derived_seed(base_seed, part),
+                        options={**options, "layers": [layer]},
+                    )
+                )
+            continue
+        sprites.append(spec)
     return sprites
 
 

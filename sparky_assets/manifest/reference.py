@@ -33,7 +33,9 @@ else `project.generator` (default `procedural`). An Aseprite source gives the sp
 its canvas size, its tags as animations (direction, `repeat` → `loop`, per-frame
 durations; a file without tags is one animation `default`) unless `animations` is set,
 and its slices (bounds, 9-slice centre, pivot, user data; the manifest's `slices` win
-on a name).
+on a name). `layers = [...]` draws only those layers (or groups); `split_layers = true`
+makes one sprite per visible layer, `<sprite>_<layer>`. Saving the file under `watch`
+rebuilds the sprite.
 A sprite that no atlas names gets a spritesheet of its own, named after it.
 """,
     "atlas": """`sprites` takes names and globs (`slime*`); a sprite belongs to at most one atlas.

@@ -258,3 +258,18 @@ def test_real_aseprite_files_build(tmp_path):
     sheets = {p.name for p in (tmp_path / "build/sprites/sheets").glob("*.png")}
     assert sheets == {"indexed_0.png", "layers_0.png"}
     assert rgba(tmp_path / "build/sprites/sheets/indexed_0.png").shape[:2] == (256, 256)
+
+
+def test_split_layers_makes_one_sprite_per_visible_layer(tmp_path):
+    path = project(tmp_path, "split_layers = true")
+    path.write_text(path.read_text().replace('sprites = ["hero"]', 'sprites = ["hero_*"]'))
+    manifest = load_manifest(path)
+    assert [(s.name, s.options["layers"]) for s in manifest.sprites] == [("hero_body", ["body"]), ("hero_hat", ["hat"])]
+    Builder(path).build()
+    doc = json.loads((tmp_path / "build/sprites/sheets/all.json").read_text())
+    page = rgba(tmp_path / "build/sprites/sheets/all_0.png")
+    by_key = {(f["sprite"], f["animation"], f["frame"]): cut(page, *f["rect"]) for f in doc["frames"]}
+    assert np.array_equal(by_key[("hero_body", "walk", 2)], expected_frame(2, hat=False))
+    assert np.array_equal(by_key[("hero_hat", "walk", 2)], expected_frame(2, body=False))
+    # the hat is the same in every frame: stored once
+    assert len({tuple(f["rect"]) for f in doc["frames"] if f["sprite"] == "hero_hat"}) == 1
