@@ -9,7 +9,9 @@ animations whose frames span pages, different fps and loop settings, a still spr
 Every resource must load with no Godot error, have the right class, and agree with the
 packer's layout as the TexturePacker export of the same build states it: each
 AtlasTexture's page, region, margin (trim offsets) and size; each SpriteFrames'
-animation names, speed, loop flag, frame count and frame durations, from the manifest.
+animation names, speed, loop flag, frame count and frame durations (per-frame timing
+relative to the speed; reverse/ping-pong animations in play order), from the manifest;
+pivots and slices as the resources' metadata.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ fps = 8
 name = "hero"
 style = "character"
 size = [16, 16]
-animations = { idle = 4, walk = { frames = 6, fps = 12 }, die = { frames = 3, fps = 5, loop = false } }
+animations = { idle = { frames = 4, holds = [1, 2, 1, 3], direction = "pingpong" }, walk = { frames = 6, fps = 12, direction = "reverse" }, die = { frames = 3, fps = 5, loop = false, durations = [100, 250, 400] } }
 outline = true
+pivot = "bottom-center"
 
 [[sprite]]
 name = "slime"
@@ -55,6 +58,8 @@ style = "item"
 size = [12, 12]
 animations = { shine = 4 }
 fps = 10
+pivot = [6, 11]
+slices = { hitbox = [1, 1, 10, 10], panel = { rect = [0, 0, 12, 12], center = [3, 3, 6, 6] } }
 palette = "sweetie-16"
 dither = "bayer4"
 
@@ -123,14 +128,35 @@ def expected_resources(manifest_path: Path, texturepacker_dir: Path, res_dir: st
                 "speed": float(animation.fps),
                 "loop": animation.loop,
                 "frames": [
-                    {"duration": 1.0, "texture": layout[f"{sprite.name}/{animation.name}/{index}"]}
-                    for index in range(animation.frames)
+                    {
+                        "duration": _relative_duration(animation, index),
+                        "texture": layout[f"{sprite.name}/{animation.name}/{index}"],
+                    }
+                    for index in _play_order(animation)
                 ],
             }
             for animation in sorted(sprite.animations, key=lambda a: a.name)
         ]
         expected[path] = {"class": "SpriteFrames", "animations": animations}
     return expected
+
+
+def _play_order(animation) -> list[int]:
+    """Frame indices in the order one cycle plays them (SpriteFrames only plays forward)."""
+    forward = list(range(animation.frames))
+    return {
+        "forward": forward,
+        "reverse": forward[::-1],
+        "pingpong": forward + forward[-2:0:-1],
+        "pingpong_reverse": forward[::-1] + forward[1:-1],
+    }[animation.playback]
+
+
+def _relative_duration(animation, index: int) -> float:
+    """A frame's duration as Godot reads it: ticks of the animation's speed."""
+    if not animation.durations:
+        return 1.0
+    return round(animation.durations[index] * animation.fps / 1000.0, 6)
 
 
 def load_in_godot(godot_web, game: Path, res_dir: str, with_project: bool = False) -> dict[str, dict]:
@@ -162,7 +188,7 @@ def load_in_godot(godot_web, game: Path, res_dir: str, with_project: bool = Fals
 
 
 def _normalise(record: dict) -> dict:
-    record = {key: value for key, value in record.items() if key not in ("path", "loaded")}
+    record = {key: value for key, value in record.items() if key not in ("path", "loaded", "meta")}
     if record.get("class") == "SpriteFrames":
         record["animations"] = sorted(record["animations"], key=lambda a: a["name"])
     return record
@@ -226,3 +252,11 @@ def test_multi_page_trimmed_multi_palette_export_loads_in_godot_46(godot_web, st
 
     loaded = load_in_godot(godot_web, stress_build / "game", "sprites")
     assert_matches(loaded, expected_resources(stress_build / "sparky.toml", stress_build / "build/tp", "sprites"))
+
+    # pivots and slices, as Godot reads the metadata (var_to_str of each value)
+    hero, gem = loaded["res://sprites/hero.tres"]["meta"], loaded["res://sprites/gem.tres"]["meta"]
+    assert hero["pivot"] == "Vector2(8, 16)" and hero["offset"] == "Vector2(0, -8)"
+    assert gem["pivot"] == "Vector2(6, 11)" and gem["offset"] == "Vector2(0, -5)"
+    assert "Rect2(1, 1, 10, 10)" in gem["slices"] and "Rect2(0, 0, 12, 12)" in gem["slices"]
+    nine = gem["nine_slices"]
+    assert "PackedInt32Array(3, 3, 3, 3)" in nine and "mixed_" in nine, nine

@@ -24,6 +24,11 @@ func _ready() -> void:
 		var record := {"path": path, "loaded": resource != null}
 		if resource != null:
 			record.merge(describe(resource))
+			var meta := {}
+			for key: StringName in resource.get_meta_list():
+				meta[String(key)] = var_to_str(resource.get_meta(key))
+			if not meta.is_empty():
+				record["meta"] = meta
 		_emit(record)
 	var root_nodes := get_tree().root.get_children().map(func(node: Node) -> String: return node.name)
 	_emit({"root_nodes": root_nodes})
