@@ -2,7 +2,7 @@
 Chromium loads the Aseprite and TexturePacker exports: every animation Phaser makes
 from them is played frame by frame on a manual clock, and what it shows — which
 frame (its rectangle in the page), in which order, for how many milliseconds — is
-compared with the manifest."""
+compared with the manifest; so are the pivots and 9-slice borders Phaser's frames carry."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ animations = { walk = { frames = 3, fps = 8, holds = [1, 1, 3], direction = "pin
 name = "coin"
 style = "item"
 size = 8
+pivot = "bottom-center"
+slices = { panel = { rect = [0, 0, 8, 8], center = [2, 3, 4, 2] } }
 
 [[atlas]]
 name = "all"
@@ -78,6 +80,12 @@ class Check extends Phaser.Scene {
       const key = "tp:" + name;
       this.anims.create({key, frames: names.map(n => ({key: "tp", frame: n, duration: tp.get(n).customData.duration}))});
       out.texturepacker[name] = {played: play(this, "tp", key)};
+    }
+    out.frames = {};
+    for (const name of tp.getFrameNames()) {
+      const f = tp.get(name);
+      out.frames[name] = {pivot: [f.customPivot, f.pivotX, f.pivotY], scale9: f.scale9,
+                          borders: f.scale9 ? [f.data.scale9Borders.x, f.data.scale9Borders.y, f.data.scale9Borders.w, f.data.scale9Borders.h] : null};
     }
     window.result = out;
   }
@@ -164,3 +172,8 @@ def test_phaser_plays_every_frame_tag_direction_and_duration(tmp_path, browser_c
         assert [b["at"] - a["at"] for a, b in zip(played, played[1:])] == [durations[k] for k in cycle][:-1], name
         for p, k in zip(played, cycle):
             assert p["rect"] == rect_of[("hero", name, k)], (name, p)
+
+    # pivots and 9-slice borders as Phaser's frames carry them
+    frames = result["frames"]
+    assert frames["coin"] == {"pivot": [True, 0.5, 1], "scale9": True, "borders": [2, 3, 4, 2]}
+    assert frames["hero/walk/0"] == {"pivot": [True, 0.5, 0.5], "scale9": False, "borders": None}
