@@ -15,7 +15,10 @@ a file whose size, mtime and inode are all the same.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 ABSENT = "absent"
@@ -30,6 +33,21 @@ def _stamp(path: Path) -> tuple | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file. Anything else (a FIFO would block the build forever,
+    a device never end) raises ``OSError`` like a missing file: inputs are untrusted."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class ReadContext:
@@ -56,7 +74,7 @@ class ReadContext:
         path = Path(path).resolve()
         stamp = _stamp(path)
         try:
-            data = path.read_bytes()
+            data = _read_regular(path)
         except OSError:
             self._note(path, ABSENT, None)
             raise
