@@ -22,7 +22,8 @@ import pytest
 
 CRATE = Path(__file__).resolve().parents[2] / "engine-bridges" / "bevy"
 
-pytestmark = pytest.mark.cargo
+# a cold Bevy compile takes ~10-25 min on 2 cores: longer than the suite-wide test timeout
+pytestmark = [pytest.mark.cargo, pytest.mark.timeout(3000)]
 
 
 def cargo(*args: str, timeout: int = 3000, cwd: Path = CRATE) -> subprocess.CompletedProcess:

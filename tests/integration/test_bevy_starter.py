@@ -23,7 +23,8 @@ import pytest
 from sparky_assets.cli.main import main
 from tests.integration.test_bevy_bridge import CRATE, cargo, check
 
-pytestmark = pytest.mark.cargo
+# a cold compile of the starter (Bevy crates) is longer than the suite-wide test timeout
+pytestmark = [pytest.mark.cargo, pytest.mark.timeout(3000)]
 
 
 def test_bevy_starter_passes_clippy_and_runs_headless(tmp_path):
