@@ -60,6 +60,21 @@ class PackedFrame:
         return self.sprite if self.animation is None else f"{self.sprite}/{self.animation}/{self.frame}"
 
 
+def play_order(count: int, playback: str) -> tuple[int, ...]:
+    """Positions ``0..count-1`` in the order one cycle plays them, for formats that only
+    know forward lists: ``pingpong`` over 4 frames is 0 1 2 3 2 1 (the ends once, as
+    Aseprite plays it), ``pingpong_reverse`` 3 2 1 0 1 2."""
+    forward = tuple(range(count))
+    backward = forward[::-1]
+    if playback == "reverse":
+        return backward
+    if playback == "pingpong":
+        return forward + backward[1:-1]
+    if playback == "pingpong_reverse":
+        return backward + forward[1:-1]
+    return forward
+
+
 @dataclass(frozen=True)
 class AnimationInfo:
     sprite: str
@@ -79,18 +94,8 @@ class AnimationInfo:
         return self.durations or (1000.0 / self.fps,) * len(self.frames)
 
     def cycle(self) -> tuple[int, ...]:
-        """Positions in ``frames`` in the order one cycle plays them, for formats that only
-        know forward lists: ``pingpong`` over 4 frames is 0 1 2 3 2 1 (the ends once, as
-        Aseprite plays it), ``pingpong_reverse`` 3 2 1 0 1 2."""
-        forward = tuple(range(len(self.frames)))
-        backward = forward[::-1]
-        if self.playback == "reverse":
-            return backward
-        if self.playback == "pingpong":
-            return forward + backward[1:-1]
-        if self.playback == "pingpong_reverse":
-            return backward + forward[1:-1]
-        return forward
+        """Positions in ``frames`` in the order one cycle plays them (:func:`play_order`)."""
+        return play_order(len(self.frames), self.playback)
 
     @property
     def timed(self) -> bool:

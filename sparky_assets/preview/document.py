@@ -52,6 +52,7 @@ from PIL import Image
 
 from ..errors import Diagnostic, SparkyError
 from ..export.png import encode_png as export_png
+from ..pack.atlas import play_order
 from ..pipeline.fsutil import atomic_write
 from ..pipeline.safepath import is_inside, read_regular, record_path
 
@@ -293,13 +294,15 @@ def _packed_sprites(doc: dict, pages: list[np.ndarray]) -> list[dict[str, Any]]:
             if a["sprite"] != name:
                 continue
             # per-frame timing when the sheet carries it, else from the fps
-            durations = [int(doc["frames"][i].get("duration_ms") or round(1000 / a["fps"])) for i in a["frames"]]
+            # and in play order for one cycle (the sheet's ``direction``: reverse, ping-pong …)
+            played = [a["frames"][k] for k in play_order(len(a["frames"]), a.get("direction", "forward"))]
+            durations = [int(doc["frames"][i].get("duration_ms") or round(1000 / a["fps"])) for i in played]
             animations.append(
                 {
                     "name": a["name"],
                     "fps": a["fps"],
                     "loop": a["loop"],
-                    "frames": [position[i] for i in a["frames"]],
+                    "frames": [position[i] for i in played],
                     "durations_ms": durations,
                 }
             )

@@ -171,3 +171,15 @@ def test_filename_format_is_used_and_checked(tmp_path):
     (problem,) = error.value.diagnostics
     assert problem.key == "export.aseprite.filename_format" and problem.line == 26
     assert "'hero/walk' names both hero/walk/0 and hero/walk/1" in problem.format()
+
+
+def test_the_preview_plays_frames_in_play_order_with_their_durations(tmp_path):
+    from sparky_assets.preview.document import collect
+
+    Builder(project(tmp_path)).build()
+    hero = next(s for s in collect(tmp_path)["sprites"] if s["name"] == "hero")
+    anims = {a["name"]: a for a in hero["animations"]}
+    walk, idle = anims["walk"], anims["idle"]
+    assert [walk["frames"][k] - walk["frames"][0] for k in range(4)] == [0, 1, 2, 1]  # ping-pong
+    assert walk["durations_ms"] == [125, 125, 375, 125]
+    assert idle["frames"][0] == idle["frames"][1] + 1 and idle["durations_ms"] == [300, 100]  # reversed
