@@ -1,0 +1,1 @@
+"""Tilesets: autotile synthesis from an artist's template and the engine terrain exports."""
