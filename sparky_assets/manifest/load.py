@@ -43,8 +43,11 @@ from .schema import (
     AtlasSpec,
     ExportSpec,
     Manifest,
+    Polygon,
     Slice,
     SpriteSpec,
+    TilesetSpec,
+    TileSpec,
 )
 
 GENERATORS = "sparky_assets.generators"
@@ -227,10 +230,20 @@ def _load(data: dict, v: _Validator) -> Manifest:
 
     sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
     atlases = _atlases(v, data.get("atlas", []), sprites)
-    palettes = _load_palettes(v, project.get("palette", "pico-8"), sprites)
+    tilesets = _tilesets(v, data.get("tileset", []), root, project.get("palette", "pico-8"), {s.name for s in sprites})
+    palettes = _load_palettes(
+        v,
+        project.get("palette", "pico-8"),
+        sprites,
+        [(f"tileset[{t.index}].palette", t.palette) for t in tilesets],
+    )
     # what the build reads, so far as the manifest knows it: the files read to load it and
     # every generator option declared as a path (an export folder must hold none of them)
-    inputs = sorted(v.reads.paths() - {v.file} | {p for s in sprites for p in _option_paths(v, s)})
+    inputs = sorted(
+        v.reads.paths() - {v.file}
+        | {p for s in sprites for p in _option_paths(v, s)}
+        | {p for t in tilesets for p in (t.template, *(tile.source for tile in t.tiles)) if p is not None}
+    )
     exports = _exports(v, data.get("export", {}), root, out, inputs)
     hot = v.table("hot_reload", data.get("hot_reload", {}), SECTIONS["hot_reload"])
 
@@ -248,6 +261,7 @@ def _load(data: dict, v: _Validator) -> Manifest:
         generators={k: dict(t) for k, t in sorted(generators.items())},
         endpoint=hot.get("endpoint", DEFAULT_ENDPOINT),
         allow_remote=hot.get("allow_remote", False),
+        tilesets=tuple(tilesets),
         palettes=palettes,
     )
 
@@ -266,14 +280,17 @@ def _option_paths(v: _Validator, s: SpriteSpec) -> list[Path]:
     return [p for p in paths if p is not None]
 
 
-def _load_palettes(v: _Validator, default: str, sprites: list[SpriteSpec]) -> dict[str, Palette]:
+def _load_palettes(
+    v: _Validator, default: str, sprites: list[SpriteSpec], more: list[tuple[str, str]] = ()
+) -> dict[str, Palette]:
     """Every palette named (built-in or file), loaded once for the build; problems
     located at the key that names it."""
     from ..palettes.load import load_palette
 
     palettes: dict[str, Palette] = {}
     seen: set[str] = set()
-    for key, value in [("project.palette", default)] + [(f"sprite[{s.index}].palette", s.palette) for s in sprites]:
+    named = [("project.palette", default)] + [(f"sprite[{s.index}].palette", s.palette) for s in sprites]
+    for key, value in named + list(more):
         if value in seen:
             continue
         seen.add(value)
@@ -733,6 +750,135 @@ def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSp
                 )
             )
     return atlases
+
+
+def _collision(v: _Validator, key: str, raw: Any, side: int) -> tuple[Polygon, ...]:
+    """A checked ``collision`` value as polygons in tile pixels (top-left origin)."""
+    if raw == "none":
+        return ()
+    if raw == "full":
+        return (((0.0, 0.0), (float(side), 0.0), (float(side), float(side)), (0.0, float(side))),)
+    ((kind, items),) = raw.items()
+    if kind == "polygon":
+        polygons = (tuple((float(x), float(y)) for x, y in items),)
+    else:
+        polygons = tuple(
+            ((float(x), float(y)), (float(x + w), float(y)), (float(x + w), float(y + h)), (float(x), float(y + h)))
+            for x, y, w, h in items
+        )
+    outside = [p for polygon in polygons for p in polygon if not (0 <= p[0] <= side and 0 <= p[1] <= side)]
+    if outside:
+        v.error(
+            f"{key}.{kind}",
+            "collision point outside the tile",
+            expected=f"points within 0..{side} (the tile size)",
+            found=f"({outside[0][0]:g}, {outside[0][1]:g})",
+        )
+        return ()
+    return polygons
+
+
+def _tilesets(v: _Validator, raw: Any, root: Path, default_palette: str, taken: set[str]) -> list[TilesetSpec]:
+    if not isinstance(raw, list):
+        v.error("tileset", "wrong type", expected="[[tileset]] tables", found=describe(raw))
+        return []
+    out: list[TilesetSpec] = []
+    names: set[str] = set()
+    for i, entry in enumerate(raw):
+        key = f"tileset[{i}]"
+        fields = v.table(key, entry, SECTIONS["tileset"])
+        name = fields.get("name")
+        if name is None:
+            continue
+        problem = name_problem(name)
+        if problem:
+            v.error(f"{key}.name", f"invalid tileset name: {problem}", expected=NAME_RULE, found=_short_repr(name))
+            continue
+        if name in names:
+            v.error(f"{key}.name", f"duplicate tileset name '{name}'", hint="tileset names must differ")
+            continue
+        names.add(name)
+        side = fields.get("tile_size", 16)
+        if side % 2:
+            v.error(
+                f"{key}.tile_size",
+                "invalid value",
+                expected="an even size (autotiles are made of half tiles)",
+                found=str(side),
+            )
+            continue
+        template = _tileset_path(v, f"{key}.template", fields.get("template"), root)
+        tiles_raw = fields.get("tiles", [])
+        if not isinstance(tiles_raw, list):
+            v.error(f"{key}.tiles", "wrong type", expected="[[tileset.tiles]] tables", found=describe(tiles_raw))
+            tiles_raw = []
+        tiles: list[TileSpec] = []
+        tile_names: set[str] = set()
+        for j, tile_raw in enumerate(tiles_raw):
+            tkey = f"{key}.tiles[{j}]"
+            tf = v.table(tkey, tile_raw, SECTIONS["tile"])
+            tname, source = tf.get("name"), _tileset_path(v, f"{tkey}.source", tf.get("source"), root)
+            if tname is None or source is None:
+                continue
+            problem = name_problem(tname)
+            if problem or tname in tile_names:
+                v.error(
+                    f"{tkey}.name",
+                    f"invalid tile name: {problem}" if problem else f"duplicate tile name '{tname}'",
+                    expected=NAME_RULE,
+                    found=_short_repr(tname),
+                )
+                continue
+            tile_names.add(tname)
+            col, row = tf.get("cell", (0, 0))
+            if col < 0 or row < 0:
+                v.error(
+                    f"{tkey}.cell",
+                    "invalid value",
+                    expected="a [column, row] of non-negative integers",
+                    found=str([col, row]),
+                )
+                continue
+            tiles.append(
+                TileSpec(
+                    name=tname,
+                    source=source,
+                    cell=(int(col), int(row)),
+                    frames=tf.get("frames", 1),
+                    fps=float(tf.get("fps", 6)),
+                    collision=_collision(v, f"{tkey}.collision", tf.get("collision", "none"), side),
+                    data=dict(tf.get("data", {})),
+                )
+            )
+        if template is None and not tiles and fields.get("template") is None:
+            v.error(key, "tileset has no tiles", expected="a `template` or at least one [[tileset.tiles]]")
+            continue
+        out.append(
+            TilesetSpec(
+                name=name,
+                index=i,
+                tile_size=side,
+                palette=fields.get("palette", default_palette),
+                terrain=fields.get("terrain", name),
+                template=template,
+                layout=fields.get("layout", "blob5x3"),
+                set=fields.get("set", "blob"),
+                collision=_collision(v, f"{key}.collision", fields.get("collision", "full"), side),
+                data=dict(fields.get("data", {})),
+                tiles=tuple(tiles),
+            )
+        )
+    return out
+
+
+def _tileset_path(v: _Validator, key: str, value: str | None, root: Path) -> Path | None:
+    """A tileset image path inside the project, or None (after an error when it is outside)."""
+    if value is None:
+        return None
+    path = _inside(root, value)
+    if path is None:
+        v.error(key, "path is outside the project root", expected=f"a file inside {root}", found=repr(value))
+    return path
 
 
 def usable_page(max_w: int, max_h: int, power_of_two: bool, square: bool) -> tuple[int, int, str]:

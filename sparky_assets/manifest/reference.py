@@ -63,6 +63,12 @@ Plugins (entry point group `sparky_assets.exporters`) add targets the same way.
 """
 
 
+TILESET_NOTE = """A tileset: autotiles synthesised from a template the artist draws (`template`, `layout`;
+layouts and output formats in [tilesets.md](tilesets.md)) and other tiles (`[[tileset.tiles]]`),
+locked to a palette and written as `<out>/tilesets/<name>.png` + a Tiled `<name>.tsx`, and, per
+export target, a Godot `TileSet` (`<name>.tres`) or a Bevy `<name>.tileset.ron`."""
+
+
 def _default(field: Field) -> str:
     if field.required:
         return "required"
@@ -105,6 +111,8 @@ def render(generators: Mapping[str, Any] | None = None, exporters: Mapping[str, 
         out += _table(SECTIONS[section]) + [""]
         if section == "sprite":
             out += ["### An animation's table", "", ANIMATION_NOTE] + _table(ANIMATION_FIELDS) + [""]
+    out += ["## `[[tileset]]`", "", TILESET_NOTE, ""] + _table(SECTIONS["tileset"]) + [""]
+    out += ["### `[[tileset.tiles]]`", ""] + _table(SECTIONS["tile"]) + [""]
     out += [GENERATORS_NOTE]
     for name, cls in generators.items():
         out += [f"### `{name}`", "", cls.doc, ""]

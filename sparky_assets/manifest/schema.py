@@ -11,7 +11,7 @@ root.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +144,114 @@ HOT_RELOAD_FIELDS: dict[str, Field] = {
     "allow_remote": Field("bool", "Allow binding a non-loopback address (exposes build events to the network).", False),
 }
 
+
+def _collision_problem(value: Any) -> str | None:
+    """What a ``collision`` value should have been, or None when it is fine."""
+    shape = "full, none, { polygon = [[x, y], ...] } (3+ points) or { rects = [[x, y, w, h], ...] }"
+    if value in ("full", "none"):
+        return None
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("polygon", "rects"):
+        return shape
+    ((kind, items),) = value.items()
+    numbers = (int, float)
+    if not isinstance(items, list) or not items:
+        return shape
+    if kind == "polygon":
+        ok = len(items) >= 3 and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(n, numbers) and not isinstance(n, bool) for n in p)
+            for p in items
+        )
+    else:
+        ok = all(
+            isinstance(r, list)
+            and len(r) == 4
+            and all(isinstance(n, numbers) and not isinstance(n, bool) for n in r)
+            and r[2] > 0
+            and r[3] > 0
+            for r in items
+        )
+    return None if ok else shape
+
+
+def _custom_data_problem(value: Any) -> str | None:
+    if all(isinstance(v, (bool, int, float, str)) for v in value.values()):
+        return None
+    return "a table of booleans, integers, numbers or strings (`{ solid = true, damage = 2 }`)"
+
+
+TILESET_LAYOUTS = ("corners", "blob3x3", "blob5x3")
+TILESET_SETS = ("blob", "corners")
+COLLISION_FIELD = Field(
+    "any",
+    "Collision shape in tile pixels (top-left origin): `full`, `none`, `{ polygon = [[x, y], ...] }` or "
+    "`{ rects = [[x, y, w, h], ...] }`.",
+    check=_collision_problem,
+    type_doc="collision",
+)
+DATA_FIELD = Field(
+    "table",
+    "Custom data (`{ solid = true, damage = 2 }`): one layer per key in the engine tilesets.",
+    {},
+    check=_custom_data_problem,
+)
+TILE_FIELDS: dict[str, Field] = {
+    "name": Field("str", "Tile name (letters, digits, `_ - .`).", required=True, example='"water"'),
+    "source": Field("path", "Image holding the tile (a single tile or a sheet).", required=True),
+    "cell": Field(
+        "pair", "The tile's `[column, row]` in `source`, in tiles (a sheet); frames follow to the right.", [0, 0]
+    ),
+    "frames": Field(
+        "int",
+        "Animation frames (consecutive tiles to the right in `source`); 1: a still tile.",
+        1,
+        minimum=1,
+        maximum=64,
+    ),
+    "fps": Field("number", "Animation speed of an animated tile.", 6, minimum=0.1, maximum=240),
+    "collision": replace(COLLISION_FIELD, default="none"),
+    "data": DATA_FIELD,
+}
+TILESET_FIELDS: dict[str, Field] = {
+    "name": Field(
+        "str",
+        "Tileset name; files are `<name>.png`, `<name>.tsx`, `<name>.tres`, `<name>.tileset.ron`.",
+        required=True,
+        example='"dungeon"',
+    ),
+    "tile_size": Field(
+        "int", "Tile side in pixels (even: autotiles are built from half-tile quadrants).", 16, minimum=2, maximum=512
+    ),
+    "template": Field(
+        "path", "Autotile template drawn by the artist (layouts in docs/tilesets.md); none: only `tiles`."
+    ),
+    "layout": Field("str", "The template's layout.", "blob5x3", choices=TILESET_LAYOUTS),
+    "set": Field(
+        "str",
+        "Autotiles made: `blob` (47 tiles, sides and corners) or `corners` (16 tiles, a dual grid).",
+        "blob",
+        choices=TILESET_SETS,
+    ),
+    "terrain": Field("str", "Terrain name in the engine tilesets. Defaults to the tileset name."),
+    "palette": Field("str", "Palette the tiles are locked to. Defaults to `project.palette`."),
+    "collision": replace(COLLISION_FIELD, default="full"),
+    "data": DATA_FIELD,
+    "tiles": Field(
+        "any",
+        "Other tiles: `[[tileset.tiles]]` tables (keys below), hand-drawn or cut from a sheet, still or animated.",
+        [],
+        type_doc="tables",
+    ),
+}
+
 SECTIONS: dict[str, dict[str, Field]] = {
     "project": PROJECT_FIELDS,
     "sprite": SPRITE_FIELDS,
     "atlas": ATLAS_FIELDS,
     "hot_reload": HOT_RELOAD_FIELDS,
+    "tileset": TILESET_FIELDS,
+    "tile": TILE_FIELDS,
 }
-TOP_LEVEL_KEYS = ("project", "generator", "sprite", "atlas", "export", "hot_reload")
+TOP_LEVEL_KEYS = ("project", "generator", "sprite", "atlas", "tileset", "export", "hot_reload")
 
 
 # ---------------------------------------------------------------- typed model
@@ -272,6 +373,39 @@ class ExportSpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+Polygon = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """A tile besides the autotiles: cut from ``source`` at ``cell``, ``frames`` to the right."""
+
+    name: str
+    source: Path
+    cell: tuple[int, int] = (0, 0)
+    frames: int = 1
+    fps: float = 6.0
+    collision: tuple[Polygon, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TilesetSpec:
+    name: str
+    index: int
+    tile_size: int
+    palette: str
+    terrain: str
+    template: Path | None = None
+    layout: str = "blob5x3"
+    set: str = "blob"
+    collision: tuple[Polygon, ...] = ()
+    """Of every autotile."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Of every autotile."""
+    tiles: tuple[TileSpec, ...] = ()
+
+
 @dataclass(frozen=True)
 class Manifest:
     path: Path
@@ -286,6 +420,7 @@ class Manifest:
     generators: Mapping[str, Mapping[str, Any]]
     endpoint: str = DEFAULT_ENDPOINT
     allow_remote: bool = False
+    tilesets: tuple[TilesetSpec, ...] = ()
     palettes: Mapping[str, Palette] = field(default_factory=dict)
     """Every palette value the manifest names → the loaded palette (loaded once per load)."""
 

@@ -36,6 +36,7 @@ import numpy as np
 from .. import registry
 from ..errors import BuildFailed, Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, SparkyError, suggest
 from ..export.base import PNG_VERSION, ExportContext, OutputFile, encode_png
+from ..export.godot import godot_uid
 from ..export.registry import always_on, exporter
 from ..generators.base import FrameSpec, GenerationRequest
 from ..manifest.load import load_manifest
@@ -47,6 +48,8 @@ from ..palettes import Palette
 from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
 from ..reads import ReadContext, ensure_reads
+from ..tiles.build import build_tileset
+from ..tiles.formats import bevy_ron, godot_tres, tiled_tsx
 from . import safepath
 from .cache import StageCache, cache_max_bytes
 from .fsutil import canonical_hash, sha256_bytes
@@ -430,7 +433,7 @@ class _Build:
             state,
             manifest.root,
             durable=durable,
-            output_roots=[manifest.out / "sheets", *(e.root for e in manifest.exports)],
+            output_roots=[manifest.out / "sheets", manifest.out / "tilesets", *(e.root for e in manifest.exports)],
         )
         self.report = BuildReport(manifest.name, dry_run=options.dry_run)
         self._generated: dict[str, list[np.ndarray]] = {}
@@ -468,6 +471,7 @@ class _Build:
         # phase 2 + 3: keys from what was generated, then evaluate from the exports down
         self._compute_keys(project)
         files = self._export_all(atlases, targets)
+        self._add_tilesets(files, targets)
         store_changes: tuple[list, list] = ([], [])
         if not self.options.frozen:  # a frozen (CI) build never touches committed files
             self.store.forget_except(set(project.sprites))
@@ -692,7 +696,7 @@ class _Build:
         if d.file is not None or not d.key:
             return d
         key = d.key
-        if not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.")):
+        if not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.", "tileset[")):
             plan = next((p for p in plans if p.spec.name == d.sprite), plans[0] if len(plans) == 1 else None)
             if plan is not None:
                 key = f"{plan.spec.key}.{key}"
@@ -909,6 +913,69 @@ class _Build:
                 out[path] = (target, rel, f)
             self.on_progress("export", i, total)
         return out
+
+    def _add_tilesets(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], targets: list[ExportSpec]) -> None:
+        """Every ``[[tileset]]``: sheet + ``.tsx`` under ``<out>/tilesets``, and a TileSet ``.tres``
+        / ``.tileset.ron`` next to the sheet in each Godot / Bevy export."""
+        if not self.manifest.tilesets:
+            return
+        generic = ExportSpec("tilesets", self.manifest.out / "tilesets", {})
+        for spec in self.manifest.tilesets:
+            palette = self.manifest.palettes[spec.palette]
+            try:
+                built = build_tileset(spec, palette, self.reads, self.manifest.root)
+            except InvalidInput as exc:
+                raise InvalidInput([self._located(d) for d in exc.diagnostics]) from None
+            candidates = np.array(
+                sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in palette.colors}), dtype=np.uint32
+            )
+            sheet = OutputFile(encode_png(built.image, candidates, fast=self.options.fast_png), "texture")
+            image = f"{spec.name}.png"
+            outputs: list[tuple[ExportSpec, str, OutputFile]] = [
+                (generic, image, sheet),
+                (generic, f"{spec.name}.tsx", OutputFile(tiled_tsx(built, image).encode(), "tileset")),
+            ]
+            for target in targets:
+                if target.target not in ("godot", "bevy"):
+                    continue
+                sub = str(target.settings.get("dir", "sprites")).strip("/")
+                prefix = f"{sub}/" if sub else ""  # engine paths only: the target's root holds its dir
+                if target.target == "godot":
+                    res = "res://" + prefix
+                    tres = godot_tres(built, res + image, godot_uid(res + spec.name + ".tres"))
+                    outputs += [
+                        (target, image, replace(sheet, engine_path=res + image)),
+                        (
+                            target,
+                            f"{spec.name}.tres",
+                            OutputFile(tres.encode(), "tileset", engine_path=res + spec.name + ".tres"),
+                        ),
+                    ]
+                else:
+                    ron = bevy_ron(built, image)
+                    outputs += [
+                        (target, image, replace(sheet, engine_path=prefix + image)),
+                        (
+                            target,
+                            f"{spec.name}.tileset.ron",
+                            OutputFile(ron.encode(), "tileset", engine_path=f"{prefix}{spec.name}.tileset.ron"),
+                        ),
+                    ]
+            for target, rel, f in outputs:
+                path = target.root / rel
+                if path in files:
+                    raise InvalidInput(
+                        Diagnostic(
+                            f"two outputs want the same file {self.manifest.relative(path)}: tileset '{spec.name}' "
+                            f"and the {files[path][0].target} export",
+                            key=f"tileset[{spec.index}].name",
+                            file=str(self.manifest.path),
+                            line=self.project.locator(f"tileset[{spec.index}].name")[0],
+                            stage="tileset",
+                            hint="rename the tileset or the atlas",
+                        )
+                    )
+                files[path] = (target, rel, f)
 
     # -- write -------------------------------------------------------------------
 

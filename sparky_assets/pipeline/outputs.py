@@ -41,7 +41,16 @@ from ..errors import InvalidInput
 from . import safepath
 from .fsutil import atomic_write, io_failure, sha256_bytes
 
-_ORDER = {"store": -1, "texture": 0, "atlas-texture": 1, "sprite-frames": 1, "metadata": 2, "atlas": 3, "lock": 99}
+_ORDER = {
+    "store": -1,
+    "texture": 0,
+    "atlas-texture": 1,
+    "sprite-frames": 1,
+    "tileset": 1,
+    "metadata": 2,
+    "atlas": 3,
+    "lock": 99,
+}
 JOURNAL_VERSION = 2
 STATE_FILE_LIMIT = 256 << 20
 """Largest outputs.json / journal.json read back (a bigger one is corrupt)."""

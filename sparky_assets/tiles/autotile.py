@@ -209,7 +209,9 @@ def corner_tile(quadrants: Quadrants, key: tuple[int, int, int, int]) -> np.ndar
             | (horizontal if cells[(r, 1 - c)] else 0)
             | (diagonal if cells[(1 - r, 1 - c)] else 0)
         )
-        out[r * half : (r + 1) * half, c * half : (c + 1) * half] = quadrants.piece(quadrant_state(mask, dy, dx), dy, dx)
+        out[r * half : (r + 1) * half, c * half : (c + 1) * half] = quadrants.piece(
+            quadrant_state(mask, dy, dx), dy, dx
+        )
     return out
 
 

@@ -47,11 +47,15 @@ def _check_seams(picture: np.ndarray, grid: np.ndarray, artist: ReferenceArtist)
     for r in range(grid.shape[0]):
         for c in range(grid.shape[1] - 1):
             left, right = classes[r * t : (r + 1) * t, (c + 1) * t - 1], classes[r * t : (r + 1) * t, (c + 1) * t]
-            assert set(zip(left.tolist(), right.tolist(), strict=True)) <= allowed, f"vertical seam after cell ({r}, {c}): {left} vs {right}"
+            assert set(zip(left.tolist(), right.tolist(), strict=True)) <= allowed, (
+                f"vertical seam after cell ({r}, {c}): {left} vs {right}"
+            )
     for r in range(grid.shape[0] - 1):
         for c in range(grid.shape[1]):
             top, bottom = classes[(r + 1) * t - 1, c * t : (c + 1) * t], classes[(r + 1) * t, c * t : (c + 1) * t]
-            assert set(zip(top.tolist(), bottom.tolist(), strict=True)) <= allowed, f"horizontal seam after cell ({r}, {c}): {top} vs {bottom}"
+            assert set(zip(top.tolist(), bottom.tolist(), strict=True)) <= allowed, (
+                f"horizontal seam after cell ({r}, {c}): {top} vs {bottom}"
+            )
 
 
 def test_reduced_masks_are_the_47_blob_tiles():
@@ -103,7 +107,9 @@ def test_output_keeps_the_template_colours_and_is_deterministic():
 
 
 def test_a_template_of_the_wrong_size_is_refused_with_the_expected_size():
-    with pytest.raises(at.TemplateError, match=r"blob5x3 template of 16px tiles is 80x48 pixels \(5x3 tiles\); found 48x48"):
+    with pytest.raises(
+        at.TemplateError, match=r"blob5x3 template of 16px tiles is 80x48 pixels \(5x3 tiles\); found 48x48"
+    ):
         at.cut_template(np.zeros((48, 48, 4), np.uint8), 16, "blob5x3")
     with pytest.raises(at.TemplateError, match="even"):
         at.cut_template(np.zeros((30, 30, 4), np.uint8), 15, "corners")
