@@ -17,7 +17,7 @@ import fnmatch
 import hashlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -230,7 +230,7 @@ def _load(data: dict, v: _Validator) -> Manifest:
 
     sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
     atlases = _atlases(v, data.get("atlas", []), sprites)
-    tilesets = _tilesets(v, data.get("tileset", []), root, project.get("palette", "pico-8"), {s.name for s in sprites})
+    tilesets = _tilesets(v, data.get("tileset", []), root, project.get("palette", "pico-8"))
     palettes = _load_palettes(
         v,
         project.get("palette", "pico-8"),
@@ -657,24 +657,31 @@ def _frame_durations(v: _Validator, key: str, checked: dict, fps: float, sprite:
     return tuple(h * 1000.0 / fps for h in values)
 
 
-def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSpec]:
+def _named_tables(v: _Validator, raw: Any, section: str) -> Iterator[tuple[int, str, dict, str]]:
+    """Each ``[[section]]`` table, checked against its fields, that has a valid name:
+    (index, key, checked fields, name)."""
     if not isinstance(raw, list):
-        v.error("atlas", "wrong type", expected="[[atlas]] tables", found=describe(raw))
-        return []
+        v.error(section, "wrong type", expected=f"[[{section}]] tables", found=describe(raw))
+        return
+    for i, entry in enumerate(raw):
+        key = f"{section}[{i}]"
+        fields = v.table(key, entry, SECTIONS[section])
+        name = fields.get("name")
+        if name is None:
+            continue
+        problem = name_problem(name)
+        if problem:
+            v.error(f"{key}.name", f"invalid {section} name: {problem}", expected=NAME_RULE, found=_short_repr(name))
+            continue
+        yield i, key, fields, name
+
+
+def _atlases(v: _Validator, raw: Any, sprites: list[SpriteSpec]) -> list[AtlasSpec]:
     names = [s.name for s in sprites]
     owner: dict[str, str] = {}
     atlases: list[AtlasSpec] = []
     atlas_names: set[str] = set()
-    for i, entry in enumerate(raw):
-        key = f"atlas[{i}]"
-        fields = v.table(key, entry, SECTIONS["atlas"])
-        aname = fields.get("name")
-        if aname is None:
-            continue
-        problem = name_problem(aname)
-        if problem:
-            v.error(f"{key}.name", f"invalid atlas name: {problem}", expected=NAME_RULE, found=_short_repr(aname))
-            continue
+    for i, key, fields, aname in _named_tables(v, raw, "atlas"):
         if aname in atlas_names or aname in names:
             v.error(
                 f"{key}.name",
@@ -778,22 +785,10 @@ def _collision(v: _Validator, key: str, raw: Any, side: int) -> tuple[Polygon, .
     return polygons
 
 
-def _tilesets(v: _Validator, raw: Any, root: Path, default_palette: str, taken: set[str]) -> list[TilesetSpec]:
-    if not isinstance(raw, list):
-        v.error("tileset", "wrong type", expected="[[tileset]] tables", found=describe(raw))
-        return []
+def _tilesets(v: _Validator, raw: Any, root: Path, default_palette: str) -> list[TilesetSpec]:
     out: list[TilesetSpec] = []
     names: set[str] = set()
-    for i, entry in enumerate(raw):
-        key = f"tileset[{i}]"
-        fields = v.table(key, entry, SECTIONS["tileset"])
-        name = fields.get("name")
-        if name is None:
-            continue
-        problem = name_problem(name)
-        if problem:
-            v.error(f"{key}.name", f"invalid tileset name: {problem}", expected=NAME_RULE, found=_short_repr(name))
-            continue
+    for i, key, fields, name in _named_tables(v, raw, "tileset"):
         if name in names:
             v.error(f"{key}.name", f"duplicate tileset name '{name}'", hint="tileset names must differ")
             continue
