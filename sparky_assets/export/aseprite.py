@@ -132,6 +132,7 @@ class AsepriteExporter(Exporter):
                             "direction": a.playback,
                             "color": "#000000ff",
                         }
+                        | ({"repeat": str(a.repeat)} if a.repeat else {})  # as Aseprite writes it
                     )
                     rows += [(i, tag, k, ms) for k, (i, ms) in enumerate(members)]
             fps_of = {(a.sprite, a.name): a.fps for a in atlas.animations}

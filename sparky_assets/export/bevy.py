@@ -99,6 +99,8 @@ class BevyExporter(Exporter):
                     timing += f", durations: [{', '.join(repr(round(ms, 3)) for ms in a.durations)}]"
                 if a.playback != "forward":
                     timing += f", playback: {quoted(a.playback)}"
+                if a.repeat:
+                    timing += f", repeat: {a.repeat}"
                 if a.name in own_pivot:
                     timing += f", pivot: Some({_point(own_pivot[a.name])})"
                 lines.append(

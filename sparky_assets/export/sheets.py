@@ -40,7 +40,7 @@ class SheetsExporter(Exporter):
             ],
             "animations": [
                 {"sprite": a.sprite, "name": a.name, "fps": a.fps, "loop": a.loop, "frames": list(a.frames)}
-                | ({"durations_ms": list(a.frame_ms()), "direction": a.playback} if a.timed else {})
+                | ({"durations_ms": list(a.frame_ms()), "direction": a.playback, "repeat": a.repeat} if a.timed else {})
                 for a in atlas.animations
             ],
         }

@@ -46,6 +46,8 @@ class SourceClip:
     durations: tuple[float, ...]
     direction: str
     loop: bool
+    repeat: int = 0
+    """The tag's repeat count (0: forever)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,12 @@ def source_clips(doc: AsepriteFile) -> list[SourceClip]:
         frames = tuple(range(tag.start, tag.end + 1))
         clips.append(
             SourceClip(
-                name, frames, tuple(float(doc.durations[f]) for f in frames), tag.direction, loop=tag.repeat == 0
+                name,
+                frames,
+                tuple(float(doc.durations[f]) for f in frames),
+                tag.direction,
+                loop=tag.repeat == 0,
+                repeat=tag.repeat,
             )
         )
     if not clips and len(doc.durations) > 1:

@@ -371,6 +371,7 @@ def _sprites(
                     c.loop,
                     durations=c.durations,
                     playback=c.direction,
+                    repeat=c.repeat,
                 )
                 for c in layout[0]
             )
@@ -525,9 +526,10 @@ def _animations(v: _Validator, key: str, raw: Any, fps: float, loop: bool, sprit
                     name,
                     checked["frames"],
                     anim_fps,
-                    checked.get("loop", loop),
+                    checked.get("loop", loop) and not checked.get("repeat"),
                     durations=durations,
                     playback=checked.get("direction", "forward"),
+                    repeat=checked.get("repeat", 0),
                     pivot=checked.get("pivot"),  # resolved against the size by the caller
                 )
             )

@@ -136,6 +136,14 @@ ANIMATION_FIELDS: dict[str, Field] = {
         "forward",
         choices=PLAYBACK_DIRECTIONS,
     ),
+    "repeat": Field(
+        "int",
+        "Play the animation this many times, then stop on its last frame (Aseprite's tag repeat; sets `loop = "
+        "false`). `0`: as `loop` says.",
+        0,
+        minimum=0,
+        maximum=65535,
+    ),
 }
 """The keys of one animation's table in a sprite's ``animations``."""
 
@@ -275,11 +283,13 @@ class Animation:
     here is the facing)."""
     pivot: tuple[float, float] | None = None
     """This animation's own pivot in frame pixels (else the sprite's)."""
+    repeat: int = 0
+    """Plays this many times then stops (``loop`` is then false); 0: as ``loop`` says."""
 
     @property
     def timed(self) -> bool:
-        """Whether timing or order differ from the defaults (only then do keys and files mention them)."""
-        return bool(self.durations) or self.playback != "forward"
+        """Whether timing, order or repeats differ from the defaults (only then do keys and files mention them)."""
+        return bool(self.durations) or self.playback != "forward" or self.repeat > 0
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ class AnimationInfo:
     playback: str = "forward"
     """``forward`` ``reverse`` ``pingpong`` ``pingpong_reverse``: the order the frames play in
     (metadata only; frames are stored once, whatever the order)."""
+    repeat: int = 0
+    """Times the animation plays before it stops (0: as ``loop`` says)."""
 
     def frame_ms(self) -> tuple[float, ...]:
         """Every frame's duration in milliseconds."""
@@ -100,7 +102,7 @@ class AnimationInfo:
     @property
     def timed(self) -> bool:
         """Timing or order differ from the defaults (uniform, forward)."""
-        return bool(self.durations) or self.playback != "forward"
+        return bool(self.durations) or self.playback != "forward" or self.repeat > 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def build_atlas(
     square: bool = False,
     pack=pack_maxrects,
 ) -> PackedAtlas:
-    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop[, durations, playback])``.
+    """Pack ``frames``; ``animations`` lists ``(sprite, animation, fps, loop[, durations, playback, repeat])``.
 
     ``pack`` has :func:`~.maxrects.pack_maxrects`' signature; the build engine passes a
     memoised one, since placements depend only on the sizes (a palette edit keeps them)."""

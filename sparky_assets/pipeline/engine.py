@@ -577,7 +577,7 @@ class _Build:
                             [
                                 [a.name, a.frames, a.fps, a.loop]
                                 + ([a.base, a.direction] if a.direction else [])
-                                + (["timing", list(a.durations), a.playback] if a.timed else [])
+                                + (["timing", list(a.durations), a.playback, a.repeat] if a.timed else [])
                                 + (["pivot", list(a.pivot)] if a.pivot is not None else [])
                                 for a in project.sprites[n].spec.animations
                             ],
@@ -803,7 +803,7 @@ class _Build:
                         for i in range(a.frames):
                             inputs.append(FrameInput(n, a.name, i, frames[k]))
                             k += 1
-                        animations.append((n, a.name, a.fps, a.loop, a.durations, a.playback))
+                        animations.append((n, a.name, a.fps, a.loop, a.durations, a.playback, a.repeat))
                 else:
                     inputs.append(FrameInput(n, None, 0, frames[0]))
             try:
@@ -1063,7 +1063,8 @@ def _atlas_meta(atlas: PackedAtlas) -> dict:
             for f in atlas.frames
         ],
         "animations": [
-            [a.sprite, a.name, a.fps, a.loop, list(a.frames)] + ([list(a.durations), a.playback] if a.timed else [])
+            [a.sprite, a.name, a.fps, a.loop, list(a.frames)]
+            + ([list(a.durations), a.playback, a.repeat] if a.timed else [])
             for a in atlas.animations
         ],
         "sprites": list(atlas.sprites),
@@ -1089,7 +1090,7 @@ def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedA
         tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
         tuple(PackedFrame(*f) for f in meta["frames"]),
         tuple(
-            AnimationInfo(s, n, fps, loop, tuple(fr), *([tuple(t[0]), t[1]] if t else []))
+            AnimationInfo(s, n, fps, loop, tuple(fr), *([tuple(t[0]), *t[1:]] if t else []))
             for s, n, fps, loop, fr, *t in meta["animations"]
         ),
         tuple(meta["sprites"]),

@@ -176,7 +176,7 @@ def test_tags_durations_slices_and_layers_become_the_sprite(tmp_path):
         "pingpong",
         True,
     )
-    assert (idle.name, idle.frames, idle.durations, idle.loop) == ("idle_cycle", 1, (80.0,), False)
+    assert (idle.name, idle.frames, idle.durations, idle.loop, idle.repeat) == ("idle_cycle", 1, (80.0,), False, 1)
     assert hero.slices == (Slice("hitbox", (1, 1, 6, 6)), Slice("panel", (0, 0, 8, 8), (2, 2, 4, 4), (4, 8), "ui"))
 
     Builder(tmp_path / "sparky.toml").build()
@@ -187,6 +187,7 @@ def test_tags_durations_slices_and_layers_become_the_sprite(tmp_path):
     ase = json.loads((tmp_path / "build/sprites/aseprite/all_0.json").read_text())
     tags = {t["name"]: t for t in ase["meta"]["frameTags"]}
     assert tags["hero/walk"]["direction"] == "pingpong"
+    assert tags["hero/idle_cycle"]["repeat"] == "1" and "repeat" not in tags["hero/walk"]
     assert [f["duration"] for f in ase["frames"]] == [100, 150, 200, 80]
     slices = {s["name"]: s for s in ase["meta"]["slices"]}
     assert slices["hero/panel"]["data"] == "ui" and slices["hero/panel"]["keys"][0]["center"] == {

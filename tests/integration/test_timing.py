@@ -183,3 +183,20 @@ def test_the_preview_plays_frames_in_play_order_with_their_durations(tmp_path):
     assert [walk["frames"][k] - walk["frames"][0] for k in range(4)] == [0, 1, 2, 1]  # ping-pong
     assert walk["durations_ms"] == [125, 125, 375, 125]
     assert idle["frames"][0] == idle["frames"][1] + 1 and idle["durations_ms"] == [300, 100]  # reversed
+
+
+def test_a_repeat_count_stops_the_animation_after_that_many_plays(tmp_path):
+    path = project(tmp_path)
+    path.write_text(path.read_text().replace("run = 2", "run = { frames = 2, repeat = 3 }"))
+    run = load_manifest(path).sprite("hero").animations[2]
+    assert (run.repeat, run.loop, run.timed) == (3, False, True)
+    Builder(path).build()
+    tags = {
+        t["name"]: t
+        for t in json.loads((tmp_path / "build/sprites/aseprite/all_0.json").read_text())["meta"]["frameTags"]
+    }
+    assert tags["hero/run"]["repeat"] == "3" and "repeat" not in tags["hero/walk"]  # Aseprite writes it as a string
+    ron = (tmp_path / "bevy/assets/sprites/all.atlas.ron").read_text()
+    assert re.search(r'"run": \(frames: \[\d+, \d+\], fps: 8\.0, looping: false, repeat: 3\)', ron)
+    sheets = json.loads((tmp_path / "build/sprites/sheets/all.json").read_text())
+    assert next(a for a in sheets["animations"] if a["name"] == "run")["repeat"] == 3

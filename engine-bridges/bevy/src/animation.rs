@@ -52,6 +52,8 @@ pub struct SparkyAnimation {
     pub anchor_trimmed: bool,
     /// The last name lookup failed (warned once, cleared when it succeeds again).
     missing_warned: bool,
+    /// Cycles of the clip played to their end (for a clip with a `repeat` count).
+    completed_cycles: u32,
 }
 
 impl SparkyAnimation {
@@ -80,6 +82,7 @@ impl SparkyAnimation {
             elapsed: 0.0,
             anchor_trimmed: true,
             missing_warned: false,
+            completed_cycles: 0,
         }
     }
 
@@ -101,6 +104,7 @@ impl SparkyAnimation {
         self.cursor = 0;
         self.elapsed = 0.0;
         self.playing = true;
+        self.completed_cycles = 0;
     }
 }
 
@@ -134,12 +138,13 @@ pub fn animate_sprites(
             continue;
         };
         let still = [0];
-        let (frames, cycle, durations, clip_loops, pivot) = match &animation.clip {
+        let (frames, cycle, durations, clip_loops, clip_repeat, pivot) = match &animation.clip {
             None => (
                 &atlas_sprite.frames[..1],
                 &still[..],
                 &[][..],
                 false,
+                0,
                 atlas_sprite.pivot,
             ),
             Some(name) => match atlas_sprite.clips.get(name) {
@@ -148,6 +153,7 @@ pub fn animate_sprites(
                     &clip.cycle[..],
                     &clip.durations[..],
                     clip.looping,
+                    clip.repeat,
                     clip.pivot.unwrap_or(atlas_sprite.pivot),
                 ),
                 None => {
@@ -161,6 +167,11 @@ pub fn animate_sprites(
             Repeat::FromClip => clip_loops,
             Repeat::Loop => true,
             Repeat::Once => false,
+        };
+        // A clip's `repeat` count (FromClip only): plays that many cycles, then stops.
+        let cycles = match animation.repeat {
+            Repeat::FromClip if !clip_loops => clip_repeat.max(1),
+            _ => 1,
         };
         // A reload may have shortened the clip.
         if animation.cursor >= cycle.len() {
@@ -177,6 +188,9 @@ pub fn animate_sprites(
                 if animation.cursor + 1 < cycle.len() {
                     animation.cursor += 1;
                 } else if looping {
+                    animation.cursor = 0;
+                } else if animation.completed_cycles + 1 < cycles {
+                    animation.completed_cycles += 1;
                     animation.cursor = 0;
                 } else {
                     animation.playing = false;

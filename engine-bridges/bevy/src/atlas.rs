@@ -121,6 +121,14 @@ pub struct ClipFile {
     /// This clip's own pivot in frame pixels (overrides the sprite's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pivot: Option<(f32, f32)>,
+    /// Times the clip plays before it stops (`looping` is then false); absent or 0: as
+    /// `looping` says.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// The order a clip's frames play in, named as Aseprite names its tag directions.
@@ -265,14 +273,18 @@ pub struct AtlasClip {
     pub cycle: Vec<usize>,
     /// This clip's own pivot in frame pixels; `None`: the sprite's.
     pub pivot: Option<Vec2>,
+    /// Times a non-looping clip plays before it stops (0 or 1: once).
+    pub repeat: u32,
 }
 
 impl AtlasClip {
     /// The index into [`SparkyAtlas::frames`] shown `seconds` after the clip started
-    /// (speed 1.0), following durations and playback; a one-shot clip holds its last step.
+    /// (speed 1.0), following durations, playback and `repeat`; a one-shot clip holds its
+    /// last step.
     pub fn frame_at(&self, seconds: f32) -> usize {
         let cycle_time: f32 = self.cycle.iter().map(|&k| self.durations[k]).sum();
-        let mut t = if self.looping && cycle_time > 0.0 {
+        let played = cycle_time * self.repeat.max(1) as f32;
+        let mut t = if cycle_time > 0.0 && (self.looping || seconds < played) {
             seconds.rem_euclid(cycle_time)
         } else {
             seconds
@@ -671,6 +683,7 @@ fn build_atlas(
                                 .unwrap_or_default()
                                 .cycle(clip.frames.len()),
                             pivot: clip.pivot.map(|(x, y)| Vec2::new(x, y)),
+                            repeat: clip.repeat,
                         },
                     )
                 })

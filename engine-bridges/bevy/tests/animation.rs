@@ -354,3 +354,42 @@ fn a_clip_pivot_becomes_the_anchor_and_slices_are_data() {
     assert_eq!(hero.slices["hitbox"].rect, URect::new(2, 4, 14, 16));
     assert_eq!(hero.slices["hitbox"].center, None);
 }
+
+#[test]
+fn a_clip_with_a_repeat_count_plays_that_many_cycles_then_finishes_once() {
+    // attack: 10 fps, rects 0 and 1 of page 1, looping: false, repeat: 2.
+    let mut scene = scene(Duration::from_millis(100));
+    let entity = scene
+        .app
+        .world_mut()
+        .spawn(SparkyAnimation::new(scene.atlas.clone(), "hero", "attack"))
+        .id();
+    let mut rects = Vec::new();
+    let mut finished_at = Vec::new();
+    for update in 1..=6 {
+        scene.app.update();
+        rects.push(shown(&scene.app, entity).1);
+        let messages = scene.app.world().resource::<Messages<ClipFinished>>();
+        if messages.iter_current_update_messages().count() > 0 {
+            finished_at.push(update);
+        }
+    }
+    assert_eq!(rects, [1, 0, 1, 1, 1, 1]);
+    assert_eq!(finished_at, [4]);
+    let clip = {
+        let atlases = scene.app.world().resource::<Assets<SparkyAtlas>>();
+        atlases
+            .get(&scene.atlas)
+            .unwrap()
+            .clip("hero", "attack")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(clip.repeat, 2);
+    // frames 0 and 1 of the atlas: 0 then 1, twice, then 1 for good
+    let at = |ms: f32| clip.frame_at(ms / 1000.0);
+    assert_eq!(
+        [at(50.0), at(150.0), at(250.0), at(350.0), at(450.0)],
+        [0, 1, 0, 1, 1]
+    );
+}

@@ -363,7 +363,7 @@ fn parse_refuses_what_the_format_forbids() {
 /// carrying their animation and facing, as the exporter writes for `directions = 4`.
 fn directional_fixture() -> String {
     let good = std::fs::read_to_string(fixture_dir().join("sprites/characters.atlas.ron")).unwrap();
-    let clips = "            clips: {\n                \"attack\": (frames: [0, 1], fps: 10.0, looping: false),\n                \"idle\": (frames: [2, 3, 4, 5, 6], fps: 8.0, looping: true),\n                \"wave\": (frames: [2, 3, 4], fps: 8.0, looping: true, durations: [100.0, 200.0, 300.0], playback: \"pingpong\", pivot: Some((8.0, 16.0))),\n            },";
+    let clips = "            clips: {\n                \"attack\": (frames: [0, 1], fps: 10.0, looping: false, repeat: 2),\n                \"idle\": (frames: [2, 3, 4, 5, 6], fps: 8.0, looping: true),\n                \"wave\": (frames: [2, 3, 4], fps: 8.0, looping: true, durations: [100.0, 200.0, 300.0], playback: \"pingpong\", pivot: Some((8.0, 16.0))),\n            },";
     assert!(good.contains(clips), "fixture changed");
     let directional = "            directions: [\"n\", \"e\", \"s\", \"w\"],\n            clips: {\n                \"walk_e\": (frames: [2, 3], fps: 8.0, looping: true, animation: \"walk\", direction: \"e\"),\n                \"walk_n\": (frames: [0, 1], fps: 8.0, looping: true, animation: \"walk\", direction: \"n\"),\n                \"walk_s\": (frames: [4], fps: 8.0, looping: true, animation: \"walk\", direction: \"s\"),\n                \"walk_w\": (frames: [5, 6], fps: 8.0, looping: true, animation: \"walk\", direction: \"w\"),\n            },";
     good.replacen(clips, directional, 1)
