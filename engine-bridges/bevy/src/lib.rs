@@ -24,6 +24,7 @@ pub mod atlas;
 #[cfg(feature = "bridge")]
 pub mod bridge;
 pub mod protocol;
+pub mod tileset;
 
 use bevy::image::TextureAtlasPlugin;
 use bevy::prelude::*;
@@ -38,6 +39,9 @@ pub use bridge::{
     SparkyAssetsChanged, SparkyBridgePlugin, SparkyBridgeStatus, SparkyBuildFailed,
     SparkySubscriber,
 };
+pub use tileset::{
+    SparkyTileset, SparkyTilesetLoader, TileValue, TilesetLoadError, neighbour_mask,
+};
 
 /// Everything a game usually needs: `use bevy_sparky::prelude::*;`.
 pub mod prelude {
@@ -48,6 +52,7 @@ pub mod prelude {
         SparkyAssetsChanged, SparkyBridgePlugin, SparkyBridgeStatus, SparkyBuildFailed,
         SparkySubscriber,
     };
+    pub use crate::tileset::{SparkyTileset, neighbour_mask};
     pub use crate::{SparkyAnimationSystems, SparkyPlugin};
 }
 
@@ -69,6 +74,8 @@ impl Plugin for SparkyPlugin {
         }
         app.init_asset::<SparkyAtlas>()
             .init_asset_loader::<SparkyAtlasLoader>()
+            .init_asset::<SparkyTileset>()
+            .init_asset_loader::<SparkyTilesetLoader>()
             .add_message::<ClipFinished>()
             .add_systems(Update, animate_sprites.in_set(SparkyAnimationSystems));
     }
