@@ -27,6 +27,27 @@ PRESENT = "present"
 """Recorded for a path whose existence (not content) was checked."""
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` resolved; a symlink loop is an ``OSError`` (ELOOP) like any unreadable path."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError as exc:  # Python 3.11 reports a loop this way
+        raise OSError(errno.ELOOP, str(exc), str(path)) from None
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; anything else (a FIFO would block the build, a device
+    never end) is an ``OSError``, as a missing file is."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
 def _stamp(path: Path) -> tuple | None:
     try:
         st = path.stat()
@@ -71,7 +92,7 @@ class ReadContext:
 
     def read_bytes(self, path: Path) -> bytes:
         """The file's bytes (``OSError`` as :meth:`Path.read_bytes` raises it), recorded."""
-        path = Path(path).resolve()
+        path = _resolved(path)
         stamp = _stamp(path)
         try:
             data = _read_regular(path)
@@ -86,7 +107,10 @@ class ReadContext:
 
     def is_file(self, path: Path) -> bool:
         """Whether ``path`` is a file; recorded (its content when it is read later)."""
-        path = Path(path).resolve()
+        try:
+            path = _resolved(path)
+        except OSError:
+            return False
         stamp = _stamp(path)
         found = path.is_file()
         self._note(path, PRESENT if found else ABSENT, stamp)

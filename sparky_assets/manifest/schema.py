@@ -48,7 +48,10 @@ PROJECT_FIELDS: dict[str, Field] = {
 
 SPRITE_FIELDS: dict[str, Field] = {
     "name": Field(
-        "str", "Unique sprite name: letters, digits, `_ - .`; no path separators.", required=True, example='"hero"'
+        "str",
+        "Unique sprite name: ASCII letters, digits, `_ - .` (not first), no `..`, at most 128 characters.",
+        required=True,
+        example='"hero"',
     ),
     "size": Field("size", "Frame size in pixels, `32` or `[w, h]`, 1..4096. Defaults to `project.size`."),
     "animations": Field(
@@ -95,7 +98,12 @@ SPRITE_FIELDS: dict[str, Field] = {
 }
 
 ATLAS_FIELDS: dict[str, Field] = {
-    "name": Field("str", "Atlas name; pages are `<name>_<page>.png`.", required=True, example='"characters"'),
+    "name": Field(
+        "str",
+        "Atlas name (the sprite-name rule); pages are `<name>_<page>.png`.",
+        required=True,
+        example='"characters"',
+    ),
     "sprites": Field("str-list", "Sprite names or globs (`slime*`) packed into this atlas.", required=True),
     "max_size": Field("size", "Largest page size; more pages are made when one is full.", [2048, 2048]),
     "padding": Field("int", "Empty pixels between packed frames.", 1, minimum=0, maximum=64),
