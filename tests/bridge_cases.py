@@ -80,6 +80,8 @@ UNIT_TESTS = {
     "planner/keeps-inside",
     "planner/managed-prefix",
     "planner/known-paths-textures-first",
+    "planner/reload-tilesets",
+    "planner/known-paths-keep-tilesets",
     "errors/full",
     "errors/no-line",
     "status/offline",

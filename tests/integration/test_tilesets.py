@@ -173,3 +173,34 @@ def test_rebuild_is_byte_identical_and_a_bad_template_is_located(tmp_path, capsy
     err = capsys.readouterr().err
     assert "sparky.toml:13:1" in err and "tileset[0].template" in err and "found 40x40" in err
     assert tsx.read_bytes() == first
+
+
+def test_watch_republishes_a_tileset_when_its_template_or_its_table_changes(tmp_path):
+    from sparky_assets.hotreload.protocol import AssetsChanged
+    from tests.integration.test_watch import Running
+
+    root, _ = _project(tmp_path)
+    running = Running(root)
+    try:
+        template = root / "art" / "walls.png"
+        pixels = np.asarray(Image.open(template).convert("RGBA")).copy()
+        pixels[TILE + 5, TILE + 5] = BORDER[0]  # a pixel of the full tile, still a palette colour
+        Image.fromarray(pixels).save(template)
+        assert running.finished(2).ok
+        (message,) = running.of_build(2, AssetsChanged)
+        assert {(a.target, a.path, a.kind, a.engine_path) for a in message.assets} == {
+            ("tilesets", "dungeon.png", "texture", None),
+            ("godot", "dungeon.png", "texture", "res://sprites/dungeon.png"),
+            ("bevy", "dungeon.png", "texture", "sprites/dungeon.png"),
+        }
+        manifest = root / "sparky.toml"
+        manifest.write_text(manifest.read_text().replace("damage = 0", "damage = 1"))
+        assert running.finished(3).ok
+        (message,) = running.of_build(3, AssetsChanged)
+        assert {(a.target, a.path, a.kind) for a in message.assets} == {
+            ("tilesets", "dungeon.tsx", "tileset"),
+            ("godot", "dungeon.tres", "tileset"),
+            ("bevy", "dungeon.tileset.ron", "tileset"),
+        }
+    finally:
+        running.close()

@@ -257,6 +257,20 @@ func _unit_planner():
 		),
 		planner.path_refusal("res://other/x.png")
 	)
+	planner.offer(
+		_assets_event([_asset("godot", "res://sprites/dungeon.tres", "tileset", "modified")], false)
+	)
+	var tileset_plan = planner.take(false)
+	_check(
+		"planner/reload-tilesets",
+		tileset_plan["reload"] == ["res://sprites/dungeon.tres"],
+		tileset_plan
+	)
+	_check(
+		"planner/known-paths-keep-tilesets",
+		planner.known_reload_paths().has("res://sprites/dungeon.tres"),
+		planner.known_reload_paths()
+	)
 	_check(
 		"planner/known-paths-textures-first",
 		planner.known_reload_paths()[0].ends_with(".png"),

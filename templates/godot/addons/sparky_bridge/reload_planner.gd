@@ -11,8 +11,9 @@
 # - reimport:     added/modified textures (imported PNG pages): reimport_files(paths).
 # - first_import: the added ones among them; reimport_files() is documented for
 #                 files the editor already knows, so the editor scans for these.
-# - reload:       added/modified resources that are not imported (SpriteFrames and
-#                 AtlasTexture .tres): reloaded in place (CACHE_MODE_REPLACE).
+# - reload:       added/modified resources that are not imported (SpriteFrames,
+#                 AtlasTexture and TileSet .tres): reloaded in place (CACHE_MODE_REPLACE),
+#                 so TileMapLayers using a TileSet draw the new tiles.
 # - scan:         the publisher restarted or messages were lost: do a full scan
 #                 instead of trusting individual messages (the specific lists are
 #                 still given, for the runtime, which cannot scan).
@@ -32,7 +33,7 @@ const Protocol = preload("protocol.gd")
 const GODOT_TARGET = "godot"
 const CACHE_PREFIXES = ["res://.godot/", "res://.import/"]
 const IMPORTED_KINDS = ["texture"]
-const RELOADED_KINDS = ["sprite-frames", "atlas-texture"]
+const RELOADED_KINDS = ["sprite-frames", "atlas-texture", "tileset"]
 
 var managed_prefix = "res://"
 # Every managed path ever planned, for a runtime rescan (it cannot scan folders).
