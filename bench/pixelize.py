@@ -354,6 +354,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--limit", type=int, default=0, help="at most N sprites per half (0: all)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--no-auto-background", action="store_true", help="skip the ours/size,auto-bg column")
     args = parser.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
@@ -369,7 +370,8 @@ def main() -> None:
         f"pixelize bench: {len(chosen)} sprites ({', '.join(f'{sum(s.half == h for s in chosen)} {h}' for h in halves)}),"
         f" {min(sizes)}-{max(sizes)} px, {min(colours)}-{max(colours)} colours; rows: {', '.join(rows)}"
     )
-    methods = ["ours/size", "ours/auto", "ours/size,auto-bg", "nearest/size", "box+quantize/size"]
+    methods = ["ours/size", "ours/auto"] + ([] if args.no_auto_background else ["ours/size,auto-bg"])
+    methods += ["nearest/size", "box+quantize/size"]
     for peer in peers:
         methods += [f"{peer}/size", f"{peer}/auto"]
     tallies: dict[tuple[str, str, str], Tally] = {}
@@ -393,6 +395,7 @@ def main() -> None:
                 tallies.setdefault((label, row, sprite.half), Tally()).add(scored, cells, seconds)
                 if size:
                     calibration.append((result.grid.confidence, scored[0] >= 0.99 * cells))
+                if size and not args.no_auto_background:
                     auto = pixelize_result(image, target_size=target, palette=sprite.palette, background="auto")
                     tallies.setdefault(("ours/size,auto-bg", row, sprite.half), Tally()).add(
                         score(auto.image, sprite), cells

@@ -97,6 +97,10 @@ DRIFT_MIN_CELLS = 16
 """... and only on axes of at least this many cells (fewer lines cannot show a bend)."""
 KERNELS: tuple[tuple[str, float], ...] = (("box", 0.0), ("box", 0.6), ("box", 1.0), ("box", 1.5), ("cubic", 0.0))
 """Colour models tried per channel (:func:`collapse_cells`)."""
+INTERIOR_INSET = 0.3
+"""Share of a cell's width on each side that its interior mean leaves out (see
+:func:`_interior_spans`)."""
+INSET_MIN_WIDTH = 12.0
 RIDGE = 0.02
 """Ridge weight (relative to a full cell's squared footprint) towards the centre median."""
 CONFIDENCE_SLOPE, CONFIDENCE_MIDPOINT = 14.0, 0.18
@@ -618,14 +622,19 @@ def _centre_median(data: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray) -
 
 
 def _interior_spans(edges: np.ndarray, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell, the pixel range ``[lo, hi)`` whose centres lie ``margin`` inside the
-    cell (``None``: the middle 30%); empty ranges mean "no interior"."""
+    """Per cell, the pixel range ``[lo, hi)`` whose centres lie ``margin`` (at least
+    :data:`INTERIOR_INSET` of the width in cells of :data:`INSET_MIN_WIDTH` px or more) inside the cell (``None``: the middle 30%);
+    empty ranges mean "no interior"."""
     a, b = edges[:-1], edges[1:]
+    width = b - a
     if margin is None:
-        width = b - a
         lo_edge, hi_edge = a + 0.35 * width, b - 0.35 * width
     else:
-        lo_edge, hi_edge = a + margin, b - margin
+        # In big cells at least the outer 30% goes too: renders smooth every edge
+        # (bicubic, soft brushes) far beyond any blur a kernel here models; small
+        # cells need every pixel against noise.
+        inset = np.where(width >= INSET_MIN_WIDTH, np.maximum(margin, INTERIOR_INSET * width), margin)
+        lo_edge, hi_edge = a + inset, b - inset
     lo = np.ceil(lo_edge - 0.5).astype(np.int64)
     hi = np.floor(hi_edge - 0.5).astype(np.int64) + 1
     return np.clip(lo, 0, None), np.clip(hi, None, int(edges[-1]))
