@@ -375,6 +375,9 @@ def _detect_freq(profiles: Sequence[np.ndarray], lengths: Sequence[int], max_per
     size = _fft_size(lengths)
     freqs = _band(profiles[0], low, high, size)[0]
     score = sum(_band(p, low, high, size)[1] for p in profiles)
+    # A comb of few lines is coherent by chance (≈ 0.886/√lines for random phases), which
+    # favours long periods; rank by the excess over that.
+    score = score - sum(0.886 / np.sqrt(np.maximum(length * freqs, 1.0)) for length in lengths)
     best = int(np.argmax(score))
     peak = _refine(profiles, float(freqs[best]), 2.0 / size)
     peak_score = float(sum(_coherence(p, np.array([peak]))[0] for p in profiles))
