@@ -104,8 +104,11 @@ INSET_MIN_WIDTH = 12.0
 RIDGE = 0.02
 """Ridge weight (relative to a full cell's squared footprint) towards the centre median."""
 CONFIDENCE_SLOPE, CONFIDENCE_MIDPOINT = 14.0, 0.18
-"""``confidence = 1 / (1 + exp(-SLOPE · (coherence - MIDPOINT)))``: fitted on the bench's
-tuning half (bench/pixelize.py) so that it reads as the chance the grid is exactly right."""
+"""``confidence = 1 / (1 + exp(-SLOPE · (excess - MIDPOINT)))`` with ``excess`` the
+coherence above chance (:func:`calibrated_confidence`); set by hand on the bench's tuning
+half. bench/pixelize.py prints how often grids in each confidence band were right: it
+reads as that chance at the top; low values are pessimistic with a known size (the
+even-division fallback is usually right)."""
 MERGE_TOLERANCE = 6
 """Without a palette, cell colours this close (max per channel) are one colour seen
 through noise or a model's per-cell jitter (:func:`merge_noise`)."""
@@ -360,8 +363,8 @@ def _fit_axis(profile: np.ndarray, freq: float) -> _AxisFit:
 def calibrated_confidence(coherence: float, null: float = 0.0) -> float:
     """Coherence (0..1) of the chosen grid → the chance it is right. ``null`` is the
     coherence the same search reaches by chance (:func:`_null`: a comb of few lines,
-    or a sparse profile, fits some period well); only the excess over it counts. The
-    logistic constants (:data:`CONFIDENCE_SLOPE`) come from the bench's tuning half."""
+    or a sparse profile, fits some period well); only the excess over it counts
+    (:data:`CONFIDENCE_SLOPE`)."""
     null = min(max(null, 0.0), 0.99)
     excess = (coherence - null) / (1.0 - null)
     return float(1.0 / (1.0 + math.exp(float(np.clip(-CONFIDENCE_SLOPE * (excess - CONFIDENCE_MIDPOINT), -50, 50)))))
