@@ -116,8 +116,9 @@ def _layout(texturepacker_dir: Path, res_dir: str) -> dict[str, dict]:
 def expected_resources(manifest_path: Path, texturepacker_dir: Path, res_dir: str) -> dict[str, dict]:
     """res path of every exported ``.tres`` → what Godot must load from it."""
     layout = _layout(texturepacker_dir, res_dir)
-    expected = {}
-    for sprite in load_manifest(manifest_path).sprites:
+    manifest = load_manifest(manifest_path)
+    expected = {f"res://{res_dir}/{t.name}.tres": {"class": "TileSet"} for t in manifest.tilesets}
+    for sprite in manifest.sprites:
         path = f"res://{res_dir}/{sprite.name}.tres"
         if not sprite.animations:
             expected[path] = layout[sprite.name]
@@ -236,7 +237,7 @@ def test_every_example_tres_loads_in_godot_46_and_matches_the_layout(godot_web, 
     expected = expected_resources(
         example_build / "sparky.toml", example_build / "build/sprites/texturepacker", "sprites"
     )
-    assert len(expected) == 22
+    assert len(expected) == 23  # 22 sprites and the dungeon TileSet (tests/godot4/test_tileset_godot4.py checks it)
     assert_matches(loaded, expected)
 
 

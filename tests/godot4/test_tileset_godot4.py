@@ -12,6 +12,7 @@ cell must get the tile the Python pick table names for its neighbour mask.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from sparky_assets.cli.main import main
 from sparky_assets.tiles import autotile as at
 from sparky_assets.tiles.formats import GODOT_PEERING
+from tests.helpers import copy_example
 from tests.integration.test_tilesets import TILE, _project
 
 HERE = Path(__file__).resolve().parent
@@ -69,3 +71,44 @@ def test_blob_tileset_loads_with_its_peering_bits_and_godot_paints_the_python_ta
     table = at.blob_table()
     for col, row, tile_col, tile_row in painted:
         assert tile_row * 8 + tile_col == table[at.neighbour_mask(grid, row, col)], (col, row)
+
+
+ROOM_RUNNER = """extends Node
+
+func _ready() -> void:
+	var texture := ImageTexture.create_from_image(Image.load_from_file("res://sprites/dungeon.png"))
+	texture.take_over_path("res://sprites/dungeon.png")
+	var room := TileMapLayer.new()
+	room.set_script(load("res://dungeon_room.gd"))
+	add_child(room)
+	var cells := []
+	for cell: Vector2i in room.get_used_cells():
+		var at := room.get_cell_atlas_coords(cell)
+		cells.append([cell.x, cell.y, at.x, at.y])
+	print("SPARKY " + JSON.stringify({"cells": cells}))
+	print("SPARKY " + JSON.stringify({"done": true}))
+	get_tree().quit(0)
+"""
+
+
+def test_the_example_room_paints_its_walls_with_the_python_table(godot_web, tmp_path):
+    """examples/dungeon/godot-game/dungeon_room.gd on the example's own tileset: every wall
+    cell gets the blob tile the Python table names for its neighbours; floor and lava stay."""
+    root = copy_example(tmp_path)
+    assert main(["-q", "build", str(root)]) == 0
+    game = root / "godot-game"
+    files = {f"sprites/{name}": (game / "sprites" / name).read_bytes() for name in ("dungeon.png", "dungeon.tres")}
+    files["dungeon_room.gd"] = (game / "dungeon_room.gd").read_bytes()
+    run = godot_web.run(files, script=ROOM_RUNNER)
+    run.assert_clean()
+    (cells,) = [r["cells"] for r in run.records if "cells" in r]
+    source = (game / "dungeon_room.gd").read_text(encoding="utf-8")
+    room = re.findall(r'^\t"([#.~]+)",$', source, re.M)
+    grid = np.array([[ch == "#" for ch in row] for row in room])
+    table = at.blob_table()
+    painted = {(x, y): ty * 8 + tx for x, y, tx, ty in cells}
+    assert len(painted) == grid.size
+    for (x, y), index in painted.items():
+        kind = room[y][x]
+        want = table[at.neighbour_mask(grid, y, x)] if kind == "#" else {".": 47, "~": 48}[kind]
+        assert index == want, (x, y, kind)

@@ -54,3 +54,30 @@ def test_cargo_test_passes():
     out = check(cargo("test", "--locked"))
     passed = sum(int(m) for m in re.findall(r"test result: ok\. (\d+) passed", out))
     assert passed >= 10, out[-3000:]
+
+
+def test_tilemap_example_autotiles_the_example_room_as_the_python_table_does(tmp_path):
+    """examples/tilemap.rs on the example game's built tileset prints each cell's tile index:
+    walls as the Python pick table names them for their neighbours, floor and lava tiles."""
+    import numpy as np
+
+    from sparky_assets.cli.main import main
+    from sparky_assets.tiles import autotile
+    from tests.helpers import copy_example
+
+    root = copy_example(tmp_path)
+    assert main(["-q", "build", str(root)]) == 0
+    proc = cargo("run", "--locked", "-q", "--example", "tilemap", "--", str(root / "bevy-game" / "assets"))
+    printed = [[int(n) for n in line.split()] for line in check(proc).splitlines() if line.strip()[:1].isdigit()]
+    source = (CRATE / "examples" / "tilemap.rs").read_text(encoding="utf-8")
+    room = re.findall(r'^    "([#.~]+)",$', source, re.M)
+    grid = np.array([[ch == "#" for ch in row] for row in room])
+    table = autotile.blob_table()
+    expected = [
+        [
+            table[autotile.neighbour_mask(grid, y, x)] if ch == "#" else {".": 47, "~": 48}[ch]
+            for x, ch in enumerate(row)
+        ]
+        for y, row in enumerate(room)
+    ]
+    assert printed == expected
