@@ -157,8 +157,9 @@ _TRES_HEADER = re.compile(
 
 def test_godot_tres_files_are_well_formed_godot4_resources(built):
     ref = _frames_by_key(built)
-    tres = sorted((built / "godot-game/sprites").glob("*.tres"))
-    assert len(tres) == 22
+    tilesets = {f"{t.name}.tres" for t in load_manifest(built / "sparky.toml").tilesets}  # test_tilesets.py
+    tres = sorted(p for p in (built / "godot-game/sprites").glob("*.tres") if p.name not in tilesets)
+    assert len(tres) == 22 and tilesets == {"dungeon.tres"}
     for path in tres:
         text = path.read_text()
         lines = text.splitlines()
