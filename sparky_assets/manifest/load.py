@@ -230,7 +230,7 @@ def _load(data: dict, v: _Validator) -> Manifest:
 
     sprites = _sprites(v, data.get("sprite", []), project, default_size, default_fps, base_seed)
     atlases = _atlases(v, data.get("atlas", []), sprites)
-    tilesets = _tilesets(v, data.get("tileset", []), root, project.get("palette", "pico-8"))
+    tilesets = _tilesets(v, data.get("tileset", []), root, project.get("palette", "pico-8"), sprites)
     palettes = _load_palettes(
         v,
         project.get("palette", "pico-8"),
@@ -787,7 +787,9 @@ def _collision(v: _Validator, key: str, raw: Any, side: int) -> tuple[Polygon, .
     return polygons
 
 
-def _tilesets(v: _Validator, raw: Any, root: Path, default_palette: str) -> list[TilesetSpec]:
+def _tilesets(
+    v: _Validator, raw: Any, root: Path, default_palette: str, sprites: list[SpriteSpec]
+) -> list[TilesetSpec]:
     out: list[TilesetSpec] = []
     names: set[str] = set()
     for i, key, fields, name in _named_tables(v, raw, "tileset"):
@@ -847,8 +849,26 @@ def _tilesets(v: _Validator, raw: Any, root: Path, default_palette: str) -> list
                     data=dict(tf.get("data", {})),
                 )
             )
-        if template is None and not tiles and fields.get("template") is None:
-            v.error(key, "tileset has no tiles", expected="a `template` or at least one [[tileset.tiles]]")
+        base = fields.get("base")
+        if base is not None:
+            by_name = {s.name: s for s in sprites}
+            if fields.get("template") is not None:
+                v.error(f"{key}.base", "a tileset takes a `template` or a `base`, not both")
+                continue
+            if base not in by_name:
+                v.error(f"{key}.base", f"no sprite named '{base}'", hint=suggest(base, list(by_name)))
+                continue
+            sprite = by_name[base]
+            if (sprite.width, sprite.height) != (side, side):
+                v.error(
+                    f"{key}.base",
+                    f"sprite '{base}' is not one tile",
+                    expected=f"a {side}x{side} sprite (the tile size)",
+                    found=f"{sprite.width}x{sprite.height}",
+                )
+                continue
+        if template is None and base is None and not tiles and fields.get("template") is None:
+            v.error(key, "tileset has no tiles", expected="a `template`, a `base` or at least one [[tileset.tiles]]")
             continue
         out.append(
             TilesetSpec(
@@ -858,7 +878,8 @@ def _tilesets(v: _Validator, raw: Any, root: Path, default_palette: str) -> list
                 palette=fields.get("palette", default_palette),
                 terrain=fields.get("terrain", name),
                 template=template,
-                layout=fields.get("layout", "blob5x3"),
+                base=base,
+                layout="blob5x3" if base is not None else fields.get("layout", "blob5x3"),
                 set=fields.get("set", "blob"),
                 collision=_collision(v, f"{key}.collision", fields.get("collision", "full"), side),
                 data=dict(fields.get("data", {})),

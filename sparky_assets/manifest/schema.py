@@ -240,6 +240,11 @@ TILESET_FIELDS: dict[str, Field] = {
     "template": Field(
         "path", "Autotile template drawn by the artist (layouts in docs/tilesets.md); none: only `tiles`."
     ),
+    "base": Field(
+        "str",
+        "Instead of a `template`: a sprite of this manifest (a procedural `tile`, say) as the full tile; the "
+        "template is drawn from it with a border in the palette's two darkest colours.",
+    ),
     "layout": Field("str", "The template's layout.", "blob5x3", choices=TILESET_LAYOUTS),
     "set": Field(
         "str",
@@ -415,6 +420,8 @@ class TilesetSpec:
     palette: str
     terrain: str
     template: Path | None = None
+    base: str | None = None
+    """A sprite whose first locked frame is the full tile (instead of ``template``)."""
     layout: str = "blob5x3"
     set: str = "blob"
     collision: tuple[Polygon, ...] = ()

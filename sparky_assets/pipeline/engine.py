@@ -923,7 +923,8 @@ class _Build:
         for spec in self.manifest.tilesets:
             palette = self.manifest.palettes[spec.palette]
             try:
-                built = build_tileset(spec, palette, self.reads, self.manifest.root)
+                base = self.processed(spec.base)[0] if spec.base is not None else None
+                built = build_tileset(spec, palette, self.reads, self.manifest.root, base)
             except InvalidInput as exc:
                 raise InvalidInput([self._located(d) for d in exc.diagnostics]) from None
             candidates = np.array(

@@ -78,14 +78,56 @@ def _read_image(spec: TilesetSpec, key: str, path, reads: ReadContext, root) -> 
         raise _problem(spec, key, f"unreadable image: {exc}", found=path.relative_to(root).as_posix()) from None
 
 
-def build_tileset(spec: TilesetSpec, palette: Palette, reads: ReadContext, root) -> BuiltTileset:
-    """Read, lock and lay out ``spec``'s tiles. Raises InvalidInput located at the tileset's keys."""
+def template_from_base(base: np.ndarray, palette: Palette) -> np.ndarray:
+    """A ``blob5x3`` template drawn from one full tile: the tile wherever its cell's neighbours
+    are terrain; within ``max(1, tile // 8)`` pixels (Chebyshev) of an empty neighbour cell a
+    border, the palette's darkest colour on the outermost pixel and its second darkest inside.
+    Every pixel is a palette colour (the base is locked already)."""
+    side = base.shape[0]
+    width = max(1, side // 8)
+    darkest = sorted(palette.colors, key=lambda c: (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2], c))
+    outline = np.array([*darkest[0], 255], np.uint8)
+    inner = np.array([*darkest[min(1, len(darkest) - 1)], 255], np.uint8)
+    ys, xs = np.mgrid[0:side, 0:side]
+
+    def draw(mask: int) -> np.ndarray:
+        distance = np.full((side, side), side + 1)
+        for bit, (dr, dc) in autotile.OFFSETS.items():
+            if not mask & bit:
+                dy = np.where(dr < 0, ys + 1, np.where(dr > 0, side - ys, 0))
+                dx = np.where(dc < 0, xs + 1, np.where(dc > 0, side - xs, 0))
+                distance = np.minimum(distance, np.maximum(dy, dx))
+        tile = np.where((distance <= width)[..., None], inner, base)
+        return np.where((distance <= 1)[..., None], outline, tile)
+
+    template = np.zeros((3 * side, 5 * side, 4), np.uint8)
+    island = np.ones((3, 3), bool)
+    cells = {(r, c): autotile.neighbour_mask(island, r, c) for r in range(3) for c in range(3)}
+    cells |= {
+        (0, 3): 0xFF & ~autotile.SE,
+        (0, 4): 0xFF & ~autotile.SW,
+        (1, 3): 0xFF & ~autotile.NE,
+        (1, 4): 0xFF & ~autotile.NW,
+    }
+    for (r, c), mask in cells.items():
+        template[r * side : (r + 1) * side, c * side : (c + 1) * side] = draw(mask)
+    return template
+
+
+def build_tileset(
+    spec: TilesetSpec, palette: Palette, reads: ReadContext, root, base: np.ndarray | None = None
+) -> BuiltTileset:
+    """Read, lock and lay out ``spec``'s tiles; ``base``: the locked full tile of ``spec.base``.
+    Raises InvalidInput located at the tileset's keys."""
     side = spec.tile_size
     cells: list[np.ndarray] = []
     entries: list[TileEntry] = []
     table: tuple[int, ...] = ()
-    if spec.template is not None:
-        template = quantize_to_palette(_read_image(spec, "template", spec.template, reads, root), palette)
+    if spec.template is not None or base is not None:
+        if base is not None:
+            template = template_from_base(base, palette)
+        else:
+            template = quantize_to_palette(_read_image(spec, "template", spec.template, reads, root), palette)
         try:
             quadrants = autotile.cut_template(template, side, spec.layout)
         except autotile.TemplateError as exc:

@@ -204,3 +204,82 @@ def test_watch_republishes_a_tileset_when_its_template_or_its_table_changes(tmp_
         }
     finally:
         running.close()
+
+
+BASE_MANIFEST = """
+[project]
+name = "generated"
+palette = "sweetie-16"
+
+[[sprite]]
+name = "ground"
+style = "tile"
+size = 16
+
+[[tileset]]
+name = "ground"
+base = "ground"
+tile_size = 16
+"""
+
+
+def test_a_generated_base_tile_becomes_a_palette_locked_blob_set(tmp_path):
+    from sparky_assets.palettes.load import load_palette
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "sparky.toml").write_text(BASE_MANIFEST)
+    assert main(["-q", "build", str(root)]) == 0
+    tiles = [t[:16, :16] for t in _sheet_tiles_of(root / "build/sprites/tilesets/ground.png", 16)]
+    sprite = np.asarray(Image.open(root / "build/sprites/sheets/ground_0.png").convert("RGBA"))[:16, :16]
+    assert np.array_equal(tiles[at.BLOB_INDEX[0xFF]], sprite)  # the full tile is the generated tile itself
+    palette = {(*c, 255) for c in load_palette("sweetie-16", root).colors}
+    assert {tuple(p) for t in tiles[:47] for p in t.reshape(-1, 4)} <= palette
+    isolated = tiles[at.BLOB_INDEX[0]]
+    ring = np.concatenate([isolated[0], isolated[-1], isolated[:, 0], isolated[:, -1]])
+    assert len({tuple(p) for p in ring}) == 1 and tuple(ring[0]) != tuple(sprite[0, 0])  # outlined all round
+    # every seam of a random map: a border pixel faces a border pixel or an empty cell, never bare fill
+    rng = np.random.default_rng(2)
+    grid = rng.random((8, 8)) < 0.6
+    table = at.blob_table()
+    picture = np.zeros((8 * 16, 8 * 16, 4), np.uint8)
+    for r, c in zip(*np.nonzero(grid), strict=True):
+        picture[r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16] = tiles[table[at.neighbour_mask(grid, r, c)]]
+    outline = tuple(ring[0])
+    for r in range(8):
+        for c in range(8):
+            if not grid[r, c]:
+                continue
+            for dr, dc, edge in (
+                (0, 1, picture[r * 16 : (r + 1) * 16, c * 16 + 15]),
+                (1, 0, picture[r * 16 + 15, c * 16 : (c + 1) * 16]),
+            ):
+                rr, cc = r + dr, c + dc
+                if rr < 8 and cc < 8 and not grid[rr, cc]:
+                    assert all(tuple(p) == outline for p in edge), (r, c, dr, dc)
+
+
+def _sheet_tiles_of(path, side):
+    sheet = np.asarray(Image.open(path).convert("RGBA"))
+    return [
+        sheet[r * side : (r + 1) * side, c * side : (c + 1) * side]
+        for r in range(sheet.shape[0] // side)
+        for c in range(sheet.shape[1] // side)
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        ('base = "ground"', ['base = "grund"', "no sprite named 'grund'", "did you mean 'ground'?"]),
+        ("tile_size = 16", ["tile_size = 8", "sprite 'ground' is not one tile", "found 16x16"]),
+        ('base = "ground"', ['base = "ground"\ntemplate = "t.png"', "a `template` or a `base`, not both"]),
+    ],
+)
+def test_a_bad_base_is_located(tmp_path, capsys, change, fragments):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "sparky.toml").write_text(BASE_MANIFEST.replace(change, fragments[0]))
+    assert main(["-q", "build", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "tileset[0]" in err and all(f in err for f in fragments[1:]), err
