@@ -43,7 +43,9 @@ func _ready() -> void:
 	for i in source.get_tiles_count():
 		var coords := source.get_tile_id(i)
 		var data := source.get_tile_data(coords, 0)
-		var record := {"tile": [coords.x, coords.y], "terrain_set": data.terrain_set, "terrain": data.terrain}
+		var record := {
+			"tile": [coords.x, coords.y], "terrain_set": data.terrain_set, "terrain": data.terrain
+		}
 		var bits := []
 		if data.terrain_set == 0:
 			for name: String in NEIGHBOURS:
