@@ -1,29 +1,21 @@
-"""The build engine: manifest → generated → locked → packed → exported → on disk.
+"""The build engine: manifest → resolved project → the stage graph → files on disk.
 
-Stages are pure functions; this module is the one place that reads caches and writes
-files. Each stage's result is addressed by a key that hashes everything it depends
-on, chained from what was actually generated::
-
-    generate  H(generator name, generator.cache_key(request))
-    process   H(content of the generated frames*, palette colours, outline, dither)
-    pack      H(atlas name and settings, process keys + animations of its sprites)
-    export    H(pack key, target, its settings, exporter version)
-
-    * for locked generators, the SHA-256 of the stored result in sparky.lock (so a
-      regenerated sprite that came out differently flows through even where the
-      generator is not bit-exact); otherwise the generate key.
-
-A build runs in three phases: (1) generate every locked sprite whose lock entry is
-missing or stale (one batch per generator: diffusion batches on the GPU), (2) compute
-the process/pack/export keys, (3) evaluate lazily from the export stage down, so a
-no-op build only computes keys and ``stat`` s its outputs. Outputs are switched over
-together (:mod:`.outputs`); one build per project at a time (:class:`ProjectLock`).
+:func:`resolve` turns the loaded manifest into generation requests and generate keys
+(every file read goes through the build's :class:`~sparky_assets.reads.ReadContext`);
+:class:`Builder` runs builds (kept warm by ``watch``). A build runs in three phases:
+(1) generate every locked sprite whose lock entry is missing or stale (one batch per
+generator: diffusion batches on the GPU), (2) walk the stage graph
+(:mod:`.stages`: generate → process → pack → export, each keyed by what it read)
+from the exports down with the generic :class:`~.graph.Evaluator`, so a no-op build
+only computes keys and finds them cached, (3) write what changed (:mod:`.write`).
+``--dry-run`` and :func:`check` are the same walk with the ``plan`` action. Outputs
+are switched over together (:mod:`.outputs`); one build per project at a time
+(:class:`ProjectLock`).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable
@@ -34,30 +26,28 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..errors import BuildFailed, Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, SparkyError, suggest
-from ..export.base import PNG_VERSION, ExportContext, OutputFile, encode_png
+from ..errors import Diagnostic, DiagnosticSink, InvalidInput, ProjectLocked, suggest
+from ..export.base import OutputFile, encode_png
 from ..export.godot import godot_uid
-from ..export.registry import always_on, exporter
+from ..export.registry import always_on
 from ..generators.base import FrameSpec, GenerationRequest
 from ..manifest.load import load_manifest
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
-from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
-from ..pack.maxrects import PackError, PackResult, Placement, pack_maxrects
 from ..palettes import Palette
-from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
-from ..process.shape import add_outline, darkest
 from ..reads import ReadContext, ensure_reads
 from ..tiles.build import build_tileset
 from ..tiles.formats import bevy_ron, godot_tres, tiled_tsx
 from . import safepath
 from .cache import StageCache, cache_max_bytes
-from .fsutil import canonical_hash, sha256_bytes
-from .outputs import OutputLedger, PlannedWrite
-from .report import BuildReport, ChangedAsset, timed_stage
+from .fsutil import canonical_hash
+from .graph import Evaluator
+from .outputs import OutputLedger
+from .report import BuildReport, stage_timer, timed_stage
+from .stages import ENGINE_VERSION, StageContext, Stages, export_all
 from .store import GeneratedStore
+from .write import write_outputs
 
-ENGINE_VERSION = 2
 STATE_DIR = ".sparky"
 
 
@@ -96,6 +86,8 @@ class ResolvedProject:
     atlases: list[AtlasSpec]
     exports: list[ExportSpec]
     locator: Callable[[str], tuple[int | None, int | None]] = field(default=lambda key: (None, None))
+    plan: BuildReport | None = None
+    """What a build would do (set by :func:`check`)."""
 
 
 class ProjectLock:
@@ -282,9 +274,31 @@ def resolve(
 
 
 def check(path: str | Path) -> ResolvedProject:
-    """Validate the manifest and every file it refers to, without building."""
+    """Validate the manifest and every file it refers to, then walk the stage graph the
+    way ``build --dry-run`` does (every key, every cache lookup; nothing computed or
+    written), so ``check`` and a dry run are one evaluator and cannot disagree. The
+    plan is on the returned project (``plan``)."""
     reads = ReadContext()
-    return resolve(load_manifest(path, reads), reads=reads)
+    manifest = load_manifest(path, reads)
+    project = resolve(manifest, reads=reads)
+    store = GeneratedStore(manifest.root)
+    report = BuildReport(manifest.name, dry_run=True)
+    stale = {n for n, plan in project.sprites.items() if plan.lockable and lock_is_stale(store, plan)}
+    cache = StageCache(manifest.root / STATE_DIR / "cache")
+    ctx = StageContext(manifest, project, BuildOptions(dry_run=True), cache, store, report, reads, fresh=stale)
+    export_all(Evaluator(report, action="plan"), Stages.of(ctx), project.atlases, build_targets(manifest))
+    project.plan = report
+    return project
+
+
+def lock_is_stale(store: GeneratedStore, plan: SpritePlan, regenerate: tuple[str, ...] = ()) -> bool:
+    """Whether a locked sprite must be generated: asked to, or its lock entry is missing,
+    made from other inputs, or its stored file changed."""
+    name = plan.spec.name
+    if name in regenerate:
+        return True
+    entry = store.entries.get(name)
+    return entry is None or entry.key != plan.gen_key or not store.verify(name)
 
 
 # ------------------------------------------------------------------- build
@@ -409,6 +423,11 @@ class _WarmState:
 
 
 class _Build:
+    """One build: checks the options, generates locked sprites in batches, then walks
+    the stage graph (:mod:`.stages`) from the exports down with one
+    :class:`~.graph.Evaluator` — building, or planning for ``--dry-run`` — and writes
+    what changed (:mod:`.write`)."""
+
     def __init__(
         self,
         manifest: Manifest,
@@ -436,12 +455,6 @@ class _Build:
             output_roots=[manifest.out / "sheets", manifest.out / "tilesets", *(e.root for e in manifest.exports)],
         )
         self.report = BuildReport(manifest.name, dry_run=options.dry_run)
-        self._generated: dict[str, list[np.ndarray]] = {}
-        self._processed: dict[str, list[np.ndarray]] = {}
-        self._packed: dict[str, PackedAtlas] = {}
-        self._pages_png: dict[str, tuple[bytes, ...]] = {}
-
-    # -- plan ------------------------------------------------------------------
 
     @timed_stage("plan")  # resolving, keys, the lock file: what the other stages leave
     def run(self) -> BuildReport:
@@ -455,28 +468,47 @@ class _Build:
                 if plan.lockable:
                     self.store.refresh(name, plan.gen_key, plan.manifest_key, plan.inputs)
         atlases = self._selected_atlases(project)
-        targets = self._targets(project)
+        targets = build_targets(self.manifest)
         if self.options.frozen:
             self._check_frozen(project)
 
-        # phase 1: locked sprites whose lock entry is missing or stale, in batches
+        # locked sprites whose lock entry is missing or stale, in batches (GPU batches)
         wanted = self._only_sprites if self.options.only else set(project.sprites)
         to_generate = [
-            n for n, plan in project.sprites.items() if plan.lockable and n in wanted and self._lock_is_stale(plan)
+            n
+            for n, plan in project.sprites.items()
+            if plan.lockable and n in wanted and lock_is_stale(self.store, plan, self.options.regenerate)
         ]
+        ctx = StageContext(
+            self.manifest,
+            project,
+            self.options,
+            self.cache,
+            self.store,
+            self.report,
+            self.reads,
+            self.warm,
+            self.on_progress,
+            fresh=set(to_generate),
+        )
+        stages = Stages.of(ctx)
         if self.options.dry_run:
-            return self._plan_report(project, atlases, targets, to_generate)
-        self._generate(to_generate)
+            export_all(Evaluator(self.report, action="plan", force=self.options.force), stages, atlases, targets)
+            return self.report
+        evaluator = Evaluator(self.report, force=self.options.force)
+        for name, frames in stages.generate.run_batch(to_generate).items():
+            evaluator.remember(stages.generate, name, frames)
+        ctx.fresh = set()  # generated now: their content is in the store
 
-        # phase 2 + 3: keys from what was generated, then evaluate from the exports down
-        self._compute_keys(project)
-        files = self._export_all(atlases, targets)
-        self._add_tilesets(files, targets)
+        files = export_all(evaluator, stages, atlases, targets)
+        self._add_tilesets(files, targets, lambda name: evaluator.demand(stages.process, name), ctx)
         store_changes: tuple[list, list] = ([], [])
         if not self.options.frozen:  # a frozen (CI) build never touches committed files
             self.store.forget_except(set(project.sprites))
             store_changes = self.store.changes()  # switched over together with the outputs
-        self._write(files, selected={a.name for a in atlases} if self.options.only else None, store=store_changes)
+        with stage_timer(self.report, "write"):
+            selected = {a.name for a in atlases} if self.options.only else None
+            write_outputs(self.ledger, self.manifest.root, self.report, files, selected, store_changes)
         if store_changes[0] or store_changes[1]:
             self.store.committed()
             self.warm.saved_store(self.manifest.root, self.store)
@@ -485,436 +517,13 @@ class _Build:
         self.report.warnings += self.ledger.warnings + self.cache.warnings + self.store.problems
         return self.report
 
-    def _check_options(self, project: ResolvedProject) -> None:
-        problems = []
-        if self.options.frozen and (self.options.force or self.options.regenerate):
-            problems.append(
-                Diagnostic(
-                    "--frozen cannot be combined with --force or --regenerate",
-                    hint="--frozen never generates; drop one of them",
-                )
-            )
-        for name in self.options.regenerate:
-            if name not in project.sprites:
-                problems.append(
-                    Diagnostic(f"--regenerate: no sprite named '{name}'", hint=suggest(name, project.sprites))
-                )
-        known = set(project.sprites) | {a.name for a in project.atlases}
-        for name in self.options.only:
-            if name not in known:
-                problems.append(Diagnostic(f"--only: no sprite or atlas named '{name}'", hint=suggest(name, known)))
-        if problems:
-            raise InvalidInput(problems)
-
-    def _check_frozen(self, project: ResolvedProject) -> None:
-        stale = []
-        for plan in project.sprites.values():
-            if not plan.lockable:
-                continue
-            why, changed = self.store.staleness(plan.spec.name, plan.manifest_key, plan.inputs)
-            if why:
-                key = f"{plan.spec.key}.{changed[0]}" if changed else plan.spec.key
-                line, col = project.locator(key)
-                stale.append(
-                    Diagnostic(
-                        f"sprite '{plan.spec.name}' would need generating: {why}",
-                        file=str(self.manifest.path),
-                        line=line,
-                        column=col,
-                        key=key,
-                        sprite=plan.spec.name,
-                        stage="generate",
-                        hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/",
-                    )
-                )
-        if stale:
-            raise InvalidInput(stale)
-
-    def _lock_is_stale(self, plan: SpritePlan) -> bool:
-        name = plan.spec.name
-        if name in self.options.regenerate:
-            return True
-        entry = self.store.entries.get(name)
-        return entry is None or entry.key != plan.gen_key or not self.store.verify(name)
-
-    def _compute_keys(self, project: ResolvedProject) -> None:
-        self.process_keys: dict[str, str] = {}
-        for name, plan in project.sprites.items():
-            entry = self.store.entries.get(name) if plan.lockable else None
-            content = entry.sha256 if entry is not None and entry.key == plan.gen_key else plan.gen_key
-            s = plan.spec
-            self.process_keys[name] = canonical_hash(
-                {
-                    "stage": "process",
-                    "engine": ENGINE_VERSION,
-                    "quantize": QUANTIZE_VERSION,
-                    "content": content,
-                    "palette": plan.palette.digest(),
-                    "outline": s.outline,
-                    "dither": s.dither,
-                }
-            )
-        self.pack_keys = {
-            atlas.name: canonical_hash(
-                {
-                    "stage": "pack",
-                    "engine": ENGINE_VERSION,
-                    "pack": PACK_VERSION,
-                    "name": atlas.name,
-                    "settings": [
-                        atlas.max_width,
-                        atlas.max_height,
-                        atlas.padding,
-                        atlas.extrude,
-                        atlas.power_of_two,
-                        atlas.square,
-                        atlas.trim,
-                    ],
-                    "sprites": [
-                        [
-                            n,
-                            self.process_keys[n],
-                            [
-                                [a.name, a.frames, a.fps, a.loop]
-                                + ([a.base, a.direction] if a.direction else [])
-                                + (["timing", list(a.durations), a.playback, a.repeat] if a.timed else [])
-                                + (["pivot", list(a.pivot)] if a.pivot is not None else [])
-                                for a in project.sprites[n].spec.animations
-                            ],
-                        ]
-                        + (_placement(project.sprites[n].spec) if project.sprites[n].spec.placed else [])
-                        for n in atlas.sprites
-                    ],
-                }
-            )
-            for atlas in project.atlases
-        }
-
-    def _plan_report(self, project, atlases, targets, to_generate) -> BuildReport:
-        """What a build would do: keys as they are now; sprites about to be generated
-        count as changed all the way down."""
-        self._compute_keys(project)
-        fresh = set(to_generate)
-        need_export, need_pack, need_process = [], [], []
-        for atlas in atlases:
-            dirty = bool(fresh & set(atlas.sprites))
-            exports = [
-                t
-                for t in targets
-                if dirty or self.options.force or not self.cache.has("export", self._export_key(atlas, t))
-            ]
-            need_export += [f"{atlas.name}:{t.target}" for t in exports]
-            if exports and (dirty or self.options.force or not self.cache.has("pack", self.pack_keys[atlas.name])):
-                need_pack.append(atlas.name)
-                need_process += [
-                    n
-                    for n in atlas.sprites
-                    if n in fresh or self.options.force or not self.cache.has("process", self.process_keys[n])
-                ]
-        image_gen = [
-            n
-            for n in need_process
-            if not project.sprites[n].lockable and not self.cache.has("generate", project.sprites[n].gen_key)
-        ]
-        self.report.ran = {
-            "generate": to_generate + image_gen,
-            "process": need_process,
-            "pack": need_pack,
-            "export": need_export,
-        }
-        return self.report
-
-    @property
-    def _only_sprites(self) -> set[str]:
-        names = set()
-        for a in self.project.atlases:
-            if a.name in self.options.only:
-                names |= set(a.sprites)
-        return names | {n for n in self.options.only if n in self.project.sprites}
-
-    def _selected_atlases(self, project: ResolvedProject) -> list[AtlasSpec]:
-        if not self.options.only:
-            return project.atlases
-        return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
-
-    def _targets(self, project: ResolvedProject) -> list[ExportSpec]:
-        always = [ExportSpec(name, self.manifest.out / name, {}) for name in always_on()]
-        return [*always, *project.exports]
-
-    def _export_key(self, atlas: AtlasSpec, target: ExportSpec) -> str:
-        rel_root = target.root.relative_to(self.manifest.root).as_posix()
-        version = exporter(target.target).version
-        return canonical_hash(
-            {
-                "stage": "export",
-                "engine": ENGINE_VERSION,
-                "png": [PNG_VERSION, "fast" if self.options.fast_png else "small"],
-                "pack": self.pack_keys[atlas.name],
-                "target": target.target,
-                "root": rel_root,
-                "settings": dict(target.settings),
-                "version": version,
-            }
-        )
-
-    # -- stages ------------------------------------------------------------------
-
-    @timed_stage("generate")
-    def _generate(self, names: list[str], progress: bool = True) -> None:
-        by_generator: dict[str, list[SpritePlan]] = {}
-        for n in names:
-            plan = self.project.sprites[n]
-            by_generator.setdefault(plan.spec.generator, []).append(plan)
-        done = 0
-        for gen_name, plans in by_generator.items():
-            gen = plans[0].generator
-            try:
-                results = gen.generate([p.request for p in plans], self.reads)
-            except InvalidInput as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
-                raise InvalidInput([self._located(d, plans) for d in exc.diagnostics]) from exc
-            except SparkyError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
-                raise BuildFailed(
-                    Diagnostic(
-                        f"generator '{gen_name}' failed: {type(exc).__name__}: {exc}",
-                        stage="generate",
-                        sprite=plans[0].spec.name if len(plans) == 1 else None,
-                    )
-                ) from exc
-            if gen.last_stats:
-                self.report.generator_stats[gen_name] = dict(gen.last_stats)
-            for plan, frames in zip(plans, results):
-                self._accept_generated(plan, frames)
-                done += 1
-                if progress:
-                    self.on_progress("generate", done, len(names))
-
-    def _located(self, d: Diagnostic, plans: list[SpritePlan] = ()) -> Diagnostic:
-        """A generator's diagnostic with a manifest key, given the manifest's file and
-        position; a key relative to its sprite (``source``) gets the sprite's prefix."""
-        if d.file is not None or not d.key:
-            return d
-        key = d.key
-        if not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.", "tileset[")):
-            plan = next((p for p in plans if p.spec.name == d.sprite), plans[0] if len(plans) == 1 else None)
-            if plan is not None:
-                key = f"{plan.spec.key}.{key}"
-                d = replace(d, sprite=plan.spec.name)
-        line, column = self.project.locator(key)
-        return replace(d, file=str(self.manifest.path), line=line, column=column, key=key)
-
-    def _accept_generated(self, plan: SpritePlan, frames: list[np.ndarray]) -> None:
-        s = plan.spec
-        expected = (s.height, s.width, 4)
-        if len(frames) != len(plan.request.frames) or any(f.shape != expected or f.dtype != np.uint8 for f in frames):
-            raise BuildFailed(
-                Diagnostic(
-                    f"generator '{s.generator}' returned {len(frames)} frames of "
-                    f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
-                    sprite=s.name,
-                    stage="generate",
-                )
-            )
-        if plan.lockable:
-            self.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key)
-        else:
-            self.cache.put_arrays("generate", plan.gen_key, {}, frames)
-        self._generated[s.name] = frames
-        self.report.ran["generate"].append(s.name)
-
-    @timed_stage("generate")
-    def generated(self, name: str) -> list[np.ndarray]:
-        if name in self._generated:
-            return self._generated[name]
-        plan = self.project.sprites[name]
-        frames = None
-        if plan.lockable:
-            frames = self.store.lookup(name, plan.gen_key)
-        else:
-            hit = None if self.options.force else self.cache.get_arrays("generate", plan.gen_key)
-            frames = hit[1] if hit else None
-        if frames is None:
-            if plan.lockable:  # verified in phase 1: someone changed sparky-generated/ during the build
-                raise BuildFailed(
-                    Diagnostic(
-                        f"the stored result of sprite '{name}' changed during the build; run it again",
-                        sprite=name,
-                        stage="generate",
-                    )
-                )
-            self._generate([name], progress=False)  # inside the export stage's progress
-            return self._generated[name]
-        self.report.cached["generate"] += 1
-        self._generated[name] = frames
-        return frames
-
-    @timed_stage("process")
-    def processed(self, name: str) -> list[np.ndarray]:
-        if name in self._processed:
-            return self._processed[name]
-        plan = self.project.sprites[name]
-        key = self.process_keys[name]
-        frames = None if self.options.force else self.warm.get(key)
-        if frames is not None:
-            self.report.cached["process"] += 1
-        else:
-            hit = None if self.options.force else self.cache.get_arrays("process", key)
-            if hit is not None:
-                self.report.cached["process"] += 1
-                frames = hit[1]
-            else:
-                frames = [self._process_frame(plan, f) for f in self.generated(name)]
-                self.cache.put_arrays("process", key, {}, frames)
-                self.report.ran["process"].append(name)
-            self.warm.put(key, frames)
-        self._processed[name] = frames
-        return frames
-
-    @staticmethod
-    def _process_frame(plan: SpritePlan, frame: np.ndarray) -> np.ndarray:
-        s = plan.spec
-        if s.outline:
-            color = (
-                darkest(plan.palette.colors)
-                if s.outline is True
-                else tuple(int(s.outline[i : i + 2], 16) for i in (1, 3, 5))
-            )
-            frame = add_outline(frame, color)
-        return quantize_to_palette(frame, plan.palette, s.dither)
-
-    @timed_stage("pack")
-    def packed(self, atlas: AtlasSpec) -> PackedAtlas:
-        if atlas.name in self._packed:
-            return self._packed[atlas.name]
-        key = self.pack_keys[atlas.name]
-        hit = None if self.options.force else self.cache.get_arrays("pack", key)
-        if hit is not None:
-            self.report.cached["pack"] += 1
-            result = _atlas_from_cache(atlas.name, *hit)
-        else:
-            inputs, animations = [], []
-            for n in atlas.sprites:
-                spec = self.project.sprites[n].spec
-                frames = self.processed(n)
-                if spec.animations:
-                    k = 0
-                    for a in spec.animations:
-                        for i in range(a.frames):
-                            inputs.append(FrameInput(n, a.name, i, frames[k]))
-                            k += 1
-                        animations.append((n, a.name, a.fps, a.loop, a.durations, a.playback, a.repeat))
-                else:
-                    inputs.append(FrameInput(n, None, 0, frames[0]))
-            try:
-                result = build_atlas(
-                    atlas.name,
-                    inputs,
-                    animations,
-                    max_width=atlas.max_width,
-                    max_height=atlas.max_height,
-                    padding=atlas.padding,
-                    extrude=atlas.extrude,
-                    trim=atlas.trim,
-                    power_of_two=atlas.power_of_two,
-                    square=atlas.square,
-                    pack=self._layout,
-                )
-            except PackError as exc:  # the manifest check should have caught it; still the user's settings
-                key = f"atlas[{atlas.index}].max_size" if not atlas.implicit else f"sprite[{atlas.index}]"
-                line, col = self.project.locator(key)
-                raise InvalidInput(
-                    Diagnostic(str(exc), file=str(self.manifest.path), line=line, column=col, key=key, stage="pack")
-                ) from None
-            self.cache.put_arrays("pack", key, _atlas_meta(result), list(result.pages))
-            self.report.ran["pack"].append(atlas.name)
-        self._packed[atlas.name] = result
-        return result
-
-    def _layout(self, sizes, max_width, max_height, **settings) -> PackResult:
-        """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout``
-        stage): re-locked frames keep their sizes, so their atlas is only recomposed."""
-        key = canonical_hash(
-            {
-                "stage": "layout",
-                "engine": ENGINE_VERSION,
-                "sizes": list(sizes),
-                "max": [max_width, max_height],
-                **settings,
-            }
-        )
-        payload = None if self.options.force else self.cache.get("layout", key)
-        if payload is not None:
-            try:
-                doc = json.loads(payload)
-                return PackResult(tuple(Placement(*p) for p in doc["placements"]), tuple(map(tuple, doc["pages"])))
-            except (ValueError, KeyError, TypeError):
-                self.cache.warnings.append(f"cache entry layout/{key[:12]} did not decode; rebuilt")
-        result = pack_maxrects(sizes, max_width, max_height, **settings)
-        doc = {
-            "placements": [[p.page, p.x, p.y] for p in result.placements],
-            "pages": [list(p) for p in result.page_sizes],
-        }
-        self.cache.put("layout", key, json.dumps(doc).encode())
-        return result
-
-    @timed_stage("export")
-    def exported(self, atlas: AtlasSpec, target: ExportSpec) -> dict[str, OutputFile]:
-        key = self._export_key(atlas, target)
-        payload = None if self.options.force else self.cache.get("export", key)
-        if payload is not None:
-            files = _files_from_bytes(payload)
-            if files is not None:
-                self.report.cached["export"] += 1
-                return files
-        packed = self.packed(atlas)
-        if atlas.name not in self._pages_png:  # encoded once, shared by every target
-            colors = {c for n in atlas.sprites for c in self.project.sprites[n].palette.colors}
-            candidates = np.array(
-                sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32
-            )
-            self._pages_png[atlas.name] = tuple(
-                encode_png(p, candidates, fast=self.options.fast_png) for p in packed.pages
-            )
-        ctx = ExportContext(self.manifest, target, self._pages_png[atlas.name], dict(target.settings))
-        impl = exporter(target.target)
-        try:
-            files = impl.export(packed, ctx)
-        except InvalidInput as exc:  # an export setting the data cannot satisfy: point at the setting
-            located_diags = []
-            for d in exc.diagnostics:
-                line, col = self.project.locator(d.key) if d.key and d.file is None else (d.line, d.column)
-                located_diags.append(replace(d, file=d.file or str(self.manifest.path), line=line, column=col))
-            raise InvalidInput(located_diags) from None
-        self.cache.put("export", key, _files_to_bytes(files))
-        self.report.ran["export"].append(f"{atlas.name}:{target.target}")
-        return files
-
-    def _export_all(
-        self, atlases: list[AtlasSpec], targets: list[ExportSpec]
-    ) -> dict[Path, tuple[ExportSpec, str, OutputFile]]:
-        out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
-        total = len(atlases) * len(targets)
-        for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
-            for rel, f in self.exported(atlas, target).items():
-                path = target.root / rel
-                if path in out:
-                    other_target, _, other = out[path]
-                    raise InvalidInput(
-                        Diagnostic(
-                            f"two outputs want the same file {self.manifest.relative(path)}: {target.target} export of atlas "
-                            f"'{atlas.name}' and {other_target.target} export of atlas '{other.atlas}'",
-                            stage="export",
-                            hint="give each export target its own dir"
-                            if other_target.target != target.target
-                            else "rename a sprite or an atlas so their file names differ",
-                        )
-                    )
-                out[path] = (target, rel, f)
-            self.on_progress("export", i, total)
-        return out
-
-    def _add_tilesets(self, files: dict[Path, tuple[ExportSpec, str, OutputFile]], targets: list[ExportSpec]) -> None:
+    def _add_tilesets(
+        self,
+        files: dict[Path, tuple[ExportSpec, str, OutputFile]],
+        targets: list[ExportSpec],
+        processed: Callable[[str], list[np.ndarray]],
+        ctx: StageContext,
+    ) -> None:
         """Every ``[[tileset]]``: sheet + ``.tsx`` under ``<out>/tilesets``, and a TileSet ``.tres``
         / ``.tileset.ron`` next to the sheet in each Godot / Bevy export."""
         if not self.manifest.tilesets:
@@ -923,10 +532,10 @@ class _Build:
         for spec in self.manifest.tilesets:
             palette = self.manifest.palettes[spec.palette]
             try:
-                base = self.processed(spec.base)[0] if spec.base is not None else None
+                base = processed(spec.base)[0] if spec.base is not None else None
                 built = build_tileset(spec, palette, self.reads, self.manifest.root, base)
             except InvalidInput as exc:
-                raise InvalidInput([self._located(d) for d in exc.diagnostics]) from None
+                raise InvalidInput([ctx.located(d) for d in exc.diagnostics]) from None
             candidates = np.array(
                 sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in palette.colors}), dtype=np.uint32
             )
@@ -978,144 +587,66 @@ class _Build:
                     )
                 files[path] = (target, rel, f)
 
-    # -- write -------------------------------------------------------------------
-
-    @timed_stage("write")
-    def _write(
-        self,
-        files: dict[Path, tuple[ExportSpec, str, OutputFile]],
-        selected: set[str] | None,
-        store: tuple[list, list] = ([], []),
-    ) -> None:
-        """Write what changed, remove what is no longer produced. ``selected`` (``--only``):
-        outputs of other atlases are left alone. ``store``: generated-store writes and
-        removals, switched over with the outputs."""
-        writes, keep = [], {}
-        for path, (target, rel, f) in sorted(files.items()):
-            digest = sha256_bytes(f.data)
-            meta = {
-                "target": target.target,
-                "path": rel,
-                "kind": f.kind,
-                "engine_path": f.engine_path,
-                "sprites": list(f.sprites),
-                "atlas": f.atlas,
-                "sha256": digest,
-            }
-            if self.ledger.unchanged(path, digest, len(f.data)):
-                keep[path] = meta
-                self.report.unchanged += 1
-                continue
-            change = "modified" if path.exists() else "added"
-            writes.append(PlannedWrite(path, f.data, meta))
-            self.report.assets.append(
-                ChangedAsset(target.target, rel, f.engine_path, f.kind, change, digest, f.sprites, f.atlas)
-            )
-        remove = []
-        for rel, meta in sorted(self.ledger.record.items()):
-            path = self.manifest.root / rel
-            if path in files:
-                continue
-            if selected is not None and meta.get("atlas") not in selected:
-                keep[path] = meta
-                continue
-            if not self.ledger.owns(rel):  # not in an output folder, or changed since: not ours
-                continue
-            remove.append(path)
-            self.report.assets.append(
-                ChangedAsset(
-                    meta.get("target", "sheets"),
-                    meta.get("path", rel),
-                    meta.get("engine_path"),
-                    meta.get("kind", "metadata"),
-                    "removed",
-                    "",
-                    tuple(meta.get("sprites", ())),
-                    meta.get("atlas"),
+    def _check_options(self, project: ResolvedProject) -> None:
+        problems = []
+        if self.options.frozen and (self.options.force or self.options.regenerate):
+            problems.append(
+                Diagnostic(
+                    "--frozen cannot be combined with --force or --regenerate",
+                    hint="--frozen never generates; drop one of them",
                 )
             )
-        self.ledger.commit(writes, keep, remove, extra_writes=store[0], extra_remove=store[1])
-        self.report.written = [w.path for w in writes]
-        self.report.removed = remove
+        for name in self.options.regenerate:
+            if name not in project.sprites:
+                problems.append(
+                    Diagnostic(f"--regenerate: no sprite named '{name}'", hint=suggest(name, project.sprites))
+                )
+        known = set(project.sprites) | {a.name for a in project.atlases}
+        for name in self.options.only:
+            if name not in known:
+                problems.append(Diagnostic(f"--only: no sprite or atlas named '{name}'", hint=suggest(name, known)))
+        if problems:
+            raise InvalidInput(problems)
+
+    def _check_frozen(self, project: ResolvedProject) -> None:
+        stale = []
+        for plan in project.sprites.values():
+            if not plan.lockable:
+                continue
+            why, changed = self.store.staleness(plan.spec.name, plan.manifest_key, plan.inputs)
+            if why:
+                key = f"{plan.spec.key}.{changed[0]}" if changed else plan.spec.key
+                line, col = project.locator(key)
+                stale.append(
+                    Diagnostic(
+                        f"sprite '{plan.spec.name}' would need generating: {why}",
+                        file=str(self.manifest.path),
+                        line=line,
+                        column=col,
+                        key=key,
+                        sprite=plan.spec.name,
+                        stage="generate",
+                        hint="run `sparky-assets build` where the generator can run, then commit sparky.lock and sparky-generated/",
+                    )
+                )
+        if stale:
+            raise InvalidInput(stale)
+
+    @property
+    def _only_sprites(self) -> set[str]:
+        names = set()
+        for a in self.project.atlases:
+            if a.name in self.options.only:
+                names |= set(a.sprites)
+        return names | {n for n in self.options.only if n in self.project.sprites}
+
+    def _selected_atlases(self, project: ResolvedProject) -> list[AtlasSpec]:
+        if not self.options.only:
+            return project.atlases
+        return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
 
 
-# -------------------------------------------------------------- serialisation
-
-
-def _atlas_meta(atlas: PackedAtlas) -> dict:
-    return {
-        "rects": [list(map(list, r)) for r in atlas.rects],
-        "frames": [
-            [
-                f.sprite,
-                f.animation,
-                f.frame,
-                f.page,
-                f.slot,
-                f.x,
-                f.y,
-                f.w,
-                f.h,
-                f.offset_x,
-                f.offset_y,
-                f.source_w,
-                f.source_h,
-            ]
-            for f in atlas.frames
-        ],
-        "animations": [
-            [a.sprite, a.name, a.fps, a.loop, list(a.frames)]
-            + ([list(a.durations), a.playback, a.repeat] if a.timed else [])
-            for a in atlas.animations
-        ],
-        "sprites": list(atlas.sprites),
-    }
-
-
-def _placement(spec) -> list:
-    """A sprite's pivot and slices as key material (exports carry them)."""
-    return [
-        "placement",
-        None if spec.pivot is None else list(spec.pivot),
-        [
-            [sl.name, list(sl.rect), sl.center and list(sl.center), sl.pivot and list(sl.pivot), sl.data]
-            for sl in spec.slices
-        ],
-    ]
-
-
-def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedAtlas:
-    return PackedAtlas(
-        name,
-        tuple(pages),
-        tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
-        tuple(PackedFrame(*f) for f in meta["frames"]),
-        tuple(
-            AnimationInfo(s, n, fps, loop, tuple(fr), *([tuple(t[0]), *t[1:]] if t else []))
-            for s, n, fps, loop, fr, *t in meta["animations"]
-        ),
-        tuple(meta["sprites"]),
-    )
-
-
-def _files_to_bytes(files: dict[str, OutputFile]) -> bytes:
-    index, blobs, offset = [], [], 0
-    for rel, f in sorted(files.items()):
-        index.append([rel, f.kind, list(f.sprites), f.atlas, f.engine_path, offset, len(f.data)])
-        blobs.append(f.data)
-        offset += len(f.data)
-    head = json.dumps(index).encode()
-    return len(head).to_bytes(8, "big") + head + b"".join(blobs)
-
-
-def _files_from_bytes(payload: bytes) -> dict[str, OutputFile] | None:
-    try:
-        n = int.from_bytes(payload[:8], "big")
-        index = json.loads(payload[8 : 8 + n])
-        body = payload[8 + n :]
-        return {
-            rel: OutputFile(body[o : o + size], kind, tuple(sprites), atlas, engine)
-            for rel, kind, sprites, atlas, engine, o, size in index
-        }
-    except (ValueError, TypeError):
-        return None
+def build_targets(manifest: Manifest) -> list[ExportSpec]:
+    """Every target a build writes: the always-on ones (``sheets``), then the manifest's."""
+    always = [ExportSpec(name, manifest.out / name, {}) for name in always_on()]
+    return [*always, *manifest.exports]

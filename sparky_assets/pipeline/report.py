@@ -9,8 +9,10 @@ second to the innermost stage running, so the timings add up to the time spent i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +91,22 @@ class BuildReport:
         return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def stage_timer(report: BuildReport, stage: str) -> Iterator[None]:
+    """Add the wall time of the block, minus that of timed blocks inside it, to
+    ``report.stage_s[stage]``."""
+    frame = [time.perf_counter(), 0.0]  # start, time spent in nested stages
+    report._timing.append(frame)
+    try:
+        yield
+    finally:
+        report._timing.pop()
+        total = time.perf_counter() - frame[0]
+        report.stage_s[stage] = report.stage_s.get(stage, 0.0) + total - frame[1]
+        if report._timing:
+            report._timing[-1][1] += total
+
+
 def timed_stage(stage: str):
     """Decorate a method of an object with a ``report`` (:class:`BuildReport`): its
     wall time, minus that of timed methods it calls, is added to ``report.stage_s[stage]``."""
@@ -96,17 +114,8 @@ def timed_stage(stage: str):
     def decorate(method):
         @functools.wraps(method)
         def timed(self, *args, **kwargs):
-            report: BuildReport = self.report
-            frame = [time.perf_counter(), 0.0]  # start, time spent in nested stages
-            report._timing.append(frame)
-            try:
+            with stage_timer(self.report, stage):
                 return method(self, *args, **kwargs)
-            finally:
-                report._timing.pop()
-                total = time.perf_counter() - frame[0]
-                report.stage_s[stage] = report.stage_s.get(stage, 0.0) + total - frame[1]
-                if report._timing:
-                    report._timing[-1][1] += total
 
         return timed
 

@@ -82,7 +82,7 @@ def test_sheet_frames_are_the_locked_frames_untrimmed_back_to_source(built):
     from sparky_assets.pipeline.engine import check
 
     project = check(built)
-    from sparky_assets.pipeline.engine import _Build  # the stage functions, run directly
+    from sparky_assets.pipeline.stages import process_frame  # the stage function, run directly
 
     frames = _frames_by_key(built)
     for (atlas, key), (pixels, f) in frames.items():
@@ -95,7 +95,7 @@ def test_sheet_frames_are_the_locked_frames_untrimmed_back_to_source(built):
                     index += f["frame"]
                     break
                 index += a.frames
-        expected = _Build._process_frame(plan, gen[index])
+        expected = process_frame(plan, gen[index])
         sw, sh = f["source_size"]
         ox, oy = f["offset"]
         full = np.zeros((sh, sw, 4), np.uint8)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from sparky_assets.cli.main import main
 from sparky_assets.errors import ProjectLocked
@@ -112,6 +113,41 @@ def test_dry_run_plans_without_writing(project):
     assert report.ran["generate"] == ["ghost"] and report.ran["pack"] == ["characters"]
     assert snapshot(project, skip=()) == before
     assert build(project).ran["generate"] == ["ghost"]
+
+
+EDITS = [
+    ("seed", lambda root: edit(root, 'name = "ghost"\n', 'name = "ghost"\nseed = 7\n')),
+    ("palette", lambda root: _rewrite(root / "palettes/items.gpl", "254 231  97", "250 220  90")),
+    ("padding", lambda root: edit(root, "padding = 1\ntrim = true", "padding = 2\ntrim = true")),
+    ("source", lambda root: _repaint(root / "art/potion.png")),
+    ("dither", lambda root: edit(root, 'name = "slime_green"\n', 'name = "slime_green"\ndither = "bayer2"\n')),
+    ("nothing", lambda root: None),
+]
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def _repaint(png: Path) -> None:
+    im = Image.open(png).convert("RGBA")
+    im.putpixel((1, 1), (255, 255, 255, 255))
+    im.save(png)
+
+
+@pytest.mark.parametrize("change", EDITS, ids=[e[0] for e in EDITS])
+def test_dry_run_check_and_build_are_one_walk(project, change):
+    """``build --dry-run`` and ``check`` walk the same graph with the plan action as a
+    build walks with the build action: what they say would run is what runs."""
+    from sparky_assets.pipeline.engine import check
+
+    change[1](project)
+    planned = build(project, dry_run=True)
+    checked = check(project).plan
+    built = build(project)
+    for stage in ("generate", "process", "pack", "export"):
+        assert sorted(planned.ran[stage]) == sorted(built.ran[stage]) == sorted(checked.ran[stage]), stage
+        assert planned.cached[stage] == built.cached[stage] == checked.cached[stage], stage
 
 
 def test_only_builds_the_named_atlas(project):

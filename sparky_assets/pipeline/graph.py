@@ -1,0 +1,133 @@
+"""The build graph's evaluator: one generic, memoising walk over declared stages.
+
+A :class:`Stage` says, for one item (a sprite, an atlas, an (atlas, target) pair),
+what its key is (a hash of exactly what it reads), how a cached value is found and
+stored, which other stages' values it needs, and how to compute it. The
+:class:`Evaluator` is the only code that decides *whether* a stage runs: memo, then
+cache, then compute — and it is the same walk for every action:
+
+* ``build`` — values are computed where the cache misses and stored;
+* ``plan`` (``build --dry-run``, ``check``) — nothing is computed or written: a miss
+  is recorded as "would run" and its inputs are planned in turn. A key that cannot
+  be known yet (it hashes what an upstream stage has still to make) counts as a miss.
+
+Both actions count what ran and what came from the cache in the same
+:class:`~.report.BuildReport`, so a dry run cannot drift from a build.
+
+Invariants: a stage's value is computed at most once per build (memo); ``force``
+skips cache reads, never writes; stage errors are :class:`~sparky_assets.errors.SparkyError` s
+(typed per layer, already diagnostics) and pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any, ClassVar, Literal
+
+from .report import BuildReport, stage_timer
+
+Action = Literal["build", "plan"]
+PLANNED = object()
+"""The value of a stage that a ``plan`` walk found would run."""
+
+
+class Stage:
+    """One kind of step in the graph. Subclasses set ``name`` (the report's stage) and
+    implement the methods below; ``item`` is whatever identifies one unit of work."""
+
+    name: ClassVar[str] = ""
+
+    def key(self, item: Any, ev: Evaluator) -> str | None:
+        """The cache key: a hash of everything the value depends on. None when it is
+        not known before an upstream stage has run (only in a ``plan`` walk)."""
+        raise NotImplementedError
+
+    def label(self, item: Any) -> str:
+        """How the report names this unit of work."""
+        return str(item)
+
+    def load(self, item: Any, key: str, ev: Evaluator) -> Any | None:
+        """The stored value for ``key``, or None."""
+        raise NotImplementedError
+
+    def is_cached(self, item: Any, key: str, ev: Evaluator) -> bool:
+        """Whether :meth:`load` would find a value (``plan``: without decoding it)."""
+        return self.load(item, key, ev) is not None
+
+    def inputs(self, item: Any, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
+        """The (stage, item) values :meth:`compute` asks for (walked by ``plan``)."""
+        return ()
+
+    def compute(self, item: Any, ev: Evaluator) -> Any:
+        raise NotImplementedError
+
+    def save(self, item: Any, key: str, value: Any, ev: Evaluator) -> None:
+        raise NotImplementedError
+
+    def forced(self, item: Any, ev: Evaluator) -> bool:
+        """Whether ``--force`` makes this unit skip its stored value."""
+        return ev.force
+
+    def counts_as_run(self, item: Any, ev: Evaluator) -> bool:
+        """Whether :meth:`compute` is reported under this stage (a stage that delegates
+        the work, like generate for locked sprites, reports it where it happens)."""
+        return True
+
+
+class Evaluator:
+    """Memo → cache → compute, for any stage; see the module docstring."""
+
+    def __init__(self, report: BuildReport, *, action: Action = "build", force: bool = False):
+        self.report = report
+        self.action = action
+        self.force = force
+        self._memo: dict[tuple[str, Hashable], Any] = {}
+
+    def demand(self, stage: Stage, item: Any) -> Any:
+        """The value of ``stage`` for ``item`` (``build``), or :data:`PLANNED` / a cached
+        marker (``plan``)."""
+        memo_key = (stage.name, _hashable(item))
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        with stage_timer(self.report, stage.name):
+            value = self._evaluate(stage, item)
+        self._memo[memo_key] = value
+        return value
+
+    def _evaluate(self, stage: Stage, item: Any) -> Any:
+        key = stage.key(item, self)
+        if self.action == "plan":
+            if key is not None and not stage.forced(item, self) and stage.is_cached(item, key, self):
+                self.report.cached[stage.name] += 1
+                return True
+            if stage.counts_as_run(item, self):
+                self.report.ran[stage.name].append(stage.label(item))
+            for upstream, upstream_item in stage.inputs(item, self):
+                self.demand(upstream, upstream_item)
+            return PLANNED
+        if key is not None and not stage.forced(item, self):
+            value = stage.load(item, key, self)
+            if value is not None:
+                self.report.cached[stage.name] += 1
+                return value
+        value = stage.compute(item, self)
+        key = key if key is not None else stage.key(item, self)
+        if key is not None:
+            stage.save(item, key, value, self)
+        if stage.counts_as_run(item, self):
+            self.report.ran[stage.name].append(stage.label(item))
+        return value
+
+    def remember(self, stage: Stage, item: Any, value: Any) -> None:
+        """Record a value made outside the walk (a batch of generated sprites)."""
+        self._memo[(stage.name, _hashable(item))] = value
+
+
+def _hashable(item: Any) -> Hashable:
+    if isinstance(item, tuple):
+        return tuple(_hashable(i) for i in item)
+    try:
+        hash(item)
+        return item
+    except TypeError:
+        return id(item)

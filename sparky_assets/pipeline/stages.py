@@ -1,0 +1,603 @@
+"""The build's stages, each a small :class:`~.graph.Stage` that owns its key formula::
+
+    generate  H(generator name, generator.cache_key(request))        (in resolve: SpritePlan.gen_key)
+    process   H(content of the generated frames*, palette colours, outline, dither)
+    pack      H(atlas name and settings, process keys + animations of its sprites)
+    export    H(pack key, target, its settings, exporter version, PNG writer)
+
+    * for locked generators, the SHA-256 of the stored result in sparky.lock (so a
+      regenerated sprite that came out differently flows through even where the
+      generator is not bit-exact); otherwise the generate key.
+
+A stage reads only through :class:`StageContext` (the resolved project, the stage
+cache, the generated store, the warm frames of a long-lived builder) and returns
+values; the :class:`~.graph.Evaluator` decides what runs, and :mod:`.write` puts the
+exports on disk. Errors leave a stage as located diagnostics (``InvalidInput`` /
+``BuildFailed``), never as a plugin's own exception.
+
+To add a stage: subclass :class:`~.graph.Stage` here (key, load/save, inputs,
+compute), give :class:`Stages` an instance, and demand it from the stage that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..errors import BuildFailed, Diagnostic, InvalidInput, SparkyError
+from ..export.base import PNG_VERSION, ExportContext, OutputFile, encode_png
+from ..export.registry import exporter
+from ..manifest.schema import AtlasSpec, ExportSpec, Manifest
+from ..pack.atlas import PACK_VERSION, AnimationInfo, FrameInput, PackedAtlas, PackedFrame, build_atlas
+from ..pack.maxrects import PackError, PackResult, Placement, pack_maxrects
+from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
+from ..process.shape import add_outline, darkest
+from ..reads import ReadContext
+from .cache import StageCache
+from .fsutil import canonical_hash
+from .graph import Evaluator, Stage
+from .report import BuildReport, stage_timer
+from .store import GeneratedStore
+
+if TYPE_CHECKING:
+    from .engine import BuildOptions, ResolvedProject, SpritePlan, _WarmState
+
+ENGINE_VERSION = 2
+"""Part of every key: bump when the engine changes what any stage produces."""
+
+
+@dataclass
+class StageContext:
+    """What the stages of one build read and share."""
+
+    manifest: Manifest
+    project: ResolvedProject
+    options: BuildOptions
+    cache: StageCache
+    store: GeneratedStore
+    report: BuildReport
+    reads: ReadContext
+    warm: _WarmState | None = None
+    on_progress: Callable[[str, int, int], None] = lambda stage, done, total: None
+    fresh: set[str] = field(default_factory=set)
+    """Locked sprites this build (re)generates: their content is unknown to a plan."""
+    pages_png: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+
+    def located(self, d: Diagnostic, plans: Iterable[SpritePlan] = ()) -> Diagnostic:
+        """A plugin's diagnostic with a manifest key, given the manifest's file and
+        position; a key relative to its sprite (``source``) gets the sprite's prefix."""
+        if d.file is not None or not d.key:
+            return d
+        plans = list(plans)
+        key = d.key
+        if not key.startswith(("generator.", "project.", "sprite[", "atlas[", "export.", "tileset[")):
+            plan = next((p for p in plans if p.spec.name == d.sprite), plans[0] if len(plans) == 1 else None)
+            if plan is not None:
+                key = f"{plan.spec.key}.{key}"
+                d = replace(d, sprite=plan.spec.name)
+        line, column = self.project.locator(key)
+        return replace(d, file=str(self.manifest.path), line=line, column=column, key=key)
+
+
+# --------------------------------------------------------------------------- generate
+
+
+class GenerateStage(Stage):
+    """A sprite's frames from its generator. Locked generators run in batches before
+    the walk (:meth:`run_batch`: one call per generator, the GPU's batches) and their
+    results come from the store; the others (``image``) run on demand, cached."""
+
+    name: ClassVar[str] = "generate"
+
+    def __init__(self, ctx: StageContext):
+        self.ctx = ctx
+
+    def key(self, item: str, ev: Evaluator) -> str | None:
+        return self.ctx.project.sprites[item].gen_key
+
+    def forced(self, item: str, ev: Evaluator) -> bool:
+        return ev.force and not self.ctx.project.sprites[item].lockable  # --force keeps locked art
+
+    def counts_as_run(self, item: str, ev: Evaluator) -> bool:
+        # a locked sprite runs in the batch phase, which reports it; a plan reports it here
+        return ev.action == "plan" or not self.ctx.project.sprites[item].lockable
+
+    def is_cached(self, item: str, key: str, ev: Evaluator) -> bool:
+        if self.ctx.project.sprites[item].lockable:
+            return item not in self.ctx.fresh and self.ctx.store.entries.get(item) is not None
+        return self.ctx.cache.has(self.name, key)
+
+    def load(self, item: str, key: str, ev: Evaluator) -> list[np.ndarray] | None:
+        if self.ctx.project.sprites[item].lockable:
+            return self.ctx.store.lookup(item, key)
+        hit = self.ctx.cache.get_arrays(self.name, key)
+        return hit[1] if hit else None
+
+    def compute(self, item: str, ev: Evaluator) -> list[np.ndarray]:
+        if self.ctx.project.sprites[item].lockable:  # verified before the walk: changed since
+            raise BuildFailed(
+                Diagnostic(
+                    f"the stored result of sprite '{item}' changed during the build; run it again",
+                    sprite=item,
+                    stage="generate",
+                )
+            )
+        return self.run_batch([item], progress=False)[item]
+
+    def save(self, item: str, key: str, value: list[np.ndarray], ev: Evaluator) -> None:
+        if not self.ctx.project.sprites[item].lockable:
+            self.ctx.cache.put_arrays(self.name, key, {}, value)
+
+    def run_batch(self, names: list[str], progress: bool = True) -> dict[str, list[np.ndarray]]:
+        """Generate ``names``, one call per generator; locked results go to the store.
+        A generator's error leaves as a located diagnostic (``InvalidInput``) or a
+        failed step (``BuildFailed``)."""
+        ctx = self.ctx
+        by_generator: dict[str, list[SpritePlan]] = {}
+        for n in names:
+            plan = ctx.project.sprites[n]
+            by_generator.setdefault(plan.spec.generator, []).append(plan)
+        out: dict[str, list[np.ndarray]] = {}
+        with stage_timer(ctx.report, self.name):
+            for gen_name, plans in by_generator.items():
+                gen = plans[0].generator
+                try:
+                    results = gen.generate([p.request for p in plans], ctx.reads)
+                except (
+                    InvalidInput
+                ) as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
+                    raise InvalidInput([ctx.located(d, plans) for d in exc.diagnostics]) from exc
+                except SparkyError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
+                    raise BuildFailed(
+                        Diagnostic(
+                            f"generator '{gen_name}' failed: {type(exc).__name__}: {exc}",
+                            stage="generate",
+                            sprite=plans[0].spec.name if len(plans) == 1 else None,
+                        )
+                    ) from exc
+                if gen.last_stats:
+                    ctx.report.generator_stats[gen_name] = dict(gen.last_stats)
+                for plan, frames in zip(plans, results):
+                    out[plan.spec.name] = self._accept(plan, frames)
+                    if progress:
+                        ctx.on_progress("generate", len(out), len(names))
+        return out
+
+    def _accept(self, plan: SpritePlan, frames: list[np.ndarray]) -> list[np.ndarray]:
+        s = plan.spec
+        expected = (s.height, s.width, 4)
+        if len(frames) != len(plan.request.frames) or any(f.shape != expected or f.dtype != np.uint8 for f in frames):
+            raise BuildFailed(
+                Diagnostic(
+                    f"generator '{s.generator}' returned {len(frames)} frames of "
+                    f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
+                    sprite=s.name,
+                    stage="generate",
+                )
+            )
+        if plan.lockable:
+            self.ctx.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key)
+            self.ctx.report.ran[self.name].append(s.name)
+        return frames
+
+
+# --------------------------------------------------------------------------- process
+
+
+class ProcessStage(Stage):
+    """Outline, then quantize to the sprite's palette (OKLab nearest, optional dither)."""
+
+    name: ClassVar[str] = "process"
+
+    def __init__(self, ctx: StageContext, generate: GenerateStage):
+        self.ctx = ctx
+        self.generate = generate
+        self._keys: dict[str, str | None] = {}
+
+    def key(self, item: str, ev: Evaluator) -> str | None:
+        if item in self._keys:
+            return self._keys[item]
+        ctx = self.ctx
+        plan = ctx.project.sprites[item]
+        content: str | None = plan.gen_key
+        if plan.lockable:
+            entry = ctx.store.entries.get(item)
+            current = entry is not None and entry.key == plan.gen_key and item not in ctx.fresh
+            content = entry.sha256 if current else None  # a plan cannot know what generating will make
+        s = plan.spec
+        key = None
+        if content is not None:
+            key = canonical_hash(
+                {
+                    "stage": self.name,
+                    "engine": ENGINE_VERSION,
+                    "quantize": QUANTIZE_VERSION,
+                    "content": content,
+                    "palette": plan.palette.digest(),
+                    "outline": s.outline,
+                    "dither": s.dither,
+                }
+            )
+        self._keys[item] = key
+        return key
+
+    def is_cached(self, item: str, key: str, ev: Evaluator) -> bool:
+        warm = self.ctx.warm
+        return (warm is not None and key in warm.processed) or self.ctx.cache.has(self.name, key)
+
+    def load(self, item: str, key: str, ev: Evaluator) -> list[np.ndarray] | None:
+        warm = self.ctx.warm
+        frames = warm.get(key) if warm is not None else None
+        if frames is None:
+            hit = self.ctx.cache.get_arrays(self.name, key)
+            frames = hit[1] if hit else None
+            if frames is not None and warm is not None:
+                warm.put(key, frames)
+        return frames
+
+    def inputs(self, item: str, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
+        return [(self.generate, item)]
+
+    def compute(self, item: str, ev: Evaluator) -> list[np.ndarray]:
+        plan = self.ctx.project.sprites[item]
+        return [process_frame(plan, f) for f in ev.demand(self.generate, item)]
+
+    def save(self, item: str, key: str, value: list[np.ndarray], ev: Evaluator) -> None:
+        self.ctx.cache.put_arrays(self.name, key, {}, value)
+        if self.ctx.warm is not None:
+            self.ctx.warm.put(key, value)
+
+
+def process_frame(plan: SpritePlan, frame: np.ndarray) -> np.ndarray:
+    s = plan.spec
+    if s.outline:
+        color = (
+            darkest(plan.palette.colors)
+            if s.outline is True
+            else tuple(int(s.outline[i : i + 2], 16) for i in (1, 3, 5))
+        )
+        frame = add_outline(frame, color)
+    return quantize_to_palette(frame, plan.palette, s.dither)
+
+
+# --------------------------------------------------------------------------- pack
+
+
+class PackStage(Stage):
+    """An atlas's pages: MaxRects placement (memoised on the frame sizes: the ``layout``
+    cache), then composition of the processed frames."""
+
+    name: ClassVar[str] = "pack"
+
+    def __init__(self, ctx: StageContext, process: ProcessStage):
+        self.ctx = ctx
+        self.process = process
+        self._keys: dict[str, str | None] = {}
+
+    def label(self, item: AtlasSpec) -> str:
+        return item.name
+
+    def key(self, item: AtlasSpec, ev: Evaluator) -> str | None:
+        if item.name in self._keys:
+            return self._keys[item.name]
+        sprites = self.ctx.project.sprites
+        process_keys = [self.process.key(n, ev) for n in item.sprites]
+        key = None
+        if None not in process_keys:
+            key = canonical_hash(
+                {
+                    "stage": self.name,
+                    "engine": ENGINE_VERSION,
+                    "pack": PACK_VERSION,
+                    "name": item.name,
+                    "settings": [
+                        item.max_width,
+                        item.max_height,
+                        item.padding,
+                        item.extrude,
+                        item.power_of_two,
+                        item.square,
+                        item.trim,
+                    ],
+                    "sprites": [
+                        [
+                            n,
+                            k,
+                            [
+                                [a.name, a.frames, a.fps, a.loop]
+                                + ([a.base, a.direction] if a.direction else [])
+                                + (["timing", list(a.durations), a.playback, a.repeat] if a.timed else [])
+                                + (["pivot", list(a.pivot)] if a.pivot is not None else [])
+                                for a in sprites[n].spec.animations
+                            ],
+                        ]
+                        + (_placement(sprites[n].spec) if sprites[n].spec.placed else [])
+                        for n, k in zip(item.sprites, process_keys)
+                    ],
+                }
+            )
+        self._keys[item.name] = key
+        return key
+
+    def is_cached(self, item: AtlasSpec, key: str, ev: Evaluator) -> bool:
+        return self.ctx.cache.has(self.name, key)
+
+    def load(self, item: AtlasSpec, key: str, ev: Evaluator) -> PackedAtlas | None:
+        hit = self.ctx.cache.get_arrays(self.name, key)
+        return _atlas_from_cache(item.name, *hit) if hit is not None else None
+
+    def inputs(self, item: AtlasSpec, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
+        return [(self.process, n) for n in item.sprites]
+
+    def compute(self, item: AtlasSpec, ev: Evaluator) -> PackedAtlas:
+        ctx = self.ctx
+        inputs, animations = [], []
+        for n in item.sprites:
+            spec = ctx.project.sprites[n].spec
+            frames = ev.demand(self.process, n)
+            if spec.animations:
+                k = 0
+                for a in spec.animations:
+                    for i in range(a.frames):
+                        inputs.append(FrameInput(n, a.name, i, frames[k]))
+                        k += 1
+                    animations.append((n, a.name, a.fps, a.loop, a.durations, a.playback, a.repeat))
+            else:
+                inputs.append(FrameInput(n, None, 0, frames[0]))
+        try:
+            return build_atlas(
+                item.name,
+                inputs,
+                animations,
+                max_width=item.max_width,
+                max_height=item.max_height,
+                padding=item.padding,
+                extrude=item.extrude,
+                trim=item.trim,
+                power_of_two=item.power_of_two,
+                square=item.square,
+                pack=lambda sizes, w, h, **settings: self._layout(sizes, w, h, ev.force, **settings),
+            )
+        except PackError as exc:  # the manifest check should have caught it; still the user's settings
+            key = f"atlas[{item.index}].max_size" if not item.implicit else f"sprite[{item.index}]"
+            line, col = ctx.project.locator(key)
+            raise InvalidInput(
+                Diagnostic(str(exc), file=str(ctx.manifest.path), line=line, column=col, key=key, stage="pack")
+            ) from None
+
+    def save(self, item: AtlasSpec, key: str, value: PackedAtlas, ev: Evaluator) -> None:
+        self.ctx.cache.put_arrays(self.name, key, _atlas_meta(value), list(value.pages))
+
+    def _layout(self, sizes, max_width, max_height, force: bool, **settings) -> PackResult:
+        """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout``
+        cache): re-quantized frames keep their sizes, so their atlas is only recomposed."""
+        cache = self.ctx.cache
+        key = canonical_hash(
+            {
+                "stage": "layout",
+                "engine": ENGINE_VERSION,
+                "sizes": list(sizes),
+                "max": [max_width, max_height],
+                **settings,
+            }
+        )
+        payload = None if force else cache.get("layout", key)
+        if payload is not None:
+            try:
+                doc = json.loads(payload)
+                return PackResult(tuple(Placement(*p) for p in doc["placements"]), tuple(map(tuple, doc["pages"])))
+            except (ValueError, KeyError, TypeError):
+                cache.warnings.append(f"cache entry layout/{key[:12]} did not decode; rebuilt")
+        result = pack_maxrects(sizes, max_width, max_height, **settings)
+        doc = {
+            "placements": [[p.page, p.x, p.y] for p in result.placements],
+            "pages": [list(p) for p in result.page_sizes],
+        }
+        cache.put("layout", key, json.dumps(doc).encode())
+        return result
+
+
+# --------------------------------------------------------------------------- export
+
+
+class ExportStage(Stage):
+    """One target's files for one atlas (the exporter never touches the disk)."""
+
+    name: ClassVar[str] = "export"
+
+    def __init__(self, ctx: StageContext, pack: PackStage):
+        self.ctx = ctx
+        self.pack = pack
+
+    def label(self, item: tuple[AtlasSpec, ExportSpec]) -> str:
+        return f"{item[0].name}:{item[1].target}"
+
+    def key(self, item: tuple[AtlasSpec, ExportSpec], ev: Evaluator) -> str | None:
+        atlas, target = item
+        pack_key = self.pack.key(atlas, ev)
+        if pack_key is None:
+            return None
+        return canonical_hash(
+            {
+                "stage": self.name,
+                "engine": ENGINE_VERSION,
+                "png": [PNG_VERSION, "fast" if self.ctx.options.fast_png else "small"],
+                "pack": pack_key,
+                "target": target.target,
+                "root": target.root.relative_to(self.ctx.manifest.root).as_posix(),
+                "settings": dict(target.settings),
+                "version": exporter(target.target).version,
+            }
+        )
+
+    def is_cached(self, item, key: str, ev: Evaluator) -> bool:
+        return self.ctx.cache.has(self.name, key)
+
+    def load(self, item, key: str, ev: Evaluator) -> dict[str, OutputFile] | None:
+        payload = self.ctx.cache.get(self.name, key)
+        return _files_from_bytes(payload) if payload is not None else None
+
+    def inputs(self, item, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
+        return [(self.pack, item[0])]
+
+    def compute(self, item: tuple[AtlasSpec, ExportSpec], ev: Evaluator) -> dict[str, OutputFile]:
+        ctx = self.ctx
+        atlas, target = item
+        packed = ev.demand(self.pack, atlas)
+        if atlas.name not in ctx.pages_png:  # encoded once, shared by every target
+            colors = {c for n in atlas.sprites for c in ctx.project.sprites[n].palette.colors}
+            candidates = np.array(
+                sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32
+            )
+            ctx.pages_png[atlas.name] = tuple(
+                encode_png(p, candidates, fast=ctx.options.fast_png) for p in packed.pages
+            )
+        export_context = ExportContext(ctx.manifest, target, ctx.pages_png[atlas.name], dict(target.settings))
+        try:
+            return exporter(target.target).export(packed, export_context)
+        except InvalidInput as exc:  # an export setting the data cannot satisfy: point at the setting
+            located = []
+            for d in exc.diagnostics:
+                line, col = ctx.project.locator(d.key) if d.key and d.file is None else (d.line, d.column)
+                located.append(replace(d, file=d.file or str(ctx.manifest.path), line=line, column=col))
+            raise InvalidInput(located) from None
+
+    def save(self, item, key: str, value: dict[str, OutputFile], ev: Evaluator) -> None:
+        self.ctx.cache.put(self.name, key, _files_to_bytes(value))
+
+
+@dataclass
+class Stages:
+    """The graph of one build: export → pack → process → generate."""
+
+    generate: GenerateStage
+    process: ProcessStage
+    pack: PackStage
+    export: ExportStage
+
+    @classmethod
+    def of(cls, ctx: StageContext) -> Stages:
+        generate = GenerateStage(ctx)
+        process = ProcessStage(ctx, generate)
+        pack = PackStage(ctx, process)
+        return cls(generate, process, pack, ExportStage(ctx, pack))
+
+
+def export_all(
+    ev: Evaluator, stages: Stages, atlases: list[AtlasSpec], targets: list[ExportSpec]
+) -> dict[Path, tuple[ExportSpec, str, OutputFile]]:
+    """Every selected (atlas, target)'s files by output path; two outputs wanting the
+    same path is bad input. In a plan walk nothing is returned."""
+    ctx = stages.export.ctx
+    out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
+    total = len(atlases) * len(targets)
+    for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
+        files = ev.demand(stages.export, (atlas, target))
+        if ev.action == "plan":
+            continue
+        for rel, f in files.items():
+            path = target.root / rel
+            if path in out:
+                other_target, _, other = out[path]
+                raise InvalidInput(
+                    Diagnostic(
+                        f"two outputs want the same file {ctx.manifest.relative(path)}: {target.target} export of atlas "
+                        f"'{atlas.name}' and {other_target.target} export of atlas '{other.atlas}'",
+                        stage="export",
+                        hint="give each export target its own dir"
+                        if other_target.target != target.target
+                        else "rename a sprite or an atlas so their file names differ",
+                    )
+                )
+            out[path] = (target, rel, f)
+        ctx.on_progress("export", i, total)
+    return out
+
+
+# -------------------------------------------------------------- serialisation
+
+
+def _atlas_meta(atlas: PackedAtlas) -> dict:
+    return {
+        "rects": [list(map(list, r)) for r in atlas.rects],
+        "frames": [
+            [
+                f.sprite,
+                f.animation,
+                f.frame,
+                f.page,
+                f.slot,
+                f.x,
+                f.y,
+                f.w,
+                f.h,
+                f.offset_x,
+                f.offset_y,
+                f.source_w,
+                f.source_h,
+            ]
+            for f in atlas.frames
+        ],
+        "animations": [
+            [a.sprite, a.name, a.fps, a.loop, list(a.frames)]
+            + ([list(a.durations), a.playback, a.repeat] if a.timed else [])
+            for a in atlas.animations
+        ],
+        "sprites": list(atlas.sprites),
+    }
+
+
+def _placement(spec) -> list:
+    """A sprite's pivot and slices as key material (exports carry them)."""
+    return [
+        "placement",
+        None if spec.pivot is None else list(spec.pivot),
+        [
+            [sl.name, list(sl.rect), sl.center and list(sl.center), sl.pivot and list(sl.pivot), sl.data]
+            for sl in spec.slices
+        ],
+    ]
+
+
+def _atlas_from_cache(name: str, meta: dict, pages: list[np.ndarray]) -> PackedAtlas:
+    return PackedAtlas(
+        name,
+        tuple(pages),
+        tuple(tuple(tuple(r) for r in page) for page in meta["rects"]),
+        tuple(PackedFrame(*f) for f in meta["frames"]),
+        tuple(
+            AnimationInfo(s, n, fps, loop, tuple(fr), *([tuple(t[0]), *t[1:]] if t else []))
+            for s, n, fps, loop, fr, *t in meta["animations"]
+        ),
+        tuple(meta["sprites"]),
+    )
+
+
+def _files_to_bytes(files: dict[str, OutputFile]) -> bytes:
+    index, blobs, offset = [], [], 0
+    for rel, f in sorted(files.items()):
+        index.append([rel, f.kind, list(f.sprites), f.atlas, f.engine_path, offset, len(f.data)])
+        blobs.append(f.data)
+        offset += len(f.data)
+    head = json.dumps(index).encode()
+    return len(head).to_bytes(8, "big") + head + b"".join(blobs)
+
+
+def _files_from_bytes(payload: bytes) -> dict[str, OutputFile] | None:
+    try:
+        n = int.from_bytes(payload[:8], "big")
+        index = json.loads(payload[8 : 8 + n])
+        body = payload[8 + n :]
+        return {
+            rel: OutputFile(body[o : o + size], kind, tuple(sprites), atlas, engine)
+            for rel, kind, sprites, atlas, engine, o, size in index
+        }
+    except (ValueError, TypeError):
+        return None
