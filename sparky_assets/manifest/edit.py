@@ -16,7 +16,7 @@ from ..errors import Diagnostic, InvalidInput, suggest
 from .load import find_manifest, load_manifest
 from .locate import KeyLocator
 
-_SEED_VALUE = re.compile(r"seed\s*=\s*([+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+)")
+_SEED_VALUE = re.compile(r"seed\s*=\s*(0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+|[+]?[0-9][0-9_]*)")
 
 
 def set_sprite_seed(path: str | Path, sprite: str, seed: int | None = None) -> tuple[int, Path]:
@@ -61,6 +61,11 @@ def set_sprite_seed(path: str | Path, sprite: str, seed: int | None = None) -> t
             )
         )
     new_text = "".join(lines)
-    tomllib.loads(new_text)  # never write a manifest that does not parse
+    try:
+        tomllib.loads(new_text)  # never write a manifest that does not parse
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(
+            Diagnostic(f"cannot edit the seed of sprite '{sprite}' in place: {exc}", file=str(file))
+        ) from None
     atomic_write(file, new_text.encode())
     return new_seed, file

@@ -34,12 +34,14 @@ from PIL import Image
 
 from ..errors import Diagnostic, InvalidInput
 from ..export.png import encode_png
+from ..manifest.names import NAME_PATTERN
 from . import safepath
 from .outputs import PlannedWrite
 from .safepath import LOCK_NAME, STORE_DIR
 
 LOCK_VERSION = 1
-_STORE_FILE = re.compile(r"sparky-generated/[A-Za-z0-9_][A-Za-z0-9_.\-]*\.png")
+_STORE_FILE = re.compile(rf"{STORE_DIR}/{NAME_PATTERN.pattern}\.png")
+"""A lock entry's file: directly in the store, named after a valid sprite name."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.adversarial.rig import check_run, expect
+from tests.adversarial.rig import check_run, cli, expect
 
 
 @dataclass(frozen=True)
@@ -275,3 +275,17 @@ def test_check_agrees_on_fit(project, case):
 
     outcome = cli("check", str(project.root))
     check_run(project, outcome, code, where=where, contains=tuple(fragments), outside_before=project.outside_before)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["seed = 7  # keep this comment", "seed=7 # tight", "seed = 7\t# tab", "seed = 0x7  # hex"],
+    ids=["comment", "tight", "tab", "hex"],
+)
+def test_reroll_keeps_the_seed_lines_comment(project, line):
+    project.edit("seed = 7", line)
+    outcome = cli("reroll", "hero", str(project.root), "--seed", "42")
+    check_run(project, outcome, 0, outside_before=project.outside_before)
+    text = project.manifest.read_text()
+    value = line.split("=", 1)[1].split("#")[0].strip()
+    assert line.replace(value, "42", 1) in text.splitlines(), text
