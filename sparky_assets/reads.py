@@ -19,6 +19,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 ABSENT = "absent"
@@ -129,6 +130,23 @@ class ReadContext:
 
     def paths(self) -> set[Path]:
         return set(self.record)
+
+    def same_content(self, paths: Iterable[Path]) -> bool:
+        """Whether each of ``paths`` was read by this context and still has the content it
+        had then (hashed now: a change notice is the reason to ask, so stats are not
+        trusted — a same-size rewrite within one mtime tick keeps them). A path not read,
+        only checked for, looked for and missing, or digested by a plugin is "changed"."""
+        for path in paths:
+            path = Path(path).resolve()
+            digest = self.record.get(path)
+            if digest in (None, ABSENT, PRESENT) or path in self._foreign:
+                return False
+            try:
+                if hashlib.sha256(_read_regular(path)).hexdigest() != digest:
+                    return False
+            except OSError:
+                return False
+        return True
 
     def unchanged(self) -> bool:
         """Whether every recorded file still is what was read (stats first, then content)."""

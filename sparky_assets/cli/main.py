@@ -235,7 +235,10 @@ def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
     "--allow-remote", is_flag=True, help="Allow binding a non-loopback address (exposes build events to the network)."
 )
 @click.option(
-    "--debounce-ms", default=50, show_default=True, help="Wait this long after the last change before rebuilding."
+    "--debounce-ms",
+    default=50,
+    show_default=True,
+    help="A burst of changes made while a build runs is rebuilt once this long after its last change (a change to an idle watcher is built at once).",
 )
 @click.option("--preview", "with_preview", is_flag=True, help="Also serve the live preview page (loopback).")
 @click.option(

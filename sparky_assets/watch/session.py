@@ -1,14 +1,24 @@
 """``sparky-assets watch``: rebuild on change, publish hot-reload messages.
 
 The change source is injectable: :class:`FileWatcher` (watchdog) puts changed paths
-on a queue; :class:`WatchSession` takes batches off it — a burst of saves is
-debounced into one rebuild — runs an incremental build with a long-lived
+on a queue; :class:`WatchSession` takes batches off it and runs an incremental build
+with a long-lived
 :class:`~sparky_assets.pipeline.engine.Builder` (generators and their models stay
 loaded), and publishes ``build-started`` → ``assets-changed`` (only when files changed)
 → ``build-finished``, or ``build-failed`` with every diagnostic. A failed build never
 stops the session and leaves the last good outputs in place. After every build the
 watched files are exactly the files that build read (its read context's record), so a
 new kind of input — a plugin's own file — is watched without an edit here.
+
+Latency (edit → ``assets-changed``): a change that finds the session idle is built at
+once (leading edge: no debounce wait); only changes that pile up while a build runs are
+a burst, debounced into one follow-up build (``debounce_s`` of quiet). A batch whose
+files all still have the content the last build read (an editor's touch, a save of the
+same bytes, the second event of one save) builds nothing. On Linux a file's in-place
+write is noticed at its close (inotify's close-write), so the leading edge never builds
+from a half-written file; elsewhere a half-written read is corrected by the follow-up.
+``assets-changed`` goes out as soon as the build returns (its outputs switched over);
+the watch set, cache pruning, the preview hook and logging come after it.
 """
 
 from __future__ import annotations
@@ -52,6 +62,9 @@ class FileWatcher(FileSystemEventHandler):
         self.files: set[Path] = set()
         self._watches: dict[Path, object] = {}
         self._lock = threading.Lock()
+        # inotify reports a write's close: wait for it rather than act on the truncate
+        # that starts a rewrite (elsewhere only "modified" is reported: take that)
+        self.on_close = type(self.observer).__name__ == "InotifyObserver"
         self.observer.start()
 
     def _folders(self) -> set[Path]:
@@ -87,6 +100,8 @@ class FileWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
+        if self.on_close and event.event_type == "modified" and not event.is_directory:
+            return  # its "closed" follows once the writer is done
         paths = [
             Path(p if isinstance(p, str) else p.decode())
             for p in (event.src_path, getattr(event, "dest_path", ""))
@@ -149,23 +164,42 @@ class WatchSession:
     def run(self) -> None:
         self.rebuild([])
         while not self.stop_event.is_set():
-            batch = self.next_batch()
-            if batch:
-                self.rebuild(batch)
+            self.step()
 
-    def next_batch(self, wait_s: float = 0.2) -> list[str]:
-        """Changed paths of one burst: the first change, then until ``debounce_s`` quiet."""
+    def step(self, wait_s: float = 0.2) -> BuildReport | None | bool:
+        """One turn of the loop: wait up to ``wait_s`` for changes and build them.
+        ``False`` when nothing was built (no change, or none that changed content);
+        otherwise what :meth:`rebuild` returns."""
+        batch = self.next_batch(wait_s)
+        if not batch or self.builder.last_reads.same_content(batch):
+            return False
+        return self.rebuild(sorted({self._rel(p) for p in batch}))
+
+    def next_batch(self, wait_s: float = 0.2) -> set[Path]:
+        """The changed paths to build next. Changes already queued arrived while the last
+        build ran: a burst, collected until ``debounce_s`` passes with no new one. With
+        none queued the session is idle: the first change to arrive (within ``wait_s``)
+        is built at once, with whatever else is already queued beside it."""
+        batch = self._drain()
+        if batch:
+            while True:
+                try:
+                    batch.add(self.changes.get(timeout=self.debounce_s))
+                except queue.Empty:
+                    return batch
         try:
             first = self.changes.get(timeout=wait_s)
         except queue.Empty:
-            return []
-        batch = {first}
+            return set()
+        return {first} | self._drain()
+
+    def _drain(self) -> set[Path]:
+        found = set()
         while True:
             try:
-                batch.add(self.changes.get(timeout=self.debounce_s))
+                found.add(self.changes.get_nowait())
             except queue.Empty:
-                break
-        return sorted(self._rel(p) for p in batch)
+                return found
 
     def _rel(self, path: Path) -> str:
         try:

@@ -225,7 +225,9 @@ def _session(root: Path, changes: queue.Queue) -> WatchSession:
         ([0.0, 0.005, 0.005, 0.005, 0.005], [5]),  # a burst of saves: one rebuild
         ([0.0] + [0.04] * 20, [21]),  # saves closer than the debounce extend it, however long
         ([0.0, 0.06, 0.06], [1, 1, 1]),  # saves further apart: one rebuild each
-        ([0.0, 0.01, 0.3, 0.01, 0.01], [2, 3]),  # two bursts
+        # an idle watcher builds the first save of a later burst at once (leading edge);
+        # here no build runs between batches, so its next saves each find it idle too
+        ([0.0, 0.01, 0.3, 0.01, 0.01], [2, 1, 1, 1]),
     ],
     ids=["burst", "long-burst", "spaced", "two-bursts"],
 )
@@ -244,7 +246,7 @@ def test_a_burst_of_saves_is_one_rebuild(tmp_path, gaps, batches):
             break
         got.append(batch)
     assert [len(b) for b in got] == batches
-    assert [p for b in got for p in b] == sorted(f"art/file{i}.png" for i in range(len(gaps)))
+    assert sorted(session._rel(p) for b in got for p in b) == sorted(f"art/file{i}.png" for i in range(len(gaps)))
 
 
 def test_a_burst_of_real_saves_ends_on_the_last_one(running):
@@ -277,6 +279,85 @@ def test_a_burst_of_real_saves_ends_on_the_last_one(running):
         assert time.monotonic() < deadline, "the watcher never went idle"
         time.sleep(0.1)
     assert all(m.ok for m in running.messages if isinstance(m, BuildFinished))
+
+
+class RecordingQueue(queue.Queue):
+    """A real queue that remembers each timeout a ``get`` asked for: whether the session
+    waited for a debounce is an outcome a test can check without measuring time."""
+
+    def __init__(self):
+        super().__init__()
+        self.waits: list[float | None] = []
+        self.arrive_while_waiting: list[Path] = []
+        """Changes that come in once the session is waiting (an edit to an idle watcher)."""
+
+    def get(self, block=True, timeout=None):
+        if block:
+            self.waits.append(timeout)
+            while self.arrive_while_waiting:
+                self.put(self.arrive_while_waiting.pop(0))
+        return super().get(block, timeout)
+
+
+@pytest.fixture()
+def stepped(tmp_path):
+    """A session driven by hand (``step``) on an injected queue, publishing for real."""
+    root = copy_example(tmp_path)
+    publisher = Publisher("tcp://127.0.0.1:0", "dungeon", heartbeat_ms=200)
+    changes = RecordingQueue()
+    session = WatchSession(root / "sparky.toml", publisher, changes, debounce_s=3600, echo=lambda *a, **k: None)
+    assert session.rebuild([]) is not None
+    yield session, changes, root
+    publisher.close()
+
+
+def test_a_change_to_an_idle_watcher_is_built_without_a_debounce_wait(stepped):
+    session, changes, root = stepped
+    manifest = root / "sparky.toml"
+    manifest.write_text(manifest.read_text().replace("seed = 1234", "seed = 99"))
+    changes.arrive_while_waiting.append(manifest)
+    report = session.step(wait_s=0)
+    assert report and session.build_number == 2
+    assert {a.target for a in report.assets}  # the edit changed outputs, announced by build 2
+    assert 3600 not in changes.waits  # the hour-long debounce was never waited for
+    assert session.step(wait_s=0) is False  # and nothing is left over
+
+
+def test_changes_piled_up_during_a_build_are_one_follow_up_build(stepped):
+    session, changes, root = stepped
+    session.debounce_s = 0.001
+    manifest, gpl = root / "sparky.toml", root / "palettes/items.gpl"
+    text = manifest.read_text()
+    for seed in (7, 8, 9):  # three saves while "a build runs": already queued when the loop looks
+        manifest.write_text(text.replace("seed = 1234", f"seed = {seed}"))
+        changes.put(manifest)
+    gpl.write_text(gpl.read_text().replace("228  59  68", "230  60  70"))
+    changes.put(gpl)
+    published = []
+    announce = session.publisher.build_started
+
+    def build_started(build, trigger):  # the real publisher, with what it was asked to send noted
+        published.append((build, tuple(trigger)))
+        announce(build, trigger)
+
+    session.publisher.build_started = build_started
+    assert session.step(wait_s=0)
+    assert published == [(2, ("palettes/items.gpl", "sparky.toml"))]  # one build for the whole burst
+    assert 0.001 in changes.waits  # it was debounced: waited for quiet
+    assert session.builder.last_reads.same_content([manifest, gpl])  # built from the last saves
+    assert session.step(wait_s=0) is False and session.build_number == 2
+
+
+def test_a_change_notice_without_new_content_builds_nothing(stepped):
+    session, changes, root = stepped
+    manifest = root / "sparky.toml"
+    manifest.write_bytes(manifest.read_bytes())  # a save of the same bytes (new mtime)
+    changes.arrive_while_waiting.append(manifest)
+    assert session.step(wait_s=0) is False
+    assert session.build_number == 1
+    manifest.write_text(manifest.read_text().replace("seed = 1234", "seed = 5"))
+    changes.arrive_while_waiting.append(manifest)
+    assert session.step(wait_s=0) and session.build_number == 2
 
 
 def test_soak_random_edits(tmp_path):
