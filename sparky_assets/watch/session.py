@@ -14,9 +14,9 @@ Latency (edit → ``assets-changed``): a change that finds the session idle is b
 once (leading edge: no debounce wait); only changes that pile up while a build runs are
 a burst, debounced into one follow-up build (``debounce_s`` of quiet). A batch whose
 files all still have the content the last build read (an editor's touch, a save of the
-same bytes, the second event of one save) builds nothing. On Linux a file's in-place
-write is noticed at its close (inotify's close-write), so the leading edge never builds
-from a half-written file; elsewhere a half-written read is corrected by the follow-up.
+same bytes, the second event of one save) builds nothing. A leading-edge build that
+read a half-written file is corrected by the follow-up its later events cause (waiting
+for inotify's close-write instead was measured: watchdog delivers it ~240 ms late).
 ``assets-changed`` goes out as soon as the build returns (its outputs switched over);
 the watch set, cache pruning, the preview hook and logging come after it.
 """
@@ -62,9 +62,6 @@ class FileWatcher(FileSystemEventHandler):
         self.files: set[Path] = set()
         self._watches: dict[Path, object] = {}
         self._lock = threading.Lock()
-        # inotify reports a write's close: wait for it rather than act on the truncate
-        # that starts a rewrite (elsewhere only "modified" is reported: take that)
-        self.on_close = type(self.observer).__name__ == "InotifyObserver"
         self.observer.start()
 
     def _folders(self) -> set[Path]:
@@ -100,8 +97,6 @@ class FileWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        if self.on_close and event.event_type == "modified" and not event.is_directory:
-            return  # its "closed" follows once the writer is done
         paths = [
             Path(p if isinstance(p, str) else p.decode())
             for p in (event.src_path, getattr(event, "dest_path", ""))
