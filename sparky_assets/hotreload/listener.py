@@ -129,7 +129,6 @@ def listen(
     owns_context = context is None
     context = context if context is not None else zmq.Context()
     socket = context.socket(zmq.SUB)
-    monitor = None
     try:
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
@@ -140,25 +139,17 @@ def listen(
             socket.setsockopt(zmq.IPV6, 1)
         for topic in topics:
             socket.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
-        # libzmq ends a connection on a protocol error (a frame over MAXMSGSIZE) for good;
-        # the monitor tells us, and we connect again (a normal drop reconnects by itself)
-        monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         socket.connect(endpoint)
         if on_connected is not None:
             on_connected()
         tracker = SessionTracker()
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
-        poller.register(monitor, zmq.POLLIN)
         last_heard = clock()
         silence_after: float | None = None  # seconds; known once a hello told the interval
         silent = False
         while not stop_event.is_set():
-            ready = dict(poller.poll(poll_ms))
-            if monitor in ready:
-                _reconnect_after_drop(socket, monitor, endpoint)
-                continue
-            if not ready:
+            if not poller.poll(poll_ms):
                 quiet_for = clock() - last_heard
                 if silence_after is not None and not silent and quiet_for >= silence_after:
                     silent = True
@@ -176,22 +167,9 @@ def listen(
                 if envelope is not None and isinstance(envelope.message, Hello):
                     silence_after = SILENCE_INTERVALS * envelope.message.interval_ms / 1000.0
     finally:
-        if monitor is not None:
-            socket.disable_monitor()
-            monitor.close(0)
         socket.close(0)
         if owns_context:
             context.term()
-
-
-def _reconnect_after_drop(socket: zmq.Socket, monitor: zmq.Socket, endpoint: str) -> None:
-    while monitor.poll(0):
-        monitor.recv_multipart()
-    try:
-        socket.disconnect(endpoint)
-    except zmq.ZMQError:
-        pass  # already gone
-    socket.connect(endpoint)
 
 
 def _receive(
