@@ -45,7 +45,9 @@ def test_document_is_what_the_build_wrote(built):
     doc = collect(built, load_summary(built))
     assert [a["name"] for a in doc["atlases"]] == ["characters", "world", "boss"]
     assert len(doc["sprites"]) == 22 and doc["tilesets"] == []
-    assert doc["build"]["ok"] and doc["build"]["files"]["added"] == 49
+    assert (
+        doc["build"]["ok"] and doc["build"]["files"]["added"] == 55
+    )  # 49 sprite-atlas files + the example tileset (sheet, .tsx, Godot .tres, Bevy .ron, ...)
     sheets = built / "build" / "sprites" / "sheets"
     for atlas in doc["atlases"]:
         for page in atlas["pages"]:  # the page PNG byte for byte
