@@ -328,7 +328,12 @@ fn a_new_session_or_a_seq_gap_triggers_a_rescan_of_everything_known() {
     });
     assert_eq!(rig.status().rescans, 2);
 
-    // Publisher restarted: new session, seq back to 1.
+    // Publisher restarted: new session, seq back to 1. Messages stay readable for two
+    // updates: drop the earlier rescan so `collect` cannot return it again.
+    rig.app
+        .world_mut()
+        .resource_mut::<Messages<SparkyAssetsChanged>>()
+        .clear();
     rig.send(&message(
         "hello",
         SESSION_B,
