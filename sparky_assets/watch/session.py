@@ -48,6 +48,23 @@ def watched_files(manifest_path: Path, builder: Builder) -> set[Path]:
     return {manifest_path.resolve(), *builder.last_reads.paths()}
 
 
+def protocol_assets(report: BuildReport) -> list[Asset]:
+    """A build's changed files as the protocol's ``assets-changed`` entries (what ``watch`` publishes)."""
+    return [
+        Asset(
+            target=a.target,
+            path=a.path,
+            engine_path=a.engine_path,
+            kind=a.kind,
+            change=a.change,
+            hash=a.hash,
+            sprites=a.sprites,
+            atlas=a.atlas,
+        )
+        for a in report.assets
+    ]
+
+
 class FileWatcher(FileSystemEventHandler):
     """A watchdog observer on the folders of the watched files and on each of their
     ancestors up to the project root (all non-recursive), so that a folder created,
@@ -218,19 +235,7 @@ class WatchSession:
             errors = [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")]
         assets = []
         if report is not None:
-            assets = [
-                Asset(
-                    target=a.target,
-                    path=a.path,
-                    engine_path=a.engine_path,
-                    kind=a.kind,
-                    change=a.change,
-                    hash=a.hash,
-                    sprites=a.sprites,
-                    atlas=a.atlas,
-                )
-                for a in report.assets
-            ]
+            assets = protocol_assets(report)
             try:
                 if assets:
                     self.publisher.assets_changed(build, assets)

@@ -18,7 +18,6 @@ socket path is tested in Godot 3, tests/integration/test_godot_bridge.py). The d
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -27,7 +26,6 @@ from pathlib import Path
 from PIL import Image
 
 from sparky_assets.hotreload.protocol import (
-    Asset,
     AssetsChanged,
     BuildError,
     BuildFailed,
@@ -35,6 +33,7 @@ from sparky_assets.hotreload.protocol import (
     encode,
 )
 from sparky_assets.pipeline.engine import Builder
+from sparky_assets.watch.session import protocol_assets
 from tests.godot4.pck import write_pck
 
 HERE = Path(__file__).resolve().parent
@@ -110,11 +109,7 @@ def test_runtime_swaps_build_2_in_place_and_the_editor_session_plans_it(godot_we
     assert len(walk_1) == 3 and len(walk_2) == 4 and walk_1[0]["page_rgba_md5"] != walk_2[0]["page_rgba_md5"]
 
     # The report's changed files as the protocol's Asset (same fields), as `watch` publishes them.
-    godot_assets = [
-        Asset(**{field.name: getattr(a, field.name) for field in dataclasses.fields(Asset)})
-        for a in report_2.assets
-        if a.target == "godot"
-    ]
+    godot_assets = [a for a in protocol_assets(report_2) if a.target == "godot"]
     error = BuildError(message="unknown palette 'endesga32'", file="sparky.toml", line=5, column=11, stage="manifest")
     messages = [
         Hello(session=SESSION, seq=1, project="swap", interval_ms=2000, build=1),

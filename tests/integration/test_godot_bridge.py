@@ -875,9 +875,9 @@ def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(god
     that changed it; every SpriteFrames/AtlasTexture is reloaded; nothing is refused."""
     import re
 
-    from sparky_assets.hotreload.protocol import Asset
     from sparky_assets.hotreload.publisher import Publisher
     from sparky_assets.pipeline.engine import Builder
+    from sparky_assets.watch.session import protocol_assets
 
     project = tmp_path / "project"
     game = project / "game"
@@ -897,19 +897,7 @@ def test_every_res_path_the_godot_exporter_writes_is_accepted_and_reimported(god
             for build, (label, settings) in enumerate(steps, start=1):
                 manifest.write_text(EXPORT_MANIFEST.format(**settings), encoding="utf-8")
                 report = Builder(manifest, durable=False).build()
-                assets = [
-                    Asset(
-                        target=a.target,
-                        path=a.path,
-                        engine_path=a.engine_path,
-                        kind=a.kind,
-                        change=a.change,
-                        hash=a.hash,
-                        sprites=a.sprites,
-                        atlas=a.atlas,
-                    )
-                    for a in report.assets
-                ]
+                assets = protocol_assets(report)
                 godot_assets = [a for a in assets if a.target == "godot"]
                 assert any(a.change == label for a in godot_assets), (label, godot_assets)
                 publisher.assets_changed(build, assets)
