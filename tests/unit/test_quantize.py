@@ -86,6 +86,34 @@ def test_lock_of_a_real_image_matches_the_exact_search():
     assert not out[~opaque].any()
 
 
+def test_lock_equals_a_pixel_by_pixel_table_lookup():
+    """Odd and even pixel counts (the lock reads indices in pairs), cut-out alpha,
+    256 colours (the last pair-table entry) and a non-contiguous input."""
+    rng = np.random.default_rng(11)
+    colors = rng.integers(0, 256, (256, 3)).astype(np.uint8)
+    palette = Palette("random-256", tuple(map(tuple, colors.tolist())))
+    table = palette_table(colors)
+    for shape in [(7, 5), (1, 1), (16, 9), (0, 3)]:
+        for dither in ["none", "bayer2"]:
+            _check_lock_against_table(rng, colors, palette, table, shape, dither)
+
+
+def _check_lock_against_table(rng, colors, palette, table, shape, dither):
+    wide = rng.integers(0, 256, (shape[0], shape[1] * 2, 4)).astype(np.uint8)
+    image = wide[:, ::2]
+    out = quantize_to_palette(image, palette, dither)
+    rgb = image[..., :3].astype(np.int64).reshape(-1, 3)
+    if dither != "none":
+        offsets = quantize.dither_offsets(2, quantize.dither_amplitude(colors))
+        tiled = np.tile(offsets, (shape[0] // 2 + 1, shape[1] // 2 + 1))[: shape[0], : shape[1]].reshape(-1, 1)
+        rgb = np.clip(rgb + tiled, 0, 255)
+    expected = np.zeros((rgb.shape[0], 4), np.uint8)
+    for i, (r, g, b) in enumerate(rgb.tolist()):
+        if image.reshape(-1, 4)[i, 3] >= 128:
+            expected[i, :3], expected[i, 3] = colors[table[r | g << 8 | b << 16]], 255
+    assert out.shape == image.shape and np.array_equal(out.reshape(-1, 4), expected)
+
+
 def test_exact_oklab_agrees_with_float64():
     rgb = np.random.default_rng(2).integers(0, 256, (50, 3))
     floats = srgb_to_oklab(rgb.astype(np.uint8))
