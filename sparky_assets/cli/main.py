@@ -18,6 +18,46 @@ from ..errors import EXIT_BUILD_FAILED, SparkyError
 from ..hotreload.protocol import DEFAULT_ENDPOINT
 
 
+def _metrics_options(command):
+    """``--metrics-port``/``--metrics-host`` (both commands); see docs/metrics.md."""
+    command = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics endpoint (loopback unless --allow-remote).",
+    )(command)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        default=None,
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port; needs the [metrics] extra).",
+    )(command)
+
+
+def _start_metrics(obj, project_path: Path, command: str, host: str, port: int | None, allow_remote: bool):
+    """A :class:`~sparky_assets.metrics.BuildMetrics`, serving when ``port`` is given."""
+    from ..manifest.load import find_manifest
+    from ..metrics import BuildMetrics
+
+    try:
+        project = find_manifest(project_path).parent.resolve().name
+    except SparkyError:
+        project = ""  # the build reports the missing manifest itself
+    metrics = BuildMetrics(project, command)
+    if port is not None:
+        url = metrics.serve(host, port, allow_remote)
+        if allow_remote and not _loopback(host):
+            obj.echo(f"warning: --allow-remote: metrics are readable by anyone who can reach {host}", err=True)
+        obj.echo(f"metrics at {url}", err=True)
+    return metrics
+
+
+def _loopback(host: str) -> bool:
+    from ..hotreload.publisher import is_loopback_endpoint
+
+    return is_loopback_endpoint(f"tcp://{'[' + host + ']' if ':' in host else host}:0")
+
+
 class _Ctx:
     def __init__(self, verbosity: int):
         self.verbosity = verbosity
@@ -69,6 +109,14 @@ def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
     help="Also write the preview page as static files to <project.out>/report/ (open index.html from disk).",
 )
 @click.option("--fast-png", is_flag=True, help="Encode PNGs quickly (a few % larger) instead of as small as possible.")
+@_metrics_options
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="After the build (also a failed one), write its Prometheus metrics to this file (node-exporter's textfile collector).",
+)
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --metrics-host.")
 @click.pass_obj
 def build(
     obj: _Ctx,
@@ -80,21 +128,45 @@ def build(
     regenerate: tuple[str, ...],
     write_report: bool,
     fast_png: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_file: Path | None,
+    allow_remote: bool,
 ) -> None:
-    """Build the project at PATH (a sparky.toml or a folder holding one)."""
+    """Build the project at PATH (a sparky.toml or a folder holding one).
+
+    With --metrics-port the metrics are served while the build runs (progress, GPU
+    memory; the final counts just before exit): for long builds watched live. A CI job
+    wants --metrics-file: the process is gone before the next scrape, the file stays."""
+    from ..metrics import chain
     from ..pipeline.engine import Builder, BuildOptions
 
+    metrics = None
+    if metrics_port is not None or metrics_file is not None:
+        metrics = _start_metrics(obj, path, "build", metrics_host, metrics_port, allow_remote)
     progress = _progress_bar() if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
-    builder = Builder(path, on_progress=progress)
+    builder = Builder(path, on_progress=chain(progress, metrics.on_progress if metrics else None))
     try:
-        report = builder.build(
-            BuildOptions(
-                frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate, fast_png=fast_png
+        try:
+            report = builder.build(
+                BuildOptions(
+                    frozen=frozen, force=force, dry_run=dry_run, only=only, regenerate=regenerate, fast_png=fast_png
+                )
             )
-        )
+        finally:
+            if progress:
+                progress.close()
+        if metrics is not None and not dry_run:
+            metrics.record_build(report, builder.last_project)
+    except Exception:
+        if metrics is not None:
+            metrics.record_failure()
+        raise
     finally:
-        if progress:
-            progress.close()
+        if metrics is not None:
+            if metrics_file is not None:
+                metrics.write_textfile(metrics_file)
+            metrics.close()
     obj.echo(report.summary(), level=1)
     for w in report.written:
         obj.echo(f"  wrote {w}", level=2)
@@ -250,6 +322,7 @@ def reroll(obj: _Ctx, sprite: str, path: Path, seed: int | None) -> None:
     show_default=True,
     help="Encode PNGs quickly (edit-time latency) or as small as possible (what `build` does).",
 )
+@_metrics_options
 @click.pass_obj
 def watch(
     obj: _Ctx,
@@ -260,13 +333,19 @@ def watch(
     with_preview: bool,
     preview_port: int | None,
     fast_png: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Build, then rebuild on every change and publish hot-reload messages.
 
     With --preview, the same process serves the preview page, which updates after every
-    build (Server-Sent Events) and shows a failed build's errors."""
+    build (Server-Sent Events) and shows a failed build's errors. With --metrics-port,
+    Prometheus metrics (builds, durations, cache, messages, subscribers) at /metrics."""
     from ..watch.session import run_watch
 
+    metrics = None
+    if metrics_port is not None:
+        metrics = _start_metrics(obj, path, "watch", metrics_host, metrics_port, allow_remote)
     server = None
     if with_preview or preview_port is not None:
         from ..manifest.load import find_manifest
@@ -285,10 +364,13 @@ def watch(
             echo=obj.echo,
             on_build=server.on_build if server else None,
             fast_png=fast_png,
+            metrics=metrics,
         )
     finally:
         if server is not None:
             server.close()
+        if metrics is not None:
+            metrics.close()
 
 
 @cli.command()

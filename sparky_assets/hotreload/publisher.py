@@ -21,6 +21,9 @@ Invariants:
 * Inbound traffic is bounded: a PUB socket only ever receives subscriptions (a flag
   byte and a topic), so ``ZMQ_MAXMSGSIZE`` is :data:`MAX_INBOUND_BYTES` and a peer that
   sends a bigger frame is disconnected by libzmq before it is buffered.
+* Counting (for ``--metrics-port``): messages sent by type always; connected peers only
+  after :meth:`Publisher.track_subscribers`, which starts a socket monitor (accepted
+  connections minus disconnected ones) read by a thread of its own.
 """
 
 from __future__ import annotations
@@ -168,6 +171,10 @@ class Publisher:
         self._last_build = 0
         self._closed = False
         self._stop = threading.Event()
+        self._sent: dict[str, int] = {}
+        self._peers: set[int] = set()
+        self._monitor: zmq.Socket | None = None
+        self._monitor_thread: threading.Thread | None = None
         self._socket = self._context.socket(zmq.PUB)
         try:
             self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
@@ -199,6 +206,41 @@ class Publisher:
         with self._lock:
             return self._socket.getsockopt(zmq.SNDHWM)
 
+    def sent_counts(self) -> dict[str, int]:
+        """Messages sent so far, by type (``hello``, ``build-started``, ...)."""
+        with self._lock:
+            return dict(self._sent)
+
+    @property
+    def subscribers(self) -> int:
+        """Peers connected now (0 unless :meth:`track_subscribers` was called). A peer is
+        a TCP/IPC connection: a bridge, ``listen``, or anything else that connected."""
+        return len(self._peers)
+
+    def track_subscribers(self) -> None:
+        """Start counting connected peers with a socket monitor. Idempotent."""
+        with self._lock:
+            if self._closed or self._monitor is not None:
+                return
+            self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._monitor_thread = threading.Thread(target=self._count_peers, name="sparky-hotreload-peers", daemon=True)
+        self._monitor_thread.start()
+
+    def _count_peers(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        monitor = self._monitor
+        poller = zmq.Poller()
+        poller.register(monitor, zmq.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(100):
+                continue
+            event = recv_monitor_message(monitor)
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._peers.add(event["value"])  # the connection's file descriptor
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._peers.discard(event["value"])
+
     @property
     def last_build(self) -> int:
         return self._last_build
@@ -218,6 +260,7 @@ class Publisher:
             topic, body = encode(message)
             self._socket.send_multipart((topic, body), copy=False)
             self._seq = seq
+            self._sent[message.TYPE] = self._sent.get(message.TYPE, 0) + 1
             if on_sent is not None:
                 on_sent()
             return message
@@ -277,10 +320,15 @@ class Publisher:
         self._stop.set()
         if self._heartbeat.is_alive() and threading.current_thread() is not self._heartbeat:
             self._heartbeat.join()
+        if self._monitor_thread is not None:
+            self._monitor_thread.join()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            if self._monitor is not None:
+                self._socket.disable_monitor()
+                self._monitor.close(0)
             self._socket.close(LINGER_MS)
         if self._owns_context:
             self._context.term()

@@ -37,6 +37,7 @@ from ..errors import Diagnostic, SparkyError
 from ..hotreload.protocol import STAGES, Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
+from ..metrics import chain
 from ..pipeline.engine import Builder, BuildOptions
 from ..pipeline.report import BuildReport
 
@@ -295,17 +296,30 @@ def run_watch(
     echo: Callable[..., None] = print,
     on_build: Callable[[BuildReport | None, list[Diagnostic]], None] | None = None,
     fast_png: bool = True,
+    metrics=None,
 ) -> None:
     """The CLI entry: publisher + real file watcher + session, until Ctrl-C. The whole
     manifest is validated (the normal loader) before anything binds: an invalid one is
     exit 2, and ``[hot_reload]`` values are never read from unchecked TOML.
-    ``on_build``: see :class:`WatchSession`."""
+    ``on_build``: see :class:`WatchSession`. ``metrics``
+    (:class:`~sparky_assets.metrics.BuildMetrics`) is told every build and counts the
+    publisher's messages and peers."""
     from .endpoint import bind_publisher
 
     manifest_path = find_manifest(path)
     publisher = bind_publisher(manifest_path, endpoint, allow_remote, echo)
     changes: queue.Queue[Path] = queue.Queue()
     watcher = FileWatcher(changes, manifest_path.parent)
+    if metrics is not None:
+        metrics.attach_publisher(publisher)
+
+        def record(report: BuildReport | None, errors: list[Diagnostic]) -> None:
+            if report is None:
+                metrics.record_failure()
+            else:
+                metrics.record_build(report, session.builder.last_project)
+
+        on_build = chain(record, on_build)
     session = WatchSession(
         manifest_path,
         publisher,
