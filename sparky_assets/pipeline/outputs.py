@@ -2,8 +2,8 @@
 
 Output files (and, for a build that generated art, the new ``sparky-generated/``
 files and ``sparky.lock``) are first written completely to ``.sparky/staging/``
-(fsynced), after every destination folder has been checked to be inside the project
-and writable. The current version of every file about to be replaced or deleted is
+and made durable together (one ``syncfs`` on Linux, :func:`.fsutil.make_durable`),
+after every destination folder has been checked to be inside the project and writable. The current version of every file about to be replaced or deleted is
 hard-linked into ``.sparky/staging/old/``. Then a journal naming both sides of every
 move (staged file → final path → saved old version) and every stale file to delete is
 written atomically, and only then are the moves carried out with ``os.replace`` (store
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ..errors import InvalidInput
 from . import safepath
-from .fsutil import atomic_write, io_failure, sha256_bytes
+from .fsutil import atomic_write, io_failure, make_durable, sha256_bytes
 
 _ORDER = {
     "store": -1,
@@ -338,12 +338,14 @@ class OutputLedger:
             try:
                 with open(staged, "wb") as fh:
                     fh.write(w.data)
-                    if self.durable:
-                        fh.flush()
-                        os.fsync(fh.fileno())
             except OSError as exc:
                 raise io_failure(exc, w.path, "cannot stage", root=self.root) from None
             moves.append((staged, w.path, self._save_old(w.path, old_dir / f"w{i:06d}")))
+        if self.durable and moves:  # every staged file on disk before the journal names it
+            try:
+                make_durable(self.staging, [staged for staged, _, _ in moves])
+            except OSError as exc:
+                raise io_failure(exc, self.staging, "cannot stage", root=self.root) from None
         for i, path in enumerate(stale):
             old = self._save_old(path, old_dir / f"r{i:06d}")
             if old is not None:

@@ -295,3 +295,27 @@ def test_cache_evicts_least_recently_used_entries_above_its_cap(project, monkeyp
     again = build(project)  # what the last build used survived: a no-op
     assert again.ran == {"generate": [], "process": [], "pack": [], "export": []}
     assert snapshot(project) == expected and report.ran["pack"] == ["world"]
+
+
+@pytest.mark.parametrize("syncfs", ["syncfs", "fsync each file"])
+def test_staged_files_are_made_durable_before_the_journal_names_them(project, monkeypatch, syncfs):
+    """A durable build writes every staged file, then makes them durable in one pass
+    (``syncfs``, or per-file fsync where there is none), before the journal exists."""
+    from sparky_assets.pipeline import fsutil, outputs
+
+    if syncfs != "syncfs":
+        monkeypatch.setattr(fsutil, "_syncfs", None)
+    elif fsutil._syncfs is None:
+        pytest.skip("no syncfs on this platform")
+    seen = []
+
+    def spy(folder, files):
+        seen.append((len(files), all(f.stat().st_size > 0 for f in files), (folder.parent / "journal.json").exists()))
+        fsutil.make_durable(folder, files)
+
+    monkeypatch.setattr(outputs, "make_durable", spy)
+    edit(project, "padding = 1\ntrim = true", "padding = 3\ntrim = true")
+    report = build(project)
+    assert report.written and len(seen) == 1
+    count, complete, journal_existed = seen[0]
+    assert count >= len(report.written) and complete and not journal_existed
