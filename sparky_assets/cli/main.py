@@ -8,6 +8,7 @@ exits with its documented code (0 ok, 1 build step failed, 2 invalid input,
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -117,6 +118,27 @@ def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
     help="After the build (also a failed one), write its Prometheus metrics to this file (node-exporter's textfile collector).",
 )
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --metrics-host.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run the CPU stages in this many local processes (default: the cores; 1: in this process).",
+)
+@click.option(
+    "--executor",
+    "executor_kind",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where generation and processing run: local processes (--jobs) or a Ray cluster (extra [ray]).",
+)
+@click.option(
+    "--ray-address",
+    metavar="auto|HOST:PORT|ray://HOST:PORT",
+    default=None,
+    help="The Ray cluster to use with --executor ray (default: RAY_ADDRESS, else a Ray started on this machine).",
+)
 @click.pass_obj
 def build(
     obj: _Ctx,
@@ -132,20 +154,34 @@ def build(
     metrics_host: str,
     metrics_file: Path | None,
     allow_remote: bool,
+    jobs: int | None,
+    executor_kind: str,
+    ray_address: str | None,
 ) -> None:
     """Build the project at PATH (a sparky.toml or a folder holding one).
+
+    Generation, processing and PNG encoding run in --jobs local processes, or on a Ray
+    cluster with --executor ray (docs/cluster.md); the outputs are the same bytes.
 
     With --metrics-port the metrics are served while the build runs (progress, GPU
     memory; the final counts just before exit): for long builds watched live. A CI job
     wants --metrics-file: the process is gone before the next scrape, the file stays."""
     from ..metrics import chain
     from ..pipeline.engine import Builder, BuildOptions
+    from ..pipeline.executor import make_executor
 
+    if ray_address is not None and executor_kind != "ray":
+        raise click.UsageError("--ray-address needs --executor ray")
+    if jobs is not None and executor_kind == "ray":
+        raise click.UsageError("--jobs sets local processes; with --executor ray the cluster decides")
+    executor = make_executor(
+        executor_kind, jobs, ray_address or os.environ.get("RAY_ADDRESS"), echo=lambda t: obj.echo(t, 1, err=True)
+    )
     metrics = None
     if metrics_port is not None or metrics_file is not None:
         metrics = _start_metrics(obj, path, "build", metrics_host, metrics_port, allow_remote)
-    progress = _progress_bar() if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
-    builder = Builder(path, on_progress=chain(progress, metrics.on_progress if metrics else None))
+    progress = _progress_bar(executor) if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
+    builder = Builder(path, on_progress=chain(progress, metrics.on_progress if metrics else None), executor=executor)
     try:
         try:
             report = builder.build(
@@ -163,6 +199,7 @@ def build(
             metrics.record_failure()
         raise
     finally:
+        builder.close()
         if metrics is not None:
             if metrics_file is not None:
                 metrics.write_textfile(metrics_file)
@@ -500,7 +537,7 @@ def pixelize(
     obj.echo(run_pixelize(source, output, size or None, palette_name, background, tolerance))
 
 
-def _progress_bar():
+def _progress_bar(executor=None):
     class Bar:
         def __init__(self):
             self.bar = None
@@ -510,7 +547,8 @@ def _progress_bar():
             if stage != self.stage:
                 self.close()
                 self.stage = stage
-                self.bar = click.progressbar(length=total, label=f"{stage:9s}", file=sys.stderr)
+                where = f" [{executor.describe()}]" if executor is not None and executor.parallel else ""
+                self.bar = click.progressbar(length=total, label=f"{stage:9s}{where}", file=sys.stderr)
                 self.bar.__enter__()
             self.bar.update(done - self.bar.pos)
 

@@ -77,6 +77,13 @@ class Generator:
     * ``settings_fields`` — the keys of ``[generator.<name>]``; ``option_fields`` — the
       per-sprite keys this generator takes. The manifest checks both (with locations)
       and ``docs/manifest.md`` documents them, for third-party generators too.
+    * ``runs_on`` — where a build may run :meth:`generate` (``--jobs``, ``--executor ray``):
+      ``"process"`` (the default) only in the build's own process; ``"cpu"``: its requests
+      are independent and cheap to start, so chunks of them run in worker processes or Ray
+      tasks; ``"device"``: it loads models once and batches on an accelerator, so it runs
+      in the build's process locally and in one long-lived Ray actor per GPU on a cluster.
+      A generator run elsewhere must give the same result for a request whatever other
+      requests share its call.
 
     ``last_stats`` holds figures of the last :meth:`generate` call (shown by ``build -v``
     and kept in the build report); empty when there are none.
@@ -87,6 +94,7 @@ class Generator:
     """One line for the reference page."""
     needs_lock: ClassVar[bool] = True
     uses_palette: ClassVar[bool] = False
+    runs_on: ClassVar[str] = "process"
     settings_fields: ClassVar[Mapping[str, Field]] = {}
     option_fields: ClassVar[Mapping[str, Field]] = {}
 

@@ -716,6 +716,7 @@ class DiffusionGenerator(Generator):
     name: ClassVar[str] = "diffusion"
     doc: ClassVar[str] = "Stable Diffusion (1.5 / SDXL class) through diffusers, then pixelize; local models only."
     needs_lock: ClassVar[bool] = True
+    runs_on: ClassVar[str] = "device"
     uses_palette: ClassVar[bool] = True
     """The palette colours the rig's flat render (rig/sheet modes); it joins the
     cache key only there (:func:`motion.cache_part`), so a palette edit regenerates

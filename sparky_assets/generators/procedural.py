@@ -1228,6 +1228,7 @@ class ProceduralGenerator(Generator):
     name: ClassVar[str] = "procedural"
     doc: ClassVar[str] = "Seeded mirrored-mask sprites on the CPU: no GPU, no files (the default)."
     uses_palette: ClassVar[bool] = True
+    runs_on: ClassVar[str] = "cpu"
     option_fields: ClassVar[dict[str, Field]] = {
         # the style's values are checked by validate (its message names the procedural styles)
         "style": Field("str", "What to draw: " + ", ".join(f"`{s}`" for s in STYLES) + ".", DEFAULT_STYLE),

@@ -40,6 +40,7 @@ from ..tiles.build import build_tileset
 from ..tiles.formats import bevy_ron, godot_tres, tiled_tsx
 from . import safepath
 from .cache import StageCache, cache_max_bytes
+from .executor import Executor
 from .fsutil import canonical_hash
 from .graph import Evaluator
 from .outputs import OutputLedger
@@ -316,11 +317,15 @@ class Builder:
         durable: bool = True,
         warm_frames: int = 50_000,
         defer_prune: bool = False,
+        executor: Executor | None = None,
     ):
         """``durable``: fsync outputs before switching them over (survives power loss,
         not only crashes); ``watch`` turns it off for latency. ``warm_frames``: how many
-        decoded frames to keep in memory between builds of this Builder."""
+        decoded frames to keep in memory between builds of this Builder. ``executor``:
+        where batches of work run (:mod:`.executor`; default: this process) — kept, with
+        its pool or cluster connection, until :meth:`close`."""
         self.manifest_path = Path(manifest_path)
+        self.executor = executor or Executor()
         self.on_progress = on_progress
         self.durable = durable
         self.defer_prune = defer_prune
@@ -359,6 +364,7 @@ class Builder:
             run = _Build(
                 manifest, state, options, self.on_progress, self.warm, self.durable, reads, prune=not self.defer_prune
             )
+            run.executor = self.executor
             self._last_cache = run.cache
             self.last_project = None
             try:
@@ -369,6 +375,10 @@ class Builder:
             self.last_project = run.project
         report.duration_s = time.perf_counter() - started
         return report
+
+    def close(self) -> None:
+        """Stop the executor's workers (a pool) or disconnect from its cluster."""
+        self.executor.close()
 
     def prune_cache(self) -> int:
         """Evict old cache entries after the last build (``watch`` calls this once its
@@ -455,6 +465,7 @@ class _Build:
             output_roots=[manifest.out / "sheets", manifest.out / "tilesets", *(e.root for e in manifest.exports)],
         )
         self.report = BuildReport(manifest.name, dry_run=options.dry_run)
+        self.executor: Executor = Executor()
 
     @timed_stage("plan")  # resolving, keys, the lock file: what the other stages leave
     def run(self) -> BuildReport:
@@ -490,6 +501,7 @@ class _Build:
             self.warm,
             self.on_progress,
             fresh=set(to_generate),
+            executor=self.executor,
         )
         stages = Stages.of(ctx)
         if self.options.dry_run:

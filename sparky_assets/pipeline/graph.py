@@ -61,6 +61,11 @@ class Stage:
     def compute(self, item: Any, ev: Evaluator) -> Any:
         raise NotImplementedError
 
+    def compute_many(self, items: list[Any], ev: Evaluator) -> list[Any]:
+        """:meth:`compute` for several independent items (:meth:`Evaluator.demand_many`);
+        a stage whose work can run elsewhere hands it to the build's executor here."""
+        return [self.compute(item, ev) for item in items]
+
     def save(self, item: Any, key: str, value: Any, ev: Evaluator) -> None:
         raise NotImplementedError
 
@@ -82,6 +87,8 @@ class Evaluator:
         self.action = action
         self.force = force
         self._memo: dict[tuple[str, Hashable], Any] = {}
+        self.planned: list[tuple[Stage, Any]] = []
+        """(stage, item) a ``plan`` walk found would run, in walk order."""
 
     def demand(self, stage: Stage, item: Any) -> Any:
         """The value of ``stage`` for ``item`` (``build``), or :data:`PLANNED` / a cached
@@ -102,6 +109,7 @@ class Evaluator:
                 return True
             if stage.counts_as_run(item, self):
                 self.report.ran[stage.name].append(stage.label(item))
+            self.planned.append((stage, item))
             for upstream, upstream_item in stage.inputs(item, self):
                 self.demand(upstream, upstream_item)
             return PLANNED
@@ -117,6 +125,46 @@ class Evaluator:
         if stage.counts_as_run(item, self):
             self.report.ran[stage.name].append(stage.label(item))
         return value
+
+    def demand_many(self, stage: Stage, items: Iterable[Any]) -> None:
+        """Make the values of ``stage`` for ``items`` (``build`` only) the way :meth:`demand`
+        would, one by one, but computing the misses together (:meth:`Stage.compute_many`:
+        in chunks on the build's executor). Saves and reports in ``items`` order."""
+        misses: list[tuple[Any, str | None]] = []
+        seen: set = set()
+        with stage_timer(self.report, stage.name):
+            for item in items:
+                memo_key = (stage.name, _hashable(item))
+                if memo_key in self._memo or memo_key in seen:
+                    continue
+                seen.add(memo_key)
+                key = stage.key(item, self)
+                if key is not None and not stage.forced(item, self):
+                    value = stage.load(item, key, self)
+                    if value is not None:
+                        self.report.cached[stage.name] += 1
+                        self._memo[memo_key] = value
+                        continue
+                misses.append((item, key))
+            values = stage.compute_many([item for item, _ in misses], self) if misses else []
+            for (item, key), value in zip(misses, values):
+                key = key if key is not None else stage.key(item, self)
+                if key is not None:
+                    stage.save(item, key, value, self)
+                if stage.counts_as_run(item, self):
+                    self.report.ran[stage.name].append(stage.label(item))
+                self._memo[(stage.name, _hashable(item))] = value
+
+    def would_run(self, stage: Stage, items: Iterable[Any]) -> list[tuple[Stage, Any]]:
+        """The (stage, item) pairs that demanding ``stage`` for ``items`` would compute
+        — a ``plan`` walk that reports nothing, knowing this walk's values so far."""
+        from .report import BuildReport
+
+        planner = Evaluator(BuildReport(self.report.project), action="plan", force=self.force)
+        planner._memo = dict.fromkeys(self._memo, True)
+        for item in items:
+            planner.demand(stage, item)
+        return planner.planned
 
     def remember(self, stage: Stage, item: Any, value: Any) -> None:
         """Record a value made outside the walk (a batch of generated sprites)."""

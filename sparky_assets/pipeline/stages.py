@@ -39,6 +39,7 @@ from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
 from ..reads import ReadContext
 from .cache import StageCache
+from .executor import Executor, encode_chunk, process_chunk
 from .fsutil import canonical_hash
 from .graph import Evaluator, Stage
 from .report import BuildReport, stage_timer
@@ -49,6 +50,11 @@ if TYPE_CHECKING:
 
 ENGINE_VERSION = 2
 """Part of every key: bump when the engine changes what any stage produces."""
+
+
+ENCODE_BATCH_BYTES = 4 << 20
+"""Atlas pages smaller than this in all (bytes of RGBA) are encoded here: a worker's
+round trip would cost more than it saves."""
 
 
 @dataclass
@@ -67,6 +73,8 @@ class StageContext:
     fresh: set[str] = field(default_factory=set)
     """Locked sprites this build (re)generates: their content is unknown to a plan."""
     pages_png: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    executor: Executor = field(default_factory=Executor)
+    """Where batches of independent work run (``--jobs``, ``--executor``)."""
 
     def located(self, d: Diagnostic, plans: Iterable[SpritePlan] = ()) -> Diagnostic:
         """A plugin's diagnostic with a manifest key, given the manifest's file and
@@ -146,8 +154,14 @@ class GenerateStage(Stage):
         with stage_timer(ctx.report, self.name):
             for gen_name, plans in by_generator.items():
                 gen = plans[0].generator
+                before = len(out)
+
+                def report(done: int, before: int = before) -> None:
+                    if progress:
+                        ctx.on_progress("generate", before + done, len(names))
+
                 try:
-                    results = gen.generate([p.request for p in plans], ctx.reads)
+                    results = ctx.executor.generate(gen, [p.request for p in plans], ctx.reads, report)
                 except (
                     InvalidInput
                 ) as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
@@ -157,7 +171,7 @@ class GenerateStage(Stage):
                 except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
                     raise BuildFailed(
                         Diagnostic(
-                            f"generator '{gen_name}' failed: {type(exc).__name__}: {exc}",
+                            f"generator '{gen_name}' failed: {getattr(exc, 'type_name', type(exc).__name__)}: {exc}",
                             stage="generate",
                             sprite=plans[0].spec.name if len(plans) == 1 else None,
                         )
@@ -166,8 +180,6 @@ class GenerateStage(Stage):
                     ctx.report.generator_stats[gen_name] = dict(gen.last_stats)
                 for plan, frames in zip(plans, results):
                     out[plan.spec.name] = self._accept(plan, frames)
-                    if progress:
-                        ctx.on_progress("generate", len(out), len(names))
         return out
 
     def _accept(self, plan: SpritePlan, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -249,6 +261,18 @@ class ProcessStage(Stage):
         plan = self.ctx.project.sprites[item]
         return [process_frame(plan, f) for f in ev.demand(self.generate, item)]
 
+    def compute_many(self, items: list[str], ev: Evaluator) -> list[list[np.ndarray]]:
+        """Sprites in chunks on the build's executor (each sprite is independent)."""
+        ctx = self.ctx
+        jobs = []
+        for n in items:
+            plan = ctx.project.sprites[n]
+            jobs.append((ev.demand(self.generate, n), plan.palette, plan.spec.outline, plan.spec.dither))
+        done = ctx.executor.map(
+            process_chunk, ctx.executor.chunks(jobs, 16), lambda n: ctx.on_progress("process", n, len(jobs))
+        )
+        return [frames for chunk in done for frames in chunk]
+
     def save(self, item: str, key: str, value: list[np.ndarray], ev: Evaluator) -> None:
         self.ctx.cache.put_arrays(self.name, key, {}, value)
         if self.ctx.warm is not None:
@@ -256,15 +280,15 @@ class ProcessStage(Stage):
 
 
 def process_frame(plan: SpritePlan, frame: np.ndarray) -> np.ndarray:
-    s = plan.spec
-    if s.outline:
-        color = (
-            darkest(plan.palette.colors)
-            if s.outline is True
-            else tuple(int(s.outline[i : i + 2], 16) for i in (1, 3, 5))
-        )
-        frame = add_outline(frame, color)
-    return quantize_to_palette(frame, plan.palette, s.dither)
+    return process_frames([frame], plan.palette, plan.spec.outline, plan.spec.dither)[0]
+
+
+def process_frames(frames: list[np.ndarray], palette, outline, dither: str) -> list[np.ndarray]:
+    """Outline (``True``: the palette's darkest colour, or ``#rrggbb``), then quantize."""
+    if outline:
+        color = darkest(palette.colors) if outline is True else tuple(int(outline[i : i + 2], 16) for i in (1, 3, 5))
+        frames = [add_outline(f, color) for f in frames]
+    return [quantize_to_palette(f, palette, dither) for f in frames]
 
 
 # --------------------------------------------------------------------------- pack
@@ -452,10 +476,7 @@ class ExportStage(Stage):
         atlas, target = item
         packed = ev.demand(self.pack, atlas)
         if atlas.name not in ctx.pages_png:  # encoded once, shared by every target
-            colors = {c for n in atlas.sprites for c in ctx.project.sprites[n].palette.colors}
-            candidates = np.array(
-                sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32
-            )
+            candidates = self._candidates(atlas)
             ctx.pages_png[atlas.name] = tuple(
                 encode_png(p, candidates, fast=ctx.options.fast_png) for p in packed.pages
             )
@@ -468,6 +489,22 @@ class ExportStage(Stage):
                 line, col = ctx.project.locator(d.key) if d.key and d.file is None else (d.line, d.column)
                 located.append(replace(d, file=d.file or str(ctx.manifest.path), line=line, column=col))
             raise InvalidInput(located) from None
+
+    def compute_many(self, items: list[tuple[AtlasSpec, ExportSpec]], ev: Evaluator) -> list[dict[str, OutputFile]]:
+        """The atlases' pages are PNG-encoded on the build's executor, one atlas per
+        task; packing and the exporters run here."""
+        ctx = self.ctx
+        atlases = list({a.name: a for a, _ in items if a.name not in ctx.pages_png}.values())
+        jobs = [(ev.demand(self.pack, a).pages, self._candidates(a), ctx.options.fast_png) for a in atlases]
+        if len(jobs) > 1 and sum(p.size for pages, _, _ in jobs for p in pages) >= ENCODE_BATCH_BYTES:
+            encoded = ctx.executor.map(encode_chunk, [[job] for job in jobs], weights=[1] * len(jobs))
+            for atlas, (pngs,) in zip(atlases, encoded):
+                ctx.pages_png[atlas.name] = pngs
+        return [self.compute(item, ev) for item in items]
+
+    def _candidates(self, atlas: AtlasSpec) -> np.ndarray:
+        colors = {c for n in atlas.sprites for c in self.ctx.project.sprites[n].palette.colors}
+        return np.array(sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32)
 
     def save(self, item, key: str, value: dict[str, OutputFile], ev: Evaluator) -> None:
         self.ctx.cache.put(self.name, key, _files_to_bytes(value))
@@ -498,6 +535,11 @@ def export_all(
     ctx = stages.export.ctx
     out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
     total = len(atlases) * len(targets)
+    if ev.action == "build" and ctx.executor.parallel:
+        # what the walk below would compute, stage by stage, in batches on the executor
+        planned = ev.would_run(stages.export, [(a, t) for a in atlases for t in targets])
+        for stage in (stages.process, stages.export):
+            ev.demand_many(stage, [item for s, item in planned if s is stage])
     for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
         files = ev.demand(stages.export, (atlas, target))
         if ev.action == "plan":

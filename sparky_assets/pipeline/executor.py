@@ -1,0 +1,514 @@
+"""Where a build's independent work runs: this process, a local process pool, or Ray.
+
+The :class:`~.graph.Evaluator` still decides *what* runs (memo → cache → compute) and
+every value comes back to the build's process, which alone writes the stage cache,
+``sparky.lock``, ``sparky-generated/`` and the outputs — in the same order as a serial
+build, so the files are byte-identical whichever executor made them. An executor only
+runs batches of independent work and returns their results in submission order:
+
+* generation of locked sprites (``GenerateStage.run_batch``): one call per chunk of
+  requests. A generator that ``runs_on = "cpu"`` (procedural) is split into chunks over
+  the workers; a ``"device"`` generator (diffusion) runs in this process locally and, on
+  Ray, in one long-lived actor per GPU (``num_gpus=1``; one per node on a CPU-only
+  cluster) that keeps its pipelines loaded across sprites and builds;
+* processing (outline + quantize) of sprites, in chunks;
+* PNG encoding of atlas pages, one atlas per task.
+
+:class:`SerialExecutor` (``--jobs 1``) is the plain in-process path; :class:`LocalExecutor`
+(``--jobs N``) a pool of N processes; :class:`RayExecutor` (``--executor ray``) a Ray
+cluster. A pool or a cluster is started/connected on the first batch worth sending, i.e.
+after the manifest was loaded and validated, so bad input never reaches a worker.
+Work is chunked so that a task carries many sprites (Ray's per-task cost is a few
+milliseconds; a sprite's work is about as much).
+
+Failures: a worker's own error (bad input found while generating, a generator bug)
+comes back as the same typed error a serial build raises. A Ray worker or node that
+dies is Ray's business: tasks are retried (``max_retries``) and actors restarted
+(``max_restarts`` / ``max_task_retries``) elsewhere — the build waits for the result.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import BuildFailed, Diagnostic, SparkyError
+
+RAY_NAMESPACE = "sparky-assets"
+TASK_RETRIES = 3
+"""Ray retries a task whose worker died this many times (system failures only)."""
+ACTOR_RESTARTS = 4
+"""Ray restarts a generation actor whose worker or node died this many times."""
+
+Progress = Callable[[int], None]
+"""Called with the number of items done so far as chunks finish."""
+
+
+def default_jobs() -> int:
+    """The cores this process may use (``--jobs`` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------- the work itself
+# Module-level functions: a pool or a Ray worker imports them by name.
+
+
+class WorkerError(Exception):
+    """An unexpected exception in a worker (a generator bug), re-raised in the build
+    with the worker's type name and traceback."""
+
+    def __init__(self, type_name: str, message: str, trace: str):
+        super().__init__(message)
+        self.type_name = type_name
+        self.trace = trace
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    value: Any = None
+    error: tuple | None = None
+
+
+def _call(fn: Callable, *args) -> _Outcome:
+    """Run ``fn(*args)``; an exception is returned as data (typed errors keep their
+    class and diagnostics) instead of crossing the process boundary as an exception."""
+    try:
+        return _Outcome(True, fn(*args))
+    except SparkyError as exc:
+        return _Outcome(False, error=("sparky", type(exc).__name__, exc.diagnostics))
+    except Exception as exc:  # noqa: BLE001 - re-raised in the build, see _unwrap
+        return _Outcome(False, error=("other", type(exc).__name__, str(exc), traceback.format_exc()))
+
+
+def _unwrap(outcome: _Outcome) -> Any:
+    if outcome.ok:
+        return outcome.value
+    assert outcome.error is not None
+    if outcome.error[0] == "sparky":
+        from .. import errors
+
+        cls = getattr(errors, outcome.error[1], BuildFailed)
+        raise cls(outcome.error[2])
+    _, type_name, message, trace = outcome.error
+    raise WorkerError(type_name, message, trace)
+
+
+def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.ndarray]], dict, Any]:
+    """One chunk of a generator's requests: (frames per request, the generator's
+    ``last_stats``, the files it read)."""
+    from .. import registry
+    from ..reads import ReadContext
+
+    reads = ReadContext()
+    gen = registry.generator(generator_name)
+    frames = gen.generate(requests, reads)
+    return frames, dict(gen.last_stats or {}), reads
+
+
+def process_chunk(jobs: list[tuple]) -> list[list[np.ndarray]]:
+    """Outline + quantize: ``jobs`` are (frames, palette, outline, dither)."""
+    from .stages import process_frames
+
+    return [process_frames(*job) for job in jobs]
+
+
+def encode_chunk(jobs: list[tuple]) -> list[tuple[bytes, ...]]:
+    """PNG-encode atlas pages: ``jobs`` are (pages, candidate colours, fast)."""
+    from ..export.base import encode_png
+
+    return [tuple(encode_png(p, candidates, fast=fast) for p in pages) for pages, candidates, fast in jobs]
+
+
+def _generate_args(args: tuple):
+    return generate_chunk(*args)
+
+
+def noop_chunk(items: list) -> int:
+    """Nothing (``bench/cluster.py`` measures a task's round trip with it)."""
+    return len(items)
+
+
+def chunked(items: Sequence, parts: int, min_size: int) -> list[list]:
+    """``items`` in at most ``parts`` contiguous chunks of at least ``min_size`` (the last
+    may be smaller), order kept."""
+    items = list(items)
+    if not items:
+        return []
+    parts = max(1, min(parts, len(items) // max(1, min_size)))
+    size = -(-len(items) // parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def merge_stats(parts: Sequence[dict]) -> dict:
+    """Several chunks' ``last_stats`` as one: numbers add up, text is joined."""
+    out: dict[str, Any] = {}
+    for stats in parts:
+        for k, v in stats.items():
+            if k not in out:
+                out[k] = v
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(out[k], (int, float)):
+                out[k] = round(out[k] + v, 4) if isinstance(v, float) else out[k] + v
+            elif v != out[k]:
+                out[k] = f"{out[k]}; {v}"
+    return out
+
+
+# --------------------------------------------------------------- executors
+
+
+class Executor:
+    """Runs chunks of independent work; see the module docstring."""
+
+    kind = "serial"
+    parallel = False
+    """Whether the build should hand work over in batches (False: the serial path)."""
+    sent = 0
+    """Chunks handed to workers so far (not run here)."""
+
+    def describe(self) -> str:
+        return "this process"
+
+    def slots(self) -> int:
+        """How many chunks can run at once."""
+        return 1
+
+    def map(
+        self, fn: Callable, chunks: list, progress: Progress | None = None, weights: list[int] | None = None
+    ) -> list:
+        """``fn(chunk)`` for every chunk, results in order. ``progress`` gets the summed
+        ``weights`` (default: chunk lengths) of the chunks done so far."""
+        weights = weights or [len(c) for c in chunks]
+        out, done = [], 0
+        for chunk, weight in zip(chunks, weights):
+            out.append(fn(chunk))
+            done += weight
+            if progress:
+                progress(done)
+        return out
+
+    def generate(self, generator, requests: list, reads, progress: Progress | None = None) -> list[list[np.ndarray]]:
+        """Run ``generator`` on ``requests`` (results in order); sets its ``last_stats``
+        and records the files read in ``reads``."""
+        frames = generator.generate(requests, reads)
+        if progress:
+            progress(len(requests))
+        return frames
+
+    def close(self) -> None:
+        pass
+
+    # chunk sizes: a chunk should outweigh a task's fixed cost
+    def chunks(self, items: Sequence, min_size: int) -> list[list]:
+        return chunked(items, 4 * self.slots(), min_size)
+
+    def _generate_chunks(self, generator, requests, reads, progress) -> list[list[np.ndarray]]:
+        """A ``cpu`` generator's requests in chunks over :meth:`map`."""
+        chunks = self.chunks(requests, 4)
+        results = self.map(_generate_args, [(generator.name, c) for c in chunks], progress, [len(c) for c in chunks])
+        return self._gather(generator, results, reads)
+
+    @staticmethod
+    def _gather(generator, results: list, reads) -> list[list[np.ndarray]]:
+        frames: list[list[np.ndarray]] = []
+        stats = []
+        for chunk_frames, chunk_stats, chunk_reads in results:
+            frames.extend(chunk_frames)
+            stats.append(chunk_stats)
+            reads.merge(chunk_reads)
+        generator.last_stats = merge_stats(stats)
+        return frames
+
+
+SerialExecutor = Executor
+
+
+def _pool_call(args: tuple) -> _Outcome:
+    fn, chunk = args
+    return _call(fn, chunk)
+
+
+class LocalExecutor(Executor):
+    """``--jobs N``: a pool of N worker processes on this machine (started on the first
+    batch worth sending, kept for the life of the builder — ``watch`` reuses it)."""
+
+    kind = "local"
+    parallel = True
+
+    def __init__(self, jobs: int):
+        self.jobs = max(1, jobs)
+        self._pool = None
+
+    def describe(self) -> str:
+        return f"{self.jobs} local processes"
+
+    def slots(self) -> int:
+        return self.jobs
+
+    def _executor(self):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # forkserver: workers fork from a clean server (never from a build with
+            # threads running), with the stages already imported
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["sparky_assets.pipeline.executor", "sparky_assets.pipeline.stages"])
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+        return self._pool
+
+    def _run(self, worker: Callable, args: list, weights: list[int], progress: Progress | None) -> list:
+        if len(args) <= 1 or self.jobs <= 1:  # nothing to share out: no pool
+            out, done = [], 0
+            for a, w in zip(args, weights):
+                out.append(_unwrap(worker(a)))
+                done += w
+                if progress:
+                    progress(done)
+            return out
+        from concurrent.futures import as_completed
+
+        pool = self._executor()
+        self.sent += len(args)
+        futures = {pool.submit(worker, a): i for i, a in enumerate(args)}
+        results: list[Any] = [None] * len(args)
+        done = 0
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            done += weights[i]
+            if progress:
+                progress(done)
+        return [_unwrap(r) for r in results]  # the first error in submission order
+
+    def map(self, fn, chunks, progress=None, weights=None):
+        return self._run(_pool_call, [(fn, c) for c in chunks], weights or [len(c) for c in chunks], progress)
+
+    def generate(self, generator, requests, reads, progress=None):
+        if generator.runs_on != "cpu" or len(requests) < 2:  # a device generator: one warm copy, here
+            return super().generate(generator, requests, reads, progress)
+        return self._generate_chunks(generator, requests, reads, progress)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+# --------------------------------------------------------------- Ray
+
+
+def ray_environment() -> None:
+    """What every Ray process of ours runs with: no usage statistics, nothing fetched."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+
+
+def _version_tag() -> str:
+    from .. import __version__
+    from .stages import ENGINE_VERSION
+
+    return f"sparky-assets {__version__} engine {ENGINE_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
+
+
+class GenerateWorker:
+    """A Ray actor: one generator host per GPU (or per node on a CPU-only cluster).
+    Generators keep their loaded pipelines in the process, so they stay warm across
+    sprites and builds (the actor is detached and named; the next build finds it)."""
+
+    def version(self) -> str:
+        return _version_tag()
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def generate(self, generator_name: str, requests: list) -> _Outcome:
+        return _call(generate_chunk, generator_name, requests)
+
+
+def _ray_task(fn: Callable, chunk: Any) -> _Outcome:
+    return _call(fn, chunk)
+
+
+class RayExecutor(Executor):
+    """``--executor ray``: tasks and actors on a Ray cluster (``address``: ``auto``, a
+    head's ``HOST:PORT``, ``ray://HOST:PORT`` for Ray Client, or None to start Ray on
+    this machine). Connected on the first batch; see docs/cluster.md."""
+
+    kind = "ray"
+    parallel = True
+
+    def __init__(self, address: str | None = None, echo: Callable[[str], None] | None = None):
+        self.address = address
+        self.echo = echo or (lambda text: None)
+        self._ray = None
+        self._task = None
+        self._actors: list = []
+        self._cpus = 1
+        self._gpus = 0
+        self._nodes: list[dict] = []
+
+    # -- connection -----------------------------------------------------------
+
+    def connect(self):
+        if self._ray is not None:
+            return self._ray
+        ray_environment()
+        try:
+            import ray
+        except ImportError as exc:
+            raise BuildFailed(
+                Diagnostic(
+                    f"--executor ray needs Ray ({exc})",
+                    hint="pip install 'sparky-assets[ray]'",
+                )
+            ) from exc
+        kwargs: dict[str, Any] = dict(namespace=RAY_NAMESPACE, log_to_driver=False, logging_level="WARNING")
+        if self.address is None:  # a Ray of our own on this machine, loopback only
+            kwargs.update(include_dashboard=False, _node_ip_address="127.0.0.1")
+        try:
+            ray.init(address=self.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BuildFailed(
+                Diagnostic(
+                    f"cannot connect to the Ray cluster at {self.address or 'a new local instance'}: {exc}",
+                    hint="start one with `ray start --head` (docs/cluster.md) and pass its address with --ray-address",
+                )
+            ) from exc
+        self._ray = ray
+        self._nodes = [n for n in ray.nodes() if n.get("Alive")]
+        resources = ray.cluster_resources()
+        self._cpus = int(resources.get("CPU", 0))
+        self._gpus = int(resources.get("GPU", 0))
+        self._task = ray.remote(_ray_task).options(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)
+        self._check_versions()
+        self.echo(f"ray: connected ({self.describe()})")
+        return ray
+
+    def _check_versions(self) -> None:
+        """The cluster's workers must run the same sparky-assets (a chunk's results
+        would differ otherwise)."""
+        ray = self._ray
+        theirs = ray.get(ray.remote(_version_tag).options(num_cpus=0, max_retries=TASK_RETRIES).remote())
+        if theirs != _version_tag():
+            raise BuildFailed(
+                Diagnostic(
+                    f"the Ray cluster's workers run {theirs}, this build {_version_tag()}",
+                    hint="install the same sparky-assets version on every node",
+                )
+            )
+
+    def describe(self) -> str:
+        if self._ray is None:
+            return f"ray at {self.address or 'a local instance'}"
+        return f"ray: {len(self._nodes)} nodes, {self._cpus} CPUs, {self._gpus} GPUs"
+
+    def slots(self) -> int:
+        return max(1, self._cpus)
+
+    # -- tasks ----------------------------------------------------------------
+
+    def _wait(self, refs: list, weights: list[int], progress: Progress | None) -> list:
+        ray = self._ray
+        index = {ref: i for i, ref in enumerate(refs)}
+        pending, done = list(refs), 0
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                done += weights[index[ref]]
+            if progress:
+                progress(done)
+        return [_unwrap(r) for r in ray.get(refs)]
+
+    def map(self, fn, chunks, progress=None, weights=None):
+        self.connect()
+        weights = weights or [len(c) for c in chunks]
+        refs = [self._task.remote(fn, c) for c in chunks]
+        self.sent += len(refs)
+        return self._wait(refs, weights, progress)
+
+    def generate(self, generator, requests, reads, progress=None):
+        if generator.runs_on == "process":
+            return super().generate(generator, requests, reads, progress)
+        self.connect()
+        if generator.runs_on == "cpu":
+            return self._generate_chunks(generator, requests, reads, progress)
+        actors = self.device_actors()
+        chunks = chunked(requests, 2 * len(actors), 1)
+        refs = []
+        for i, chunk in enumerate(chunks):
+            refs.append(actors[i % len(actors)].generate.remote(generator.name, chunk))
+        self.sent += len(refs)
+        return self._gather(generator, self._wait(refs, [len(c) for c in chunks], progress), reads)
+
+    def device_actors(self) -> list:
+        """One generation actor per GPU (``num_gpus=1``), or one per node on a CPU-only
+        cluster; detached and named, so a later build reuses the warm ones."""
+        if self._actors:
+            return self._actors
+        ray = self._ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        cls = ray.remote(GenerateWorker)
+        if self._gpus:
+            specs = [(f"gpu-{i}", dict(num_gpus=1, num_cpus=1)) for i in range(self._gpus)]
+        else:
+            cpu_nodes = sorted(n["NodeID"] for n in self._nodes if n.get("Resources", {}).get("CPU", 0) >= 1)
+            specs = [
+                (
+                    f"cpu-{node[:12]}",
+                    # no CPU held: between builds, tasks may use the node; soft: restarted elsewhere if it dies
+                    dict(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)),
+                )
+                for node in cpu_nodes
+            ] or [("cpu-any", dict(num_cpus=0))]
+        tag = _version_tag()
+        actors = []
+        for name, options in specs:
+            actor = cls.options(
+                name=f"generate-{name}",
+                lifetime="detached",
+                get_if_exists=True,
+                max_restarts=ACTOR_RESTARTS,
+                max_task_retries=TASK_RETRIES,
+                **options,
+            ).remote()
+            if ray.get(actor.version.remote()) != tag:  # left by another sparky-assets version
+                ray.kill(actor)
+                actor = cls.options(
+                    name=f"generate-{name}",
+                    lifetime="detached",
+                    max_restarts=ACTOR_RESTARTS,
+                    max_task_retries=TASK_RETRIES,
+                    **options,
+                ).remote()
+            actors.append(actor)
+        self._actors = actors
+        return actors
+
+    def close(self) -> None:
+        if self._ray is not None:
+            self._ray.shutdown()  # detached actors stay up, warm for the next build
+            self._ray = None
+            self._actors = []
+
+
+def make_executor(kind: str = "local", jobs: int | None = None, address: str | None = None, echo=None) -> Executor:
+    """The executor the CLI options ask for: ``local`` with ``jobs`` processes (1: the
+    serial path) or ``ray`` at ``address``."""
+    if kind == "ray":
+        return RayExecutor(address, echo=echo)
+    jobs = default_jobs() if jobs is None else jobs
+    return LocalExecutor(jobs) if jobs > 1 else SerialExecutor()
