@@ -218,8 +218,11 @@ def build(
 
             manifest = builder.last_project.manifest
             outputs = {manifest.root / rel for rel in _ledger(manifest.root)}
-            document = collect(manifest.root, summary)
-            written = write_site(manifest.out / REPORT_DIR, document, owned_outputs=outputs, root=manifest.root)
+            assets: dict[str, bytes] = {}
+            document = collect(manifest.root, summary, assets=assets)
+            written = write_site(
+                manifest.out / REPORT_DIR, document, owned_outputs=outputs, root=manifest.root, assets=assets
+            )
             obj.echo(f"report: {written[0]}")
 
 

@@ -87,6 +87,13 @@ class Generator:
 
     ``last_stats`` holds figures of the last :meth:`generate` call (shown by ``build -v``
     and kept in the build report); empty when there are none.
+
+    ``last_review`` holds, per sprite of the last :meth:`generate` call, what a reviewer
+    wants to see of how its frames were made: one ``{"png": bytes, "width": int,
+    "height": int, "grid": dict}`` per frame (the model's image and the pixel grid found in it, see
+    :func:`~sparky_assets.generators.diffusion.review_frame`). The build keeps it in the
+    stage cache under the sprite's generate key; the preview page shows it. Empty for
+    generators that make frames at sprite resolution.
     """
 
     name: ClassVar[str] = ""
@@ -100,6 +107,7 @@ class Generator:
 
     def __init__(self) -> None:
         self.last_stats: dict[str, Any] = {}
+        self.last_review: dict[str, list[dict[str, Any]]] = {}
 
     def parse_settings(self, table: Mapping[str, Any]) -> Any:
         """The ``[generator.<name>]`` table (already checked against

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import BuildFailed, Diagnostic, InvalidInput
 from ..manifest.fields import Field, check_fields
-from ..process.pixelize import PIXELIZE_VERSION, Grid, parse_colour, pixelize_result
+from ..process.pixelize import PIXELIZE_VERSION, Grid, PixelizeResult, cell_edges, parse_colour, pixelize_result
 from ..reads import ReadContext, ensure_reads
 from . import motion
 from .base import FrameSpec, GenerationRequest, Generator
@@ -710,6 +710,26 @@ def frame_prompt(prompt: str, spec: FrameSpec, count: int) -> str:
     return f"{text}, {motion.DIRECTION_WORDS[spec.direction]}" if spec.direction else text
 
 
+def review_frame(raw: np.ndarray, result: PixelizeResult) -> dict[str, Any]:
+    """One frame's review (:attr:`Generator.last_review`): the model's image as rendered
+    (``png``: lossless PNG bytes, encoded at once so a big batch does not hold raw
+    arrays) and the grid pixelize laid over it — :meth:`PixelizeResult.as_dict` (cells,
+    period, phase, drift, confidence, source) plus the grid lines' pixel positions along
+    each axis (``x_edges``/``y_edges`` from :func:`cell_edges`, the image's borders
+    included, so a drifting grid is drawn as it was used)."""
+    from ..export.png import encode_png
+
+    height, width = raw.shape[:2]
+    rgba = raw if raw.shape[2] == 4 else np.concatenate([raw, np.full((height, width, 1), 255, np.uint8)], axis=2)
+    g = result.grid
+    grid = {
+        **result.as_dict(),
+        "x_edges": [round(float(v), 3) for v in cell_edges(width, g.period_x, g.phase_x, g.drift_x)[0]],
+        "y_edges": [round(float(v), 3) for v in cell_edges(height, g.period_y, g.phase_y, g.drift_y)[0]],
+    }
+    return {"png": encode_png(rgba, fast=True, clear_hidden=False), "width": width, "height": height, "grid": grid}
+
+
 class DiffusionGenerator(Generator):
     """Stable Diffusion → pixelize. See the module docstring and docs/diffusion.md."""
 
@@ -811,6 +831,7 @@ class DiffusionGenerator(Generator):
         started = time.perf_counter()
         stats = {"load_s": 0.0, "generate_s": 0.0, "pixelize_s": 0.0, "images": 0, "batches": 0}
         grids: list[str] = []
+        self.last_review = {}
         results: list[list[np.ndarray] | None] = [None] * len(requests)
         # Requests with identical pipeline settings share batches.
         groups: dict[str, list[int]] = {}
@@ -868,6 +889,7 @@ class DiffusionGenerator(Generator):
                     for image in images[local]
                 ]
                 results[i] = [d.image for d in done]
+                self.last_review[request.sprite] = [review_frame(raw, d) for raw, d in zip(images[local], done)]
                 # The build report shows the grid each sprite used (its least sure frame).
                 weakest = min(done, key=lambda d: d.grid.confidence)
                 grids.append(f"{request.sprite} {weakest.summary()}")

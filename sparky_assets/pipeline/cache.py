@@ -38,6 +38,8 @@ DEFAULT_MAX_BYTES = 1 << 30
 """Cache size above which least-recently-used entries are evicted (``SPARKY_CACHE_MAX_MB``)."""
 MAX_ENV = "SPARKY_CACHE_MAX_MB"
 ENTRY_LIMIT = 1 << 30
+REVIEW_STAGE = "review"
+"""Cache folder of generated sprites' reviews (raw model images and grids), by generate key."""
 
 
 def cache_max_bytes() -> int:
@@ -170,6 +172,35 @@ class StageCache:
         blob = json.dumps({**meta, "__count": len(arrays)}, sort_keys=True).encode()
         np.savez(buf, meta=np.frombuffer(blob, dtype=np.uint8), **{f"a{i}": a for i, a in enumerate(arrays)})
         self.put(stage, key, buf.getvalue())
+
+    def put_review(self, key: str, frames: list[dict[str, Any]]) -> None:
+        """A generated sprite's review (:attr:`~sparky_assets.generators.base.Generator.last_review`)
+        under its generate key: one JSON line (per frame its size, grid and PNG length),
+        then the frames' PNG bytes."""
+        meta = [{k: v for k, v in f.items() if k != "png"} | {"bytes": len(f["png"])} for f in frames]
+        self.put(
+            REVIEW_STAGE, key, json.dumps(meta, sort_keys=True).encode() + b"\n" + b"".join(f["png"] for f in frames)
+        )
+
+    def get_review(self, key: str) -> list[dict[str, Any]] | None:
+        """What :meth:`put_review` kept (``None`` when absent or not decodable)."""
+        payload = self.get(REVIEW_STAGE, key)
+        if payload is None:
+            return None
+        try:
+            end = payload.index(b"\n")
+            frames, offset = json.loads(payload[:end]), end + 1
+            for frame in frames:
+                size = int(frame.pop("bytes"))
+                frame["png"] = payload[offset : offset + size]
+                offset += size
+            if offset != len(payload) or not all(f["png"].startswith(b"\x89PNG") for f in frames):
+                raise ValueError("sizes do not add up")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            self.warnings.append(f"cache entry {REVIEW_STAGE}/{key[:12]} did not decode")
+            safepath.discard(self._path(REVIEW_STAGE, key))
+            return None
+        return frames
 
     def prune(self, max_bytes: int | None = None) -> int:
         """Evict least-recently-used entries until the cache fits ``max_bytes``; entries

@@ -178,6 +178,10 @@ class GenerateStage(Stage):
                     ) from exc
                 if gen.last_stats:
                     ctx.report.generator_stats[gen_name] = dict(gen.last_stats)
+                review = getattr(gen, "last_review", None) or {}
+                for plan in plans:  # the raw model images and grids, for the preview page
+                    if review.get(plan.spec.name):
+                        ctx.cache.put_review(plan.gen_key, review[plan.spec.name])
                 for plan, frames in zip(plans, results):
                     out[plan.spec.name] = self._accept(plan, frames)
         return out

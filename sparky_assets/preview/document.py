@@ -18,17 +18,31 @@ Shape (``format`` 1)::
     {format, project, build, notes,
      atlases:  [{key, hash, name, pages: [{name, image, width, height, regions}]}],
      sprites:  [{key, hash, name, atlas, generator, seed, width, height, locked, frames,
-                 animations: [{name, fps, loop, frames, durations_ms}], before, review, colors, rerollable}],
+                 animations: [{name, fps, loop, frames, durations_ms}], before,
+                 review, review_note, colors, rerollable}],
      palettes: [{key, hash, name, colors: [{hex, count}], sprites}],
-     tilesets: [{key, hash, name, tile_width, tile_height, image, tiles: [{id, x, y}]}]}
+     tilesets: [{key, hash, name, tile_width, tile_height, columns, image, set, table,
+                 plain: [{id, name, frames}], tiles: [{id, name, x, y}]}]}
 
-Images are ``data:image/png`` URIs (page PNGs byte for byte as written). Every entry
-of a collection has a ``key`` (unique in it) and a ``hash`` of its content: an update
-(:func:`diff`) carries only entries whose hash changed. ``tilesets`` is empty until
-the build produces tilesets (the page then draws a small random map from ``tiles``).
-``review`` (a generated sprite's raw model image, pixelized cells, detected grid and
-its confidence) is ``None`` until the build keeps them. Invariant: the same files on
-disk give the same document, byte for byte once JSON-encoded.
+Images are ``data:image/png`` URIs (page PNGs byte for byte as written), except a
+diffusion sprite's raw model renders, which can be large: with an ``assets`` dict
+(the static report, the server) they are files next to the page, named by content
+(``assets/<sha256:16>.png``). Every entry of a collection has a ``key`` (unique in it)
+and a ``hash`` of its content: an update (:func:`diff`) carries only entries whose
+hash changed.
+
+``review`` (diffusion sprites): ``{frames: [{raw, width, height, grid}], confidence}``
+— per frame the model's raw image and the pixel grid pixelize found in it (cells,
+period, phase, drift, confidence, source, and the grid lines' pixel positions
+``x_edges``/``y_edges``), as the build kept them in the stage cache under the sprite's
+generate key; ``confidence`` is the least sure frame's. ``None`` with a
+``review_note`` when the cache does not have them (generated elsewhere, cache cleared).
+
+A tileset comes from the build's Tiled ``.tsx`` and sheet: ``set`` is ``blob``,
+``corners`` or ``None``, ``table`` the build's autotile pick table (8-neighbour mask →
+tile id for blob, NW<<3|NE<<2|SW<<1|SE → tile id for corners), ``plain`` the other tiles
+(the page's map uses the first as ground, the rest as decoration; :mod:`.tilemap`).
+Invariant: the same files on disk give the same document, byte for byte once JSON-encoded.
 
 Everything read here is untrusted (a cloned project ships its own ``.sparky/``): paths
 from ``outputs.json``, the atlas descriptions and ``sparky.lock`` are read only when they
@@ -62,10 +76,12 @@ STATE_DIR = ".sparky"
 SUMMARY_NAME = "last-build.json"
 MAX_FILE = 256 << 20
 """Largest file the preview reads (a planted huge or endless file is skipped, not read)."""
-REVIEW_NOTE = (
-    "the build does not keep a generated sprite's raw model image or its detected pixel grid yet: "
-    "'before' shows the generated frames as stored in sparky-generated/ (for diffusion: after pixelize)"
+REVIEW_MISSING = (
+    "the model's raw image is not in this project's cache (generated on another machine, "
+    "or the cache was cleared or evicted it); regenerate the sprite to see it"
 )
+MAX_REVIEW_SIDE = 4096
+"""Largest raw model image the page shows (a planted cache entry may claim anything)."""
 
 
 # ------------------------------------------------------------------ build summary
@@ -172,8 +188,8 @@ def _load_manifest(root: Path):
         return None
 
 
-def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
-    """The ``sheets`` target's atlas descriptions the last build wrote, per the ledger."""
+def _ledger_files(root: Path, target: str, kind: str, suffix: str) -> list[Path]:
+    """Files of one export ``target`` and ``kind`` the last build wrote, per the ledger."""
     ledger = root / STATE_DIR / "outputs.json"
     try:
         record = json.loads(_read(ledger))
@@ -181,11 +197,18 @@ def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
         return []
     found = []
     for rel, meta in sorted(record.items()) if isinstance(record, dict) else ():
-        if not isinstance(meta, dict) or meta.get("target") != "sheets" or meta.get("kind") != "metadata":
+        if not isinstance(meta, dict) or meta.get("target") != target or meta.get("kind") != kind:
             continue
         path = record_path(root, rel, file=str(ledger))
-        if path is None:
-            continue
+        if path is not None and path.name.endswith(suffix):
+            found.append(path)
+    return found
+
+
+def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
+    """The ``sheets`` target's atlas descriptions the last build wrote, per the ledger."""
+    found = []
+    for path in _ledger_files(root, "sheets", "metadata", ".json"):
         try:
             doc = json.loads(_read(path))
         except (OSError, ValueError):
@@ -193,6 +216,69 @@ def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
         if isinstance(doc, dict) and doc.get("format") == 1 and "atlas" in doc:
             found.append((path, doc))
     return found
+
+
+MAX_TSX = 16 << 20
+
+
+def _tileset(path: Path) -> dict[str, Any]:
+    """A tileset entry from the build's Tiled ``.tsx`` and its sheet: the tiles, and the
+    autotile pick table rebuilt from the Wang set with the build's own rule
+    (:func:`~sparky_assets.tiles.autotile.reduce_mask`), so the page never re-implements
+    it. Raises ``ValueError`` (and friends) on anything that is not such a file."""
+    from xml.etree import ElementTree
+
+    from ..tiles import autotile
+
+    root = ElementTree.fromstring(read_regular(path, MAX_TSX))
+    width, height, columns = (int(root.attrib[k]) for k in ("tilewidth", "tileheight", "columns"))
+    image = root.find("image")
+    sheet = _read(_page_path(path, {"image": image.attrib["source"]}))
+    wang: dict[int, list[int]] = {}
+    wangset = root.find("wangsets/wangset")
+    if wangset is not None:
+        for tile in wangset.iter("wangtile"):
+            wang[int(tile.attrib["tileid"])] = [int(v) for v in tile.attrib["wangid"].split(",")]
+    table: list[int] = []
+    kind = None
+    if wang:
+        kind = "blob" if wangset.attrib.get("type") == "mixed" else "corners"
+        if kind == "blob":
+            by_mask = {sum(1 << i for i, v in enumerate(ids) if v): t for t, ids in sorted(wang.items())}
+            table = [by_mask[autotile.reduce_mask(m)] for m in range(256)]
+        else:
+            by_key = {autotile.corner_tile_for(ids[7], ids[1], ids[5], ids[3]): t for t, ids in sorted(wang.items())}
+            table = [by_key[k] for k in range(16)]
+    tiles, plain = [], []
+    for tile in root.iter("tile"):
+        index = int(tile.attrib["id"])
+        name = next((p.attrib["value"] for p in tile.iter("property") if p.attrib.get("name") == "name"), str(index))
+        frames = [int(f.attrib["tileid"]) for f in tile.iter("frame")]
+        tiles.append({"id": index, "name": name, "x": index % columns * width, "y": index // columns * height})
+        if index not in wang:
+            plain.append({"id": index, "name": name, "frames": frames})
+    return {
+        "key": root.attrib["name"],
+        "name": root.attrib["name"],
+        "tile_width": width,
+        "tile_height": height,
+        "columns": columns,
+        "image": png_uri(sheet),
+        "set": kind,
+        "table": table,
+        "plain": plain,
+        "tiles": tiles,
+    }
+
+
+def _tilesets(root: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in _ledger_files(root, "tilesets", "tileset", ".tsx"):
+        try:
+            out.append(_hashed(_tileset(path)))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, SyntaxError):
+            continue  # half-removed or planted: left out
+    return out
 
 
 def _frame_key(frame: dict) -> str:
@@ -271,6 +357,62 @@ def _before(root: Path, name: str, spec, lock: dict) -> dict | None:
     return None
 
 
+def _asset(data: bytes, assets: dict[str, bytes] | None) -> str:
+    """A PNG for the page: inlined as a ``data:`` URI, or (``assets`` given: the static
+    report and the server) kept in ``assets`` under a content-addressed name that the
+    page loads next to itself (``assets/<sha256:16>.png``)."""
+    if assets is None:
+        return png_uri(data)
+    name = f"assets/{hashlib.sha256(data).hexdigest()[:16]}.png"
+    assets[name] = data
+    return name
+
+
+def _edges(values: Any, length: int) -> list[float]:
+    if not isinstance(values, list) or not 2 <= len(values) <= length + 1:
+        raise ValueError("grid edges")
+    edges = [float(v) for v in values]
+    if edges[0] != 0 or edges[-1] != length or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError("grid edges")
+    return edges
+
+
+def _review(root: Path, key: str, assets: dict[str, bytes] | None) -> dict[str, Any] | None:
+    """A generated sprite's review as the build kept it in the stage cache under its
+    generate ``key``: per frame the model's raw image and the pixel grid found in it.
+    The cache is untrusted: anything that does not check out leaves the review out."""
+    from ..pipeline.cache import StageCache
+
+    try:
+        cache = StageCache(root / STATE_DIR / "cache", max_bytes=MAX_FILE)
+        frames = cache.get_review(key)
+    except (SparkyError, OSError):
+        return None
+    if not frames:
+        return None
+    out = []
+    try:
+        for frame in frames:
+            width, height, grid = int(frame["width"]), int(frame["height"]), frame["grid"]
+            with Image.open(io.BytesIO(frame["png"])) as im:
+                if im.format != "PNG" or im.size != (width, height) or max(width, height) > MAX_REVIEW_SIDE:
+                    return None
+            shown = {
+                "cells": [int(v) for v in grid["cells"]][:2],
+                "period": [float(v) for v in grid["period"]][:2],
+                "phase": [float(v) for v in grid["phase"]][:2],
+                "drift": [float(v) for v in grid.get("drift", (0, 0))][:2],
+                "confidence": float(grid["confidence"]),
+                "source": str(grid["source"])[:16],
+                "x_edges": _edges(grid["x_edges"], width),
+                "y_edges": _edges(grid["y_edges"], height),
+            }
+            out.append({"raw": _asset(frame["png"], assets), "width": width, "height": height, "grid": shown})
+    except (KeyError, TypeError, ValueError, OSError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return {"frames": out, "confidence": min(f["grid"]["confidence"] for f in out)}
+
+
 def _read_lock(root: Path) -> dict:
     try:
         data = tomllib.loads(_read(root / "sparky.lock").decode("utf-8"))
@@ -336,11 +478,17 @@ def _atlas(path: Path, doc: dict, cache: dict[str, tuple] | None, seen: dict[str
     return seen[key]
 
 
-def collect(root: Path, summary: dict[str, Any] | None = None, cache: dict[str, tuple] | None = None) -> dict[str, Any]:
+def collect(
+    root: Path,
+    summary: dict[str, Any] | None = None,
+    cache: dict[str, tuple] | None = None,
+    assets: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
     """The preview document of the project whose ``sparky.toml`` is in ``root``.
 
     ``cache`` (a dict the caller keeps between calls) skips re-reading unchanged atlases;
-    it is left holding only the atlases of this call."""
+    it is left holding only the atlases of this call. ``assets``: where large images
+    (raw model renders) go instead of being inlined (:func:`_asset`)."""
     from ..palettes.load import load_palette
     from ..registry import generator as find_generator
 
@@ -386,9 +534,14 @@ def collect(root: Path, summary: dict[str, Any] | None = None, cache: dict[str, 
                 palette=palette,
                 before=_before(root, name, spec, lock),
                 review=None,
+                review_note=None,
                 colors=[{"hex": h, "count": n} for h, n in sorted(part["counts"].items())],
                 rerollable=rerollable,
             )
+            locked = lock.get(name)
+            if generator == "diffusion" and isinstance(locked, dict) and isinstance(locked.get("key"), str):
+                entry["review"] = _review(root, locked["key"], assets)
+                entry["review_note"] = None if entry["review"] else REVIEW_MISSING
             sprites.append(_hashed(entry))
     if cache is not None:
         cache.clear()
@@ -416,9 +569,7 @@ def collect(root: Path, summary: dict[str, Any] | None = None, cache: dict[str, 
                 )
             )
 
-    notes = []
-    if any(s["generator"] == "diffusion" for s in sprites):
-        notes.append(REVIEW_NOTE)
+    notes: list[str] = []
     return {
         "format": DOCUMENT_FORMAT,
         "project": manifest.name if manifest else (summary or {}).get("project", root.name),
@@ -427,7 +578,7 @@ def collect(root: Path, summary: dict[str, Any] | None = None, cache: dict[str, 
         "atlases": atlases,
         "sprites": sprites,
         "palettes": palettes,
-        "tilesets": [],
+        "tilesets": _tilesets(root),
     }
 
 

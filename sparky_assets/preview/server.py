@@ -13,7 +13,8 @@ the page's only write, ``POST /api/reroll``, needs the per-process token that is
 embedded in the served page (readable only by same-origin script), in an
 ``X-Sparky-Token`` header (which a cross-origin page cannot send without a CORS
 preflight this server never grants), and a matching ``Origin`` when the browser sends one.
-Nothing on disk is served: the page's files come from the package, images are inlined.
+Nothing on disk is served: the page's files come from the package, images are inlined
+or (raw model renders) served from memory under content-addressed ``/assets/`` names.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from ..errors import Diagnostic, InvalidInput, SparkyError
 from ..hotreload.publisher import is_loopback_endpoint
 from .document import build_summary, collect, diff, load_summary, save_summary
-from .site import PAGE_FILES, page_file, served_index
+from .site import ASSET_NAME, PAGE_FILES, page_file, served_index
 
 DEFAULT_PORT = 8765
 MAX_BODY = 4096
@@ -94,6 +95,9 @@ class PreviewServer:
         self._clients: set[queue.Queue] = set()
         self._builder = None
         self._atlas_cache: dict[str, tuple] = {}
+        self._assets: dict[str, bytes] = {}
+        self._previous_assets: dict[str, bytes] = {}
+        """The current document's assets, and the one before's (a page may still show it)."""
         self.document: dict[str, Any] | None = None
         self.builds = 0
         try:
@@ -146,12 +150,23 @@ class PreviewServer:
         validates, with those errors as its summary (a failed build records nothing)."""
         from ..pipeline.engine import check
 
-        document = collect(self.root, load_summary(self.root))
+        document = self._collect(load_summary(self.root))
         try:
             check(self.root)
         except SparkyError as error:
             document["build"] = build_summary(self.root, document["project"], None, error.diagnostics)
         return document
+
+    def _collect(self, summary: dict[str, Any] | None, cache: dict[str, tuple] | None = None) -> dict[str, Any]:
+        assets: dict[str, bytes] = {}
+        document = collect(self.root, summary, cache, assets)
+        with self._lock:
+            self._previous_assets, self._assets = self._assets, assets
+        return document
+
+    def asset(self, name: str) -> bytes | None:
+        with self._lock:
+            return self._assets.get(name, self._previous_assets.get(name))
 
     def subscribe(self) -> queue.Queue:
         client: queue.Queue = queue.Queue()
@@ -184,9 +199,9 @@ class PreviewServer:
                 save_summary(self.root, summary)
             except OSError as exc:
                 self.echo(f"warning: cannot record the build summary: {exc}", err=True)
-            document = collect(self.root, summary, self._atlas_cache)
+            document = self._collect(summary, self._atlas_cache)
         else:
-            document = {**(self.document or collect(self.root, None)), "build": summary}
+            document = {**(self.document or self._collect(None)), "build": summary}
         self.publish(document)
 
     def rebuild(self) -> None:
@@ -264,6 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.lstrip("/") in PAGE_FILES:
             name = path.lstrip("/")
             self._send(HTTPStatus.OK, page_file(name), _TYPES[Path(name).suffix])
+        elif ASSET_NAME.fullmatch(path.lstrip("/")) and (data := preview.asset(path.lstrip("/"))) is not None:
+            self._send(HTTPStatus.OK, data, "image/png")
         elif path == "/events":
             self._events()
         else:

@@ -22,6 +22,9 @@ from ..pipeline.safepath import output_path
 PAGE_FILES = ("index.html", "preview.js", "preview.css")
 DATA_FILE = "data.js"
 REPORT_DIR = "report"
+ASSET_DIR = "assets"
+ASSET_NAME = re.compile(r"assets/[0-9a-f]{16}\.png")
+"""A large image the page loads next to itself (see :func:`~.document.collect`)."""
 _DATA_BLOCK = re.compile(r"<!-- sparky:data -->.*?<!-- /sparky:data -->", re.S)
 
 
@@ -44,11 +47,18 @@ def data_script(document: dict[str, Any]) -> bytes:
 
 
 def write_report(
-    folder: Path, document: dict[str, Any], *, owned_outputs: set[Path] = frozenset(), root: Path | None = None
+    folder: Path,
+    document: dict[str, Any],
+    *,
+    owned_outputs: set[Path] = frozenset(),
+    root: Path | None = None,
+    assets: dict[str, bytes] | None = None,
 ) -> list[Path]:
     """Write the static report into ``folder``; returns the files written. Refuses a
     folder that holds a build output (``owned_outputs``): the report must not clobber one;
-    with the project ``root``, also a folder that symlinks out of it."""
+    with the project ``root``, also a folder that symlinks out of it. ``assets`` (names
+    ``assets/<hash>.png`` → bytes, from :func:`~.document.collect`) go next to the page;
+    asset files of earlier reports that this one no longer names are removed."""
     folder = Path(folder)
     clash = sorted(p for p in owned_outputs if p == folder or folder in p.parents)
     if clash:
@@ -61,9 +71,18 @@ def write_report(
         )
     files = {name: page_file(name) for name in PAGE_FILES}
     files[DATA_FILE] = data_script(document)
+    for name, data in sorted((assets or {}).items()):
+        if not ASSET_NAME.fullmatch(name):
+            raise ValueError(f"not an asset name: {name!r}")
+        files[name] = data
     written = []
     for name, data in files.items():
         path = output_path(root, folder / name, what="report file") if root is not None else folder / name
         atomic_write(path, data, fsync=False)
         written.append(path)
+    stale = folder / ASSET_DIR
+    if stale.is_dir() and not stale.is_symlink():
+        for old in stale.iterdir():
+            if f"{ASSET_DIR}/{old.name}" not in files and ASSET_NAME.fullmatch(f"{ASSET_DIR}/{old.name}"):
+                old.unlink(missing_ok=True)
     return written

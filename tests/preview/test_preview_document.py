@@ -44,7 +44,7 @@ def built(tmp_path) -> Path:
 def test_document_is_what_the_build_wrote(built):
     doc = collect(built, load_summary(built))
     assert [a["name"] for a in doc["atlases"]] == ["characters", "world", "boss"]
-    assert len(doc["sprites"]) == 22 and doc["tilesets"] == []
+    assert len(doc["sprites"]) == 22 and [t["name"] for t in doc["tilesets"]] == ["dungeon"]
     assert (
         doc["build"]["ok"] and doc["build"]["files"]["added"] == 55
     )  # 49 sprite-atlas files + the example tileset (sheet, .tsx, Godot .tres, Bevy .ron, ...)
@@ -73,6 +73,25 @@ def test_document_is_what_the_build_wrote(built):
     coin = next(s for s in doc["sprites"] if s["name"] == "coin")
     assert coin["before"] == {"source": "source", "file": "art/coin.png", "image": coin["before"]["image"]}
     assert not coin["rerollable"]
+
+
+def test_tilesets_are_the_built_sheet_and_the_builds_pick_table(built):
+    from sparky_assets.manifest.load import load_manifest
+    from sparky_assets.reads import ReadContext
+    from sparky_assets.tiles.build import build_tileset
+
+    tileset = collect(built)["tilesets"][0]
+    sheet = built / "build" / "sprites" / "tilesets" / "dungeon.png"
+    assert base64.b64decode(tileset["image"].split(",", 1)[1]) == sheet.read_bytes()
+    manifest = load_manifest(built / "sparky.toml")
+    spec = manifest.tilesets[0]
+    made = build_tileset(spec, manifest.palettes[spec.palette], ReadContext(), built)
+    assert tileset["table"] == list(made.table) and len(tileset["table"]) == 256
+    assert tileset["columns"] == made.columns and tileset["set"] == "blob"
+    assert [t["id"] for t in tileset["tiles"]] == [t.index for t in made.tiles]
+    assert tileset["plain"] == [
+        {"id": t.index, "name": t.name, "frames": list(t.frames)} for t in made.tiles if t.mask is None
+    ]
 
 
 def test_palette_usage_counts_every_locked_pixel(built):
@@ -138,9 +157,11 @@ def test_planted_paths_never_put_outside_files_on_the_page(built, tmp_path):
     record = json.loads(ledger.read_text())
     record["../secret.json"] = {"target": "sheets", "kind": "metadata"}
     ledger.write_text(json.dumps(record))
+    tsx = built / "build" / "sprites" / "tilesets" / "dungeon.tsx"
+    tsx.write_text(tsx.read_text().replace('source="dungeon.png"', 'source="../../../../secret.png"'))
 
     doc = collect(built)
-    assert [a["name"] for a in doc["atlases"]] == ["characters"]
+    assert [a["name"] for a in doc["atlases"]] == ["characters"] and doc["tilesets"] == []
     assert next(s for s in doc["sprites"] if s["name"] == "hero")["before"] is None
     assert base64.b64encode(secret.read_bytes()).decode() not in json.dumps(doc)
 

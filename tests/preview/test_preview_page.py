@@ -22,16 +22,17 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from sparky_assets.cli.main import main
 from sparky_assets.hotreload.publisher import Publisher
 from sparky_assets.preview.server import PreviewServer
+from sparky_assets.preview.tilemap import tile_map
+from sparky_assets.tiles.autotile import blob_table
 from sparky_assets.watch.session import FileWatcher, WatchSession
 from tests.helpers import copy_example, rgba
 
-VIEWS = ("build", "atlases", "animations", "stills", "lock", "palettes")
+VIEWS = ("build", "atlases", "animations", "stills", "lock", "palettes", "tilesets")
 
 
 def shot(element) -> np.ndarray:
@@ -63,6 +64,22 @@ def assert_same_opaque_pixels(shown: np.ndarray, page: np.ndarray, zoom: int) ->
     assert not len(mismatched), f"{len(mismatched)} pixels differ, first at (y, x) {tuple(mismatched[0])}"
 
 
+def assemble_map(sheet: np.ndarray, tileset: dict, layers: list) -> np.ndarray:
+    """The map image: per cell its tiles cut from the sheet, drawn bottom to top (alpha over)."""
+    tw, th, columns = tileset["tile_width"], tileset["tile_height"], tileset["columns"]
+    out = np.zeros((len(layers) * th, len(layers[0]) * tw, 4), np.float64)
+    for r, row in enumerate(layers):
+        for c, stack in enumerate(row):
+            for index in stack:
+                y, x = index // columns * th, index % columns * tw
+                tile = sheet[y : y + th, x : x + tw].astype(np.float64)
+                cell = out[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
+                alpha = tile[..., 3:] / 255
+                cell[..., :3] = tile[..., :3] * alpha + cell[..., :3] * (1 - alpha)
+                cell[..., 3:] = np.maximum(cell[..., 3:], tile[..., 3:])
+    return out.round().astype(np.uint8)
+
+
 def wait_until(page, expression: str, timeout_s: float = 20.0):
     """Poll ``expression`` in the page until truthy. (``page.wait_for_function`` compiles
     its predicate with ``eval``, which the served page's Content-Security-Policy forbids.)"""
@@ -73,11 +90,6 @@ def wait_until(page, expression: str, timeout_s: float = 20.0):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {expression}"
         page.wait_for_timeout(50)
-
-
-@pytest.fixture
-def console_errors():
-    return []
 
 
 def open_page(browser_context, url: str, console_errors: list):
@@ -174,39 +186,30 @@ def test_static_report_atlases_hover_and_animation_timing(tmp_path, browser_cont
 
     keep_views(page, tmp_path / "views", "static")
 
-    # tilesets: no build makes them yet, so the section is hidden; the page's side of the
-    # contract is drawing a document's tileset as a map made only of its tiles
-    assert page.locator("#tilesets").is_hidden()
-    world = next(a for a in doc["atlases"] if a["name"] == "world")["pages"][0]
-    tiles = [next(r for r in world["regions"] if r["names"] == [name]) for name in ("floor", "wall", "door")]
-    assert all((r["w"], r["h"]) == (16, 16) for r in tiles)
-    tileset = {
-        "key": "dungeon-floor",
-        "hash": "t1",
-        "name": "dungeon-floor",
-        "tile_width": 16,
-        "tile_height": 16,
-        "image": world["image"],
-        "tiles": [{"id": i, "x": r["x"], "y": r["y"]} for i, r in enumerate(tiles)],
-    }
-    page.evaluate("tileset => sparkyPreview.show({...sparkyPreview.state.doc, tilesets: [tileset]})", tileset)
-    page.evaluate("sparkyPreview.ready()")
-    map_canvas = page.locator('#tilesets [data-key="dungeon-floor"] canvas')
-    shown = shot(map_canvas)
-    zoom = shown.shape[1] // (12 * 16)
-    atlas_page = rgba(sheets / "world_0.png")
-    cuts = [
-        np.repeat(np.repeat(atlas_page[r["y"] : r["y"] + 16, r["x"] : r["x"] + 16], zoom, 0), zoom, 1) for r in tiles
-    ]
-    used = set()
-    for row in range(8):
-        for col in range(12):
-            cell = shown[row * 16 * zoom : (row + 1) * 16 * zoom, col * 16 * zoom : (col + 1) * 16 * zoom, :3]
-            matches = [i for i, cut in enumerate(cuts) if np.array_equal(cell, cut[..., :3])]
-            assert matches, f"map cell {row},{col} is none of the tiles"
-            used.add(matches[0])
-    assert used == {0, 1, 2}
-    page.locator("#tilesets").screenshot(path=str(tmp_path / "views" / "static-tilesets.png"))
+    # tilesets: the example's [[tileset]] drawn as a random map from the built sheet with the
+    # build's own autotile pick table; pixels compared with the map assembled in Python
+    assert page.locator("#tilesets").is_visible()
+    tileset = next(t for t in doc["tilesets"] if t["name"] == "dungeon")
+    assert tileset["set"] == "blob" and tileset["table"] == blob_table()  # mask -> tile for all 256 masks
+    assert [t["name"] for t in tileset["plain"]] == ["floor", "lava"]
+    sheet = rgba(root / "build" / "sprites" / "tilesets" / "dungeon.png")
+    box = page.locator('#tilesets [data-key="dungeon"]')
+    for seed in (1, 2):
+        shown_map = page.evaluate("sparkyPreview.tileMap('dungeon')")
+        assert shown_map["seed"] == seed
+        assert shown_map["layers"] == tile_map(tileset, seed)
+        page.evaluate("sparkyPreview.ready()")
+        canvas = box.locator("canvas.map")
+        zoom = int(canvas.get_attribute("data-zoom"))
+        expected = assemble_map(sheet, tileset, tile_map(tileset, seed))
+        assert_same_opaque_pixels(shot(canvas), expected, zoom)
+        page.locator("#tilesets").screenshot(path=str(tmp_path / "views" / f"static-tilesets-seed{seed}.png"))
+        box.locator("button.reroll-map").click()
+    # the page's map maker agrees with the Python one on other seeds and on a corner set
+    corners = {**tileset, "set": "corners", "table": list(range(16))}
+    for seed in range(3, 40):
+        assert page.evaluate("([t, s]) => sparkyPreview.tileMapOf(t, s)", [tileset, seed]) == tile_map(tileset, seed)
+        assert page.evaluate("([t, s]) => sparkyPreview.tileMapOf(t, s)", [corners, seed]) == tile_map(corners, seed)
     assert console_errors == []
 
 

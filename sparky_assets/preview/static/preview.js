@@ -3,8 +3,9 @@
 // Two ways in, one page: opened from disk (`build --report`) the document is in data.js
 // (window.SPARKY_PREVIEW); served (`preview`, `watch --preview`) it arrives over
 // Server-Sent Events from /events — a "snapshot" on connect, then an "update" after every
-// build carrying only the entries whose hash changed. The page never fetches anything
-// else. Pixels are drawn nearest-neighbour only (imageSmoothingEnabled = false, CSS
+// build carrying only the entries whose hash changed. Large images (a diffusion sprite's
+// raw model renders) are files next to the page (assets/<hash>.png); the page never
+// fetches anything else. Pixels are drawn nearest-neighbour only (imageSmoothingEnabled = false, CSS
 // image-rendering: pixelated). Animation players run on `clock`, which a test can take
 // over (sparkyPreview.clock.takeOver() / advance(ms)) to step frames deterministically.
 "use strict";
@@ -398,13 +399,6 @@
       title.append(button, status);
     }
     const row = el("div", { class: "lock-row" });
-    if (sprite.review) {
-      const r = sprite.review;
-      row.append(
-        el("figure", {}, el("figcaption", { text: "model output" }), el("img", { class: "px", src: r.raw, alt: "raw model image" })),
-        el("figure", {}, el("figcaption", { text: `grid ${r.grid.period_x}×${r.grid.period_y} px, confidence ${r.confidence.toFixed(2)}` }),
-          el("img", { class: "px", src: r.cells, alt: "pixelized cells" })));
-    }
     if (sprite.before) {
       const caption = sprite.before.source === "store" ? `generated (${sprite.before.file})` : `source (${sprite.before.file})`;
       const before = el("figure", { class: "before" }, el("figcaption", { text: caption }),
@@ -417,7 +411,90 @@
       row.append(before);
     }
     row.append(strip(sprite.locked, sprite.frames, "palette-locked", "after"));
-    return el("div", { class: "sprite-lock", "data-key": sprite.key }, title, row);
+    const review = sprite.review ? renderReview(sprite) : null;
+    const note = sprite.review_note ? el("p", { class: "notes review-note", text: sprite.review_note }) : null;
+    return el("div", { class: "sprite-lock", "data-key": sprite.key }, title, row, review, note);
+  }
+
+  function gridText(g) {
+    const n = (v) => v.toFixed(2);
+    const drift = g.drift[0] || g.drift[1] ? `, drift ${n(g.drift[0])}/${n(g.drift[1])}` : "";
+    return `grid ${g.cells[0]}×${g.cells[1]} cells of ${n(g.period[0])}×${n(g.period[1])} px, phase ${n(g.phase[0])}/${n(g.phase[1])} px${drift} (${g.source})`;
+  }
+
+  /** A generated sprite's review, one frame at a time: the model's raw image (true size,
+   * or zoomed nearest-neighbour) with the detected pixel grid drawn over it, the
+   * pixelized cells (before palette lock) and the locked result, and the grid's confidence. */
+  function renderReview(sprite) {
+    const review = sprite.review;
+    const w = sprite.width;
+    const h = sprite.height;
+    const box = el("div", { class: "review" });
+    const raw = el("img", { class: "raw px" });
+    const [grid, gctx] = crispCanvas(1, 1, "grid");
+    const [cells, cctx] = crispCanvas(w, h, "cells px checker");
+    const [locked, lctx] = crispCanvas(w, h, "locked px checker");
+    const cellsCaption = el("figcaption");
+    const lockedCaption = el("figcaption");
+    const caption = el("figcaption");
+    const confidence = el("span", { class: "confidence" });
+    const frameSelect = el("select", { class: "frame", title: "frame" },
+      review.frames.map((_, i) => el("option", { value: i, text: `frame ${i + 1}/${review.frames.length}` })));
+    const zoomSelect = el("select", { class: "zoom", title: "zoom of the raw image" },
+      [0.25, 0.5, 1, 2, 4, 8].map((z) => el("option", { value: z, text: z === 1 ? "true size" : `×${z}`, selected: z === 1 })));
+    const gridToggle = el("input", { type: "checkbox", class: "show-grid", checked: true });
+    const state = { frame: 0, zoom: 1 };
+    const draw = () => {
+      const f = review.frames[state.frame];
+      const cw = Math.round(f.width * state.zoom);
+      const ch = Math.round(f.height * state.zoom);
+      raw.src = f.raw;
+      raw.width = cw;
+      raw.height = ch;
+      raw.alt = `${sprite.name}: the model's raw image, frame ${state.frame + 1}`;
+      grid.width = cw;
+      grid.height = ch;
+      gctx.clearRect(0, 0, cw, ch);
+      gctx.fillStyle = "rgba(0, 255, 255, 0.85)";
+      // inner grid lines only (the first and last edge are the image's borders), one device pixel wide
+      for (const e of f.grid.x_edges.slice(1, -1)) gctx.fillRect(Math.min(Math.round(e * state.zoom), cw - 1), 0, 1, ch);
+      for (const e of f.grid.y_edges.slice(1, -1)) gctx.fillRect(0, Math.min(Math.round(e * state.zoom), ch - 1), cw, 1);
+      grid.dataset.zoom = state.zoom;
+      // the cells as large as the raw image is shown (whole multiples: nearest-neighbour)
+      const cellZoom = Math.max(1, Math.floor(Math.min(cw / w, ch / h)));
+      cellsCaption.textContent = `pixelized ${w}×${h} (before lock), ×${cellZoom}`;
+      lockedCaption.textContent = `palette-locked, ×${cellZoom}`;
+      grid.hidden = !gridToggle.checked;
+      caption.textContent = `model output ${f.width}×${f.height}, ${state.zoom === 1 ? "true size" : `×${state.zoom}`}`;
+      confidence.textContent = `${gridText(f.grid)} · confidence ${f.grid.confidence.toFixed(2)}`;
+      confidence.dataset.confidence = f.grid.confidence;
+      box.dataset.frame = state.frame;
+      for (const [uri, ctx] of [[sprite.before && sprite.before.image, cctx], [sprite.locked, lctx]]) {
+        if (!uri) continue;
+        ctx.canvas.width = w * cellZoom;
+        ctx.canvas.height = h * cellZoom;
+        loadImage(uri).then((img) => {
+          ctx.imageSmoothingEnabled = false;
+          ctx.clearRect(0, 0, w * cellZoom, h * cellZoom);
+          ctx.drawImage(img, state.frame * w, 0, w, h, 0, 0, w * cellZoom, h * cellZoom);
+        });
+      }
+      loadImage(f.raw);
+    };
+    frameSelect.addEventListener("change", () => { state.frame = Number(frameSelect.value); draw(); });
+    zoomSelect.addEventListener("change", () => { state.zoom = Number(zoomSelect.value); draw(); });
+    gridToggle.addEventListener("change", draw);
+    box.append(
+      el("div", { class: "review-controls" },
+        el("strong", { text: "generated: " }), confidence, " ",
+        review.frames.length > 1 ? frameSelect : null, zoomSelect,
+        el("label", {}, gridToggle, " grid")),
+      el("div", { class: "lock-row" },
+        el("figure", { class: "raw" }, caption, el("div", { class: "raw-stage" }, raw, grid)),
+        el("figure", { class: "cells" }, cellsCaption, cells),
+        el("figure", { class: "locked" }, lockedCaption, locked)));
+    draw();
+    return box;
   }
 
   function renderPalette(palette) {
@@ -434,28 +511,96 @@
       })));
   }
 
-  /** Tiles of a tileset laid out as a small random map (the same map for the same tileset). */
+  // The map a tileset is shown as: the same as sparky_assets/preview/tilemap.py makes
+  // for the same seed (the tests compare them). The autotile rules are the build's: the
+  // page is given its pick table and only computes neighbour masks.
+  const MAP_COLS = 16;
+  const MAP_ROWS = 10;
+  const NEIGHBOURS = [[-1, 0], [-1, 1], [0, 1], [1, 1], [1, 0], [1, -1], [0, -1], [-1, -1]]; // mask bits N, NE, E … NW
+
+  function mulberry32(seed) {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (t ^ (t >>> 14)) >>> 0;
+    };
+  }
+
+  function tileMap(tileset, seed) {
+    const rng = mulberry32(seed);
+    const at = (g, r, c) => r >= 0 && r < MAP_ROWS && c >= 0 && c < MAP_COLS && g[r][c];
+    let grid = [];
+    for (let r = 0; r < MAP_ROWS; r++) {
+      grid.push([]);
+      for (let c = 0; c < MAP_COLS; c++) grid[r].push(rng() % 100 < 45);
+    }
+    for (let pass = 0; pass < 2; pass++) {
+      grid = grid.map((row, r) => row.map((cell, c) => {
+        const n = NEIGHBOURS.reduce((k, [dr, dc]) => k + (at(grid, r + dr, c + dc) ? 1 : 0), 0);
+        return n >= 5 ? true : n <= 2 ? false : cell;
+      }));
+    }
+    const mask = (r, c) => NEIGHBOURS.reduce((m, [dr, dc], bit) => m | (at(grid, r + dr, c + dc) ? 1 << bit : 0), 0);
+    const ground = tileset.plain.length ? [tileset.plain[0].id] : [];
+    const decorations = tileset.plain.slice(1).map((t) => t.id);
+    const corners = tileset.set === "corners";
+    const rows = corners ? MAP_ROWS - 1 : MAP_ROWS;
+    const cols = corners ? MAP_COLS - 1 : MAP_COLS;
+    const out = [];
+    for (let r = 0; r < rows; r++) {
+      const row = [];
+      for (let c = 0; c < cols; c++) {
+        const layers = [...ground];
+        if (tileset.set === "blob" && grid[r][c]) layers.push(tileset.table[mask(r, c)]);
+        else if (corners) {
+          const key = (grid[r][c] ? 8 : 0) | (grid[r][c + 1] ? 4 : 0) | (grid[r + 1][c] ? 2 : 0) | (grid[r + 1][c + 1] ? 1 : 0);
+          if (key) layers.push(tileset.table[key]);
+        }
+        if (decorations.length && !(tileset.set === "blob" && grid[r][c]) && rng() % 12 === 0) {
+          layers.splice(ground.length, 0, decorations[rng() % decorations.length]);
+        }
+        row.push(layers);
+      }
+      out.push(row);
+    }
+    return out;
+  }
+
+  const tileMaps = new Map(); // tileset key -> {seed, layers}
+
+  /** A tileset drawn as a small random map from its own tiles, with a reroll-map button. */
   function renderTileset(tileset) {
-    const cols = 12;
-    const rows = 8;
     const tw = tileset.tile_width;
     const th = tileset.tile_height;
-    const zoom = autoZoom(cols * tw, rows * th, 640);
-    const [canvas, ctx] = crispCanvas(cols * tw * zoom, rows * th * zoom, "px");
-    let seed = [...tileset.name].reduce((h, ch) => (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0, 2166136261);
-    const random = () => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return seed / 4294967296;
+    const zoom = autoZoom(MAP_COLS * tw, MAP_ROWS * th, 768);
+    const [canvas, ctx] = crispCanvas(1, 1, "map px checker");
+    canvas.dataset.zoom = zoom;
+    const label = el("span", { class: "dim seed" });
+    const cell = (id) => [(id % tileset.columns) * tw, Math.floor(id / tileset.columns) * th];
+    const draw = (seed) => {
+      const layers = tileMap(tileset, seed);
+      tileMaps.set(tileset.key, { seed, layers });
+      canvas.width = layers[0].length * tw * zoom;
+      canvas.height = layers.length * th * zoom;
+      ctx.imageSmoothingEnabled = false;
+      canvas.dataset.seed = seed;
+      label.textContent = ` map seed ${seed}; ${tileset.set ? `${tileset.set} autotiles (${tileset.table.length}-entry pick table from the build)` : "no autotiles"}, ${plural(tileset.tiles.length, "tile")}`;
+      loadImage(tileset.image).then((img) => {
+        ctx.clearRect(0, 0, canvas.width, canvas.height);
+        layers.forEach((row, r) => row.forEach((stack, c) => stack.forEach((id) => {
+          const [sx, sy] = cell(id);
+          ctx.drawImage(img, sx, sy, tw, th, c * tw * zoom, r * th * zoom, tw * zoom, th * zoom);
+        })));
+      });
     };
-    loadImage(tileset.image).then((img) => {
-      for (let y = 0; y < rows; y++) {
-        for (let x = 0; x < cols; x++) {
-          const tile = tileset.tiles[Math.floor(random() * tileset.tiles.length)];
-          ctx.drawImage(img, tile.x, tile.y, tw, th, x * tw * zoom, y * th * zoom, tw * zoom, th * zoom);
-        }
-      }
-    });
-    return el("div", { class: "tileset", "data-key": tileset.key }, el("h3", { text: tileset.name }), canvas);
+    const button = el("button", { type: "button", class: "reroll-map", text: "reroll map", title: "another random map from the same tiles" });
+    button.addEventListener("click", () => draw(tileMaps.get(tileset.key).seed + 1));
+    draw(1);
+    return el("div", { class: "tileset", "data-key": tileset.key },
+      el("h3", {}, tileset.name, button, label), canvas);
   }
 
   // ------------------------------------------------------------------ keyed rendering
@@ -543,6 +688,14 @@
     state,
     show: snapshot,
     /** The player of "sprite/animation": what it is configured with and what it showed. */
+    /** The map shown for a tileset: its seed and, per map cell, the sheet tiles drawn there. */
+    tileMap(key) {
+      return tileMaps.get(key);
+    },
+    /** The map the page would draw for `tileset` (a document entry) and `seed`. */
+    tileMapOf(tileset, seed) {
+      return tileMap(tileset, seed);
+    },
     player(key) {
       const p = players.get(key);
       return p && { frames: p.frames, durations: p.durations, loop: p.loop, index: p.index, playing: p.playing, shown: [...p.shown] };
