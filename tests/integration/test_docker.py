@@ -1,4 +1,5 @@
-"""Checks of ``docker/`` that need no Docker engine (none runs on these machines).
+"""Static checks of ``docker/`` (the CPU image is also built and run for real:
+tests/integration/test_docker_images.py).
 
 Role: prove, as far as static analysis and an offline wheel build can, that the CPU
 and CUDA images would build and behave as documented and that ``docker/compose.yaml``
@@ -12,7 +13,9 @@ Invariants checked:
 * every ``COPY`` source exists in the build context (the repo root), survives a
   ``.dockerignore`` if there is one, and those files alone build a wheel with the
   ``sparky-assets`` entry point;
-* base images are pinned; the final stage runs as a non-root numeric user with
+* base images are pinned (the ``BASE_IMAGE`` build argument's default); ``BASE_IMAGE``,
+  ``WHEELS`` (a wheel folder for offline builds, default the empty ``docker/wheels``)
+  and ``EXTRAS`` are build arguments; the final stage runs as a non-root numeric user with
   ``ENTRYPOINT ["sparky-assets"]``, ``CMD ["build", "/project"]``, ``WORKDIR /project``;
   the CUDA image installs the ``[diffusion]`` extra and sets ``HF_HUB_OFFLINE=1``;
 * the compose file validates against the Compose JSON Schema before and after
@@ -49,6 +52,7 @@ COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 DOCKERFILES = {"cpu": DOCKER_DIR / "Dockerfile.cpu", "cuda": DOCKER_DIR / "Dockerfile.cuda"}
 EXPECTED_SERVICES = {"build", "watch", "build-gpu"}
 PROJECT_MOUNT = "/project"
+WHEELS_DEFAULT = "docker/wheels"
 
 
 # --------------------------------------------------------------------------- tools
@@ -180,15 +184,33 @@ def env_assignments(dockerfile: Dockerfile, stage: list[Instruction]) -> dict[st
     return values
 
 
+def arg_defaults(dockerfile: Dockerfile, stage: int) -> dict[str, str]:
+    """The build arguments' defaults visible in ``stage``: its own ``ARG``s, and the ones
+    declared before the first ``FROM`` (usable in ``FROM`` lines, and in a stage that
+    re-declares them)."""
+    values: dict[str, str] = {}
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "ARG" and instruction.stage in (-1, stage):
+            name, _, default = instruction.arguments.partition("=")
+            values[name.strip()] = default.strip().strip('"')
+    return values
+
+
+def expand(text: str, defaults: dict[str, str]) -> str:
+    """``${NAME}`` and ``$NAME`` replaced by the build argument's default (others kept)."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: defaults.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
 def base_images(dockerfile: Dockerfile) -> list[str]:
-    """The external images the stages start from (stage names excluded)."""
+    """The external images the stages start from (stage names excluded), build
+    arguments replaced by their defaults."""
     stage_names: set[str] = set()
     images = []
     for instruction in dockerfile.instructions:
         if instruction.keyword != "FROM":
             continue
         _, words = split_flags(instruction.arguments)
-        image = words[0]
+        image = expand(words[0], arg_defaults(dockerfile, -1))
         if image not in stage_names:
             images.append(image)
         if len(words) == 3 and words[1].upper() == "AS":
@@ -273,17 +295,41 @@ def test_final_stage_runs_sparky_assets_as_non_root(dockerfile: Dockerfile):
 def test_the_package_is_installed_with_the_right_extra(dockerfile: Dockerfile):
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     installs = [
-        i.arguments
+        i
         for i in dockerfile.instructions
         if i.keyword == "RUN" and re.search(r"\bpip install\b", i.arguments) and "--no-cache-dir" in i.arguments
     ]
-    targets = [word for arguments in installs for word in shlex.split(arguments) if word.startswith(".")]
-    expected = "." if dockerfile.path == DOCKERFILES["cpu"] else ".[diffusion]"
-    assert targets == [expected], installs
-    for extra in re.findall(r"\[([^\]]+)\]", expected):
+    targets = [
+        expand(word, arg_defaults(dockerfile, i.stage))
+        for i in installs
+        for word in shlex.split(i.arguments)
+        if word.startswith(".")
+    ]
+    expected = ".[metrics]" if dockerfile.path == DOCKERFILES["cpu"] else ".[diffusion,metrics]"
+    assert targets == [expected], [i.arguments for i in installs]
+    for extra in re.findall(r"\[([^\]]+)\]", expected)[0].split(","):
         assert extra in extras, f"pyproject.toml has no [{extra}] extra"
     every_pip = [i for i in dockerfile.instructions if i.keyword == "RUN" and "pip install" in i.arguments]
     assert all("--no-cache-dir" in i.arguments for i in every_pip)
+
+
+def test_wheels_and_base_are_build_arguments(dockerfile: Dockerfile):
+    """Offline builds (docker/README.md): the base image and a wheel folder are build
+    arguments whose defaults are the public base and PyPI (an empty folder); with
+    wheels, pip gets --no-index."""
+    assert "BASE_IMAGE" in arg_defaults(dockerfile, -1)
+    assert all(i.arguments.split()[0] == "${BASE_IMAGE}" for i in dockerfile.instructions if i.keyword == "FROM"), (
+        "every stage starts from the BASE_IMAGE argument"
+    )
+    builder = arg_defaults(dockerfile, 0)
+    assert builder["WHEELS"] == WHEELS_DEFAULT
+    assert not list((REPO / WHEELS_DEFAULT).glob("*.whl")), "the committed wheel folder is empty (PyPI)"
+    install = next(
+        i.arguments
+        for i in dockerfile.instructions
+        if i.keyword == "RUN" and "pip install" in i.arguments and "${EXTRAS}" in i.arguments
+    )
+    assert "--no-index --find-links=/wheels" in install
 
 
 def test_cuda_image_is_offline():
@@ -347,7 +393,8 @@ def _context_copies(dockerfile: Dockerfile) -> list[tuple[Instruction, str]]:
         if instruction.keyword in ("COPY", "ADD"):
             flags, words = split_flags(instruction.arguments)
             if "from" not in flags:
-                copies.extend((instruction, source) for source in words[:-1])
+                defaults = arg_defaults(dockerfile, instruction.stage)
+                copies.extend((instruction, expand(source, defaults)) for source in words[:-1])
     return copies
 
 
@@ -383,6 +430,21 @@ def test_dockerignore_matcher_follows_docker_rules():
     assert not _excluded_by_dockerignore("a/b/x.py", compile_dockerignore(["**/*.py[co]"]))
 
 
+def copy_into(origin: Path, context: Path, destination: str) -> None:
+    """``COPY origin destination`` relative to ``context``, as Docker does it (a trailing
+    slash or ``.`` means "into"), without caches."""
+    target = (
+        context / destination
+        if not destination.endswith("/") and destination not in (".", "./")
+        else context / destination / origin.name
+    )
+    if origin.is_dir():
+        shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, target)
+
+
 def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_path: Path):
     """Stage the build context as the Dockerfile copies it, then build the wheel
     offline from it: proves pyproject's readme, packages and package data are all copied."""
@@ -392,18 +454,10 @@ def test_copied_files_alone_build_a_working_wheel(dockerfile: Dockerfile, tmp_pa
     for instruction, source in _context_copies(dockerfile):
         _, words = split_flags(instruction.arguments)
         destination = words[-1]
+        if source == WHEELS_DEFAULT:
+            continue  # the dependencies' wheels (none: PyPI), not part of the source
         assert not destination.startswith("/"), "COPY into the builder's WORKDIR with a relative destination"
-        origin = REPO / source
-        target = (
-            context / destination
-            if not destination.endswith("/") and destination not in (".", "./")
-            else context / destination / origin.name
-        )
-        if origin.is_dir():
-            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, target)
+        copy_into(REPO / source, context, destination)
     wheels = tmp_path / "wheels"
     result = subprocess.run(
         [

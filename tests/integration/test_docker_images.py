@@ -1,0 +1,189 @@
+"""The CPU image built and run for real, offline, on a real Docker engine.
+
+No registry is reachable and containers get no network, so (docker/README.md,
+"Offline builds"): the base image is a Debian bookworm made by debootstrap from the
+machine's apt mirror and ``docker import``-ed (``.ci/docker-base``); the dependencies
+come from a wheel folder built on the host at the host's own versions
+(``.ci/docker-wheels``); ``docker build --network none`` installs from those wheels
+only. Then ``sparky-assets build`` runs on a copy of the example inside the image, as
+the image's non-root user, with ``--network none``, and its outputs are compared with a
+build of another copy on the host: byte-identical, every file.
+
+Inputs come from the environment ``.ci/run`` sets up: ``SPARKY_DOCKER_BASE`` (the base
+tarball) and ``SPARKY_DOCKER_WHEELS`` (the wheel folder); a Docker engine on the default
+socket (``.ci/run`` starts ``dockerd --bridge=none --iptables=false``; running as root,
+this test starts one the same way if none answers). Missing any: skipped locally, a
+failure under ``CI=true``. The images are tagged ``*-sparky-test`` and kept, so Docker's
+layer cache makes a rerun quick; the containers are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, copy_example, snapshot
+from tests.integration.test_docker import DOCKERFILES, WHEELS_DEFAULT, _context_copies, copy_into, parse_dockerfile
+
+IMAGE = "sparky-assets:cpu-sparky-test"
+IMAGE_USER = "1000:1000"
+
+pytestmark = pytest.mark.timeout(1800)  # a cold image build on a loaded 2-core machine
+
+
+def docker(*args: str, timeout: float = 600, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check:
+        assert result.returncode == 0, (
+            f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return result
+
+
+def _engine_answers() -> bool:
+    try:
+        return docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI (CI: .ci/run installs docker.io)")
+    started = None
+    if not _engine_answers():
+        if os.geteuid() != 0 or shutil.which("dockerd") is None:
+            pytest.skip("no Docker engine answers and this test cannot start one (needs root and dockerd)")
+        log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
+        # as .ci/run does: no bridge network (no private-range addresses), no iptables rules
+        started = subprocess.Popen(
+            ["dockerd", "--bridge=none", "--iptables=false"], stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while not _engine_answers():
+            assert started.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+    yield
+    if started is not None:
+        started.terminate()
+        started.wait(60)
+
+
+def _input(variable: str, script: str) -> Path:
+    value = os.environ.get(variable)
+    if not value or not Path(value).exists():
+        pytest.skip(f"${variable} is not set to an existing path (CI: .ci/run sets it with {script})")
+    return Path(value)
+
+
+@pytest.fixture(scope="module")
+def base_image(engine) -> str:
+    """The debootstrapped base, imported once per tarball (the tag names its digest)."""
+    tarball = _input("SPARKY_DOCKER_BASE", ".ci/docker-base")
+    digest = hashlib.sha256()
+    with tarball.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    tag = f"sparky-base:bookworm-{digest.hexdigest()[:12]}"
+    if docker("image", "inspect", tag, check=False).returncode != 0:
+        docker("import", str(tarball), tag)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def cpu_image(base_image, tmp_path_factory) -> str:
+    """``docker/Dockerfile.cpu`` built with ``--network none`` from a context holding
+    exactly what the Dockerfile copies, with the host's wheels as the WHEELS folder."""
+    wheels = _input("SPARKY_DOCKER_WHEELS", ".ci/docker-wheels")
+    context = tmp_path_factory.mktemp("context")
+    dockerfile = parse_dockerfile(DOCKERFILES["cpu"])
+    for instruction, source in _context_copies(dockerfile):
+        destination = instruction.arguments.split()[-1]
+        if source == WHEELS_DEFAULT:
+            shutil.copytree(wheels, context / "wheels", ignore=shutil.ignore_patterns(".*"))
+        else:
+            copy_into(REPO / source, context, destination)
+    shutil.copy2(DOCKERFILES["cpu"], context / "Dockerfile")
+    docker(
+        "build",
+        "--network",
+        "none",
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        "WHEELS=wheels",
+        "--tag",
+        IMAGE,
+        str(context),
+        timeout=1500,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},  # the engine's classic builder: no buildx plugin needed
+    )
+    return IMAGE
+
+
+def test_the_image_builds_offline_and_runs_as_its_non_root_user(cpu_image):
+    config = json.loads(docker("image", "inspect", cpu_image).stdout)[0]["Config"]
+    assert config["User"] == IMAGE_USER
+    assert config["Entrypoint"] == ["sparky-assets"] and config["Cmd"] == ["build", "/project"]
+    probe = (
+        "import importlib.util, os, numpy, PIL, prometheus_client;"
+        "print(os.getuid(), numpy.__version__, PIL.__version__, importlib.util.find_spec('torch') is None)"
+    )
+    result = docker("run", "--rm", "--network", "none", "--entrypoint", "python3", cpu_image, "-c", probe)
+    uid, numpy_version, pillow_version, no_torch = result.stdout.split()
+    import numpy
+    import PIL
+
+    assert uid == "1000"
+    assert (numpy_version, pillow_version) == (numpy.__version__, PIL.__version__), "the host's wheels"
+    assert no_torch == "True", "the CPU image has no torch"
+
+
+def test_a_build_in_the_image_is_byte_identical_to_one_on_the_host(cpu_image, tmp_path):
+    inside = copy_example(tmp_path / "container")
+    on_host = copy_example(tmp_path / "host")
+    uid, gid = (int(n) for n in IMAGE_USER.split(":"))
+    if os.geteuid() == 0:  # the image's user must be able to write the bind-mounted project
+        for path in [inside, *inside.rglob("*")]:
+            os.chown(path, uid, gid, follow_symlinks=False)
+    else:
+        pytest.skip("needs root to hand the project folder to the image's user (uid 1000)")
+
+    host = subprocess.run(
+        [sys.executable, "-m", "sparky_assets", "-q", "build", str(on_host)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert host.returncode == 0, host.stderr
+    run = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volume",
+        f"{inside}:/project",
+        cpu_image,  # the default command: build /project, as the image's user
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "dungeon: built" in run.stdout
+
+    expected, found = snapshot(on_host), snapshot(inside)
+    assert found.keys() == expected.keys(), sorted(found.keys() ^ expected.keys())
+    different = sorted(p for p in expected if expected[p] != found[p])
+    assert not different, f"outputs differ between the container and the host: {different}"
+    assert any(p.startswith("build/") for p in found) and any(p.endswith(".png") for p in found)
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in (inside / "build").rglob("*")}
+    assert owners == {(uid, gid)}, f"the files the container wrote belong to {owners}"
