@@ -103,16 +103,16 @@ def _unwrap(outcome: _Outcome) -> Any:
     raise WorkerError(type_name, message, trace)
 
 
-def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.ndarray]], dict, Any]:
+def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.ndarray]], dict, Any, dict]:
     """One chunk of a generator's requests: (frames per request, the generator's
-    ``last_stats``, the files it read)."""
+    ``last_stats``, the files it read, its ``last_review``)."""
     from .. import registry
     from ..reads import ReadContext
 
     reads = ReadContext()
     gen = registry.generator(generator_name)
     frames = gen.generate(requests, reads)
-    return frames, dict(gen.last_stats or {}), reads
+    return frames, dict(gen.last_stats or {}), reads, dict(getattr(gen, "last_review", None) or {})
 
 
 def process_chunk(jobs: list[tuple]) -> list[list[np.ndarray]]:
@@ -198,7 +198,7 @@ class Executor:
 
     def generate(self, generator, requests: list, reads, progress: Progress | None = None) -> list[list[np.ndarray]]:
         """Run ``generator`` on ``requests`` (results in order); sets its ``last_stats``
-        and records the files read in ``reads``."""
+        and ``last_review`` and records the files read in ``reads``."""
         frames = generator.generate(requests, reads)
         if progress:
             progress(len(requests))
@@ -221,11 +221,14 @@ class Executor:
     def _gather(generator, results: list, reads) -> list[list[np.ndarray]]:
         frames: list[list[np.ndarray]] = []
         stats = []
-        for chunk_frames, chunk_stats, chunk_reads in results:
+        review: dict[str, list] = {}
+        for chunk_frames, chunk_stats, chunk_reads, chunk_review in results:
             frames.extend(chunk_frames)
             stats.append(chunk_stats)
             reads.merge(chunk_reads)
+            review.update(chunk_review)
         generator.last_stats = merge_stats(stats)
+        generator.last_review = review
         return frames
 
 

@@ -201,8 +201,14 @@ def test_page_shows_raw_image_grid_confidence_cells_and_locked(built, browser_co
     assert console_errors == []
 
 
-def test_served_page_loads_raw_images_from_the_server(built, browser_context, console_errors):
-    server = PreviewServer(built, port=0).start()
+def test_served_page_loads_raw_images_and_reroll_shows_a_new_render(built, browser_context, console_errors, tmp_path):
+    import shutil
+
+    from tests.preview.test_preview_page import wait_until
+
+    root = tmp_path / "dreams"
+    shutil.copytree(built, root, symlinks=True)
+    server = PreviewServer(root, port=0, rebuild_after_reroll=True).start()
     try:
         page = open_page(browser_context, server.url, console_errors)
         raw = page.locator('#lock [data-key="gem"] .review img.raw')
@@ -211,10 +217,28 @@ def test_served_page_loads_raw_images_from_the_server(built, browser_context, co
         page.evaluate("sparkyPreview.ready()")
         assert raw.evaluate("i => i.complete && i.naturalWidth") == 64  # allowed by the page's CSP, served
         with urllib.request.urlopen(server.url + name) as response:
-            assert response.read() == (built / "build" / "sprites" / "report" / name).read_bytes()
+            assert response.read() == (root / "build" / "sprites" / "report" / name).read_bytes()
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(server.url + "assets/0123456789abcdef.png")
         assert missing.value.code == 404
+
+        # reroll: a new seed, a new render from the model, its own grid; shown without a reload
+        page.evaluate("window.sameDocument = true")
+        page.locator('#lock [data-key="gem"] button.reroll').click()
+        wait_until(page, "sparkyPreview.state.entries.sprites.get('gem').seed !== 3", timeout_s=120)
+        page.evaluate("sparkyPreview.ready()")
+        gem = page.evaluate("sparkyPreview.state.entries.sprites.get('gem')")
+        frame = gem["review"]["frames"][0]
+        assert frame["raw"] != name and raw.get_attribute("src") == frame["raw"]
+        assert raw.evaluate("i => i.complete && i.naturalWidth") == 64
+        with urllib.request.urlopen(server.url + frame["raw"]) as response:
+            rerolled = decode(response.read())
+        before = data_uri(gem["before"]["image"])
+        assert np.array_equal(pixelize(rerolled[..., :3], target_size=(16, 16), background="none"), before)
+        text = page.locator('#lock [data-key="gem"] .review .confidence').inner_text()
+        assert f"confidence {frame['grid']['confidence']:.2f}" in text
+        assert page.evaluate("window.sameDocument") is True
+        page.locator('#lock [data-key="gem"]').screenshot(path=str(tmp_path / "review-gem-rerolled.png"))
         assert console_errors == []
     finally:
         server.close()
@@ -231,3 +255,31 @@ def test_report_keeps_only_the_assets_its_page_names(tmp_path):
     assert sorted(p.name for p in (folder / "assets").iterdir()) == ["b" * 16 + ".png", "notes.txt"]
     with pytest.raises(ValueError):
         write_report(folder, {"project": "x"}, assets={"../escape.png": b""})
+
+
+def test_a_worker_chunk_brings_the_review_back(tiny_model, tmp_path):
+    """Where generation runs elsewhere (a Ray actor, a pool worker), the review comes back
+    with the frames and lands on the build's generator like ``last_stats``."""
+    from sparky_assets.generators.base import FrameSpec, GenerationRequest
+    from sparky_assets.generators.diffusion import DiffusionGenerator
+    from sparky_assets.pipeline.executor import Executor, generate_chunk
+    from sparky_assets.reads import ReadContext
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny-sd").symlink_to(tiny_model, target_is_directory=True)
+    request = GenerationRequest(
+        sprite="gem",
+        width=16,
+        height=16,
+        frames=(FrameSpec("idle", 0), FrameSpec("idle", 1)),
+        seed=3,
+        root=tmp_path,
+        prompt="red gem",
+        settings={"model": "models/tiny-sd", "steps": 1, "guidance": 1.0, "pixelize": {"background": "none"}},
+    )
+    chunk = generate_chunk("diffusion", [request])
+    review = chunk[3]["gem"]
+    assert len(review) == 2 and all(f["png"].startswith(b"\x89PNG") and f["width"] == 64 for f in review)
+    gen = DiffusionGenerator()  # not the worker's instance: only _gather can set it
+    frames = Executor._gather(gen, [chunk], ReadContext())
+    assert frames == chunk[0] and gen.last_review == {"gem": review}

@@ -455,7 +455,9 @@
       grid.width = cw;
       grid.height = ch;
       gctx.clearRect(0, 0, cw, ch);
-      gctx.fillStyle = "rgba(0, 255, 255, 0.85)";
+      // lines a few pixels apart would hide the image: fainter then (zoom in to see the cells)
+      const dense = Math.min(...f.grid.period) * state.zoom < 6;
+      gctx.fillStyle = dense ? "rgba(0, 255, 255, 0.3)" : "rgba(0, 255, 255, 0.85)";
       // inner grid lines only (the first and last edge are the image's borders), one device pixel wide
       for (const e of f.grid.x_edges.slice(1, -1)) gctx.fillRect(Math.min(Math.round(e * state.zoom), cw - 1), 0, 1, ch);
       for (const e of f.grid.y_edges.slice(1, -1)) gctx.fillRect(0, Math.min(Math.round(e * state.zoom), ch - 1), cw, 1);
