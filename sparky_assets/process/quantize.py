@@ -10,7 +10,9 @@ How: a palette's *table* maps every 24-bit sRGB colour to its nearest palette in
 by subdividing the RGB cube (:func:`build_table`): for each cube, palette entries
 that provably cannot be nearest anywhere in it are dropped (:func:`_prune`); cubes
 left with one candidate are filled whole, the rest split, down to single colours
-decided among their few candidates.
+decided among their few candidates. A palette that has locked fewer than
+:data:`DIRECT_PIXELS` pixels searches each distinct colour directly instead (the same
+exact answer, without building or loading 16 MiB).
 
 Determinism on every CPU and numpy version: the decision is made in float64; where
 the best and second-best distances are closer than :data:`~sparky_assets.colour.TIE_BAND`
@@ -328,27 +330,53 @@ def dither_offsets(n: int, amplitude: int) -> np.ndarray:
     return ((2 * ranks + 1 - n * n) * amplitude) // (2 * n * n)
 
 
-_lock_memo: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+DIRECT_PIXELS = 1 << 16
+"""Pixels a palette locks by searching each distinct colour directly (:func:`nearest_exact`,
+the same exact answer as the table) before its table is loaded or built: a palette that
+locks one small sprite (a palette file being edited in ``watch``) never pays the table's
+0.5–1 s build or ~50 ms load."""
 
 
-def _lock_parts(palette_colors: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Colours ``(n, 3)``, the pair table ``(65536,)`` and the table of a palette, memoised
-    (a build locks thousands of small frames against a handful of palettes).
+class _LockParts:
+    """What locking against one palette needs, memoised (a build locks thousands of small
+    frames against a handful of palettes): the colours ``(n, 3)``, the pair table and,
+    once :data:`DIRECT_PIXELS` pixels were locked without it (or it is in memory), the
+    palette's table.
 
     The pair table maps two palette indices ``i | j << 8`` to their two opaque RGBA words
     ``word(i) | word(j) << 32``: the indices of two neighbouring pixels, read as one
     little-endian 16-bit number, become both output pixels with one lookup into a
     512 KiB table (cache-resident), half the gathers of a word-per-pixel lookup."""
-    parts = _lock_memo.get(palette_colors)
-    if parts is None:
-        colors = np.array(palette_colors, dtype=np.uint8).reshape(-1, 3)
+
+    def __init__(self, palette_colors: tuple):
+        self.colors = np.array(palette_colors, dtype=np.uint8).reshape(-1, 3)
         rgba = np.zeros((256, 4), dtype=np.uint8)
-        rgba[: len(colors), :3], rgba[: len(colors), 3] = colors, 255
+        rgba[: len(self.colors), :3], rgba[: len(self.colors), 3] = self.colors, 255
         words = rgba.view("<u4")[:, 0].astype("<u8")
         pairs = np.arange(1 << 16)
-        pair_table = words[pairs & 255] | (words[pairs >> 8] << np.uint64(32))
-        parts = (colors, pair_table.astype("<u8"), palette_table(colors))
-        _lock_memo[palette_colors] = parts
+        self.pair_table = (words[pairs & 255] | (words[pairs >> 8] << np.uint64(32))).astype("<u8")
+        self.table: np.ndarray | None = _tables.get(palette_digest(self.colors))
+        self.direct_pixels = 0
+
+    def indices(self, codes: np.ndarray) -> np.ndarray:
+        """The palette index (uint8) of every code ``r | g << 8 | b << 16``."""
+        if self.table is None and self.direct_pixels + codes.size > DIRECT_PIXELS:
+            self.table = palette_table(self.colors)
+        if self.table is not None:
+            return np.take(self.table, codes, mode="wrap")  # every code is < 2**24: no bounds check needed
+        self.direct_pixels += codes.size
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        rgb = np.stack([distinct & 255, (distinct >> 8) & 255, distinct >> 16], axis=1)
+        return nearest_exact(rgb, self.colors).astype(np.uint8)[inverse.reshape(-1)]
+
+
+_lock_memo: OrderedDict[tuple, _LockParts] = OrderedDict()
+
+
+def _lock_parts(palette_colors: tuple) -> _LockParts:
+    parts = _lock_memo.get(palette_colors)
+    if parts is None:
+        parts = _lock_memo[palette_colors] = _LockParts(palette_colors)
         while len(_lock_memo) > _MEMORY_TABLES:
             _lock_memo.popitem(last=False)
     return parts
@@ -358,7 +386,7 @@ def quantize_to_palette(image: np.ndarray, palette: Palette, dither: str = "none
     """RGBA ``(h, w, 4)`` uint8 → RGBA locked to ``palette`` (see module invariants)."""
     if image.ndim != 3 or image.shape[2] != 4:
         raise ValueError(f"expected an RGBA image (h, w, 4), found shape {image.shape}")
-    colors, pair_table, table = _lock_parts(palette.colors)
+    parts = _lock_parts(palette.colors)
     h, w = image.shape[:2]
     # One little-endian 32-bit word per pixel: r | g << 8 | b << 16 | a << 24.
     words = np.ascontiguousarray(image).view("<u4").reshape(-1)
@@ -367,14 +395,14 @@ def quantize_to_palette(image: np.ndarray, palette: Palette, dither: str = "none
     codes[n:] = 0  # an odd pixel count is padded to whole pairs
     if dither != "none":
         step = int(dither.removeprefix("bayer"))
-        offsets = dither_offsets(step, dither_amplitude(colors))
+        offsets = dither_offsets(step, dither_amplitude(parts.colors))
         tiled = np.tile(offsets, (h // step + 1, w // step + 1))[:h, :w].reshape(-1, 1)
         rgb = np.clip(image[:, :, :3].reshape(-1, 3).astype(np.int16) + tiled, 0, 255).astype(np.intp)
         np.bitwise_or(rgb[:, 0] | (rgb[:, 1] << 8), rgb[:, 2] << 16, out=codes[:n])
     else:
         np.bitwise_and(words, 0xFFFFFF, out=codes[:n], casting="unsafe")
-    index = np.take(table, codes, mode="wrap")  # every code is < 2**24: no bounds check needed
-    locked = np.take(pair_table, index.view("<u2").astype(np.intp), mode="wrap").view("<u4")[:n]
+    index = parts.indices(codes)
+    locked = np.take(parts.pair_table, index.view("<u2").astype(np.intp), mode="wrap").view("<u4")[:n]
     if n and words.min() < 0x80000000:  # some alpha < 128
         locked[words < 0x80000000] = 0
     return locked.view(np.uint8).reshape(h, w, 4)

@@ -114,6 +114,21 @@ def _check_lock_against_table(rng, colors, palette, table, shape, dither):
     assert out.shape == image.shape and np.array_equal(out.reshape(-1, 4), expected)
 
 
+@pytest.mark.parametrize("dither", ["none", "bayer4"])
+def test_small_locks_search_directly_with_the_tables_answer(monkeypatch, dither):
+    """Below DIRECT_PIXELS a palette locks by searching each distinct colour (no table);
+    the result is the table's, and the table is loaded once the budget is spent."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 30, 4)).astype(np.uint8)
+    palette = BUILTIN_PALETTES["pico-8"]
+    direct = quantize_to_palette(image, palette, dither)
+    assert quantize._lock_parts(palette.colors).table is None and not quantize._tables
+    monkeypatch.setattr(quantize, "DIRECT_PIXELS", 0)
+    tabled = quantize_to_palette(image, palette, dither)
+    assert quantize._lock_parts(palette.colors).table is not None
+    assert np.array_equal(direct, tabled)
+
+
 def test_exact_oklab_agrees_with_float64():
     rgb = np.random.default_rng(2).integers(0, 256, (50, 3))
     floats = srgb_to_oklab(rgb.astype(np.uint8))
