@@ -150,25 +150,41 @@ class ReadContext:
 
     def unchanged(self) -> bool:
         """Whether every recorded file still is what was read (stats first, then content)."""
+        return not self.changed(first_only=True)
+
+    def changed(self, first_only: bool = False) -> list[Path]:
+        """The recorded files that are no longer what was read (stats first, then
+        content); only the first found with ``first_only``."""
+        found = []
         for path, digest in self.record.items():
             stamp = _stamp(path)
             if stamp == self._stamps.get(path) and (stamp is not None or digest == ABSENT):
                 continue
             if digest == ABSENT:
-                if stamp is not None:
-                    return False
-                continue
-            if stamp is None or not path.is_file() or path in self._foreign:
-                return False
-            if digest == PRESENT:
-                continue
-            try:
-                if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-                    return False
-            except OSError:
-                return False
-            self._stamps[path] = stamp  # same content, new stats: no re-hash next time
-        return True
+                if stamp is None:
+                    continue
+            elif stamp is not None and path.is_file() and path not in self._foreign:
+                if digest == PRESENT:
+                    continue
+                try:
+                    if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+                        self._stamps[path] = stamp  # same content, new stats: no re-hash next time
+                        continue
+                except OSError:
+                    pass
+            found.append(path)
+            if first_only:
+                break
+        return found
+
+    def without(self, paths: Iterable[Path]) -> ReadContext:
+        """A copy that forgets ``paths`` (resolved paths, as recorded)."""
+        drop = set(paths)
+        copy = ReadContext()
+        copy.record = {p: d for p, d in self.record.items() if p not in drop}
+        copy._stamps = {p: s for p, s in self._stamps.items() if p not in drop}
+        copy._foreign = self._foreign - drop
+        return copy
 
 
 def ensure_reads(reads: ReadContext | None) -> ReadContext:

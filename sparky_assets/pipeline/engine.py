@@ -35,6 +35,7 @@ from ..manifest.load import load_manifest
 from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..palettes import Palette
+from ..palettes.load import load_palette
 from ..reads import ReadContext, ensure_reads
 from ..tiles.build import build_tileset
 from ..tiles.formats import bevy_ron, godot_tres, tiled_tsx
@@ -330,7 +331,7 @@ class Builder:
         self.durable = durable
         self.defer_prune = defer_prune
         self.warm = _WarmState(warm_frames)
-        self._loaded: tuple[Manifest, ReadContext] | None = None
+        self._loaded: tuple[Manifest, ReadContext, dict[str, ReadContext]] | None = None
         self._last_cache: StageCache | None = None
         self.last_project: ResolvedProject | None = None
         """The project the last successful build resolved."""
@@ -341,18 +342,43 @@ class Builder:
         """The loaded manifest, reused while every file read to load it (the manifest,
         palette files, images read for their size) is unchanged — a watch rebuild after a
         sprite's PNG changed does not re-validate a big manifest."""
-        if self._loaded is not None and self._loaded[1].unchanged():
-            manifest, loaded_with = self._loaded
-            reads.merge(loaded_with)
-            return manifest
+        if self._loaded is not None:
+            reloaded = self._reload_palettes(*self._loaded)
+            if reloaded is not None:
+                self._loaded = reloaded
+                reads.merge(reloaded[1])
+                return reloaded[0]
         self._loaded = None
         loading = ReadContext()
         try:
             manifest = load_manifest(self.manifest_path, loading)
         finally:
             reads.merge(loading)
-        self._loaded = (manifest, loading)
+        self._loaded = (manifest, loading, _palette_reads(manifest))
         return manifest
+
+    @staticmethod
+    def _reload_palettes(manifest: Manifest, loaded_with: ReadContext, palette_reads: dict[str, ReadContext]):
+        """The loaded manifest when nothing it was loaded from changed; when only palette
+        files changed (a palette being edited under ``watch``), the manifest with just
+        those palettes loaded again. None: load it all again (anything else changed, or a
+        palette no longer loads: the full load reports it at its manifest key)."""
+        changed = set(loaded_with.changed())
+        if not changed:
+            return manifest, loaded_with, palette_reads
+        affected = {value for value, r in palette_reads.items() if changed & r.paths()}
+        if not affected or changed - set().union(*(palette_reads[v].paths() for v in affected)):
+            return None
+        palettes, palette_reads = dict(manifest.palettes), dict(palette_reads)
+        reads = loaded_with.without(set().union(*(palette_reads[v].paths() for v in affected)))
+        for value in sorted(affected):
+            palette_reads[value] = ReadContext()
+            try:
+                palettes[value] = load_palette(value, manifest.root, reads=palette_reads[value])
+            except InvalidInput:
+                return None
+            reads.merge(palette_reads[value])
+        return replace(manifest, palettes=palettes), reads, palette_reads
 
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
@@ -387,6 +413,21 @@ class Builder:
             return 0
         with ProjectLock(self._last_cache.root.parent):
             return self._last_cache.prune()
+
+
+def _palette_reads(manifest: Manifest) -> dict[str, ReadContext]:
+    """The files each of the manifest's palette files was loaded from (read once more
+    into a context of its own; built-in palettes read nothing)."""
+    found = {}
+    for value in manifest.palettes:
+        reads = ReadContext()
+        try:
+            load_palette(value, manifest.root, reads=reads)
+        except InvalidInput:
+            continue  # changed since the manifest loaded: the next build loads it all again
+        if reads.record:
+            found[value] = reads
+    return found
 
 
 class _WarmState:

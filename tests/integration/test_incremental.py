@@ -319,3 +319,64 @@ def test_staged_files_are_made_durable_before_the_journal_names_them(project, mo
     assert report.written and len(seen) == 1
     count, complete, journal_existed = seen[0]
     assert count >= len(report.written) and complete and not journal_existed
+
+
+def test_lock_text_equals_tomli_w_of_the_whole_lock(project):
+    """sparky.lock is put together entry by entry (memoised between builds); it must be
+    byte for byte what tomli_w makes of the whole document, before and after an edit."""
+    import tomli_w
+
+    from sparky_assets.pipeline.store import LOCK_VERSION, GeneratedStore
+
+    def whole(store: GeneratedStore) -> str:
+        sprites = {
+            name: {
+                "generator": e.generator,
+                "key": e.key,
+                "file": e.file,
+                "sha256": e.sha256,
+                "frames": e.frames,
+                "width": e.width,
+                "height": e.height,
+                "manifest_key": e.manifest_key,
+                "inputs": e.inputs,
+            }
+            for name, e in sorted(store.entries.items())
+        }
+        return tomli_w.dumps({"version": LOCK_VERSION, "sprite": sprites})
+
+    store = GeneratedStore(project)
+    assert len(store.entries) > 3 and store.lock_text() == whole(store)
+    assert (project / "sparky.lock").read_text().split("\n", 1)[1] == store.lock_text()
+    name = sorted(store.entries)[1]
+    store.entries[name].inputs = {**store.entries[name].inputs, "seed": 5, "extra": {"nested": [1, 2]}}
+    assert store.lock_text() == whole(store)  # one entry re-formatted, the rest from the memo
+    store.entries.clear()
+    assert store.lock_text() == whole(store)
+
+
+def test_a_warm_builder_reloads_only_an_edited_palette_file(project, tmp_path):
+    """Under ``watch`` a palette file edit reloads that palette, not the whole manifest;
+    the outputs equal a fresh build's, and a broken palette is still reported in full."""
+    from sparky_assets.errors import InvalidInput
+
+    builder = Builder(project)
+    builder.build(BuildOptions())
+    before = builder._loaded[0]
+    gpl = project / "palettes/items.gpl"
+    gpl.write_text(gpl.read_text().replace("254 231  97", "254 231  99"))
+    report = builder.build(BuildOptions())
+    after = builder._loaded[0]
+    assert after.sprites is before.sprites and after.palettes is not before.palettes  # partial reload
+    assert report.ran["process"]
+    fresh = shutil.copytree(project, tmp_path / "fresh", ignore=shutil.ignore_patterns(".sparky"))
+    build(fresh)
+    assert snapshot(fresh) == snapshot(project)
+    good = gpl.read_text()
+    gpl.write_text(good.replace("254 231  99", "254 231 999"))
+    with pytest.raises(InvalidInput) as failed:
+        builder.build(BuildOptions())
+    assert any(d.file and d.file.endswith("items.gpl") and d.line for d in failed.value.diagnostics)
+    gpl.write_text(good)
+    assert builder.build(BuildOptions()).ran["process"] == []  # back to the built palette: all cached
+    assert builder.build(BuildOptions()).ran == {"generate": [], "process": [], "pack": [], "export": []}
