@@ -15,6 +15,7 @@ A screenshot of each view is kept in the test's temp folder (``views/``).
 
 from __future__ import annotations
 
+import base64
 import io
 import queue
 import re
@@ -172,9 +173,7 @@ def test_static_report_atlases_hover_and_animation_timing(tmp_path, browser_cont
     zoom = int(page.evaluate("document.querySelector('[data-player=\"hero/walk\"] canvas').width")) // 16
     frame = next(f for f in doc["sprites"] if f["name"] == "hero")["animations"][1]["frames"][4]
     hero = next(s for s in doc["sprites"] if s["name"] == "hero")
-    strip = np.asarray(
-        Image.open(io.BytesIO(__import__("base64").b64decode(hero["locked"].split(",")[1]))).convert("RGBA")
-    )
+    strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(hero["locked"].split(",")[1]))).convert("RGBA"))
     assert_same_opaque_pixels(shot(canvas), strip[:, frame * 16 : (frame + 1) * 16], zoom)
     # stepping pauses and moves one frame; onion skin draws the previous frame underneath
     player.locator('button[title="next frame"]').click()
@@ -314,6 +313,24 @@ def test_watch_preview_live_updates_errors_and_reroll(tmp_path, browser_context,
         assert page.evaluate("window.sameDocument") is True
         keep_views(page, tmp_path / "views", "watch-reroll")
         assert page.locator('#lock [data-key="coin"] button.reroll').count() == 0  # hand-drawn: nothing to reroll
+
+        # a tileset edit (the floor tile turned upside down): the map is redrawn from the new sheet
+        floor = root / "art" / "dungeon_floor.png"
+        Image.fromarray(rgba(floor)[::-1].copy()).save(floor)
+        sheet_before = page.evaluate("sparkyPreview.state.entries.tilesets.get('dungeon').image")
+        wait_until(page, f"sparkyPreview.state.entries.tilesets.get('dungeon').image !== {sheet_before!r}")
+        page.evaluate("sparkyPreview.ready()")
+        tileset = page.evaluate("sparkyPreview.state.entries.tilesets.get('dungeon')")
+        sheet = rgba(root / "build" / "sprites" / "tilesets" / "dungeon.png")
+        old_sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(sheet_before.split(",")[1]))).convert("RGBA"))
+        floor_id = tileset["plain"][0]["id"]
+        y, x = floor_id // tileset["columns"] * 16, floor_id % tileset["columns"] * 16
+        assert np.array_equal(sheet[y : y + 16, x : x + 16], old_sheet[y : y + 16, x : x + 16][::-1])
+        canvas = page.locator('#tilesets [data-key="dungeon"] canvas.map')
+        expected = assemble_map(sheet, tileset, tile_map(tileset, 1))
+        assert_same_opaque_pixels(shot(canvas), expected, int(canvas.get_attribute("data-zoom")))
+        assert page.evaluate("window.sameDocument") is True
+        page.locator("#tilesets").screenshot(path=str(tmp_path / "views" / "watch-tileset-edit.png"))
         assert console_errors == []
     finally:
         running.close()
