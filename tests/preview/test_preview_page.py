@@ -334,3 +334,31 @@ def test_watch_preview_live_updates_errors_and_reroll(tmp_path, browser_context,
         assert console_errors == []
     finally:
         running.close()
+
+
+def test_corner_tileset_is_drawn_on_its_dual_grid(tmp_path, browser_context, console_errors):
+    """A 16-tile corner set: the table is the build's, the map is a dual grid (a tile per
+    four cells), and the page's pixels are the Python-assembled map's."""
+    from sparky_assets.manifest.load import load_manifest
+    from sparky_assets.reads import ReadContext
+    from sparky_assets.tiles.build import build_tileset
+    from tests.integration.test_tilesets import _project
+
+    root, _ = _project(tmp_path, layout="corners", tileset="corners")
+    assert main(["-q", "build", "--report", str(root)]) == 0
+    manifest = load_manifest(root / "sparky.toml")
+    spec = manifest.tilesets[0]
+    made = build_tileset(spec, manifest.palettes[spec.palette], ReadContext(), root)
+    page = open_page(browser_context, (root / "build" / "sprites" / "report" / "index.html").as_uri(), console_errors)
+    tileset = page.evaluate("sparkyPreview.state.doc.tilesets[0]")
+    assert tileset["set"] == "corners" and tileset["table"] == list(made.table)
+    layers = page.evaluate("sparkyPreview.tileMap('dungeon').layers")
+    assert layers == tile_map(tileset, 1) and (len(layers), len(layers[0])) == (9, 15)
+    assert any(len(stack) == 2 for row in layers for stack in row)  # some terrain on the ground tile
+    sheet = rgba(root / "build" / "sprites" / "tilesets" / "dungeon.png")
+    canvas = page.locator('#tilesets [data-key="dungeon"] canvas.map')
+    assert_same_opaque_pixels(
+        shot(canvas), assemble_map(sheet, tileset, layers), int(canvas.get_attribute("data-zoom"))
+    )
+    page.locator("#tilesets").screenshot(path=str(tmp_path / "corner-tileset.png"))
+    assert console_errors == []
