@@ -50,7 +50,12 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 DOCKERFILES = {"cpu": DOCKER_DIR / "Dockerfile.cpu", "cuda": DOCKER_DIR / "Dockerfile.cuda"}
-EXPECTED_SERVICES = {"build", "watch", "build-gpu"}
+EXPECTED_SERVICES = {"build", "watch", "build-gpu", "ray-head", "ray-worker-gpu", "prometheus", "grafana"}
+RAY_SERVICES = {"ray-head", "ray-worker-gpu"}
+GPU_SERVICES = {"build-gpu", "ray-worker-gpu"}
+MONITORING_SERVICES = {"prometheus", "grafana"}
+SPARKY_SERVICES = EXPECTED_SERVICES - MONITORING_SERVICES
+"""Services running the sparky-assets images (the others are Prometheus and Grafana)."""
 PROJECT_MOUNT = "/project"
 WHEELS_DEFAULT = "docker/wheels"
 
@@ -590,13 +595,13 @@ def test_compose_schema_check_can_fail():
 def test_compose_has_exactly_the_services_that_exist():
     services = _compose()["services"]
     assert set(services) == EXPECTED_SERVICES
-    assert not any(service.get("entrypoint") for service in services.values()), (
-        "the images' entrypoint is sparky-assets"
-    )
-    text = COMPOSE_FILE.read_text(encoding="utf-8").lower()
-    for invented in ("ray", "prometheus", "grafana", "redis"):
-        assert not any(invented in name for name in services), invented
-    assert "not built" in text  # the file says why the design's Ray/Prometheus are absent
+    for name, service in services.items():
+        if name in RAY_SERVICES:
+            assert service["entrypoint"] == ["ray"], f"{name}: a Ray node runs `ray start`"
+        else:
+            assert "entrypoint" not in service, f"{name}: keep the image's entrypoint"
+    for name in EXPECTED_SERVICES - {"watch"}:
+        assert services[name].get("profiles"), f"{name}: a plain `up` starts only watch"
 
 
 def _image_dockerfile(service: dict) -> Path:
@@ -608,18 +613,71 @@ def _image_dockerfile(service: dict) -> Path:
     return dockerfile
 
 
+def _build_extras(service: dict, dockerfile: Path) -> set[str]:
+    args = service["build"].get("args", {})
+    extras = args.get("EXTRAS") or arg_defaults(parse_dockerfile(dockerfile), 0)["EXTRAS"]
+    return set(extras.split(","))
+
+
 def test_compose_services_use_the_right_images():
     services = interpolate(_compose(), {})["services"]
-    assert _image_dockerfile(services["build"]) == DOCKERFILES["cpu"]
-    assert _image_dockerfile(services["watch"]) == DOCKERFILES["cpu"]
-    assert _image_dockerfile(services["build-gpu"]) == DOCKERFILES["cuda"]
-    assert services["build"]["image"] == services["watch"]["image"] != services["build-gpu"]["image"]
+    dockerfiles = {name: _image_dockerfile(services[name]) for name in SPARKY_SERVICES}
+    assert dockerfiles["build"] == dockerfiles["watch"] == dockerfiles["ray-head"] == DOCKERFILES["cpu"]
+    assert dockerfiles["build-gpu"] == dockerfiles["ray-worker-gpu"] == DOCKERFILES["cuda"]
+    extras = {name: _build_extras(services[name], dockerfiles[name]) for name in SPARKY_SERVICES}
+    known = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert all(e <= known for e in extras.values()), extras
+    assert "ray" in extras["ray-head"] and {"ray", "diffusion"} <= extras["ray-worker-gpu"]
+    assert "metrics" in extras["watch"]
+    # one tag per (Dockerfile, extras): compose must not reuse an image built differently
+    tags: dict[str, tuple] = {}
+    for name in SPARKY_SERVICES:
+        built = (dockerfiles[name], frozenset(extras[name]))
+        assert tags.setdefault(services[name]["image"], built) == built, f"{name}: tag {services[name]['image']} reused"
+    assert services["build"]["image"] == services["watch"]["image"]
+    for name in MONITORING_SERVICES:
+        image = services[name]["image"]
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), f"{name}: pin the image ({image})"
+
+
+def _ray_start(service: dict):
+    """The service's ``ray start`` options, parsed by Ray's own command line."""
+    scripts = pytest.importorskip("ray.scripts.scripts")  # the [ray] extra, in [test]
+    command = service["command"]
+    assert command[0] == "start"
+    return scripts.start.make_context("start", list(command[1:])).params
+
+
+def test_ray_nodes_start_a_real_cluster():
+    services = interpolate(_compose(), {})["services"]
+    head, worker = _ray_start(services["ray-head"]), _ray_start(services["ray-worker-gpu"])
+    assert head["head"] and head["block"] and head["num_gpus"] == 0
+    assert not worker["head"] and worker["block"]
+    assert worker["address"] == f"ray-head:{head['port']}"
+    assert head["metrics_export_port"] and worker["metrics_export_port"]
+    assert services["ray-worker-gpu"]["depends_on"] == ["ray-head"]
+    # the worker reads the project and the models at the head's paths, read-only
+    mounts = _bind_mounts(services["ray-worker-gpu"])
+    assert mounts[PROJECT_MOUNT]["read_only"] and mounts[f"{PROJECT_MOUNT}/models"]["read_only"]
+    assert _bind_mounts(services["ray-head"])[PROJECT_MOUNT]["source"] == mounts[PROJECT_MOUNT]["source"]
+    # the cluster build the file documents parses as a real build command
+    from sparky_assets.cli.main import cli
+
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    documented = re.findall(r"exec ray-head \\\n\s*#\s+sparky-assets (build (?:[^\n]*\\\n\s*#\s+)*[^\n]*)", text)
+    assert len(documented) == 2, "compose.yaml shows how to run a cluster build (header and ray-head)"
+    for command in documented:
+        words = shlex.split(re.sub(r"\\\n\s*#\s+", " ", command), comments=True)
+        params = cli.commands["build"].make_context("build", words[1:]).params
+        assert params["executor_kind"] == "ray" and params["ray_address"] == f"ray-head:{head['port']}"
 
 
 def test_every_service_command_is_a_real_subcommand():
     from sparky_assets.cli.main import cli
 
     for name, service in interpolate(_compose(), {})["services"].items():
+        if name not in SPARKY_SERVICES or name in RAY_SERVICES:
+            continue
         command = service["command"]
         assert isinstance(command, list) and command, f"{name}: use the list form of command"
         assert command[0] in cli.commands, f"{name}: '{command[0]}' is not a sparky-assets subcommand"
@@ -678,8 +736,11 @@ def _bind_mounts(service: dict) -> dict[str, dict]:
 
 def test_every_service_mounts_the_project():
     for name, service in interpolate(_compose(), {})["services"].items():
+        if name not in SPARKY_SERVICES:
+            continue
         project = _bind_mounts(service)[PROJECT_MOUNT]
-        assert not project.get("read_only"), f"{name}: the build writes into the project"
+        if name != "ray-worker-gpu":  # the workers only read; the driver on the head writes
+            assert not project.get("read_only"), f"{name}: the build writes into the project"
         source = (COMPOSE_FILE.parent / project["source"]).resolve()
         assert (source / "sparky.toml").is_file(), f"{name}: default project {source} has no sparky.toml"
         assert project.get("bind", {}).get("create_host_path") is False
@@ -697,5 +758,121 @@ def test_build_gpu_reserves_an_nvidia_gpu_and_mounts_models_read_only():
     assert "SPARKY_MODELS" in _bind_mounts(raw)[f"{PROJECT_MOUNT}/models"]["source"]
     overridden = interpolate(_compose(), {"SPARKY_MODELS": "/srv/models"})["services"]["build-gpu"]
     assert _bind_mounts(overridden)[f"{PROJECT_MOUNT}/models"]["source"] == "/srv/models"
-    cpu_services = [s for n, s in interpolate(_compose(), {})["services"].items() if n != "build-gpu"]
-    assert not any("deploy" in s for s in cpu_services), "only build-gpu reserves a GPU"
+    for name, other in interpolate(_compose(), {})["services"].items():
+        reserved = other.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+        if name in GPU_SERVICES:
+            assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in reserved), name
+        else:
+            assert not reserved, f"only {sorted(GPU_SERVICES)} reserve GPUs, not {name}"
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _service_mount_source(service: str, target: str) -> Path:
+    mount = _bind_mounts(interpolate(_compose(), {})["services"][service])[target]
+    assert mount["read_only"] is True
+    source = (COMPOSE_FILE.parent / mount["source"]).resolve()
+    assert source.exists() and source.is_relative_to(DOCKER_DIR), source
+    return source
+
+
+def _metrics_ports() -> dict[str, set[int]]:
+    """Service → the ports its processes serve metrics on: sparky's ``--metrics-port``
+    (in its command, or in the cluster build documented for the head) and Ray's
+    ``--metrics-export-port``."""
+    from sparky_assets.cli.main import cli
+
+    services = interpolate(_compose(), {})["services"]
+    ports: dict[str, set[int]] = {}
+    for name in SPARKY_SERVICES:
+        command = services[name]["command"]
+        if name in RAY_SERVICES:
+            ports.setdefault(name, set()).add(_ray_start(services[name])["metrics_export_port"])
+        elif command[0] in ("watch", "build"):
+            params = cli.commands[command[0]].make_context(command[0], list(command[1:])).params
+            if params.get("metrics_port") is not None:
+                assert params["metrics_host"] == "0.0.0.0", f"{name}: reachable from the compose network"
+                ports.setdefault(name, set()).add(params["metrics_port"])
+    documented = re.search(
+        r"exec ray-head \\\n\s*#\s+sparky-assets build [^\n]*\\\n\s*#\s+([^\n]+)", COMPOSE_FILE.read_text()
+    )
+    assert documented, "the documented cluster build serves its metrics"
+    port = re.search(r"--metrics-port (\d+)", documented.group(1))
+    ports["ray-head"].add(int(port.group(1)))
+    return ports
+
+
+def test_prometheus_scrapes_every_metrics_port_of_the_compose_services():
+    config = _yaml(_service_mount_source("prometheus", "/etc/prometheus/prometheus.yml"))
+    scraped: dict[str, set[int]] = {}
+    for job in config["scrape_configs"]:
+        assert set(job) <= {"job_name", "scrape_interval", "dns_sd_configs", "static_configs"}, job
+        for sd in job.get("dns_sd_configs", []):
+            assert sd["type"] == "A"
+            for name in sd["names"]:
+                scraped.setdefault(name, set()).add(sd["port"])
+    assert scraped == _metrics_ports()
+
+
+def test_grafana_dashboard_uses_only_metrics_that_exist(tmp_path):
+    """Every ``sparky_*`` series a panel queries is in a real exposition (a build recorded,
+    a publisher attached) or, for the GPU figures that need CUDA, named by the collector;
+    every ``ray_*`` one in Ray's own dashboards; data source uids match the provisioning."""
+    pytest.importorskip("prometheus_client")
+    from prometheus_client import generate_latest
+
+    from sparky_assets.hotreload.publisher import Publisher
+    from sparky_assets.metrics import BuildMetrics
+    from sparky_assets.pipeline.engine import Builder, BuildOptions
+    from tests.helpers import copy_example
+
+    provisioning = _service_mount_source("grafana", "/etc/grafana/provisioning")
+    (source,) = _yaml(provisioning / "datasources" / "prometheus.yaml")["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    (provider,) = _yaml(provisioning / "dashboards" / "sparky-assets.yaml")["providers"]
+    dashboards = _service_mount_source("grafana", provider["options"]["path"])
+    (dashboard_file,) = dashboards.glob("*.json")
+    dashboard = json.loads(dashboard_file.read_text(encoding="utf-8"))
+
+    root = copy_example(tmp_path)
+    builder = Builder(root)
+    report = builder.build(BuildOptions())
+    metrics = BuildMetrics("dungeon", "watch")
+    metrics.record_build(report, builder.last_project)
+    metrics.on_progress("process", 1, 2)
+    with Publisher("tcp://127.0.0.1:0", "dungeon") as publisher:
+        metrics.attach_publisher(publisher)
+        exposed = set(re.findall(r"^(sparky_\w+)", generate_latest(metrics.registry).decode(), re.M))
+    collector_source = (REPO / "sparky_assets" / "metrics.py").read_text()
+    ray_dashboards = ""
+    ray = pytest.importorskip("ray")
+    for path in (Path(ray.__file__).parent / "dashboard/modules/metrics/dashboards").glob("*.py"):
+        ray_dashboards += path.read_text()
+
+    exprs = []
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"]
+            exprs.append(target["expr"])
+    used = {name for expr in exprs for name in re.findall(r"\b((?:sparky|ray)_\w+)", expr)}
+    assert any(n.startswith("ray_") for n in used) and len([n for n in used if n.startswith("sparky_")]) >= 15
+    for name in sorted(used):
+        if name.startswith("sparky_gpu_"):
+            assert f'"{name}"' in collector_source, name
+        elif name.startswith("sparky_"):
+            assert name in exposed, f"the dashboard queries {name}, which sparky-assets does not expose"
+        else:
+            assert name in ray_dashboards, f"{name} is not one of Ray's metrics"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)) and dashboard["uid"]
