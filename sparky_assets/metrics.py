@@ -133,8 +133,9 @@ class BuildMetrics:
 
     def record_build(self, report: BuildReport, project=None) -> None:
         """Count one successful build. ``project`` (the builder's ``last_project``) says
-        which generator made each generated sprite and how many frames it has."""
-        self.builds.labels("ok").inc()
+        which generator made each generated sprite and how many frames it has.
+        ``sparky_builds_total`` moves last: a scrape that sees the build counted sees
+        all of its figures."""
         self.build_seconds.observe(report.duration_s)
         for stage in STAGES:
             self.stage_seconds.labels(stage).observe(report.stage_s.get(stage, 0.0))
@@ -159,6 +160,7 @@ class BuildMetrics:
             if generate_s > 0:
                 self.images_per_second.set(images / generate_s)
         self.last_success.set(time.time())
+        self.builds.labels("ok").inc()
 
     def record_failure(self) -> None:
         self.builds.labels("failed").inc()

@@ -155,8 +155,9 @@ def test_a_watch_session_is_scraped_and_its_counters_move(tmp_path):
         save(gpl, gpl.read_text().replace("228  59  68", "230  60  70"))
         second = until(url, lambda f: ok_builds(f) >= 2, "the rebuild after the edit")
         assert value(second, "sparky_build_duration_seconds_count") == ok_builds(second)
+        # build-finished goes out before the build is counted (and another may have begun)
         published = value(second, "sparky_hotreload_messages_published_total", type="build-finished")
-        assert published == ok_builds(second)
+        assert published >= ok_builds(second)
         assert value(second, "sparky_hotreload_messages_published_total", type="assets-changed") >= 2
         assert value(second, "sparky_output_files_changed_total", change="modified") > 0
         # the edit changed one palette: the unaffected sprites come from the cache
