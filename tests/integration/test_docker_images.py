@@ -7,7 +7,8 @@ come from a wheel folder built on the host at the host's own versions
 (``.ci/docker-wheels``); ``docker build --network none`` installs from those wheels
 only. Then ``sparky-assets build`` runs on a copy of the example inside the image, as
 the image's non-root user, with ``--network none``, and its outputs are compared with a
-build of another copy on the host: byte-identical, every file.
+build of another copy on the host: byte-identical, every file. compose.yaml's `watch`
+command runs in the image too and serves its metrics (scraped inside the container).
 
 Inputs come from the environment ``.ci/run`` sets up: ``SPARKY_DOCKER_BASE`` (the base
 tarball) and ``SPARKY_DOCKER_WHEELS`` (the wheel folder); a Docker engine on the default
@@ -25,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -130,6 +132,16 @@ def cpu_image(base_image, tmp_path_factory) -> str:
     return IMAGE
 
 
+def hand_to_image_user(project: Path) -> tuple[int, int]:
+    """chown ``project`` to the image's user, who must write the bind-mounted folder."""
+    uid, gid = (int(n) for n in IMAGE_USER.split(":"))
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand the project folder to the image's user (uid 1000)")
+    for path in [project, *project.rglob("*")]:
+        os.chown(path, uid, gid, follow_symlinks=False)
+    return uid, gid
+
+
 def test_the_image_builds_offline_and_runs_as_its_non_root_user(cpu_image):
     config = json.loads(docker("image", "inspect", cpu_image).stdout)[0]["Config"]
     assert config["User"] == IMAGE_USER
@@ -151,12 +163,7 @@ def test_the_image_builds_offline_and_runs_as_its_non_root_user(cpu_image):
 def test_a_build_in_the_image_is_byte_identical_to_one_on_the_host(cpu_image, tmp_path):
     inside = copy_example(tmp_path / "container")
     on_host = copy_example(tmp_path / "host")
-    uid, gid = (int(n) for n in IMAGE_USER.split(":"))
-    if os.geteuid() == 0:  # the image's user must be able to write the bind-mounted project
-        for path in [inside, *inside.rglob("*")]:
-            os.chown(path, uid, gid, follow_symlinks=False)
-    else:
-        pytest.skip("needs root to hand the project folder to the image's user (uid 1000)")
+    uid, gid = hand_to_image_user(inside)
 
     host = subprocess.run(
         [sys.executable, "-m", "sparky_assets", "-q", "build", str(on_host)],
@@ -187,3 +194,38 @@ def test_a_build_in_the_image_is_byte_identical_to_one_on_the_host(cpu_image, tm
     assert any(p.startswith("build/") for p in found) and any(p.endswith(".png") for p in found)
     owners = {(p.stat().st_uid, p.stat().st_gid) for p in (inside / "build").rglob("*")}
     assert owners == {(uid, gid)}, f"the files the container wrote belong to {owners}"
+
+
+def test_the_compose_watch_command_serves_metrics_inside_the_image(cpu_image, tmp_path):
+    """compose.yaml's `watch` service command, run in the image (no network: scraped from
+    inside the container with its own python): the initial build is counted."""
+    from tests.integration.test_docker import _compose, interpolate
+
+    command = interpolate(_compose(), {})["services"]["watch"]["command"]
+    port = int(command[command.index("--metrics-port") + 1])
+    project = copy_example(tmp_path)
+    hand_to_image_user(project)
+    container = docker(
+        "run", "--detach", "--network", "none", "--volume", f"{project}:/project", cpu_image, *command
+    ).stdout.strip()
+    scrape = textwrap.dedent(f"""
+        import sys, time, urllib.request
+        deadline, text = time.monotonic() + 120, ""
+        while 'sparky_builds_total{{result="ok"}} 1.0' not in text:
+            if time.monotonic() > deadline:
+                sys.exit("no build counted; last scrape: " + repr(text))
+            time.sleep(0.2)
+            try:
+                text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            except OSError:
+                pass
+        print(text)
+    """)
+    try:
+        result = docker("exec", container, "python3", "-c", scrape, check=False, timeout=180)
+        logs = docker("logs", container, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr + logs.stdout + logs.stderr
+        assert 'sparky_hotreload_messages_published_total{type="build-finished"} 1.0' in result.stdout
+        assert "publishing on tcp://0.0.0.0:5557" in logs.stdout
+    finally:
+        docker("rm", "--force", container, check=False)
