@@ -16,8 +16,8 @@ leading elsewhere): :mod:`.safepath` checks it before anything is read or delete
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -30,7 +30,8 @@ from ..errors import Diagnostic, InvalidInput, SparkyError
 from . import safepath
 from .fsutil import atomic_write
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""2: array entries are a JSON line + raw bytes (:func:`encode_arrays`), not ``.npz``."""
 MAGIC = b"SPARKY-CACHE\n"
 
 
@@ -158,20 +159,16 @@ class StageCache:
         if payload is None:
             return None
         try:
-            with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                arrays = [data[f"a{i}"] for i in range(meta.pop("__count"))]
+            decoded = decode_arrays(payload)
         except Exception:  # noqa: BLE001 - a payload that does not decode is corrupt
+            decoded = None
+        if decoded is None:
             self.warnings.append(f"cache entry {stage}/{key[:12]} did not decode; rebuilt")
             safepath.discard(self._path(stage, key))
-            return None
-        return meta, arrays
+        return decoded
 
     def put_arrays(self, stage: str, key: str, meta: dict[str, Any], arrays: list[np.ndarray]) -> None:
-        buf = io.BytesIO()
-        blob = json.dumps({**meta, "__count": len(arrays)}, sort_keys=True).encode()
-        np.savez(buf, meta=np.frombuffer(blob, dtype=np.uint8), **{f"a{i}": a for i, a in enumerate(arrays)})
-        self.put(stage, key, buf.getvalue())
+        self.put(stage, key, encode_arrays(meta, arrays))
 
     def put_review(self, key: str, frames: list[dict[str, Any]]) -> None:
         """A generated sprite's review (:attr:`~sparky_assets.generators.base.Generator.last_review`)
@@ -236,3 +233,50 @@ class StageCache:
         count = sum(1 for p in self.root.rglob("*") if p.is_file())
         shutil.rmtree(self.root)
         return count
+
+
+ARRAY_DTYPES = frozenset({"|u1", "<u2", "<u4", "<i4", "<i8", "<f4", "<f8", "|b1"})
+"""What an array entry may hold (no object arrays: a cache entry never runs code)."""
+
+
+def encode_arrays(meta: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
+    """``meta`` and ``arrays`` as one payload: a JSON line (the meta, and each array's
+    dtype and shape), then the arrays' bytes back to back (C order, little-endian). A
+    few microseconds where ``np.savez`` (a zip archive) took about a millisecond."""
+    parts, described = [], []
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        if array.dtype.str not in ARRAY_DTYPES:
+            raise TypeError(f"cannot cache an array of {array.dtype}")
+        described.append([array.dtype.str, list(array.shape)])
+        parts.append(array.tobytes())
+    head = json.dumps({"meta": meta, "arrays": described}, sort_keys=True, separators=(",", ":")).encode()
+    return b"".join([head, b"\n", *parts])
+
+
+def decode_arrays(payload: bytes) -> tuple[dict[str, Any], list[np.ndarray]] | None:
+    """The meta and arrays of :func:`encode_arrays` (writable copies); None when the
+    payload does not describe itself exactly."""
+    end = payload.find(b"\n")
+    if end < 0:
+        return None
+    head = json.loads(payload[:end])
+    if not isinstance(head, dict) or not isinstance(head.get("meta"), dict) or not isinstance(head.get("arrays"), list):
+        return None
+    arrays, offset = [], end + 1
+    for entry in head["arrays"]:
+        if not (
+            isinstance(entry, list) and len(entry) == 2 and entry[0] in ARRAY_DTYPES and isinstance(entry[1], list)
+        ):
+            return None
+        dtype, shape = np.dtype(entry[0]), entry[1]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            return None
+        size = dtype.itemsize * math.prod(shape)
+        if offset + size > len(payload):
+            return None
+        arrays.append(np.frombuffer(payload, dtype, math.prod(shape), offset).reshape(shape).copy())
+        offset += size
+    return (head["meta"], arrays) if offset == len(payload) else None
