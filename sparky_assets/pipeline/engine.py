@@ -147,14 +147,23 @@ def manifest_inputs(manifest: Manifest, s: SpriteSpec, frames: tuple[FrameSpec, 
 
 
 def resolve(
-    manifest: Manifest, frozen_store: GeneratedStore | None = None, reads: ReadContext | None = None
+    manifest: Manifest,
+    frozen_store: GeneratedStore | None = None,
+    reads: ReadContext | None = None,
+    memo: dict[str, tuple] | None = None,
 ) -> ResolvedProject:
     """Make generation requests, validate every sprite with its generator and compute
     its generate key (files read through ``reads``). Raises ``InvalidInput`` with every problem.
 
     With ``frozen_store`` (``--frozen``), a sprite of a locked generator is neither
     validated nor keyed by its generator: its lock entry is used when the manifest
-    inputs match, and the build reports it stale otherwise."""
+    inputs match, and the build reports it stale otherwise.
+
+    ``memo`` (a warm Builder's, updated in place): a sprite's plan from the last build is
+    used again when its spec, palette and generator table are the very objects it was
+    made from (the manifest or that palette was not reloaded) and every file its
+    generator read for it is unchanged; those reads are recorded again. Only
+    successfully resolved sprites are kept."""
     sink = DiagnosticSink()
     file = str(manifest.path)
     locators: list[KeyLocator] = []
@@ -204,6 +213,14 @@ def resolve(
             )
             continue
         palette = palettes.get(s.palette)
+        table = manifest.generators.get(s.generator)
+        if memo is not None and frozen_store is None:
+            hit = memo.get(s.name)
+            if hit is not None and hit[0] is s and hit[1] is palette and hit[2] is table and hit[3].unchanged():
+                reads.merge(hit[3])
+                plans[s.name] = hit[4]
+                continue
+            memo.pop(s.name, None)
         frames = tuple(FrameSpec(a.name, i, a.direction) for a in s.animations for i in range(a.frames)) or (
             FrameSpec("", 0),
         )
@@ -254,20 +271,29 @@ def resolve(
             if palette is not None:
                 plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
             continue
-        problems = gen.validate(request, reads)
-        for d in problems:
-            sink.add(located(d, base, s.name))
-        if problems or palette is None:
-            continue
-        gen_key = canonical_hash(
-            {
-                "stage": "generate",
-                "engine": ENGINE_VERSION,
-                "generator": s.generator,
-                "key": gen.cache_key(request, reads),
-            }
-        )
+        own_reads = ReadContext()  # what the generator reads for this sprite (kept with the memo)
+        try:
+            problems = gen.validate(request, own_reads)
+            for d in problems:
+                sink.add(located(d, base, s.name))
+            if problems or palette is None:
+                continue
+            gen_key = canonical_hash(
+                {
+                    "stage": "generate",
+                    "engine": ENGINE_VERSION,
+                    "generator": s.generator,
+                    "key": gen.cache_key(request, own_reads),
+                }
+            )
+        finally:
+            reads.merge(own_reads)
         plans[s.name] = SpritePlan(s, palette, request, gen, gen_key, lockable, inputs, manifest_key)
+        if memo is not None and frozen_store is None:
+            memo[s.name] = (s, palette, table, own_reads, plans[s.name])
+    if memo is not None and frozen_store is None:
+        for name in [n for n in memo if n not in plans]:  # sprites gone from the manifest
+            del memo[name]
     for d in safepath.inputs_in_outputs(manifest, reads.paths()):  # models, LoRAs, sources in an output folder
         sink.add(located(d, d.key or "project.out", d.sprite))
     sink.raise_if_any()
@@ -437,6 +463,8 @@ class _WarmState:
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
         self.processed: dict[str, list[np.ndarray]] = {}
+        self.resolved: dict[str, tuple] = {}
+        """:func:`resolve`'s memo: the last build's sprite plans."""
         self.frame_count = 0
         self.store: tuple[tuple, GeneratedStore] | None = None
 
@@ -512,7 +540,9 @@ class _Build:
     def run(self) -> BuildReport:
         if not self.options.dry_run:
             self.ledger.recover()
-        project = resolve(self.manifest, self.store if self.options.frozen else None, self.reads)
+        project = resolve(
+            self.manifest, self.store if self.options.frozen else None, self.reads, memo=self.warm.resolved
+        )
         self.project = project
         self._check_options(project)
         if not self.options.frozen:  # keep the lock's manifest inputs current where the result is

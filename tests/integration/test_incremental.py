@@ -198,7 +198,11 @@ def test_corrupt_cache_entry_is_rebuilt_with_a_warning_never_used(project, damag
     elif damage == "bitflip":
         victim.write_bytes(raw[:-10] + bytes([raw[-10] ^ 0x40]) + raw[-9:])
     else:
-        victim.write_bytes(raw.replace(b'"format": 1', b'"format": 9', 1))
+        from sparky_assets.pipeline.cache import CACHE_FORMAT
+
+        stamp = f'"format": {CACHE_FORMAT}'.encode()
+        assert stamp in raw
+        victim.write_bytes(raw.replace(stamp, b'"format": 99', 1))
     shutil.rmtree(project / STATE_DIR / "cache" / "pack")
     shutil.rmtree(project / STATE_DIR / "cache" / "export")
     expected = snapshot(project)
@@ -380,3 +384,32 @@ def test_a_warm_builder_reloads_only_an_edited_palette_file(project, tmp_path):
     gpl.write_text(good)
     assert builder.build(BuildOptions()).ran["process"] == []  # back to the built palette: all cached
     assert builder.build(BuildOptions()).ran == {"generate": [], "process": [], "pack": [], "export": []}
+
+
+def test_a_warm_builder_reuses_sprite_plans_until_what_made_them_changes(project, tmp_path):
+    """``watch`` resolves only the sprites whose spec, palette or read files changed;
+    the reads of a reused plan are still recorded (watched), and the outputs equal a
+    fresh build's."""
+    builder = Builder(project)
+    builder.build(BuildOptions())
+    first = builder.last_project.sprites
+    builder.build(BuildOptions())
+    again = builder.last_project.sprites
+    assert all(again[n] is first[n] for n in first)  # nothing changed: every plan reused
+    png = (project / "art/potion.png").resolve()
+    assert png in builder.last_reads.paths()  # a reused plan's reads are still recorded (watched)
+    gpl = project / "palettes/items.gpl"
+    gpl.write_text(gpl.read_text().replace("254 231  97", "254 231  99"))
+    builder.build(BuildOptions())
+    changed = builder.last_project.sprites
+    renewed = sorted(n for n in first if changed[n] is not first[n])
+    assert renewed and renewed == sorted(n for n, p in first.items() if p.spec.palette == "palettes/items.gpl")
+    im = Image.open(png).convert("RGBA")  # a source image: the manifest is loaded again, every plan made anew
+    im.putpixel((1, 1), (255, 255, 255, 255))
+    im.save(png)
+    report = builder.build(BuildOptions())
+    assert report.ran["generate"] == ["potion"]
+    assert all(builder.last_project.sprites[n] is not changed[n] for n in changed)
+    fresh = shutil.copytree(project, tmp_path / "fresh", ignore=shutil.ignore_patterns(".sparky"))
+    build(fresh)
+    assert snapshot(fresh) == snapshot(project)
