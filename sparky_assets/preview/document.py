@@ -413,6 +413,24 @@ def _review(root: Path, key: str, assets: dict[str, bytes] | None) -> dict[str, 
     return {"frames": out, "confidence": min(f["grid"]["confidence"] for f in out)}
 
 
+def _memo_review(
+    root: Path, key: str, assets: dict[str, bytes] | None, cache: dict[str, tuple] | None, seen: dict[str, tuple]
+) -> dict[str, Any] | None:
+    """:func:`_review`, remembered in ``cache`` by generate key between calls (``watch``
+    rebuilds): a key's review never changes, and its raw images can be megabytes."""
+    memo = f"review:{'files' if assets is not None else 'inline'}:{key}"
+    if cache is not None and memo in cache:
+        review, files = cache[memo]
+    else:
+        files = {}
+        review = _review(root, key, files if assets is not None else None)
+    if review is not None:  # a missing one may appear (regenerated with the same key): look again next time
+        seen[memo] = (review, files)
+    if assets is not None:
+        assets.update(files)
+    return review
+
+
 def _read_lock(root: Path) -> dict:
     try:
         data = tomllib.loads(_read(root / "sparky.lock").decode("utf-8"))
@@ -540,7 +558,7 @@ def collect(
             )
             locked = lock.get(name)
             if generator == "diffusion" and isinstance(locked, dict) and isinstance(locked.get("key"), str):
-                entry["review"] = _review(root, locked["key"], assets)
+                entry["review"] = _memo_review(root, locked["key"], assets, cache, seen)
                 entry["review_note"] = None if entry["review"] else REVIEW_MISSING
             sprites.append(_hashed(entry))
     if cache is not None:

@@ -127,6 +127,15 @@ def test_without_the_cache_the_page_says_why(built, tmp_path):
     doc = collect(clone)
     gem = next(s for s in doc["sprites"] if s["name"] == "gem")
     assert gem["review"] is None and "not in this project's cache" in gem["review_note"]
+    # watch keeps a memo between builds: a review, once read, is not read again
+    memo: dict = {}
+    first = collect(built, cache=memo, assets=(assets := {}))
+    shutil.copytree(built, tmp_path / "moved", symlinks=True)
+    moved = tmp_path / "moved"
+    shutil.rmtree(moved / ".sparky" / "cache" / "review")
+    again = collect(moved, cache=memo, assets=(assets_again := {}))
+    assert again["sprites"][0]["review"] == first["sprites"][0]["review"] and assets_again == assets
+    assert collect(moved)["sprites"][0]["review"] is None
     # a planted cache entry that does not check out is left out, not shown
     lock = (clone / "sparky.lock").read_text()
     key = re.search(r'\[sprite\.gem\][^\[]*?key = "([0-9a-f]+)"', lock, re.S).group(1)
