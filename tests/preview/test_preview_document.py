@@ -94,6 +94,19 @@ def test_tilesets_are_the_built_sheet_and_the_builds_pick_table(built):
     ]
 
 
+def test_a_planted_tileset_description_is_left_out(built):
+    """An XML bomb, an image path out of the folder, a broken file: no tileset, no hang."""
+    tsx = built / "build" / "sprites" / "tilesets" / "dungeon.tsx"
+    good = tsx.read_text()
+    laughs = "".join(f'<!ENTITY l{i} "{"&l%d;" % (i - 1) * 10 if i else "lol"}">' for i in range(10))
+    bomb = f'<?xml version="1.0"?><!DOCTYPE t [{laughs}]><tileset name="&l9;"/>'
+    for planted in (bomb, good.replace('source="dungeon.png"', 'source="../../sparky.toml"'), good[:200]):
+        tsx.write_text(planted)
+        assert collect(built)["tilesets"] == []
+    tsx.write_text(good)
+    assert [t["name"] for t in collect(built)["tilesets"]] == ["dungeon"]
+
+
 def test_palette_usage_counts_every_locked_pixel(built):
     doc = collect(built)
     by_palette: dict[str, int] = {}
