@@ -627,7 +627,7 @@ def test_compose_services_use_the_right_images():
     extras = {name: _build_extras(services[name], dockerfiles[name]) for name in SPARKY_SERVICES}
     known = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     assert all(e <= known for e in extras.values()), extras
-    assert "ray" in extras["ray-head"] and {"ray", "diffusion"} <= extras["ray-worker-gpu"]
+    assert "ray-node" in extras["ray-head"] and {"ray-node", "diffusion"} <= extras["ray-worker-gpu"]
     assert "metrics" in extras["watch"]
     # one tag per (Dockerfile, extras): compose must not reuse an image built differently
     tags: dict[str, tuple] = {}
@@ -648,6 +648,14 @@ def _ray_start(service: dict):
     return scripts.start.make_context("start", list(command[1:])).params
 
 
+def documented_cluster_builds() -> list[list[str]]:
+    """The ``sparky-assets build ...`` commands compose.yaml's comments run on the head
+    (``exec ray-head \\`` and the continuation lines after it), as argument lists."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    found = re.findall(r"exec ray-head \\\n\s*#\s+sparky-assets (build (?:[^\n]*\\\n\s*#\s+)*[^\n]*)", text)
+    return [shlex.split(re.sub(r"\\\n\s*#\s+", " ", command), comments=True) for command in found]
+
+
 def test_ray_nodes_start_a_real_cluster():
     services = interpolate(_compose(), {})["services"]
     head, worker = _ray_start(services["ray-head"]), _ray_start(services["ray-worker-gpu"])
@@ -663,11 +671,9 @@ def test_ray_nodes_start_a_real_cluster():
     # the cluster build the file documents parses as a real build command
     from sparky_assets.cli.main import cli
 
-    text = COMPOSE_FILE.read_text(encoding="utf-8")
-    documented = re.findall(r"exec ray-head \\\n\s*#\s+sparky-assets (build (?:[^\n]*\\\n\s*#\s+)*[^\n]*)", text)
+    documented = documented_cluster_builds()
     assert len(documented) == 2, "compose.yaml shows how to run a cluster build (header and ray-head)"
-    for command in documented:
-        words = shlex.split(re.sub(r"\\\n\s*#\s+", " ", command), comments=True)
+    for words in documented:
         params = cli.commands["build"].make_context("build", words[1:]).params
         assert params["executor_kind"] == "ray" and params["ray_address"] == f"ray-head:{head['port']}"
 

@@ -33,9 +33,20 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, copy_example, snapshot
-from tests.integration.test_docker import DOCKERFILES, WHEELS_DEFAULT, _context_copies, copy_into, parse_dockerfile
+from tests.integration.test_docker import (
+    DOCKERFILES,
+    WHEELS_DEFAULT,
+    _compose,
+    _context_copies,
+    _ray_start,
+    copy_into,
+    documented_cluster_builds,
+    interpolate,
+    parse_dockerfile,
+)
 
 IMAGE = "sparky-assets:cpu-sparky-test"
+RAY_IMAGE = "sparky-assets:ray-sparky-test"
 IMAGE_USER = "1000:1000"
 
 pytestmark = pytest.mark.timeout(1800)  # a cold image build on a loaded 2-core machine
@@ -102,9 +113,9 @@ def base_image(engine) -> str:
 
 
 @pytest.fixture(scope="module")
-def cpu_image(base_image, tmp_path_factory) -> str:
-    """``docker/Dockerfile.cpu`` built with ``--network none`` from a context holding
-    exactly what the Dockerfile copies, with the host's wheels as the WHEELS folder."""
+def context(tmp_path_factory) -> Path:
+    """A build context holding exactly what the Dockerfile copies, with the host's wheels
+    as the WHEELS folder (``wheels/``)."""
     wheels = _input("SPARKY_DOCKER_WHEELS", ".ci/docker-wheels")
     context = tmp_path_factory.mktemp("context")
     dockerfile = parse_dockerfile(DOCKERFILES["cpu"])
@@ -115,21 +126,36 @@ def cpu_image(base_image, tmp_path_factory) -> str:
         else:
             copy_into(REPO / source, context, destination)
     shutil.copy2(DOCKERFILES["cpu"], context / "Dockerfile")
+    return context
+
+
+def build_image(context: Path, base_image: str, tag: str, *args: str) -> str:
+    """``docker/Dockerfile.cpu`` built with ``--network none`` from the host's wheels only."""
+    build_args = [f"BASE_IMAGE={base_image}", "WHEELS=wheels", *args]
     docker(
         "build",
         "--network",
         "none",
-        "--build-arg",
-        f"BASE_IMAGE={base_image}",
-        "--build-arg",
-        "WHEELS=wheels",
+        *(word for arg in build_args for word in ("--build-arg", arg)),
         "--tag",
-        IMAGE,
+        tag,
         str(context),
         timeout=1500,
         env={**os.environ, "DOCKER_BUILDKIT": "0"},  # the engine's classic builder: no buildx plugin needed
     )
-    return IMAGE
+    return tag
+
+
+@pytest.fixture(scope="module")
+def cpu_image(base_image, context) -> str:
+    return build_image(context, base_image, IMAGE)
+
+
+@pytest.fixture(scope="module")
+def ray_image(base_image, context) -> str:
+    """The image compose.yaml's ``ray-head`` service builds (its EXTRAS)."""
+    extras = interpolate(_compose(), {})["services"]["ray-head"]["build"]["args"]["EXTRAS"]
+    return build_image(context, base_image, RAY_IMAGE, f"EXTRAS={extras}")
 
 
 def hand_to_image_user(project: Path) -> tuple[int, int]:
@@ -199,8 +225,6 @@ def test_a_build_in_the_image_is_byte_identical_to_one_on_the_host(cpu_image, tm
 def test_the_compose_watch_command_serves_metrics_inside_the_image(cpu_image, tmp_path):
     """compose.yaml's `watch` service command, run in the image (no network: scraped from
     inside the container with its own python): the initial build is counted."""
-    from tests.integration.test_docker import _compose, interpolate
-
     command = interpolate(_compose(), {})["services"]["watch"]["command"]
     port = int(command[command.index("--metrics-port") + 1])
     project = copy_example(tmp_path)
@@ -227,5 +251,80 @@ def test_the_compose_watch_command_serves_metrics_inside_the_image(cpu_image, tm
         assert result.returncode == 0, result.stdout + result.stderr + logs.stdout + logs.stderr
         assert 'sparky_hotreload_messages_published_total{type="build-finished"} 1.0' in result.stdout
         assert "publishing on tcp://0.0.0.0:5557" in logs.stdout
+    finally:
+        docker("rm", "--force", container, check=False)
+
+
+def _inside(container: str, code: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return docker("exec", container, "python3", "-c", textwrap.dedent(code), check=False, timeout=timeout)
+
+
+def test_the_compose_ray_head_runs_a_cluster_build_byte_identical_to_the_host(ray_image, tmp_path):
+    """compose.yaml's ``ray-head`` (its entrypoint and ``ray start`` command) in the Ray
+    image, and the cluster build the file documents run on it with ``docker exec``: the
+    outputs are the host's bytes, and Ray's own metrics (what Prometheus scrapes from
+    the nodes) report the build's tasks."""
+    head = interpolate(_compose(), {})["services"]["ray-head"]
+    start = _ray_start(head)
+    project = copy_example(tmp_path / "cluster")
+    hand_to_image_user(project)
+    on_host = copy_example(tmp_path / "host")
+    host = subprocess.run(
+        [sys.executable, "-m", "sparky_assets", "-q", "build", str(on_host)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert host.returncode == 0, host.stderr
+    container = docker(
+        "run",
+        "--detach",
+        "--network",
+        "none",
+        "--shm-size",
+        head["shm_size"],
+        # compose's network resolves the service name to the container: here, its loopback
+        "--hostname",
+        "ray-head",
+        "--add-host",
+        "ray-head:127.0.0.1",
+        "--volume",
+        f"{project}:/project",
+        "--entrypoint",
+        head["entrypoint"][0],
+        ray_image,
+        *head["command"],
+    ).stdout.strip()
+    try:
+        deadline = time.monotonic() + 180
+        while docker("exec", container, "ray", "status", check=False, timeout=120).returncode != 0:
+            logs = docker("logs", container, check=False)
+            assert time.monotonic() < deadline, f"the Ray head never came up:\n{logs.stdout}{logs.stderr}"
+            time.sleep(1)
+        command = documented_cluster_builds()[-1]  # the one with --metrics-port
+        build = docker("exec", container, "sparky-assets", *command, check=False, timeout=600)
+        assert build.returncode == 0, build.stdout + build.stderr
+        assert "ray: connected" in build.stderr and "dungeon: built" in build.stdout, build.stdout + build.stderr
+        expected, found = snapshot(on_host), snapshot(project)
+        assert found.keys() == expected.keys(), sorted(found.keys() ^ expected.keys())
+        assert not sorted(p for p in expected if expected[p] != found[p]), "the cluster build differs from the host's"
+        ray_metrics = _inside(
+            container,
+            f"""
+            import sys, time, urllib.request
+            deadline, text = time.monotonic() + 120, ""
+            while 'ray_tasks{{' not in text:
+                if time.monotonic() > deadline:
+                    sys.exit("Ray reported no task metrics: " + text[-2000:])
+                time.sleep(1)
+                try:
+                    text = urllib.request.urlopen("http://127.0.0.1:{start["metrics_export_port"]}/metrics").read().decode()
+                except OSError:
+                    pass
+            """,
+        )
+        assert ray_metrics.returncode == 0, ray_metrics.stdout + ray_metrics.stderr
     finally:
         docker("rm", "--force", container, check=False)
