@@ -58,13 +58,8 @@ def index_colours(rgba: np.ndarray, candidates: np.ndarray | None = None) -> tup
     ``candidates`` (sorted uint32 ``r<<24|g<<16|b<<8|a`` that may occur) replaces a full
     sort of the pixels by a binary search; pixels not among them fall back to the general
     path, so the result never depends on it."""
-    flat = np.ascontiguousarray(rgba).reshape(-1, 4)
-    packed = (
-        (flat[:, 0].astype(np.uint32) << 24)
-        | (flat[:, 1].astype(np.uint32) << 16)
-        | (flat[:, 2].astype(np.uint32) << 8)
-        | flat[:, 3]
-    )
+    # the four bytes of a pixel read as one big-endian word: r<<24 | g<<16 | b<<8 | a
+    packed = np.ascontiguousarray(rgba, dtype=np.uint8).view(">u4").reshape(-1).astype(np.uint32)
     colors = inverse = None
     if candidates is not None and len(candidates):
         pos = np.minimum(np.searchsorted(candidates, packed), len(candidates) - 1)
@@ -113,12 +108,13 @@ def _with_filter_bytes(rows: np.ndarray, kinds: np.ndarray) -> bytes:
     return np.concatenate([kinds.astype(np.uint8)[:, None], rows], axis=1).tobytes()
 
 
-def _strategies(raw: np.ndarray, bpp: int) -> list[bytes]:
-    """Filtered scanlines under each strategy: no filter; each filter on every row; per
-    row, the filter with the smallest sum of absolute signed bytes (libpng's heuristic)."""
+def _strategies(raw: np.ndarray, bpp: int, every_filter: bool = True) -> list[bytes]:
+    """Filtered scanlines under each strategy: no filter; each filter on every row (only
+    with ``every_filter``); per row, the filter with the smallest sum of absolute signed
+    bytes (libpng's heuristic)."""
     h = raw.shape[0]
     filtered = _filtered(raw, bpp)
-    out = [_with_filter_bytes(f, np.full(h, k)) for k, f in enumerate(filtered)]
+    out = [_with_filter_bytes(f, np.full(h, k)) for k, f in enumerate(filtered if every_filter else filtered[:1])]
     costs = np.stack([np.abs(f.view(np.int8).astype(np.int32)).sum(axis=1) for f in filtered])
     best = np.argmin(costs, axis=0)
     rows = np.stack(filtered)[best, np.arange(h)]
@@ -130,10 +126,9 @@ def _compress(raw: np.ndarray, bpp: int, fast: bool, indexed: bool) -> bytes:
     if fast:
         if indexed:  # palette images: no filter is almost always best (PNG spec advice)
             return deflate.zlib_compress(_with_filter_bytes(raw, np.zeros(len(raw))), FAST_LEVEL)
-        return deflate.zlib_compress(_strategies(raw, bpp)[-1], FAST_LEVEL)
-    trials = _strategies(raw, bpp)
-    if indexed:  # a filter for every row rarely helps palette images: none vs per-row choice
-        trials = [trials[0], trials[-1]]
+        return deflate.zlib_compress(_strategies(raw, bpp, every_filter=False)[-1], FAST_LEVEL)
+    # a filter for every row rarely helps palette images: none vs the per-row choice
+    trials = _strategies(raw, bpp, every_filter=not indexed)
     sizes = [len(deflate.zlib_compress(t, TRIAL_LEVEL)) for t in trials]
     return deflate.zlib_compress(trials[int(np.argmin(sizes))], STRONG_LEVEL)
 
