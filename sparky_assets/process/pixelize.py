@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-PIXELIZE_VERSION = 2
+PIXELIZE_VERSION = 3
 """Bump when any step changes its output (part of the diffusion generator's cache key)."""
 
 MIN_PERIOD = 2.0
@@ -101,6 +101,27 @@ INTERIOR_INSET = 0.3
 """Share of a cell's width on each side that its interior mean leaves out (see
 :func:`_interior_spans`)."""
 INSET_MIN_WIDTH = 12.0
+LARGE_CELL = 12.0
+SPLIT_GAIN = 12.0
+"""A finer grid's added lines are real when each added cell removes this many times
+the noise variance (:func:`refinement_gain`; measured on the tuning half: a true grid
+split in 2 or 3 reaches up to ~11 under blur and JPEG, a real split is mostly ≥ 20)."""
+SPLIT_MARGIN = 0.2
+"""Share of a coarse cell's width on each side (at least 1 px) left out of the test."""
+NOISE_VARIANCE_MIN = 1.0
+SETTLE_MIN_PERIOD = 2.0
+COARSEN_MIN_PERIOD, SPLIT_GAIN_SMALL = 3.0, 3.0
+CUT_COVERAGE, CUT_SLACK, CUT_CLEAR = 0.95, 1.0, 0.5
+"""Without a size, a cut cell at the image edge (under CUT_COVERAGE of a cell shown, or
+for big cells more than CUT_SLACK px short of one; never for cells under 3 px, whose
+rounding looks the same) goes when at least CUT_CLEAR of its row / column is
+background (a render's margin; a halo may leave a few cells of it opaque)."""
+REFINE_SUPPORT = 0.15
+"""Octaves are settled by flatness between grids of these periods only: below, pixel
+rounding of 2–3 px cells looks like structure; above, bicubic renders have no flat
+cell interiors."""
+"""Cells at least this wide (median, both axes) take their interior mean directly
+(:func:`collapse_cells`)."""
 RIDGE = 0.02
 """Ridge weight (relative to a full cell's squared footprint) towards the centre median."""
 CONFIDENCE_SLOPE, CONFIDENCE_MIDPOINT = 14.0, 0.18
@@ -444,7 +465,7 @@ def _detect(rgba: np.ndarray, square: bool, max_period: float) -> tuple[Grid, fl
     height, width = rgba.shape[:2]
     if min(width, height) < MIN_PERIOD * MIN_REPEATS:
         return Grid(1.0, 1.0, 0.0, 0.0, 0.0), 0.0
-    best: tuple[float, Grid, float] | None = None
+    best: tuple[float, Grid, float, int] | None = None
     # Crisp edges (reach 1) and the soft edges of large smooth cells (reach 4): the
     # clearer comb wins.
     for reach in (1, 4):
@@ -467,8 +488,166 @@ def _detect(rgba: np.ndarray, square: bool, max_period: float) -> tuple[Grid, fl
         if reach > 1:
             score /= SOFT_PROFILE_HANDICAP
         if best is None or score > best[0]:
-            best = (score, _grid(fx, fy, (width, height)), (fx.coherence + fy.coherence) / 2)
-    return (best[1], best[2]) if best else (Grid(1.0, 1.0, 0.0, 0.0, 0.0), 0.0)
+            best = (score, _grid(fx, fy, (width, height)), (fx.coherence + fy.coherence) / 2, reach)
+    if best is None:
+        return Grid(1.0, 1.0, 0.0, 0.0, 0.0), 0.0
+    grid = best[1]
+    if square:
+        grid = settle_octave(rgba, grid, max_period)
+    return grid, best[2]
+
+
+class _Flatness:
+    """Integral images of an RGB image and of its squared values: the sum of squared
+    deviations from the mean inside any set of rectangles in O(rectangles)."""
+
+    def __init__(self, rgba: np.ndarray) -> None:
+        rgb = rgba[..., :3].astype(np.float64)
+        self.height, self.width = rgb.shape[:2]
+        self.sums = np.zeros((self.height + 1, self.width + 1, 3))
+        self.sums[1:, 1:] = rgb.cumsum(0).cumsum(1)
+        self.squares = np.zeros((self.height + 1, self.width + 1))
+        self.squares[1:, 1:] = (rgb * rgb).sum(-1).cumsum(0).cumsum(1)
+        # Noise variance per channel: neighbouring pixels mostly share a cell, and the
+        # sum over 3 channels of a difference of two noisy pixels is 6σ²·χ²₃/3
+        # (median 0.789 of its mean).
+        ints = rgb.astype(np.int32)
+        dx = ((ints[:, 1:] - ints[:, :-1]) ** 2).sum(-1).ravel()
+        dy = ((ints[1:] - ints[:-1]) ** 2).sum(-1).ravel()
+        self.noise = float(np.median(np.concatenate([dx, dy]))) / (6 * 0.789) if dx.size and dy.size else 0.0
+
+    def sse(self, x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per rectangle ``[y0, y1) × [x0, x1)`` (every y range with every x range): the
+        sum of squared deviations from its mean colour, and its pixel count."""
+
+        def rect(table: np.ndarray) -> np.ndarray:
+            return table[y1][:, x1] - table[y0][:, x1] - table[y1][:, x0] + table[y0][:, x0]
+
+        count = (y1 - y0)[:, None] * (x1 - x0)[None, :]
+        sums = rect(self.sums)
+        sse = rect(self.squares) - (sums * sums).sum(-1) / np.maximum(count, 1)
+        return np.maximum(sse, 0.0), count
+
+
+def _inset_spans(edges: np.ndarray, margin: float, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the pixels ``[lo, hi)`` whose centres lie ``margin`` px inside it."""
+    lo = np.clip(np.ceil(edges[:-1] + margin - 0.5).astype(np.int64), 0, length)
+    hi = np.clip(np.floor(edges[1:] - margin - 0.5).astype(np.int64) + 1, 0, length)
+    return lo, np.maximum(hi, lo)
+
+
+def _split_spans(lo: np.ndarray, hi: np.ndarray, fine_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spans ``[lo, hi)`` cut at the lines of a finer grid (pixels go by centre)."""
+    cuts = np.ceil(fine_edges[1:-1] - 0.5).astype(np.int64)
+    bounds = np.unique(np.concatenate([lo, hi, cuts]))
+    start, end = bounds[:-1], bounds[1:]
+    owner = np.clip(np.searchsorted(lo, start, side="right") - 1, 0, None)
+    inside = (start >= lo[owner]) & (end <= hi[owner])
+    return start[inside], end[inside]
+
+
+def refinement_gain(flat: _Flatness, coarse: Grid, fine: Grid) -> float:
+    """How much better the cells of ``fine`` (a grid whose lines include every line of
+    ``coarse``) explain the image inside ``coarse``'s cells (away from its lines) than
+    ``coarse``'s own cells: an F statistic, the squared error each added cell removes
+    over the noise variance. ≈ 1 when the added lines split flat cells (``coarse`` is
+    the grid), large when they are real colour changes."""
+    width, height = flat.width, flat.height
+    spans = []
+    for length, period, phase, drift, fine_period, fine_phase, fine_drift in (
+        (width, coarse.period_x, coarse.phase_x, coarse.drift_x, fine.period_x, fine.phase_x, fine.drift_x),
+        (height, coarse.period_y, coarse.phase_y, coarse.drift_y, fine.period_y, fine.phase_y, fine.drift_y),
+    ):
+        edges = cell_edges(length, period, phase, drift)[0]
+        lo, hi = _inset_spans(edges, max(1.0, SPLIT_MARGIN * period), length)
+        cut = _split_spans(lo, hi, cell_edges(length, fine_period, fine_phase, fine_drift)[0])
+        spans.append(((lo, hi), cut))
+    (cx, fx), (cy, fy) = spans
+    coarse_sse, count = flat.sse(cx[0], cx[1], cy[0], cy[1])
+    fine_sse, fine_count = flat.sse(fx[0], fx[1], fy[0], fy[1])
+    cells, fine_cells = int((count > 0).sum()), int((fine_count > 0).sum())
+    pixels = int(count.sum())
+    added = max(3 * (fine_cells - cells), 1)
+    residual = float(fine_sse.sum()) / max(3 * (pixels - fine_cells), 1)
+    return (float(coarse_sse.sum()) - float(fine_sse.sum())) / added / max(flat.noise, residual, NOISE_VARIANCE_MIN)
+
+
+def _scaled(grid: Grid, k: float, offset_x: int = 0, offset_y: int = 0) -> Grid:
+    """The grid with ``k`` times longer cells whose lines are every ``k``-th line of
+    ``grid`` (starting at its ``offset``-th), or ``1/k`` for ``k < 1`` (lines added)."""
+    return Grid(
+        grid.period_x * k,
+        grid.period_y * k,
+        grid.phase_x + offset_x * grid.period_x,
+        grid.phase_y + offset_y * grid.period_y,
+        grid.confidence,
+        grid.drift_x / k,
+        grid.drift_y / k,
+    )
+
+
+def _added_line_share(energy: tuple[np.ndarray, np.ndarray], grid: Grid, k: int) -> float:
+    """Share of the image's squared colour change (per column / row boundary) that
+    sits on the lines a ``k`` times finer grid adds to ``grid``."""
+    near = total = 0.0
+    for profile, period, phase, drift in (
+        (energy[0], grid.period_x, grid.phase_x, grid.drift_x),
+        (energy[1], grid.period_y, grid.phase_y, grid.drift_y),
+    ):
+        length = profile.size + 1
+        kept = cell_edges(length, period, phase, drift)[0][1:-1]
+        fine = cell_edges(length, period / k, phase, drift * k)[0][1:-1]
+        added = fine[np.abs(fine[:, None] - kept[None, :]).min(axis=1, initial=np.inf) > period / k / 2]
+        boundaries = np.arange(1, length, dtype=np.float64)
+        if added.size:
+            distance = np.abs(boundaries[:, None] - added[None, :]).min(axis=1)
+            near += float(profile[distance < 0.75].sum())
+        total += float(profile.sum())
+    return near / total if total > 0 else 0.0
+
+
+def settle_octave(rgba: np.ndarray, grid: Grid, max_period: float = MAX_PERIOD) -> Grid:
+    """Octave errors, decided by the cells themselves: pixel-art cells are flat, so a
+    grid ``k`` times finer than the true one splits flat cells (its added lines explain
+    nothing: :func:`refinement_gain` ≈ 1) and one ``k`` times coarser leaves real lines
+    inside its cells. A finer grid (``1/2``, ``1/3``) replaces ``grid`` when its added
+    lines are real (gain above :data:`SPLIT_GAIN`); otherwise a coarser one (``×2``,
+    ``×3``, best offset) replaces it when ``grid``'s lines inside it are not."""
+    height, width = rgba.shape[:2]
+    flat = _Flatness(rgba)
+    longest = min(max_period, min(width, height) / MIN_REPEATS)
+    ints = rgba[..., :3].astype(np.int32)
+    energy = (
+        ((ints[:, 1:] - ints[:, :-1]) ** 2).sum(axis=(0, 2)).astype(np.float64),
+        ((ints[1:] - ints[:-1]) ** 2).sum(axis=(1, 2)).astype(np.float64),
+    )
+    for _ in range(4):
+        period = min(grid.period_x, grid.period_y)
+        finer = [k for k in (2, 3) if period / k >= SETTLE_MIN_PERIOD]
+        # A smooth render (bicubic) has no flat cell interiors to split: a finer grid
+        # is tried only when its added lines hold crisp edges.
+        finer = [k for k in finer if _added_line_share(energy, grid, k) >= REFINE_SUPPORT]
+        gains = {k: refinement_gain(flat, grid, _scaled(grid, 1 / k)) for k in finer}
+        real = [k for k in finer if gains[k] > SPLIT_GAIN]
+        if real:
+            grid = _scaled(grid, 1 / max(real, key=lambda k: gains[k]))
+            break
+        moved = False
+        # Cells of 2–3 px round to whole pixels unevenly: a stricter test below that.
+        limit = SPLIT_GAIN if period >= COARSEN_MIN_PERIOD else SPLIT_GAIN_SMALL
+        for k in (2, 3):
+            if max(grid.period_x, grid.period_y) * k > longest:
+                break
+            options = [_scaled(grid, k, ox, oy) for ox in range(k) for oy in range(k)]
+            scored = [(refinement_gain(flat, option, grid), i) for i, option in enumerate(options)]
+            gain, best = min(scored)
+            if gain <= limit:
+                grid = options[best]
+                moved = True
+                break
+        if not moved:
+            break
+    return grid
 
 
 def _grid(fx: _AxisFit, fy: _AxisFit, lengths: tuple[int, int]) -> Grid:
@@ -605,25 +784,28 @@ def _axis_matrix(length: int, edges: np.ndarray, kernel: str, sigma: float) -> n
 
 
 def _centre_median(data: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray) -> np.ndarray:
-    """Per cell, the per-channel median of the central half (at least one pixel)."""
+    """Per cell, the per-channel median of the central half (at least one pixel);
+    cells are gathered by span size, so one ``np.median`` call serves each size."""
 
-    def spans(edges: np.ndarray) -> list[tuple[int, int]]:
-        out = []
-        for a, b in zip(edges[:-1], edges[1:]):
-            quarter = (b - a) / 4
-            lo, hi = int(math.floor(a + quarter + 0.5)), int(math.ceil(b - quarter - 0.5))
-            if hi <= lo:
-                lo = min(int((a + b) / 2), int(edges[-1]) - 1)
-                hi = lo + 1
-            out.append((lo, hi))
-        return out
+    def spans(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, b = edges[:-1], edges[1:]
+        quarter = (b - a) / 4
+        lo = np.floor(a + quarter + 0.5).astype(np.int64)
+        hi = np.ceil(b - quarter - 0.5).astype(np.int64)
+        empty = hi <= lo
+        lo = np.where(empty, np.minimum(((a + b) / 2).astype(np.int64), int(edges[-1]) - 1), lo)
+        return lo, np.where(empty, lo + 1, hi)
 
-    xs, ys = spans(x_edges), spans(y_edges)
-    out = np.empty((len(ys), len(xs), data.shape[2]))
-    for i, (y0, y1) in enumerate(ys):
-        band = data[y0:y1]
-        for j, (x0, x1) in enumerate(xs):
-            out[i, j] = np.median(band[:, x0:x1].reshape(-1, data.shape[2]), axis=0)
+    (x0, x1), (y0, y1) = spans(x_edges), spans(y_edges)
+    out = np.empty((len(y0), len(x0), data.shape[2]))
+    for height in np.unique(y1 - y0):
+        rows = np.nonzero(y1 - y0 == height)[0]
+        ys = y0[rows, None] + np.arange(height)  # (rows, height)
+        for width in np.unique(x1 - x0):
+            cols = np.nonzero(x1 - x0 == width)[0]
+            xs = x0[cols, None] + np.arange(width)  # (cols, width)
+            block = data[ys[:, None, :, None], xs[None, :, None, :]]  # (rows, cols, h, w, C)
+            out[np.ix_(rows, cols)] = np.median(block.reshape(len(rows), len(cols), -1, data.shape[2]), axis=2)
     return out
 
 
@@ -678,13 +860,27 @@ def collapse_cells(
     towards each cell's centre median (see the module docstring).
     """
     rgba = _as_rgba(rgba)
+    height, width = rgba.shape[:2]
     data = rgba.astype(np.float64)
     ycc = np.concatenate([data[..., :3] @ _YCC.T, data[..., 3:]], axis=2)
-    height, width = ycc.shape[:2]
     prior = _centre_median(ycc, x_edges, y_edges)
     names = ("Y", "Cb", "Cr", "A")
+    if min(float(np.median(np.diff(x_edges))), float(np.median(np.diff(y_edges)))) >= LARGE_CELL:
+        # Every full cell has a middle out of its neighbours' reach under every kernel
+        # tried (what the least squares below would replace its answer with anyway):
+        # its mean is the colour; cut cells too narrow for one take the centre median.
+        cells = prior.copy()
+        for c in range(4):
+            interior = _interior_means(ycc[..., c], x_edges, y_edges, (None, None), 2)
+            cells[..., c] = np.where(np.isnan(interior), cells[..., c], interior)
+        rgb = cells[..., :3] @ _YCC_INV.T
+        return np.clip(np.concatenate([rgb, cells[..., 3:]], axis=-1), 0, 255), {n: "interior" for n in names}
     best: list[tuple[float, np.ndarray, str]] = [(np.inf, prior[..., c], "median") for c in range(4)]
     flat_alpha = float(ycc[..., 3].min()) == float(ycc[..., 3].max())
+    channels = [0, 1, 2] if flat_alpha else [0, 1, 2, 3]
+    stack = np.ascontiguousarray(ycc[..., channels].transpose(2, 0, 1))  # (C, H, W)
+    energy = np.einsum("chw,chw->c", stack, stack)
+    prior_c = np.ascontiguousarray(prior[..., channels].transpose(2, 0, 1))
     for kernel, sigma in kernels:
         ay = _axis_matrix(height, y_edges, kernel, sigma)
         ax = _axis_matrix(width, x_edges, kernel, sigma)
@@ -693,17 +889,20 @@ def collapse_cells(
         full = float(np.median(ay.sum(axis=0))) * float(np.median(ax.sum(axis=0)))
         ridge = RIDGE * full
         gain = sy[:, None] * sx[None, :]
-        for c in range(4):
-            if c == 3 and flat_alpha:
-                continue
-            channel = ycc[..., c]
-            projected = uy.T @ channel @ ux
-            prior_hat = vyt @ prior[..., c] @ vxt.T
-            solved_hat = (gain * projected + ridge * prior_hat) / (gain * gain + ridge)
-            solved = vyt.T @ solved_hat @ vxt
-            residual = float(((ay @ solved @ ax.T - channel) ** 2).mean())
+        # U's columns are orthonormal: with P = Uyᵀ C Ux, the residual of a fit
+        # Uy (G∘Ŝ) Uxᵀ is ‖C‖² − ‖P‖² + ‖P − G∘Ŝ‖², so no full-size image is rebuilt.
+        projected = uy.T @ stack @ ux
+        prior_hat = vyt @ prior_c @ vxt.T
+        solved_hat = (gain * projected + ridge * prior_hat) / (gain * gain + ridge)
+        misfit = projected - gain * solved_hat
+        residuals = (
+            energy - np.einsum("cij,cij->c", projected, projected) + np.einsum("cij,cij->c", misfit, misfit)
+        ) / (height * width)
+        solved = vyt.T @ solved_hat @ vxt
+        for i, c in enumerate(channels):
+            residual = float(residuals[i])
             if residual < best[c][0] - 1e-9:
-                best[c] = (residual, solved, f"{kernel} σ{sigma:g}" if kernel == "box" else kernel)
+                best[c] = (residual, solved[i], f"{kernel} σ{sigma:g}" if kernel == "box" else kernel)
     cells = np.stack([b[1] for b in best], axis=-1)
     # Where a cell is big enough to have pixels out of its neighbours' reach (two blur
     # sigmas from its edges; the middle 30% under cubic interpolation), their plain
@@ -724,6 +923,24 @@ def collapse_cells(
     rgb = cells[..., :3] @ _YCC_INV.T
     out = np.concatenate([rgb, cells[..., 3:]], axis=-1)
     return np.clip(out, 0, 255), {n: b[2] for n, b in zip(names, best)}
+
+
+def lock_cells(cells: np.ndarray, palette_rgb: np.ndarray) -> np.ndarray:
+    """Every opaque cell → its nearest palette colour in OKLab, exactly as
+    :func:`~sparky_assets.process.quantize.quantize_to_palette` locks it (same search
+    and tie-breaking), but over the image's distinct colours only: a sprite has a few
+    hundred cells, and loading a palette's 16 MiB table would cost more than all of them."""
+    from .quantize import nearest_exact
+
+    out = cells.copy()
+    opaque = out[..., 3] >= 128
+    colours = np.clip(palette_rgb.round(), 0, 255).astype(np.uint8)
+    if opaque.any():
+        keys, inverse = np.unique(out[..., :3][opaque], axis=0, return_inverse=True)
+        out[..., :3][opaque] = colours[nearest_exact(keys, colours)][inverse.reshape(-1)]
+    out[..., 3] = np.where(opaque, 255, 0)
+    out[~opaque] = 0
+    return out
 
 
 def merge_noise(cells: np.ndarray, opaque: np.ndarray, tolerance: float) -> np.ndarray:
@@ -970,20 +1187,17 @@ def pixelize_result(
     cells[..., 3] = np.where(mask, 0, 255)
     cells[mask, :3] = 0
     if palette_rgb is not None:
-        from ..palettes import Palette
-        from .quantize import quantize_to_palette
-
-        lock = Palette("pixelize", tuple(tuple(int(v) for v in c) for c in palette_rgb.round()))
-        cells = quantize_to_palette(cells, lock)
+        cells = lock_cells(cells, palette_rgb)
     else:
         cells = merge_noise(cells, ~mask, MERGE_TOLERANCE)
     if target is None:
-        # Without a size, cut cells at the image edge (less than 60% shown) are dropped.
         # Without a size, cut cells at the image edge go when the image shows less than
-        # 60% of them, or under 95% and hold only background.
+        # 60% of them, or they are cut (CUT_SLACK) and mostly background.
         clear = cells[..., 3] == 0
-        keep_x = (coverage_x >= 0.6) & ~((coverage_x < 0.95) & clear.all(axis=0))
-        keep_y = (coverage_y >= 0.6) & ~((coverage_y < 0.95) & clear.all(axis=1))
+        cut_x = coverage_x < _cut_below(grid.period_x)
+        cut_y = coverage_y < _cut_below(grid.period_y)
+        keep_x = (coverage_x >= 0.6) & ~(cut_x & (clear.mean(axis=0) >= CUT_CLEAR))
+        keep_y = (coverage_y >= 0.6) & ~(cut_y & (clear.mean(axis=1) >= CUT_CLEAR))
         xs, ys = np.nonzero(keep_x)[0], np.nonzero(keep_y)[0]
         if xs.size and ys.size:
             cells = cells[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
@@ -993,6 +1207,11 @@ def pixelize_result(
     return PixelizeResult(
         out, grid, (len(x_edges) - 1, len(y_edges) - 1), source, kernel, key if key is None else tuple(key)
     )
+
+
+def _cut_below(period: float) -> float:
+    """Coverage under which an edge cell counts as cut (see :data:`CUT_COVERAGE`)."""
+    return 0.0 if period < 3 else max(CUT_COVERAGE, 1.0 - CUT_SLACK / period)
 
 
 def pixelize(image: np.ndarray, **options: Any) -> np.ndarray:

@@ -15,10 +15,15 @@ from PIL import Image, ImageFilter
 from sparky_assets.cli.main import main as cli_main
 from sparky_assets.palettes import Palette
 from sparky_assets.process.pixelize import (
+    SPLIT_GAIN,
     Grid,
+    _Flatness,
     detect_grid,
+    lock_cells,
     pixelize,
     pixelize_result,
+    refinement_gain,
+    settle_octave,
 )
 from sparky_assets.process.quantize import quantize_to_palette
 
@@ -270,3 +275,53 @@ def test_pixelize_command(tmp_path, capsys):
     assert cli_main(["pixelize", str(tmp_path / "missing.png"), str(out)]) == 2
     assert cli_main(["pixelize", str(source), str(out), "--background", "red"]) == 2
     assert cli_main(["pixelize", str(source), str(out), "--palette", "no-such-palette"]) == 2
+
+
+# --------------------------------------------------------------------------- octaves by flatness
+
+
+def test_flatness_settles_a_half_or_double_period_comb_guess():
+    # Pixel-art cells are flat: a grid twice too fine splits flat cells (gain ≈ noise),
+    # one twice too coarse leaves real lines inside its cells (gain far above it).
+    truth = sprite("player")
+    rng = np.random.default_rng(5)
+    image = np.clip(resize(flatten(truth), 6.0) + rng.normal(0, 6, (96, 96, 3)), 0, 255).astype(np.uint8)
+    rgba = np.concatenate([image, np.full((96, 96, 1), 255, np.uint8)], axis=2)
+    flat = _Flatness(rgba)
+    true = Grid(6.0, 6.0)
+    assert refinement_gain(flat, true, Grid(3.0, 3.0)) < SPLIT_GAIN / 2
+    assert refinement_gain(flat, Grid(12.0, 12.0), true) > 4 * SPLIT_GAIN
+    for guess in (Grid(3.0, 3.0), Grid(12.0, 12.0), Grid(2.0, 2.0)):
+        settled = settle_octave(rgba, guess)
+        assert settled.period_x == pytest.approx(6.0) and settled.period_y == pytest.approx(6.0)
+        assert settled.phase_x % 6.0 == pytest.approx(0.0)
+
+
+def test_a_smooth_render_is_not_split_into_finer_cells():
+    # Bicubic cells have no flat interior; the lines a finer grid would add carry no
+    # crisp change, so the render's own grid stays.
+    truth = sprite("zombie")
+    image = resize(flatten(truth), 24.0, method=Image.BICUBIC)
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    assert settle_octave(rgba, Grid(24.0, 24.0)).period_x == pytest.approx(24.0)
+
+
+def test_render_margin_of_cut_background_cells_is_dropped_without_a_size():
+    truth = sprite("cow")
+    canvas = np.full((18, 18, 3), 255, np.uint8)
+    canvas[1:17, 1:17] = flatten(truth)
+    big = resize(canvas, 30.0)  # 540 px, 16 cells of 30 px inside a one-cell margin
+    cropped = big[28:-2, 2:-28]  # margins of 2 and 28 px: cut cells of background
+    result = pixelize_result(cropped, palette=palette_of(truth), background=WHITE)
+    assert result.image.shape[:2] == (16, 16)
+    assert exact_fraction(result.image, truth) == 1.0
+
+
+def test_cells_lock_exactly_as_the_palette_lock_does():
+    rng = np.random.default_rng(1)
+    cells = rng.integers(0, 256, (24, 24, 4), dtype=np.uint8)
+    cells[..., 3] = np.where(rng.random((24, 24)) < 0.8, 255, 0)
+    palette = palette_of(sprite("player"))
+    locked = lock_cells(cells, np.array(palette.colors, np.float64))
+    expected = quantize_to_palette(cells, palette)
+    assert np.array_equal(locked, expected)
