@@ -44,7 +44,10 @@ RAY_NAMESPACE = "sparky-assets"
 TASK_RETRIES = 3
 """Ray retries a task whose worker died this many times (system failures only)."""
 ACTOR_RESTARTS = 4
-"""Ray restarts a generation actor whose worker or node died this many times."""
+"""Ray restarts a generation actor whose worker or node died this many times. Its
+calls are retried without a limit of their own (``max_task_retries=-1``): Ray waits
+(with backoff) while the actor is unreachable or restarting — a dead node is noticed
+only after its health checks fail — and gives up when the actor is dead for good."""
 
 Progress = Callable[[int], None]
 """Called with the number of items done so far as chunks finish."""
@@ -279,6 +282,7 @@ class LocalExecutor(Executor):
                     progress(done)
             return out
         from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
         pool = self._executor()
         self.sent += len(args)
@@ -287,7 +291,13 @@ class LocalExecutor(Executor):
         done = 0
         for future in as_completed(futures):
             i = futures[future]
-            results[i] = future.result()
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
+                self.close()
+                raise BuildFailed(
+                    Diagnostic(f"a worker process died: {exc}", hint="run again, or with --jobs 1")
+                ) from exc
             done += weights[i]
             if progress:
                 progress(done)
@@ -427,13 +437,22 @@ class RayExecutor(Executor):
         ray = self._ray
         index = {ref: i for i, ref in enumerate(refs)}
         pending, done = list(refs), 0
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            for ref in ready:
-                done += weights[index[ref]]
-            if progress:
-                progress(done)
-        return [_unwrap(r) for r in ray.get(refs)]
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    done += weights[index[ref]]
+                if progress:
+                    progress(done)
+            results = ray.get(refs)
+        except ray.exceptions.RayError as exc:  # Ray's retries are spent: the cluster lost the work
+            raise BuildFailed(
+                Diagnostic(
+                    f"the Ray cluster could not finish the work: {type(exc).__name__}: {exc}",
+                    hint="check the cluster (`ray status`) and run again; nothing was written",
+                )
+            ) from exc
+        return [_unwrap(r) for r in results]
 
     def map(self, fn, chunks, progress=None, weights=None):
         self.connect()
@@ -485,7 +504,7 @@ class RayExecutor(Executor):
                 lifetime="detached",
                 get_if_exists=True,
                 max_restarts=ACTOR_RESTARTS,
-                max_task_retries=TASK_RETRIES,
+                max_task_retries=-1,
                 **options,
             ).remote()
             if ray.get(actor.version.remote()) != tag:  # left by another sparky-assets version
@@ -494,7 +513,7 @@ class RayExecutor(Executor):
                     name=f"generate-{name}",
                     lifetime="detached",
                     max_restarts=ACTOR_RESTARTS,
-                    max_task_retries=TASK_RETRIES,
+                    max_task_retries=-1,
                     **options,
                 ).remote()
             actors.append(actor)

@@ -1,0 +1,206 @@
+"""Benchmark: where the build runs — one process, ``--jobs 2``, a Ray cluster of 2 workers.
+
+Run: ``python bench/cluster.py`` (about 5 minutes on 2 busy cores; needs the ``[ray]``
+and ``[diffusion]`` extras).
+
+Two projects, each built cold (empty ``.sparky``, no lock) in a fresh child process,
+per executor, in one run: 1,000 procedural sprites (``bench/incremental.py``'s
+manifest) and 64 tiny-diffusion sprites (``tests/tiny_pipeline.py``'s random-weight
+pipeline, 64×64 renders, 2 steps, one thread per worker). Executors: ``--jobs 1``
+(the serial path, the anchor), ``--jobs 2`` (a local pool) and ``--executor ray`` on a
+real cluster started here (``tests/ray_cluster.py``: a head with no CPUs and 2 worker
+nodes of 1 CPU). Rounds alternate the executors. Printed per build: wall time, the
+time in the CPU stages (generate + process + pack + export, from the build report)
+and the speed-up of both against ``--jobs 1`` of the same round; every build's
+outputs are compared with the anchor's (byte-identical, or the run fails).
+
+Then Ray's own cost per task: the median round trip of a no-op task carrying a
+16-sprite chunk (``executor.noop_chunk``), minus the same call made locally, and the
+same for 200 tasks in flight at once (the way a build submits them).
+Goals (issue 17): Ray's per-task overhead under 5 ms for batched work; ``--jobs 2``
+at least 1.7× ``--jobs 1`` on the CPU stages. The load average is printed: on a
+shared machine the second core is not free, and the ratios say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from incremental import write_project  # noqa: E402
+
+CHILD = r"""
+import json, sys, time
+from sparky_assets.pipeline.engine import Builder, BuildOptions
+from sparky_assets.pipeline.executor import make_executor
+
+def main():
+    kind, jobs, address, root = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
+    executor = make_executor(kind, jobs, address)
+    builder = Builder(root, executor=executor)
+    start = time.perf_counter()
+    report = builder.build(BuildOptions())
+    wall = time.perf_counter() - start
+    builder.close()
+    print(json.dumps({"wall": wall, "stages": report.stage_s, "sent": executor.sent}))
+
+if __name__ == "__main__":
+    main()
+"""
+
+OVERHEAD = r"""
+import json, statistics, sys, time
+import numpy as np
+import ray
+from sparky_assets.pipeline.executor import _ray_task, noop_chunk, _call, ray_environment
+
+ray_environment()
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+task = ray.remote(_ray_task).options(num_cpus=1, max_retries=3)
+chunk = [np.zeros((24, 24, 4), np.uint8) for _ in range(16)]  # a chunk's worth of sprites
+ray.get([task.remote(noop_chunk, chunk) for _ in range(8)])  # workers started
+rtt = []
+for _ in range(60):
+    t = time.perf_counter(); ray.get(task.remote(noop_chunk, chunk)); rtt.append(time.perf_counter() - t)
+local = []
+for _ in range(60):
+    t = time.perf_counter(); _call(noop_chunk, chunk); local.append(time.perf_counter() - t)
+t = time.perf_counter(); ray.get([task.remote(noop_chunk, chunk) for _ in range(200)]); many = time.perf_counter() - t
+print(json.dumps({"rtt_ms": statistics.median(rtt) * 1e3, "local_ms": statistics.median(local) * 1e3,
+                  "in_flight_ms": many / 200 * 1e3}))
+"""
+
+DIFFUSION = """[project]
+name = "tiny"
+palette = "pico-8"
+seed = 5
+
+[generator.diffusion]
+model = "models/tiny-sd"
+steps = 2
+guidance = 1.5
+batch_size = 4
+frames = "seed"
+pixelize = {{ background = "none" }}
+{sprites}
+"""
+
+
+def diffusion_project(root: Path, model: Path, count: int) -> None:
+    root.mkdir(parents=True)
+    shutil.copytree(model, root / "models" / "tiny-sd")
+    prompts = ["knight with a blue cape", "green slime", "gold coin", "red sword"]
+    sprites = "".join(
+        f'\n[[sprite]]\nname = "d{i:02d}"\ngenerator = "diffusion"\nprompt = "{prompts[i % 4]}"\nseed = {i}\nsize = [16, 16]\n'
+        for i in range(count)
+    )
+    (root / "sparky.toml").write_text(DIFFUSION.format(sprites=sprites))
+
+
+def digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and ".sparky" not in p.parts:
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def build(env: dict, kind: str, jobs: int, address: str, root: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(jobs), address, str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"build failed ({kind} {jobs}):\n{out.stderr[-3000:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["cpu"] = sum(figures["stages"].get(s, 0.0) for s in ("generate", "process", "pack", "export"))
+    figures["digest"] = digest(root)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sprites", type=int, default=1000, help="procedural sprites")
+    parser.add_argument("--diffusion", type=int, default=64, help="tiny-diffusion sprites (0: skip)")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args(argv)
+    from tests.ray_cluster import LocalRayCluster
+
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp, LocalRayCluster(workers=2, cpus_per_worker=1) as cluster:
+        tmp = Path(tmp)
+        env = {**cluster.env, "SPARKY_TABLE_CACHE": str(tmp / "tables")}
+        projects = [("procedural", args.sprites)] + ([("diffusion", args.diffusion)] if args.diffusion else [])
+        if args.diffusion:
+            from tests.tiny_pipeline import save_tiny_pipeline
+
+            save_tiny_pipeline(tmp / "tiny-sd")
+        executors = [("jobs 1", "local", 1, ""), ("jobs 2", "local", 2, ""), ("ray 2w", "ray", 0, cluster.address)]
+        header = f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}  tasks"
+        print(header + "\n" + "-" * len(header), flush=True)
+        ratios: dict[tuple[str, str], list[float]] = {}
+        n = 0
+        for r in range(args.rounds):
+            for project, count in projects:
+                anchor = None
+                order = executors if r % 2 == 0 else [executors[0], *reversed(executors[1:])]
+                for label, kind, jobs, address in order:
+                    n += 1
+                    root = tmp / f"{project}-{n}"
+                    if project == "procedural":
+                        root.mkdir()
+                        write_project(root, count)
+                    else:
+                        diffusion_project(root, tmp / "tiny-sd", count)
+                    figures = build(env, kind, jobs, address, root)
+                    anchor = anchor or figures
+                    if figures["digest"] != anchor["digest"]:
+                        raise SystemExit(f"{project} {label}: outputs differ from jobs 1")
+                    wall_x, cpu_x = anchor["wall"] / figures["wall"], anchor["cpu"] / figures["cpu"]
+                    ratios.setdefault((project, label), []).append(cpu_x)
+                    print(
+                        f"{project:<11} {count:>7} {label:<8} {figures['wall']:>7.2f} {figures['cpu']:>7.2f} "
+                        f"{wall_x:>6.2f}x {cpu_x:>6.2f}x  {figures['sent']}",
+                        flush=True,
+                    )
+                    shutil.rmtree(root)
+        out = subprocess.run(
+            [sys.executable, "-c", OVERHEAD, cluster.address], env=env, capture_output=True, text=True, timeout=600
+        )
+        if out.returncode != 0:
+            raise SystemExit(out.stderr[-3000:])
+        o = json.loads(out.stdout.strip().splitlines()[-1])
+        per_task = o["rtt_ms"] - o["local_ms"]
+        print(
+            f"\nray no-op task, 16-sprite chunk: round trip {o['rtt_ms']:.2f} ms, local call {o['local_ms']:.3f} ms "
+            f"→ overhead {per_task:.2f} ms per task ({per_task / 16:.3f} ms per sprite); "
+            f"200 in flight: {o['in_flight_ms']:.2f} ms per task"
+        )
+        for (project, label), values in ratios.items():
+            if label != "jobs 1":
+                print(
+                    f"{project} {label}: CPU stages {statistics.median(values):.2f}x jobs 1 (median of {len(values)})"
+                )
+        print(f"goals: overhead < 5 ms per task: {'met' if per_task < 5 else 'NOT met'}; ", end="")
+        jobs2 = statistics.median(ratios[("procedural", "jobs 2")])
+        print(f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if jobs2 >= 1.7 else 'NOT met'} ({jobs2:.2f}x)")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
