@@ -22,7 +22,7 @@ Shape (``format`` 1)::
                  review, review_note, colors, rerollable}],
      palettes: [{key, hash, name, colors: [{hex, count}], sprites}],
      tilesets: [{key, hash, name, tile_width, tile_height, columns, image, set, table,
-                 plain: [{id, name, frames}], tiles: [{id, name, x, y}]}]}
+                 plain: [{id, name, frames, durations_ms}], tiles: [{id, name, x, y}]}]}
 
 Images are ``data:image/png`` URIs (page PNGs byte for byte as written), except a
 diffusion sprite's raw model renders, which can be large: with an ``assets`` dict
@@ -253,10 +253,12 @@ def _tileset(path: Path) -> dict[str, Any]:
     for tile in root.iter("tile"):
         index = int(tile.attrib["id"])
         name = next((p.attrib["value"] for p in tile.iter("property") if p.attrib.get("name") == "name"), str(index))
-        frames = [int(f.attrib["tileid"]) for f in tile.iter("frame")]
+        frames = [(int(f.attrib["tileid"]), max(1, int(f.attrib["duration"]))) for f in tile.iter("frame")]
         tiles.append({"id": index, "name": name, "x": index % columns * width, "y": index // columns * height})
         if index not in wang:
-            plain.append({"id": index, "name": name, "frames": frames})
+            plain.append(
+                {"id": index, "name": name, "frames": [f for f, _ in frames], "durations_ms": [d for _, d in frames]}
+            )
     return {
         "key": root.attrib["name"],
         "name": root.attrib["name"],

@@ -90,7 +90,14 @@ def test_tilesets_are_the_built_sheet_and_the_builds_pick_table(built):
     assert tileset["columns"] == made.columns and tileset["set"] == "blob"
     assert [t["id"] for t in tileset["tiles"]] == [t.index for t in made.tiles]
     assert tileset["plain"] == [
-        {"id": t.index, "name": t.name, "frames": list(t.frames)} for t in made.tiles if t.mask is None
+        {
+            "id": t.index,
+            "name": t.name,
+            "frames": list(t.frames),
+            "durations_ms": [round(1000 / t.fps)] * len(t.frames) if t.frames else [],
+        }
+        for t in made.tiles
+        if t.mask is None
     ]
 
 

@@ -65,13 +65,18 @@ def assert_same_opaque_pixels(shown: np.ndarray, page: np.ndarray, zoom: int) ->
     assert not len(mismatched), f"{len(mismatched)} pixels differ, first at (y, x) {tuple(mismatched[0])}"
 
 
-def assemble_map(sheet: np.ndarray, tileset: dict, layers: list) -> np.ndarray:
-    """The map image: per cell its tiles cut from the sheet, drawn bottom to top (alpha over)."""
+def assemble_map(sheet: np.ndarray, tileset: dict, layers: list, showing: dict | None = None) -> np.ndarray:
+    """The map image: per cell its tiles cut from the sheet, drawn bottom to top (alpha over);
+    ``showing``: the frame index each animated tile (by first-frame id) is on."""
     tw, th, columns = tileset["tile_width"], tileset["tile_height"], tileset["columns"]
+    frame_of = {
+        t["id"]: t["frames"][int((showing or {}).get(str(t["id"]), 0))] for t in tileset["plain"] if t["frames"]
+    }
     out = np.zeros((len(layers) * th, len(layers[0]) * tw, 4), np.float64)
     for r, row in enumerate(layers):
         for c, stack in enumerate(row):
             for index in stack:
+                index = frame_of.get(index, index)
                 y, x = index // columns * th, index % columns * tw
                 tile = sheet[y : y + th, x : x + tw].astype(np.float64)
                 cell = out[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
@@ -193,17 +198,31 @@ def test_static_report_atlases_hover_and_animation_timing(tmp_path, browser_cont
     assert [t["name"] for t in tileset["plain"]] == ["floor", "lava"]
     sheet = rgba(root / "build" / "sprites" / "tilesets" / "dungeon.png")
     box = page.locator('#tilesets [data-key="dungeon"]')
+    lava = next(t for t in tileset["plain"] if t["name"] == "lava")
+    assert len(lava["frames"]) == 2 and lava["durations_ms"] == [333, 333]  # 2 frames at 3 fps
+    canvas = box.locator("canvas.map")
+    zoom = int(canvas.get_attribute("data-zoom"))
     for seed in (1, 2):
         shown_map = page.evaluate("sparkyPreview.tileMap('dungeon')")
         assert shown_map["seed"] == seed
         assert shown_map["layers"] == tile_map(tileset, seed)
+        assert any(lava["id"] in stack for row in shown_map["layers"] for stack in row)
         page.evaluate("sparkyPreview.ready()")
-        canvas = box.locator("canvas.map")
-        zoom = int(canvas.get_attribute("data-zoom"))
-        expected = assemble_map(sheet, tileset, tile_map(tileset, seed))
+        expected = assemble_map(sheet, tileset, shown_map["layers"], shown_map["frames"])
         assert_same_opaque_pixels(shot(canvas), expected, zoom)
         page.locator("#tilesets").screenshot(path=str(tmp_path / "views" / f"static-tilesets-seed{seed}.png"))
         box.locator("button.reroll-map").click()
+    # the lava plays on the page's clock: 1251 ms since the clock was taken over is its
+    # second frame (333 + 333 + 333 + 252); 82 ms on, the first again
+    assert page.evaluate("sparkyPreview.tileMap('dungeon').frames") == {str(lava["id"]): 1}
+    page.evaluate("sparkyPreview.clock.advance(80)")
+    assert page.evaluate("sparkyPreview.tileMap('dungeon').frames") == {str(lava["id"]): 1}
+    page.evaluate("sparkyPreview.clock.advance(2)")
+    shown_map = page.evaluate("sparkyPreview.tileMap('dungeon')")
+    assert shown_map["frames"] == {str(lava["id"]): 0}
+    assert_same_opaque_pixels(shot(canvas), assemble_map(sheet, tileset, shown_map["layers"], {}), zoom)
+    lava_frames = [assemble_map(sheet, tileset, shown_map["layers"], {str(lava["id"]): i}) for i in (0, 1)]
+    assert not np.array_equal(*lava_frames)  # the two frames differ on this map
     # the page's map maker agrees with the Python one on other seeds and on a corner set
     corners = {**tileset, "set": "corners", "table": list(range(16))}
     for seed in range(3, 40):
@@ -352,13 +371,16 @@ def test_corner_tileset_is_drawn_on_its_dual_grid(tmp_path, browser_context, con
     page = open_page(browser_context, (root / "build" / "sprites" / "report" / "index.html").as_uri(), console_errors)
     tileset = page.evaluate("sparkyPreview.state.doc.tilesets[0]")
     assert tileset["set"] == "corners" and tileset["table"] == list(made.table)
-    layers = page.evaluate("sparkyPreview.tileMap('dungeon').layers")
+    page.evaluate("sparkyPreview.clock.takeOver()")  # the ground (water) is animated: hold it on a frame
+    page.evaluate("sparkyPreview.clock.advance(300)")
+    shown = page.evaluate("sparkyPreview.tileMap('dungeon')")
+    layers = shown["layers"]
+    assert shown["frames"] == {str(tileset["plain"][0]["id"]): 1}  # 250 ms a frame
     assert layers == tile_map(tileset, 1) and (len(layers), len(layers[0])) == (9, 15)
     assert any(len(stack) == 2 for row in layers for stack in row)  # some terrain on the ground tile
     sheet = rgba(root / "build" / "sprites" / "tilesets" / "dungeon.png")
     canvas = page.locator('#tilesets [data-key="dungeon"] canvas.map')
-    assert_same_opaque_pixels(
-        shot(canvas), assemble_map(sheet, tileset, layers), int(canvas.get_attribute("data-zoom"))
-    )
+    expected = assemble_map(sheet, tileset, layers, shown["frames"])
+    assert_same_opaque_pixels(shot(canvas), expected, int(canvas.get_attribute("data-zoom")))
     page.locator("#tilesets").screenshot(path=str(tmp_path / "corner-tileset.png"))
     assert console_errors == []

@@ -23,6 +23,7 @@
       this.manual = true;
       this.t = 0;
       for (const p of players.values()) p.restart(0);
+      for (const m of tileMaps.values()) m.restart(0);
     },
     advance(ms) {
       this.t += ms;
@@ -332,6 +333,7 @@
   function tickAll() {
     const now = clock.now();
     for (const p of players.values()) p.tick(now);
+    for (const m of tileMaps.values()) m.tick(now);
   }
   function frameLoop() {
     tickAll();
@@ -571,9 +573,10 @@
     return out;
   }
 
-  const tileMaps = new Map(); // tileset key -> {seed, layers}
+  const tileMaps = new Map(); // tileset key -> {seed, layers, frames(), tick(now), restart(now)}
 
-  /** A tileset drawn as a small random map from its own tiles, with a reroll-map button. */
+  /** A tileset drawn as a small random map from its own tiles, with a reroll-map button.
+   * Animated tiles play on the page's clock with their frame durations. */
   function renderTileset(tileset) {
     const tw = tileset.tile_width;
     const th = tileset.tile_height;
@@ -582,24 +585,54 @@
     canvas.dataset.zoom = zoom;
     const label = el("span", { class: "dim seed" });
     const cell = (id) => [(id % tileset.columns) * tw, Math.floor(id / tileset.columns) * th];
+    const animated = tileset.plain.filter((t) => t.frames.length > 1);
+    const map = { seed: 1, layers: [], start: clock.now(), shown: "", img: null };
+    /** Per animated tile (by its first frame's id), the index of the frame showing at `now`. */
+    const frames = (now) => Object.fromEntries(animated.map((t) => {
+      const total = t.durations_ms.reduce((a, b) => a + b, 0);
+      let left = (((now - map.start) % total) + total) % total;
+      let i = 0;
+      while (left >= t.durations_ms[i]) left -= t.durations_ms[i++];
+      return [t.id, i];
+    }));
+    const paint = (now) => {
+      const showing = frames(now);
+      map.shown = JSON.stringify(showing);
+      if (!map.img) return;
+      const tiles = Object.fromEntries(animated.map((t) => [t.id, t.frames[showing[t.id]]]));
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      map.layers.forEach((row, r) => row.forEach((stack, c) => stack.forEach((id) => {
+        const [sx, sy] = cell(id in tiles ? tiles[id] : id);
+        ctx.drawImage(map.img, sx, sy, tw, th, c * tw * zoom, r * th * zoom, tw * zoom, th * zoom);
+      })));
+    };
     const draw = (seed) => {
-      const layers = tileMap(tileset, seed);
-      tileMaps.set(tileset.key, { seed, layers });
-      canvas.width = layers[0].length * tw * zoom;
-      canvas.height = layers.length * th * zoom;
+      map.seed = seed;
+      map.layers = tileMap(tileset, seed);
+      canvas.width = map.layers[0].length * tw * zoom;
+      canvas.height = map.layers.length * th * zoom;
       ctx.imageSmoothingEnabled = false;
       canvas.dataset.seed = seed;
-      label.textContent = ` map seed ${seed}; ${tileset.set ? `${tileset.set} autotiles (${tileset.table.length}-entry pick table from the build)` : "no autotiles"}, ${plural(tileset.tiles.length, "tile")}`;
+      label.textContent = ` map seed ${seed}; ${tileset.set ? `${tileset.set} autotiles (${tileset.table.length}-entry pick table from the build)` : "no autotiles"}, ${plural(tileset.tiles.length, "tile")}${animated.length ? `, ${plural(animated.length, "animated tile")}` : ""}`;
       loadImage(tileset.image).then((img) => {
-        ctx.clearRect(0, 0, canvas.width, canvas.height);
-        layers.forEach((row, r) => row.forEach((stack, c) => stack.forEach((id) => {
-          const [sx, sy] = cell(id);
-          ctx.drawImage(img, sx, sy, tw, th, c * tw * zoom, r * th * zoom, tw * zoom, th * zoom);
-        })));
+        map.img = img;
+        paint(clock.now());
       });
     };
+    tileMaps.set(tileset.key, {
+      get seed() { return map.seed; },
+      get layers() { return map.layers; },
+      frames: () => frames(clock.now()),
+      tick(now) {
+        if (animated.length && JSON.stringify(frames(now)) !== map.shown) paint(now);
+      },
+      restart(now) {
+        map.start = now;
+        paint(now);
+      },
+    });
     const button = el("button", { type: "button", class: "reroll-map", text: "reroll map", title: "another random map from the same tiles" });
-    button.addEventListener("click", () => draw(tileMaps.get(tileset.key).seed + 1));
+    button.addEventListener("click", () => draw(map.seed + 1));
     draw(1);
     return el("div", { class: "tileset", "data-key": tileset.key },
       el("h3", {}, tileset.name, button, label), canvas);
@@ -638,7 +671,7 @@
     reconcile(document.querySelector("#stills .body"), sprites.filter((s) => !s.animations.length), changed.sprites, renderStill);
     reconcile(document.querySelector("#lock .body"), sprites, changed.sprites, renderLock);
     reconcile(document.querySelector("#palettes .body"), doc.palettes, changed.palettes, renderPalette);
-    reconcile(document.querySelector("#tilesets .body"), doc.tilesets, changed.tilesets, renderTileset);
+    reconcile(document.querySelector("#tilesets .body"), doc.tilesets, changed.tilesets, renderTileset, (key) => tileMaps.delete(key));
     document.getElementById("tilesets").hidden = doc.tilesets.length === 0;
     document.getElementById("tilesets-link").hidden = doc.tilesets.length === 0;
     for (const section of ["animations", "stills"]) {
@@ -690,9 +723,11 @@
     state,
     show: snapshot,
     /** The player of "sprite/animation": what it is configured with and what it showed. */
-    /** The map shown for a tileset: its seed and, per map cell, the sheet tiles drawn there. */
+    /** The map shown for a tileset: its seed, per map cell the sheet tiles drawn there
+     * (an animated tile by its first frame), and which frame each animated tile shows. */
     tileMap(key) {
-      return tileMaps.get(key);
+      const m = tileMaps.get(key);
+      return m && { seed: m.seed, layers: m.layers, frames: m.frames() };
     },
     /** The map the page would draw for `tileset` (a document entry) and `seed`. */
     tileMapOf(tileset, seed) {
