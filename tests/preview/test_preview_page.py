@@ -346,6 +346,8 @@ def test_watch_preview_live_updates_errors_and_reroll(tmp_path, browser_context,
         y, x = floor_id // tileset["columns"] * 16, floor_id % tileset["columns"] * 16
         assert np.array_equal(sheet[y : y + 16, x : x + 16], old_sheet[y : y + 16, x : x + 16][::-1])
         canvas = page.locator('#tilesets [data-key="dungeon"] canvas.map')
+        page.evaluate("sparkyPreview.clock.takeOver()")  # the lava plays: hold it on its first frame
+        assert page.evaluate("sparkyPreview.tileMap('dungeon').frames") == {str(tileset["plain"][1]["id"]): 0}
         expected = assemble_map(sheet, tileset, tile_map(tileset, 1))
         assert_same_opaque_pixels(shot(canvas), expected, int(canvas.get_attribute("data-zoom")))
         assert page.evaluate("window.sameDocument") is True
