@@ -206,3 +206,62 @@ if __name__ == "__main__":  # pragma: no cover - manual helper
     import sys
 
     print(save_tiny_pipeline(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-sd")))
+
+
+def save_tiny_ip_adapter(pipeline_dir: Path, path: Path, *, seed: int = 0, scale: float = 0.5) -> Path:
+    """An IP-Adapter for the tiny UNet in the public repository's layout: a tiny CLIP
+    vision encoder (``CLIPVisionModelWithProjection``, 32 px input) saved in
+    ``image_encoder/`` and ``ip-adapter.safetensors`` with the image projection
+    (``image_proj.proj`` / ``norm``: 4 tokens of the UNet's cross-attention width) and
+    a key/value projection per cross-attention layer (``ip_adapter.{1,3,…}.to_k_ip`` /
+    ``to_v_ip``, numbered like diffusers' loader expects), all seeded random values so
+    the reference really changes the output. Loads with ``pipe.load_ip_adapter``."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder = Path(path)
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=32,
+            patch_size=4,
+            num_channels=3,
+            layer_norm_eps=1e-5,
+        )
+    )
+    encoder.save_pretrained(str(folder / "image_encoder"), safe_serialization=True)
+    unet = UNet2DConditionModel.from_pretrained(str(Path(pipeline_dir) / "unet"))
+    width = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def random(*shape: int) -> torch.Tensor:
+        return (torch.randn(shape, generator=generator) * scale).contiguous()
+
+    tensors = {
+        "image_proj.proj.weight": random(width * 4, encoder.config.projection_dim),
+        "image_proj.proj.bias": random(width * 4),
+        "image_proj.norm.weight": torch.ones(width),
+        "image_proj.norm.bias": torch.zeros(width),
+    }
+    key = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn2.processor"):  # cross-attention layers, in the loader's order
+            block = name.split(".")[0]
+            if block == "mid_block":
+                hidden = unet.config.block_out_channels[-1]
+            elif block == "up_blocks":
+                hidden = list(reversed(unet.config.block_out_channels))[int(name.split(".")[1])]
+            else:
+                hidden = unet.config.block_out_channels[int(name.split(".")[1])]
+            tensors[f"ip_adapter.{key}.to_k_ip.weight"] = random(hidden, width)
+            tensors[f"ip_adapter.{key}.to_v_ip.weight"] = random(hidden, width)
+            key += 2
+    save_file(tensors, str(folder / "ip-adapter.safetensors"))
+    return folder

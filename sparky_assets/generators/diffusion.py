@@ -44,14 +44,14 @@ from ..errors import BuildFailed, Diagnostic, InvalidInput
 from ..manifest.fields import Field, check_fields
 from ..process.pixelize import PIXELIZE_VERSION, Grid, PixelizeResult, cell_edges, parse_colour, pixelize_result
 from ..reads import ReadContext, ensure_reads
-from . import motion
+from . import identity, motion
 from .base import FrameSpec, GenerationRequest, Generator
 from .conditioning import CONDITIONING_KINDS
-from .model_files import apply_loras, load_model, model_identity, model_problems, quiet_loading
+from .model_files import apply_loras, batch_invariant, load_model, model_identity, model_problems, quiet_loading
 from .options import PIXELIZE_FIELDS
 from .procedural import STYLES
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bump when anything here changes the pixels made for an unchanged request."""
 
 EXTRA_HINT = "the diffusion generator needs the [diffusion] extra: pip install 'sparky-assets[diffusion]'"
@@ -131,6 +131,9 @@ class DiffusionSettings:
     controlnet: str | None = None
     controlnet_scale: float = 1.0
     conditioning: str = "pose"
+    ip_adapter: str | None = None
+    ip_adapter_weights: str | None = None
+    ip_adapter_scale: float = 0.6
 
     def as_key(self) -> dict[str, Any]:
         """Settings that change pixels, JSON-ready (model and LoRA identities are
@@ -278,6 +281,20 @@ SETTINGS_FIELDS: dict[str, Field] = {
     ),
     "controlnet_scale": Field("number", "ControlNet conditioning scale.", 1.0, minimum=0, maximum=2),
     "conditioning": Field("str", "Which rig render the ControlNet reads.", "pose", choices=tuple(CONDITIONING_KINDS)),
+    "ip_adapter": Field(
+        "path",
+        "IP-Adapter folder (relative to the project root): the adapter `.safetensors` and `image_encoder/`. Every "
+        "frame but the first is steered by the sprite's first frame (or its `source`): one identity.",
+        check=lambda v: None if v.strip() else "an IP-Adapter folder relative to the project root",
+    ),
+    "ip_adapter_weights": Field(
+        "str",
+        "The adapter file in the `ip_adapter` folder (default: its only `.safetensors` file).",
+        check=lambda v: None if v.strip() and "/" not in v and "\\" not in v else "a file name in the folder",
+    ),
+    "ip_adapter_scale": Field(
+        "number", "IP-Adapter scale: how strongly the reference steers.", 0.6, minimum=0, maximum=2
+    ),
 }
 """The ``[generator.diffusion]`` table (see docs/diffusion.md)."""
 
@@ -503,6 +520,7 @@ class LoadedPipeline:
     dtype_name: str
     load_s: float
     img2img: Any = None
+    ip_adapter: bool = False
 
     def image_to_image(self) -> Any:
         if self.img2img is None:
@@ -607,7 +625,9 @@ def load_pipeline(
     device = resolve_device(settings.device)
     dtype_name = resolve_dtype(settings.dtype, device)
     loras = tuple((str((root / l.path).resolve()), file_sha256(root / l.path), l.weight) for l in settings.lora)
-    key = (str(folder.resolve()), fingerprint, dtype_name, device, loras)
+    adapter = identity.resolve(settings, root) if settings.ip_adapter else None
+    adapter_key = (str(adapter.weights), json.dumps(identity.identity(adapter), sort_keys=True)) if adapter else None
+    key = (str(folder.resolve()), fingerprint, dtype_name, device, loras, adapter_key)
     with _PIPELINES_LOCK:
         cached = _PIPELINES.get(key)
         if cached is not None:
@@ -644,8 +664,12 @@ def load_pipeline(
         if loras:
             with quiet_loading():
                 apply_loras(pipe, list(loras))
+        if adapter is not None:
+            with quiet_loading():
+                identity.load(pipe, adapter)
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
+        batch_invariant(pipe)
         vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         sample = pipe.unet.config.sample_size
         native = (sample[0] if isinstance(sample, (list, tuple)) else sample) * vae_factor
@@ -659,6 +683,7 @@ def load_pipeline(
             device,
             dtype_name,
             time.perf_counter() - started,
+            ip_adapter=adapter is not None,
         )
         _PIPELINES[key] = loaded
         return loaded, True
@@ -690,6 +715,9 @@ class _FrameJob:
     strength: float
     init: Any = None  # img2img: the base image's latents, (1, 4, h, w) tensor
     control: Any = None  # ControlNet: the conditioning image, (h, w, 3) uint8
+    reference: Any = None  # IP-Adapter: the reference image, (h, w, 3) uint8; None: scale 0
+    anchor: Any = None  # IP-Adapter: the job whose render becomes ``reference`` (its first ``anchor_width`` columns)
+    anchor_width: int = 0
 
 
 def render_dimensions(width: int, height: int, render_size: int) -> tuple[int, int]:
@@ -786,6 +814,8 @@ class DiffusionGenerator(Generator):
                 problems.extend(exc.diagnostics)
         if motion.is_steered(request, settings):
             problems.extend(motion.validate(request, settings, reads))
+        if settings.ip_adapter:
+            problems.extend(identity.problems(settings, request.root, self._model_width(settings, request.root), reads))
         for i, lora in enumerate(settings.lora):
             if not reads.is_file(request.root / lora.path):
                 problems.append(
@@ -822,6 +852,9 @@ class DiffusionGenerator(Generator):
         steered = motion.cache_part(request, settings, reads)
         if steered is not None:  # absent for unsteered sprites: their keys predate steering
             key["motion"] = steered
+        adapter = identity.cache_part(settings, request.root, reads)
+        if adapter is not None:  # absent without an IP-Adapter: keys stay what they were
+            key["ip_adapter"] = adapter
         return key
 
     def generate(
@@ -850,6 +883,7 @@ class DiffusionGenerator(Generator):
                     settings.as_key(),
                     settings.batch_size,
                     [settings.controlnet, settings.conditioning, settings.controlnet_scale],
+                    [settings.ip_adapter, settings.ip_adapter_weights, settings.ip_adapter_scale],
                 ],
                 sort_keys=True,
                 default=str,
@@ -902,6 +936,17 @@ class DiffusionGenerator(Generator):
         return [r if r is not None else [] for r in results]
 
     # -- internals ---------------------------------------------------------------
+
+    @staticmethod
+    def _model_width(settings: DiffusionSettings, root: Path) -> int | None:
+        """The model's UNet cross-attention width (None when unknown or unreadable)."""
+        from .model_files import model_widths
+
+        try:
+            widths = model_widths(settings, root, resolve_model(settings.model, root))
+        except InvalidInput:
+            return None
+        return widths.cross_attention if widths else None
 
     def _sprite_options(
         self, request: GenerationRequest, settings: DiffusionSettings | None
@@ -966,6 +1011,7 @@ class DiffusionGenerator(Generator):
             counts: dict[str, int] = {}
             for spec in request.frames:  # frames per animation: highest index + 1
                 counts[spec.animation] = max(counts.get(spec.animation, 0), spec.index + 1)
+            first = len(jobs)
             for f, spec in enumerate(request.frames):
                 jobs.append(
                     _FrameJob(
@@ -979,6 +1025,8 @@ class DiffusionGenerator(Generator):
                         opts["strength"],
                     )
                 )
+                if f and loaded.ip_adapter:  # steered by the sprite's first frame
+                    jobs[-1].anchor, jobs[-1].anchor_width = jobs[first], width
         scheduler = make_scheduler(settings.scheduler, loaded.scheduler_config)
         generate_started = time.perf_counter()
         if settings.frames == "img2img":
@@ -1031,14 +1079,37 @@ class DiffusionGenerator(Generator):
         """Run ``jobs`` in batches of ``batch_size``; jobs of different render size or
         strength never share a batch. Returns uint8 RGB images in job order (or, with
         ``latents``, each image's ``(1, 4, h, w)`` latent tensor). ``control``: a
-        ControlNet pipeline's conditioning scale; each job's ``control`` image steers it."""
+        ControlNet pipeline's conditioning scale; each job's ``control`` image steers it.
+
+        With an IP-Adapter, jobs with an ``anchor`` run after every other job, with the
+        anchor's render (its first ``anchor_width`` columns) as their reference."""
+        waiting = [i for i, job in enumerate(jobs) if job.anchor is not None]
+        if waiting:
+            ready = [i for i, job in enumerate(jobs) if job.anchor is None]
+            args = (torch, loaded, pipe, scheduler, settings)
+            first = self._batched(*args, [jobs[i] for i in ready], stats, img2img=img2img, control=control)
+            rendered = {id(jobs[i]): image for i, image in zip(ready, first)}
+            references: dict[tuple[int, int], np.ndarray] = {}  # one array per anchor: frames share batches
+            for i in waiting:
+                job = jobs[i]
+                crop = (id(job.anchor), job.anchor_width)
+                if crop not in references:
+                    references[crop] = np.ascontiguousarray(rendered[crop[0]][:, : job.anchor_width])
+                job.reference, job.anchor = references[crop], None
+            second = self._batched(*args, [jobs[i] for i in waiting], stats, img2img=img2img, control=control)
+            out_all: list[Any] = [None] * len(jobs)
+            for i, image in zip(ready + waiting, first + second):
+                out_all[i] = image
+            return out_all
         pipe.scheduler = scheduler
         out: list[np.ndarray | None] = [None] * len(jobs)
         buckets: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
-            buckets.setdefault((job.width, job.height, job.strength if img2img else None), []).append(i)
+            # diffusers gives every image of a call the same IP-Adapter embeddings: one reference per batch.
+            reference = id(job.reference) if loaded.ip_adapter and job.reference is not None else None
+            buckets.setdefault((job.width, job.height, job.strength if img2img else None, reference), []).append(i)
         generator_device = "cpu" if loaded.device == "mps" else loaded.device
-        for (width, height, strength), members in buckets.items():
+        for (width, height, strength, reference), members in buckets.items():
             for start in range(0, len(members), settings.batch_size):
                 batch = [jobs[i] for i in members[start : start + settings.batch_size]]
                 kwargs: dict[str, Any] = dict(
@@ -1061,6 +1132,11 @@ class DiffusionGenerator(Generator):
 
                     kwargs["image"] = [Image.fromarray(j.control) for j in batch]
                     kwargs["controlnet_conditioning_scale"] = control
+                if loaded.ip_adapter:  # every call passes embeddings; scale 0 where no reference
+                    pipe.set_ip_adapter_scale(settings.ip_adapter_scale if reference is not None else 0.0)
+                    kwargs["ip_adapter_image_embeds"] = identity.image_embeds(
+                        torch, pipe, batch[0].reference, settings.guidance
+                    )
                 with torch.inference_mode():
                     result = pipe(**kwargs).images
                 for i, image in zip(members[start : start + settings.batch_size], result):

@@ -243,3 +243,86 @@ def apply_loras(pipe, loras: list[tuple[str, str, float]]) -> None:
         names.append(name)
     if names:
         pipe.set_adapters(names, adapter_weights=[w for _, _, w in loras])
+
+
+# --------------------------------------------------------------------------- batch invariance
+
+
+def _batch_rows(value: Any) -> int | None:
+    """The batch size of a module call: the first tensor argument's leading dimension."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return int(value.shape[0]) if value.ndim else None
+    if isinstance(value, (list, tuple)):
+        return next((r for r in map(_batch_rows, value) if r is not None), None)
+    return None
+
+
+def _row(value: Any, i: int, rows: int) -> Any:
+    """Row ``i`` of every batch-shaped tensor in ``value`` (nested lists, tuples, dicts)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value[i : i + 1] if value.ndim and value.shape[0] == rows else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_row(v, i, rows) for v in value)
+    if isinstance(value, dict):
+        return {k: _row(v, i, rows) for k, v in value.items()}
+    return value
+
+
+def _join(parts: list[Any]) -> Any:
+    """The rows' outputs put back together, in the shape the module returns."""
+    import torch
+
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    if first is None:
+        return None
+    if isinstance(first, dict):  # diffusers BaseOutput / transformers ModelOutput
+        joined = {k: _join([p[k] for p in parts]) for k in first.keys()}
+        return type(first)(**joined)
+    if isinstance(first, (list, tuple)):
+        return type(first)(_join(list(column)) for column in zip(*parts))
+    return first
+
+
+def one_row_per_call(module: Any) -> Any:
+    """Make ``module`` run every batch one row at a time, so each row's numbers are
+    the same whatever batch it arrives in.
+
+    CPU (and GPU) kernels pick their algorithm by tensor shape: measured here, a
+    ``Conv2d`` on one image and the same image in a batch of 2+ differ in the last
+    bits (oneDNN takes another path for batch 1), and the tiny UNet's outputs differ
+    by ~1e-6 between batch 1, 2 and 8 — enough to flip a rounded pixel. With every
+    call the same shape (one row; with classifier-free guidance an image is two rows,
+    each its own call) a frame's pixels cannot depend on ``batch_size`` or on its
+    neighbours. Idempotent; returns ``module``."""
+    if getattr(module, "_sparky_one_row", False):
+        return module
+    forward = module.forward
+
+    def per_row(*args, **kwargs):
+        rows = _batch_rows(args) or _batch_rows(list(kwargs.values()))
+        if not rows or rows == 1:
+            return forward(*args, **kwargs)
+        return _join([forward(*_row(args, i, rows), **_row(kwargs, i, rows)) for i in range(rows)])
+
+    module.forward = per_row
+    module._sparky_one_row = True
+    return module
+
+
+def batch_invariant(pipe: Any) -> Any:
+    """Every model of ``pipe`` one row per call (UNet, text encoders, ControlNet, VAE
+    through its own slicing); see :func:`one_row_per_call`."""
+    for name in ("unet", "text_encoder", "text_encoder_2", "controlnet", "image_encoder"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            one_row_per_call(module)
+    vae = getattr(pipe, "vae", None)
+    if vae is not None:
+        vae.enable_slicing()  # decode/encode one image at a time
+    return pipe

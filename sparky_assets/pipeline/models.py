@@ -19,6 +19,7 @@ Reading is header-only, as in ``check``: no torch, no weights loaded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -52,7 +53,7 @@ safetensors weights — not the .bin/.ckpt duplicates, fp16 variants or sample i
 
 @dataclass
 class ModelFile:
-    role: str  # model | model_config | controlnet | lora[i]
+    role: str  # model | model_config | controlnet | ip_adapter | lora[i]
     key: str  # manifest key path
     reference: str  # as written in the manifest
     line: int | None = None
@@ -169,6 +170,34 @@ def _describe_model(entry: ModelFile, settings, root: Path) -> None:
         entry.problem = exc.diagnostics[0].format_message()
 
 
+def _describe_ip_adapter(settings, root: Path) -> ModelFile:
+    from ..generators import identity
+    from ..generators.lora import family_of
+
+    entry = ModelFile("ip_adapter", identity.KEY, settings.ip_adapter, kind="IP-Adapter")
+    try:
+        files = identity.resolve(settings, root)
+    except InvalidInput as exc:
+        entry.problem = exc.diagnostics[0].message
+        return entry
+    entry.path = str(files.folder)
+    entry.kind = f"IP-Adapter ({files.weights.name} + {identity.ENCODER_FOLDER}/, scale {settings.ip_adapter_scale:g})"
+    entry.size = files.weights.stat().st_size + _tree_size(files.encoder)
+    width = identity.cross_attention_width(files)
+    entry.architecture = f"for cross-attention {family_of(width)}" if width else None
+    entry.fingerprint = hashlib.sha256(json.dumps(identity.identity(files), sort_keys=True).encode()).hexdigest()
+    problems = identity.problems(settings, root, _model_width(settings, root))
+    entry.problem = problems[0].format_message() if problems else None
+    entry.present = entry.problem is None
+    return entry
+
+
+def _model_width(settings, root: Path) -> int | None:
+    from ..generators.diffusion import DiffusionGenerator
+
+    return DiffusionGenerator._model_width(settings, root)
+
+
 def inventory(path: str | Path = ".") -> Inventory:
     """Every model file the manifest at ``path`` uses, and what ``--frozen`` needs."""
     from ..generators.diffusion import model_fingerprint, parse_settings
@@ -217,6 +246,8 @@ def inventory(path: str | Path = ".") -> Inventory:
                     present=folder.is_dir(),
                 )
             )
+        if settings.ip_adapter:
+            result.files.append(_describe_ip_adapter(settings, root))
         lora_problems = {d.key: d.format_message() for d in model_problems(settings, root) if "lora[" in (d.key or "")}
         for i, spec in enumerate(settings.lora):
             key = f"generator.diffusion.lora[{i}]"

@@ -9,19 +9,20 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_sd_project(tmp_path_factory):
     """A project root holding ``models/tiny-sd`` (diffusers folder),
-    ``models/tiny-controlnet`` (a ControlNetModel for it) and
-    ``loras/pixel.safetensors``; skips (fails under CI) without torch/diffusers."""
+    ``models/tiny-controlnet`` (a ControlNetModel for it), ``models/tiny-ip-adapter``
+    (an IP-Adapter for it) and ``loras/pixel.safetensors``; skips (fails under CI) without torch/diffusers."""
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
     pytest.importorskip("peft")
     import torch
 
     torch.set_num_threads(1)
-    from tests.tiny_pipeline import save_tiny_controlnet, save_tiny_lora, save_tiny_pipeline
+    from tests.tiny_pipeline import save_tiny_controlnet, save_tiny_ip_adapter, save_tiny_lora, save_tiny_pipeline
 
     root = tmp_path_factory.mktemp("tiny-sd-project")
     model = save_tiny_pipeline(root / "models" / "tiny-sd")
     save_tiny_controlnet(model, root / "models" / "tiny-controlnet")
+    save_tiny_ip_adapter(model, root / "models" / "tiny-ip-adapter")
     lora = save_tiny_lora(model, root / "loras" / "pixel")
     target = root / "loras" / "pixel.safetensors"
     lora.rename(target)
