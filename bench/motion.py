@@ -20,12 +20,17 @@ the identity a perfect animation of this rig keeps, IoU 1) and a *static* row
 Modes: ``seed`` (independent seeds), ``img2img-0.3`` (variations of one base),
 ``rig-img2img`` (img2img from each frame's flat rig render), ``controlnet`` (pose
 ControlNet per frame), ``sheet`` (the whole animation in one strip, img2img from the
-flat rig strip) and ``sheet+controlnet``.
+flat rig strip), ``sheet+controlnet``, and with an IP-Adapter (frame 0 is every other
+frame's reference image): ``seed+ip-adapter``, ``rig-img2img+ip``, ``controlnet+ip``,
+and with reference attention instead (weight 1; no extra weights): ``seed+reference``,
+``rig-img2img+ref``, ``controlnet+ref``.
 
-Default: the tiny random-weight pipeline and ControlNet of ``tests/tiny_pipeline.py``
-on CPU (1 thread, 2 steps, 64 px; about a minute). ``--model PATH`` runs a real
-diffusers folder (``--controlnet PATH`` for the ControlNet rows, e.g. an OpenPose
-ControlNet; without it those rows are skipped) and prints the same table. Tiny-model
+Default: the tiny random-weight pipeline, ControlNet and IP-Adapter of
+``tests/tiny_pipeline.py`` on CPU (1 thread, 2 steps, 64 px; a few minutes). ``--model
+PATH`` runs a real diffusers folder (``--controlnet PATH`` for the ControlNet rows, e.g.
+an OpenPose ControlNet, ``--ip-adapter PATH`` for the IP-Adapter rows, e.g. the IP-Adapter
+repository's ``models/`` folder; rows without their model are skipped) and prints the
+same table. Tiny-model
 figures say only that the plumbing steers pixels: its weights are random.
 """
 
@@ -54,6 +59,12 @@ MODES: dict[str, dict] = {
     "controlnet": {"frames": "rig", "controlnet": True},
     "sheet": {"frames": "sheet"},
     "sheet+controlnet": {"frames": "sheet", "controlnet": True},
+    "seed+ip-adapter": {"frames": "seed", "ip_adapter": True},
+    "rig-img2img+ip": {"frames": "rig", "ip_adapter": True},
+    "controlnet+ip": {"frames": "rig", "controlnet": True, "ip_adapter": True},
+    "seed+reference": {"frames": "seed", "reference_attention": 1.0},
+    "rig-img2img+ref": {"frames": "rig", "reference_attention": 1.0},
+    "controlnet+ref": {"frames": "rig", "controlnet": True, "reference_attention": 1.0},
 }
 
 
@@ -126,6 +137,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a diffusers folder (default: the tiny random-weight pipeline)")
     parser.add_argument("--controlnet", help="a ControlNetModel folder (default with the tiny model: a tiny one)")
+    parser.add_argument("--ip-adapter", help="an IP-Adapter folder (default with the tiny model: a tiny one)")
+    parser.add_argument("--ip-adapter-weights", help="the adapter file in that folder (default: its only one)")
+    parser.add_argument("--ip-adapter-scale", type=float, default=0.6)
     parser.add_argument("--conditioning", default="pose", choices=["pose", "silhouette", "depth", "flat"])
     parser.add_argument("--steps", type=int, help="default 2 (tiny) or 20 (--model)")
     parser.add_argument("--guidance", type=float, help="default 1.5 (tiny) or 7.5 (--model)")
@@ -149,14 +163,18 @@ def main(argv=None) -> None:
     tmp = tempfile.TemporaryDirectory()
     root = Path(tmp.name)
     if tiny:
-        from tests.tiny_pipeline import save_tiny_controlnet, save_tiny_pipeline
+        from tests.tiny_pipeline import save_tiny_controlnet, save_tiny_ip_adapter, save_tiny_pipeline
 
         model = save_tiny_pipeline(root / "tiny-sd")
         controlnet = str(save_tiny_controlnet(model, root / "tiny-controlnet")) if not args.controlnet else None
+        adapter = str(save_tiny_ip_adapter(model, root / "tiny-ip-adapter")) if not args.ip_adapter else None
         model = str(model)
     else:
-        model, controlnet = str(Path(args.model).resolve()), None
+        model, controlnet, adapter = str(Path(args.model).resolve()), None, None
     controlnet = str(Path(args.controlnet).resolve()) if args.controlnet else controlnet
+    adapter = str(Path(args.ip_adapter).resolve()) if args.ip_adapter else adapter
+    # The requests' project root holds every model used (an IP-Adapter folder must lie inside it).
+    root = Path(os.path.commonpath([str(root)] + [p for p in (model, controlnet, adapter) if p]))
     steps = args.steps or (2 if tiny else 20)
     guidance = args.guidance if args.guidance is not None else (1.5 if tiny else 7.5)
     palette = tuple(tuple(c) for c in BUILTIN_PALETTES["pico-8"].colors)
@@ -174,7 +192,8 @@ def main(argv=None) -> None:
 
     print(
         f"model: {'tiny random-weight pipeline (CPU, 1 thread)' if tiny else model}; ControlNet: "
-        f"{'tiny' if tiny and not args.controlnet else (controlnet or 'none')}; {steps} steps, guidance {guidance}; "
+        f"{'tiny' if tiny and not args.controlnet else (controlnet or 'none')}; IP-Adapter: "
+        f"{'tiny' if tiny and not args.ip_adapter else (adapter or 'none')} (scale {args.ip_adapter_scale}); {steps} steps, guidance {guidance}; "
         f"{args.sprites} sprites x {args.frames}-frame {args.animation}, {args.size}x{args.size} px; "
         f"rig/sheet strength {args.strength}"
     )
@@ -195,8 +214,17 @@ def main(argv=None) -> None:
     generator = DiffusionGenerator()
     for name in [m.strip() for m in args.modes.split(",") if m.strip()]:
         settings = (
-            dict(base) | {"strength": args.strength} | {k: v for k, v in MODES[name].items() if k != "controlnet"}
+            dict(base)
+            | {"strength": args.strength}
+            | {k: v for k, v in MODES[name].items() if k not in ("controlnet", "ip_adapter")}
         )
+        if MODES[name].get("ip_adapter"):
+            if not adapter:
+                print(f"{name:<18} skipped: no --ip-adapter given")
+                continue
+            settings["ip_adapter"], settings["ip_adapter_scale"] = adapter, args.ip_adapter_scale
+            if args.ip_adapter_weights:
+                settings["ip_adapter_weights"] = args.ip_adapter_weights
         if MODES[name].get("controlnet"):
             if not controlnet:
                 print(f"{name:<18} skipped: no --controlnet given")

@@ -15,7 +15,9 @@ Invariants:
   a ``--frozen`` build on a machine without the extra still computes keys.
 * Every frame's noise comes from its own ``torch.Generator`` seeded with a stable
   hash (SHA-256, never Python's ``hash()``) of the sprite seed, animation and frame
-  index, so a frame does not depend on which batch it lands in.
+  index, so a frame does not depend on which batch it lands in; and every model call
+  has the same shape (``micro_batch`` frames, :func:`model_files.batch_invariant`), so
+  no kernel's numerics depend on the batch either: bytes are batch-independent.
 * Loaded pipelines are cached per process (:data:`_PIPELINES`, keyed by model
   folder, fingerprint, dtype, device and LoRA set): a ``watch`` process loads once.
 * ``cache_key`` covers everything that changes pixels: a content fingerprint of the
@@ -47,7 +49,15 @@ from ..reads import ReadContext, ensure_reads
 from . import identity, motion
 from .base import FrameSpec, GenerationRequest, Generator
 from .conditioning import CONDITIONING_KINDS
-from .model_files import apply_loras, batch_invariant, load_model, model_identity, model_problems, quiet_loading
+from .model_files import (
+    apply_loras,
+    batch_invariant,
+    load_model,
+    model_identity,
+    model_problems,
+    quiet_loading,
+    set_rows_per_call,
+)
 from .options import PIXELIZE_FIELDS
 from .procedural import STYLES
 
@@ -125,6 +135,7 @@ class DiffusionSettings:
     dtype: str = "auto"
     device: str = "auto"
     batch_size: int = 4
+    micro_batch: int = 1
     frames: str = DEFAULT_FRAMES_MODE
     strength: float = 0.3
     pixelize: PixelizeSettings = field(default_factory=PixelizeSettings)
@@ -134,6 +145,7 @@ class DiffusionSettings:
     ip_adapter: str | None = None
     ip_adapter_weights: str | None = None
     ip_adapter_scale: float = 0.6
+    reference_attention: float = 0.0
 
     def as_key(self) -> dict[str, Any]:
         """Settings that change pixels, JSON-ready (model and LoRA identities are
@@ -146,6 +158,7 @@ class DiffusionSettings:
             "render_size": self.render_size,
             "dtype": self.dtype,
             "device": self.device,
+            "micro_batch": self.micro_batch,
             "frames": self.frames,
             "strength": self.strength,
             "pixelize": self.pixelize.as_key(),
@@ -259,6 +272,14 @@ SETTINGS_FIELDS: dict[str, Field] = {
         check=_device_problem,
     ),
     "batch_size": Field("int", "Images per pipeline call (does not change pixels).", 4, minimum=1, maximum=256),
+    "micro_batch": Field(
+        "int",
+        "Frames per model call, always exactly this many (padded): pixels depend on it, never on `batch_size`. "
+        "Raise it on a GPU for throughput.",
+        1,
+        minimum=1,
+        maximum=64,
+    ),
     "frames": Field(
         "str",
         "How animation frames are made (see docs/diffusion.md).",
@@ -294,6 +315,14 @@ SETTINGS_FIELDS: dict[str, Field] = {
     ),
     "ip_adapter_scale": Field(
         "number", "IP-Adapter scale: how strongly the reference steers.", 0.6, minimum=0, maximum=2
+    ),
+    "reference_attention": Field(
+        "number",
+        "Reference attention weight, 0 (off) to 1: every frame but the first also attends to the first frame's "
+        "self-attention (reference-only control, no extra weights; one more UNet pass per step).",
+        0.0,
+        minimum=0,
+        maximum=1,
     ),
 }
 """The ``[generator.diffusion]`` table (see docs/diffusion.md)."""
@@ -521,6 +550,12 @@ class LoadedPipeline:
     load_s: float
     img2img: Any = None
     ip_adapter: bool = False
+    reference_attention: bool = False
+
+    @property
+    def referenced(self) -> bool:
+        """Whether frames take a reference image (IP-Adapter or reference attention)."""
+        return self.ip_adapter or self.reference_attention
 
     def image_to_image(self) -> Any:
         if self.img2img is None:
@@ -627,7 +662,8 @@ def load_pipeline(
     loras = tuple((str((root / l.path).resolve()), file_sha256(root / l.path), l.weight) for l in settings.lora)
     adapter = identity.resolve(settings, root) if settings.ip_adapter else None
     adapter_key = (str(adapter.weights), json.dumps(identity.identity(adapter), sort_keys=True)) if adapter else None
-    key = (str(folder.resolve()), fingerprint, dtype_name, device, loras, adapter_key)
+    reference = settings.reference_attention > 0
+    key = (str(folder.resolve()), fingerprint, dtype_name, device, loras, adapter_key, reference)
     with _PIPELINES_LOCK:
         cached = _PIPELINES.get(key)
         if cached is not None:
@@ -669,6 +705,8 @@ def load_pipeline(
                 identity.load(pipe, adapter)
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
+        if reference:
+            identity.install_reference_attention(pipe.unet)
         batch_invariant(pipe)
         vae_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         sample = pipe.unet.config.sample_size
@@ -684,6 +722,7 @@ def load_pipeline(
             dtype_name,
             time.perf_counter() - started,
             ip_adapter=adapter is not None,
+            reference_attention=reference,
         )
         _PIPELINES[key] = loaded
         return loaded, True
@@ -855,6 +894,8 @@ class DiffusionGenerator(Generator):
         adapter = identity.cache_part(settings, request.root, reads)
         if adapter is not None:  # absent without an IP-Adapter: keys stay what they were
             key["ip_adapter"] = adapter
+        if settings.reference_attention:
+            key["reference_attention"] = settings.reference_attention
         return key
 
     def generate(
@@ -884,6 +925,7 @@ class DiffusionGenerator(Generator):
                     settings.batch_size,
                     [settings.controlnet, settings.conditioning, settings.controlnet_scale],
                     [settings.ip_adapter, settings.ip_adapter_weights, settings.ip_adapter_scale],
+                    settings.reference_attention,
                 ],
                 sort_keys=True,
                 default=str,
@@ -1025,7 +1067,7 @@ class DiffusionGenerator(Generator):
                         opts["strength"],
                     )
                 )
-                if f and loaded.ip_adapter:  # steered by the sprite's first frame
+                if f and loaded.referenced:  # steered by the sprite's first frame
                     jobs[-1].anchor, jobs[-1].anchor_width = jobs[first], width
         scheduler = make_scheduler(settings.scheduler, loaded.scheduler_config)
         generate_started = time.perf_counter()
@@ -1106,7 +1148,7 @@ class DiffusionGenerator(Generator):
         buckets: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
             # diffusers gives every image of a call the same IP-Adapter embeddings: one reference per batch.
-            reference = id(job.reference) if loaded.ip_adapter and job.reference is not None else None
+            reference = id(job.reference) if loaded.referenced and job.reference is not None else None
             buckets.setdefault((job.width, job.height, job.strength if img2img else None, reference), []).append(i)
         generator_device = "cpu" if loaded.device == "mps" else loaded.device
         for (width, height, strength, reference), members in buckets.items():
@@ -1137,6 +1179,11 @@ class DiffusionGenerator(Generator):
                     kwargs["ip_adapter_image_embeds"] = identity.image_embeds(
                         torch, pipe, batch[0].reference, settings.guidance
                     )
+                if loaded.reference_attention and reference is not None:
+                    kwargs["cross_attention_kwargs"] = identity.reference_kwargs(
+                        torch, loaded, pipe, batch, settings.guidance, settings.reference_attention
+                    )
+                set_rows_per_call(pipe, settings.micro_batch, identity.uses_guidance(pipe, settings.guidance))
                 with torch.inference_mode():
                     result = pipe(**kwargs).images
                 for i, image in zip(members[start : start + settings.batch_size], result):

@@ -194,3 +194,108 @@ def image_embeds(torch, pipe, reference: np.ndarray | None, guidance: float) -> 
     if uses_guidance(pipe, guidance):
         return [torch.cat([uncond[None], embeds[None]])]
     return [embeds[None]]
+
+
+# --------------------------------------------------------------------------- reference attention
+
+REFERENCE_KEY = "sparky_reference"
+NOISE_KEY = "sparky_reference_noise"
+
+
+class ReferenceState:
+    """What the reference-attention processors of one UNet share: the pass being run
+    (``"write"``: the reference, ``"read"``: the frames, ``None``: plain), the weight,
+    and the scheduler that noises the reference to each step."""
+
+    def __init__(self) -> None:
+        self.mode: str | None = None
+        self.weight = 1.0
+        self.scheduler: Any = None
+
+
+class ReferenceAttnProcessor:
+    """Self-attention that also attends to the reference's self-attention inputs
+    ("reference-only" control): in the write pass it stores its input; in the read pass
+    keys and values come from ``[own tokens, reference tokens]``, blended with plain
+    self-attention by the weight. Outside either pass it is plain ``AttnProcessor2_0``."""
+
+    def __init__(self, state: ReferenceState) -> None:
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        self.state = state
+        self.base = AttnProcessor2_0()
+        self.bank: Any = None
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        import torch
+
+        mode = self.state.mode
+        if mode == "write":
+            self.bank = hidden_states.detach().clone()
+        if mode != "read" or self.bank is None or encoder_hidden_states is not None or hidden_states.ndim != 3:
+            return self.base(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        context = torch.cat([hidden_states, self.bank], dim=1)
+        referenced = self.base(attn, hidden_states, context, attention_mask, temb)
+        weight = self.state.weight
+        if weight >= 1:
+            return referenced
+        return weight * referenced + (1 - weight) * self.base(attn, hidden_states, None, attention_mask, temb)
+
+
+def install_reference_attention(unet) -> ReferenceState:
+    """Reference-attention processors on every self-attention layer of ``unet`` (its
+    cross-attention processors, e.g. an IP-Adapter's, are kept) and a forward that
+    runs the reference pass before each denoising call that carries a reference in
+    ``cross_attention_kwargs`` (:data:`REFERENCE_KEY`, :data:`NOISE_KEY`: per row,
+    so batching slices them with the rows). Install before :func:`batch_invariant`."""
+    state = ReferenceState()
+    processors = {
+        name: ReferenceAttnProcessor(state) if name.endswith("attn1.processor") else processor
+        for name, processor in unet.attn_processors.items()
+    }
+    unet.set_attn_processor(processors)
+    forward = unet.forward
+
+    def with_reference(sample, timestep, encoder_hidden_states=None, *args, **kwargs):
+        extra = dict(kwargs.get("cross_attention_kwargs") or {})
+        reference, noise = extra.pop(REFERENCE_KEY, None), extra.pop(NOISE_KEY, None)
+        if reference is None:
+            return forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
+        kwargs["cross_attention_kwargs"] = extra or None
+        import torch
+
+        steps = (timestep if torch.is_tensor(timestep) else torch.tensor(timestep)).reshape(-1)
+        steps = steps.expand(sample.shape[0]) if steps.numel() == 1 else steps
+        scheduler = state.scheduler
+        noisy = scheduler.scale_model_input(scheduler.add_noise(reference, noise, steps), timestep)
+        plain = {k: v for k, v in kwargs.items() if "additional_residual" not in k}  # no ControlNet on the reference
+        try:
+            state.mode = "write"
+            forward(noisy.to(sample.dtype), timestep, encoder_hidden_states, *args, **plain)
+            state.mode = "read"
+            return forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
+        finally:
+            state.mode = None
+
+    unet.forward = with_reference
+    unet.sparky_reference = state
+    return state
+
+
+def reference_kwargs(torch, loaded, pipe, jobs, guidance: float, weight: float) -> dict[str, Any]:
+    """``cross_attention_kwargs`` carrying one batch's reference latents (the VAE
+    posterior mean of the shared reference image) and each frame's own reference
+    noise (seeded from the frame's seed, so independent of batching), one row per
+    UNet row (negatives first under classifier-free guidance)."""
+    from .motion import encode_init
+
+    state = pipe.unet.sparky_reference
+    state.weight, state.scheduler = weight, pipe.scheduler
+    latents = encode_init(torch, loaded, jobs[0].reference)
+    noises = [
+        torch.randn(latents.shape, generator=torch.Generator("cpu").manual_seed(job.seed ^ 0x5EED), dtype=torch.float32)
+        for job in jobs
+    ]
+    noise = torch.cat(noises).to(device=latents.device, dtype=latents.dtype)
+    rows = 2 if uses_guidance(pipe, guidance) else 1
+    return {REFERENCE_KEY: latents.repeat(len(jobs) * rows, 1, 1, 1), NOISE_KEY: noise.repeat(rows, 1, 1, 1)}

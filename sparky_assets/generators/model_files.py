@@ -259,70 +259,121 @@ def _batch_rows(value: Any) -> int | None:
     return None
 
 
-def _row(value: Any, i: int, rows: int) -> Any:
-    """Row ``i`` of every batch-shaped tensor in ``value`` (nested lists, tuples, dicts)."""
+def _rows(value: Any, index: Any, rows: int) -> Any:
+    """The rows ``index`` (a slice or index tensor) of every batch-shaped tensor in
+    ``value`` (nested lists, tuples, dicts); anything else as it is."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value[i : i + 1] if value.ndim and value.shape[0] == rows else value
+        if not value.ndim or value.shape[0] != rows:
+            return value
+        return value[index] if isinstance(index, slice) else value.index_select(0, index.to(value.device))
     if isinstance(value, (list, tuple)):
-        return type(value)(_row(v, i, rows) for v in value)
+        return type(value)(_rows(v, index, rows) for v in value)
     if isinstance(value, dict):
-        return {k: _row(v, i, rows) for k, v in value.items()}
+        return {k: _rows(v, index, rows) for k, v in value.items()}
     return value
 
 
-def _join(parts: list[Any]) -> Any:
-    """The rows' outputs put back together, in the shape the module returns."""
+def _join(parts: list[Any], rows: int) -> Any:
+    """The calls' outputs put back together (padding rows dropped), in the shape the
+    module returns."""
     import torch
 
     first = parts[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat(parts)
+        return torch.cat(parts)[:rows]
     if first is None:
         return None
     if isinstance(first, dict):  # diffusers BaseOutput / transformers ModelOutput
-        joined = {k: _join([p[k] for p in parts]) for k in first.keys()}
-        return type(first)(**joined)
+        return type(first)(**{k: _join([p[k] for p in parts], rows) for k in first.keys()})
     if isinstance(first, (list, tuple)):
-        return type(first)(_join(list(column)) for column in zip(*parts))
+        return type(first)(_join(list(column), rows) for column in zip(*parts))
     return first
 
 
-def one_row_per_call(module: Any) -> Any:
-    """Make ``module`` run every batch one row at a time, so each row's numbers are
-    the same whatever batch it arrives in.
+def fixed_rows_per_call(module: Any, rows_per_call: int = 1) -> Any:
+    """Make ``module`` run every batch in calls of exactly ``rows_per_call`` rows (the
+    last call padded by repeating its last row), so each row's numbers are the same
+    whatever batch it arrives in.
 
     CPU (and GPU) kernels pick their algorithm by tensor shape: measured here, a
     ``Conv2d`` on one image and the same image in a batch of 2+ differ in the last
     bits (oneDNN takes another path for batch 1), and the tiny UNet's outputs differ
     by ~1e-6 between batch 1, 2 and 8 — enough to flip a rounded pixel. With every
-    call the same shape (one row; with classifier-free guidance an image is two rows,
-    each its own call) a frame's pixels cannot depend on ``batch_size`` or on its
-    neighbours. Idempotent; returns ``module``."""
-    if getattr(module, "_sparky_one_row", False):
+    call the same shape, and rows independent of each other (no layer of these models
+    mixes rows), a frame's pixels cannot depend on ``batch_size`` or its neighbours.
+    ``module.sparky_rows_per_call`` may be changed later (the generator sets it from
+    ``micro_batch`` before each call). Idempotent; returns ``module``."""
+    module.sparky_rows_per_call = rows_per_call
+    if getattr(module, "_sparky_fixed_rows", False):
         return module
     forward = module.forward
 
-    def per_row(*args, **kwargs):
-        rows = _batch_rows(args) or _batch_rows(list(kwargs.values()))
-        if not rows or rows == 1:
-            return forward(*args, **kwargs)
-        return _join([forward(*_row(args, i, rows), **_row(kwargs, i, rows)) for i in range(rows)])
+    def fixed(*args, **kwargs):
+        import torch
 
-    module.forward = per_row
-    module._sparky_one_row = True
+        rows = _batch_rows(args) or _batch_rows(list(kwargs.values()))
+        size = module.sparky_rows_per_call
+        if not rows or rows == size:
+            return forward(*args, **kwargs)
+        parts = []
+        for start in range(0, rows, size):
+            if size == 1:
+                index: Any = slice(start, start + 1)
+            else:
+                index = torch.tensor([min(start + i, rows - 1) for i in range(size)])
+            parts.append(forward(*_rows(args, index, rows), **_rows(kwargs, index, rows)))
+        return _join(parts, rows)
+
+    module.forward = fixed
+    module._sparky_fixed_rows = True
     return module
 
 
-def batch_invariant(pipe: Any) -> Any:
-    """Every model of ``pipe`` one row per call (UNet, text encoders, ControlNet, VAE
-    through its own slicing); see :func:`one_row_per_call`."""
-    for name in ("unet", "text_encoder", "text_encoder_2", "controlnet", "image_encoder"):
+MODEL_COMPONENTS = ("unet", "text_encoder", "text_encoder_2", "controlnet", "image_encoder", "vae")
+
+
+def batch_invariant(pipe: Any, rows_per_call: int = 1) -> Any:
+    """Every model of ``pipe`` in calls of ``rows_per_call`` rows (the UNet and
+    ControlNet see two rows per image under classifier-free guidance); see
+    :func:`fixed_rows_per_call`. The VAE's ``decode`` is wrapped (its decoder is
+    reached through it, not through ``forward``)."""
+    for name in MODEL_COMPONENTS:
         module = getattr(pipe, name, None)
-        if module is not None:
-            one_row_per_call(module)
-    vae = getattr(pipe, "vae", None)
-    if vae is not None:
-        vae.enable_slicing()  # decode/encode one image at a time
+        if module is None:
+            continue
+        if name == "vae":
+            _fixed_rows_method(module, "decode", rows_per_call)
+        else:
+            fixed_rows_per_call(module, rows_per_call)
     return pipe
+
+
+class _Method:
+    """A bound method dressed as a module for :func:`fixed_rows_per_call`."""
+
+    def __init__(self, method: Any) -> None:
+        self.forward = method
+
+
+def _fixed_rows_method(owner: Any, name: str, rows_per_call: int) -> None:
+    holder = getattr(owner, f"_sparky_{name}", None)
+    if holder is None:
+        holder = _Method(getattr(owner, name))
+        fixed_rows_per_call(holder, rows_per_call)
+        setattr(owner, f"_sparky_{name}", holder)
+        setattr(owner, name, holder.forward)
+    holder.sparky_rows_per_call = rows_per_call
+
+
+def set_rows_per_call(pipe: Any, images: int, guided: bool) -> None:
+    """Calls of ``images`` frames for a pipeline made :func:`batch_invariant`: the UNet
+    and ControlNet take two rows per frame under classifier-free guidance."""
+    for name in MODEL_COMPONENTS:
+        module = getattr(pipe, name, None)
+        if module is None:
+            continue
+        target = getattr(module, "_sparky_decode", None) if name == "vae" else module
+        if target is not None:
+            target.sparky_rows_per_call = images * (2 if guided and name in ("unet", "controlnet") else 1)

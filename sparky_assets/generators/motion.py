@@ -313,7 +313,7 @@ def controlnet_pipeline(loaded: LoadedPipeline, folder: Path, fingerprint: str) 
     import diffusers
 
     from .diffusion import from_pretrained_local
-    from .model_files import one_row_per_call
+    from .model_files import fixed_rows_per_call
 
     key = (id(loaded.text2img), str(folder.resolve()), fingerprint)
     with _CONTROLNETS_LOCK:
@@ -321,7 +321,7 @@ def controlnet_pipeline(loaded: LoadedPipeline, folder: Path, fingerprint: str) 
             return _CONTROLNETS[key]
         controlnet = from_pretrained_local(diffusers.ControlNetModel, folder, loaded.text2img.unet.dtype, "controlnet")
         controlnet.to(loaded.device)
-        one_row_per_call(controlnet)
+        fixed_rows_per_call(controlnet)
         cls = getattr(diffusers, CONTROLNET_PIPELINES[loaded.family])
         extra = {"requires_safety_checker": False} if loaded.family == "StableDiffusionPipeline" else {}
         pipe = cls(**loaded.text2img.components, controlnet=controlnet, **extra)
@@ -371,7 +371,7 @@ def run(
         prompt = request.prompt or ""
         request_slots: list[tuple[int, int | None]] = []
         anchor: list[Any] = []  # IP-Adapter: the sprite's first job, whose render steers the rest
-        sketch = steer[0].init if loaded.ip_adapter and sketch_path(request) is not None else None
+        sketch = steer[0].init if loaded.referenced and sketch_path(request) is not None else None
 
         def add(job_prompt: str, seed: int, w: int, s: Steering) -> int:
             job = _FrameJob(r, len(jobs), job_prompt, opts["negative_prompt"], seed, w, height, opts["strength"])
@@ -380,7 +380,7 @@ def run(
                 job.reference = sketch
             elif anchor:
                 job.anchor, job.anchor_width = anchor[0], width
-            elif loaded.ip_adapter:
+            elif loaded.referenced:
                 anchor.append(job)
             jobs.append(job)
             return len(jobs) - 1

@@ -130,3 +130,23 @@ def test_models_lists_the_ip_adapter(tiny_sd_project, tmp_path):
     assert entry.present and entry.line == 5 and entry.fingerprint and "scale 0.8" in entry.kind
     assert "SD 1.x" in entry.architecture or "32" in entry.architecture
     assert "ip_adapter" in found.text()
+
+
+def test_reference_attention_needs_no_weights(tiny_sd_project, generator):
+    """Reference-only control: each frame's self-attention also attends to the first
+    frame's (noised to the same step) — the anchor is the plain frame, the others
+    change, everything stays deterministic and batch-independent."""
+    plain = generator.generate([request(tiny_sd_project, frames="rig", scheduler="euler")])[0]
+    referenced = request(tiny_sd_project, frames="rig", scheduler="euler", reference_attention=1.0)
+    assert generator.validate(referenced) == []
+    frames = generator.generate([referenced])[0]
+    assert np.array_equal(frames[0], plain[0])
+    assert not any(np.array_equal(a, b) for a, b in zip(frames[1:], plain[1:]))
+    alone = DiffusionGenerator().generate(
+        [request(tiny_sd_project, frames="rig", scheduler="euler", reference_attention=1.0, batch_size=1)]
+    )[0]
+    assert same(frames, alone)
+    half = generator.generate([request(tiny_sd_project, frames="rig", scheduler="euler", reference_attention=0.5)])[0]
+    assert not same(half, frames)
+    assert generator.cache_key(referenced)["reference_attention"] == 1.0
+    assert "reference_attention" not in generator.cache_key(request(tiny_sd_project, frames="rig", scheduler="euler"))

@@ -77,22 +77,22 @@ def test_rig_img2img_follows_the_rig_and_is_deterministic(tiny_sd_project, gener
         {"frames": "rig", "strength": 0.3},
         {"frames": "rig", "controlnet": "models/tiny-controlnet"},
         {"frames": "sheet", "strength": 0.5},
-        {"frames": "img2img"},
         {"frames": "rig", "ip_adapter": "models/tiny-ip-adapter"},
+        {"frames": "rig", "strength": 0.3, "micro_batch": 2},
     ],
-    ids=["rig-img2img", "controlnet", "sheet", "img2img", "ip-adapter"],
+    ids=["rig-img2img", "controlnet", "sheet", "ip-adapter", "micro-batch-2"],
 )
 def test_frames_are_byte_identical_across_batch_sizes(tiny_sd_project, generator, mode):
-    """Every model runs one row per call, so no kernel sees a batch-size-dependent
-    shape: a frame's bytes do not depend on ``batch_size`` or its neighbours (before,
-    rig img2img frames differed by 1/255 between batch 4 and 1 on CPU)."""
-    specs = WALK + (FrameSpec("idle", 0), FrameSpec("idle", 1))
+    """Every model call has the same shape (``micro_batch`` frames, padded), so no
+    kernel sees a batch-size-dependent one: a frame's bytes do not depend on
+    ``batch_size`` or its neighbours (before, rig img2img frames differed by 1/255
+    between batch 4 and 1 on CPU)."""
+    specs = WALK[:3] + (FrameSpec("idle", 0), FrameSpec("idle", 1))
     hero = request(tiny_sd_project, specs=specs, **mode, batch_size=1)
     slime = replace(hero, sprite="slime", prompt="green slime", seed=11)
     alone = generator.generate([hero])[0]
-    for size in (3, 8):
-        together = generator.generate([replace(r, settings={**r.settings, "batch_size": size}) for r in (slime, hero)])
-        assert same(together[1], alone), size
+    together = generator.generate([replace(r, settings={**r.settings, "batch_size": 4}) for r in (slime, hero)])
+    assert same(together[1], alone)
     assert not same(together[0], alone)
 
 
@@ -188,6 +188,7 @@ seed = 5
 model = "models/tiny-sd"
 controlnet = "models/tiny-controlnet"
 conditioning = "{conditioning}"
+ip_adapter = "models/tiny-ip-adapter"
 steps = 2
 guidance = 1.5
 frames = "{frames}"
@@ -212,7 +213,7 @@ assets = "bevy/assets"
 
 
 def test_full_build_with_rig_controlnet_directions_and_frozen(tiny_sd_project, tmp_path):
-    """The whole pipeline on CPU: a rig-steered, ControlNet, four-facing sprite builds,
+    """The whole pipeline on CPU: a rig-steered, ControlNet, IP-Adapter, four-facing sprite builds,
     rebuilds as a no-op, rebuilds from the lock alone on a machine without the models
     (``--frozen``), and a changed steering key is stale there."""
     from sparky_assets.errors import InvalidInput
