@@ -115,9 +115,9 @@ class OutputLedger:
         if not isinstance(raw, dict):
             self.warnings.append(f"{name} is not a table of outputs; rebuilt from the outputs on disk")
             return {}
-        record, dropped = {}, []
+        record, dropped, folders = {}, [], {}
         for rel, meta in raw.items():
-            path = safepath.record_path(self.root, rel, file=str(self.state_dir / name))
+            path = safepath.record_path(self.root, rel, file=str(self.state_dir / name), folders=folders)
             if path is None or not _well_formed(meta):
                 dropped.append(repr(rel)[:80])
                 continue
@@ -283,8 +283,7 @@ class OutputLedger:
             return
         everything = sorted([*writes, *extra_writes], key=lambda w: (_ORDER.get(w.kind, 9), str(w.path)))
         stale = [*remove, *extra_remove]
-        for path in [w.path for w in everything] + stale:
-            safepath.output_path(self.root, path)
+        safepath.output_paths(self.root, [w.path for w in everything] + stale)
         created = self._prepare_folders([w.path.parent for w in everything] + [p.parent for p in stale])
         try:
             moves, removes = self._stage(everything, stale)

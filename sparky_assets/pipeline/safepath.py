@@ -106,27 +106,57 @@ def bookkeeping_dir(root: Path, name: str) -> Path:
 def output_path(root: Path, path: Path, *, what: str = "output", file: str | None = None) -> Path:
     """``path`` if the build may create, replace or delete it: its folder resolves
     inside ``root``, and it is neither under ``.sparky/`` nor the manifest itself."""
-    path = Path(path)
-    if not path.is_absolute():
-        path = root / path
-    require_inside(root, path.parent, what="output folder" if what == "output" else f"folder of {what}", file=file)
-    real_root = resolve(root, what="project root")
-    real = resolve(path.parent, what=what) / path.name
-    rel = real.relative_to(real_root)
-    if not rel.parts or rel.parts[0] == STATE_DIR or rel.as_posix() == MANIFEST_NAME or path.name in ("", ".", ".."):
-        raise InvalidInput(
-            Diagnostic(
-                f"{what} {rel.as_posix() or '.'} is not a place sparky-assets writes to",
-                file=file or str(path),
-                hint="delete .sparky/ (it is rebuilt) if it came with the project",
+    return output_paths(root, [path], what=what, file=file)[0]
+
+
+def output_paths(
+    root: Path,
+    paths: list[Path],
+    *,
+    what: str = "output",
+    file: str | None = None,
+    folders: dict[Path, Path] | None = None,
+) -> list[Path]:
+    """:func:`output_path` of each of ``paths``, with the root and every distinct folder
+    resolved once (a build switching thousands of files over into a few folders).
+    ``folders``: resolved folders to share between calls (one pass over a record)."""
+    folders = {} if folders is None else folders
+    real_root = folders.get(root)
+    if real_root is None:
+        real_root = folders[root] = resolve(root, what="project root")
+    checked = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_absolute():
+            path = root / path
+        real_folder = folders.get(path.parent)
+        if real_folder is None:
+            real_folder = folders[path.parent] = require_inside(
+                root, path.parent, what="output folder" if what == "output" else f"folder of {what}", file=file
             )
-        )
-    return path
+        real = real_folder / path.name
+        rel = real.relative_to(real_root)
+        if (
+            not rel.parts
+            or rel.parts[0] == STATE_DIR
+            or rel.as_posix() == MANIFEST_NAME
+            or path.name in ("", ".", "..")
+        ):
+            raise InvalidInput(
+                Diagnostic(
+                    f"{what} {rel.as_posix() or '.'} is not a place sparky-assets writes to",
+                    file=file or str(path),
+                    hint="delete .sparky/ (it is rebuilt) if it came with the project",
+                )
+            )
+        checked.append(path)
+    return checked
 
 
-def record_path(root: Path, rel: object, *, file: str) -> Path | None:
+def record_path(root: Path, rel: object, *, file: str, folders: dict[Path, Path] | None = None) -> Path | None:
     """The absolute path an ``outputs.json`` entry names, or None when the entry is not a
-    clean relative path inside the project outside the lock, the store and ``.sparky/``."""
+    clean relative path inside the project outside the lock, the store and ``.sparky/``.
+    ``folders``: as for :func:`output_paths`."""
     if not isinstance(rel, str) or not rel or "\x00" in rel or "\\" in rel:
         return None
     pure = PurePosixPath(rel)
@@ -135,7 +165,7 @@ def record_path(root: Path, rel: object, *, file: str) -> Path | None:
     if pure.parts[0] in (STATE_DIR, STORE_DIR) or rel in (LOCK_NAME, MANIFEST_NAME):
         return None
     try:
-        return output_path(root, root / rel, file=file)
+        return output_paths(root, [root / rel], file=file, folders=folders)[0]
     except InvalidInput:
         return None
 
