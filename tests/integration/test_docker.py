@@ -663,6 +663,7 @@ def test_ray_nodes_start_a_real_cluster():
     assert not worker["head"] and worker["block"]
     assert worker["address"] == f"ray-head:{head['port']}"
     assert head["metrics_export_port"] and worker["metrics_export_port"]
+    assert head["disable_usage_stats"] and worker["disable_usage_stats"], "Ray sends no usage statistics"
     assert services["ray-worker-gpu"]["depends_on"] == ["ray-head"]
     # the worker reads the project and the models at the head's paths, read-only
     mounts = _bind_mounts(services["ray-worker-gpu"])
