@@ -111,6 +111,7 @@ SPLIT_MARGIN = 0.2
 NOISE_VARIANCE_MIN = 1.0
 SETTLE_MIN_PERIOD = 2.0
 COARSEN_MIN_PERIOD, SPLIT_GAIN_SMALL = 3.0, 3.0
+MISFIT_MARGIN = 0.15
 CUT_COVERAGE, CUT_SLACK, CUT_CLEAR = 0.95, 1.0, 0.5
 """Without a size, a cut cell at the image edge (under CUT_COVERAGE of a cell shown, or
 for big cells more than CUT_SLACK px short of one; never for cells under 3 px, whose
@@ -362,17 +363,29 @@ def _fit_axis(profile: np.ndarray, freq: float) -> _AxisFit:
     if length * freq < DRIFT_MIN_CELLS or base < DRIFT_MIN_COHERENCE:
         response = _comb(profile, np.array([freq]))[0]
         return _AxisFit(1.0 / freq, float((-np.angle(response) / (2 * np.pi)) % 1.0) / freq, 0.0, float(base))
-    # Drift: a quadratic bend of up to ±MAX_DRIFT cells, with the frequency re-fitted around it.
-    for drift in np.linspace(-MAX_DRIFT, MAX_DRIFT, int(round(MAX_DRIFT * 20)) + 1):
-        if drift == 0:
-            continue
-        # A bend moves the best straight-line period by up to ~2·drift cells over the image.
-        span = (0.3 + 2 * abs(float(drift))) / max(length, 1)
-        freqs = np.linspace(freq - span, freq + span, 4 * int(np.ceil(span * length * 10)) + 1)
-        values = _coherence(profile, freqs, float(drift))
-        i = int(np.argmax(values))
-        if values[i] > best[0] * DRIFT_GAIN and values[i] > best[0] + 1e-9:
-            best = (float(values[i]), float(drift), float(freqs[i]))
+    # Drift: a quadratic bend of up to ±MAX_DRIFT cells, with the frequency re-fitted
+    # around it on one shared frequency grid (1/20 cell across the image apart):
+    # exp(-2πi(f·b + d·warp(b))) factors into a frequency part and a drift part, so
+    # every (drift, frequency) pair is one complex matrix product.
+    drifts = np.linspace(-MAX_DRIFT, MAX_DRIFT, int(round(MAX_DRIFT * 20)) + 1)
+    drifts = drifts[drifts != 0]
+    step = 1.0 / (20 * max(length, 1))
+    reach = int(np.ceil((0.3 + 2 * MAX_DRIFT) / max(length, 1) / step))
+    offsets = np.arange(-reach, reach + 1) * step
+    freqs = freq + offsets
+    nonzero = np.nonzero(profile)[0]
+    weights = profile[nonzero]
+    positions = nonzero.astype(np.float64)
+    bend = np.exp(-2j * np.pi * drifts[:, None] * _warp(length, positions)[None, :]) * weights
+    waves = np.exp(-2j * np.pi * freqs[:, None] * positions[None, :])
+    values = np.abs(bend @ waves.T) / profile.sum()  # (drifts, freqs)
+    # A bend moves the best straight-line period by up to ~2·drift cells over the image.
+    spans = (0.3 + 2 * np.abs(drifts)) / max(length, 1)
+    values[np.abs(offsets)[None, :] > spans[:, None] + 1e-12] = -1.0
+    for i, drift in enumerate(drifts):
+        j = int(np.argmax(values[i]))
+        if values[i, j] > best[0] * DRIFT_GAIN and values[i, j] > best[0] + 1e-9:
+            best = (float(values[i, j]), float(drift), float(freqs[j]))
     coherence, drift, freq = best
     response = _comb(profile, np.array([freq]), drift)[0]
     period = 1.0 / freq
@@ -685,7 +698,29 @@ def fit_grid(image: np.ndarray, target_size: tuple[int, int]) -> tuple[Grid, boo
         # exactly the sprite's frame), and — unlike the best of many weak candidates —
         # it does not jump when a pixel changes.
         return Grid(width / target_size[0], height / target_size[1], 0.0, 0.0, known.confidence), False
+    even = Grid(width / target_size[0], height / target_size[1], 0.0, 0.0, known.confidence)
+    if known != even:
+        # The comb's best grid against the frame-exact division: the one whose cells are
+        # flatter wins, the even division on a tie (what a render covers).
+        flat = _Flatness(rgba)
+        if grid_misfit(flat, even) <= grid_misfit(flat, known):
+            return even, False
     return known, False
+
+
+def grid_misfit(flat: _Flatness, grid: Grid) -> float:
+    """Mean squared deviation of each pixel from its cell's mean colour, over cell
+    interiors (:data:`MISFIT_MARGIN` of a cell, at least half a pixel, left out at
+    each side): lines a grid misplaces leave colour changes inside its cells."""
+    spans = []
+    for length, period, phase, drift in (
+        (flat.width, grid.period_x, grid.phase_x, grid.drift_x),
+        (flat.height, grid.period_y, grid.phase_y, grid.drift_y),
+    ):
+        edges = cell_edges(length, period, phase, drift)[0]
+        spans.append(_inset_spans(edges, max(0.5, MISFIT_MARGIN * period), length))
+    sse, count = flat.sse(spans[0][0], spans[0][1], spans[1][0], spans[1][1])
+    return float(sse.sum()) / max(float(count.sum()), 1.0)
 
 
 def _fit_known(

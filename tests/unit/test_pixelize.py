@@ -19,6 +19,7 @@ from sparky_assets.process.pixelize import (
     Grid,
     _Flatness,
     detect_grid,
+    grid_misfit,
     lock_cells,
     pixelize,
     pixelize_result,
@@ -325,3 +326,20 @@ def test_cells_lock_exactly_as_the_palette_lock_does():
     locked = lock_cells(cells, np.array(palette.colors, np.float64))
     expected = quantize_to_palette(cells, palette)
     assert np.array_equal(locked, expected)
+
+
+def test_known_size_prefers_the_flatter_of_the_comb_grid_and_the_even_division():
+    truth = sprite("zombie")
+    image = resize(flatten(truth), 2.5)  # cells of 2 and 3 px alternating
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    flat = _Flatness(rgba)
+    even = Grid(2.5, 2.5)
+    bent = Grid(2.44, 2.44, 0.0, 0.0, 1.0, 0.4, 0.4)  # one cell too many, bent to fit
+    # 2–3 px cells leave interiors of a pixel or two: a tie, which the even division wins.
+    assert grid_misfit(flat, even) <= grid_misfit(flat, bent)
+    assert grid_misfit(flat, even) < grid_misfit(flat, Grid(5.0, 5.0))
+    big = resize(flatten(truth), 6.0)
+    flat = _Flatness(np.concatenate([big, np.full(big.shape[:2] + (1,), 255, np.uint8)], axis=2))
+    assert grid_misfit(flat, Grid(6.0, 6.0)) < grid_misfit(flat, Grid(5.8, 5.8, 0.0, 0.0, 1.0, 0.4, 0.4))
+    result = pixelize_result(image, target_size=(16, 16), palette=palette_of(truth))
+    assert exact_fraction(result.image, truth) == 1.0
