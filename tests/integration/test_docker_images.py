@@ -129,20 +129,23 @@ def context(tmp_path_factory) -> Path:
     return context
 
 
+TEST_LABEL = "org.sparky-assets.test=1"
+
+
 def build_image(context: Path, base_image: str, tag: str, *args: str) -> str:
-    """``docker/Dockerfile.cpu`` built with ``--network none`` from the host's wheels only."""
+    """``docker/Dockerfile.cpu`` built with ``--network none`` from the host's wheels only.
+
+    The builder stage is tagged too (``TAG-builder``), so that both stages of the last
+    build are the layer cache of the next; what a new build supersedes is left untagged
+    and removed (only images with this test's label: nothing of anyone else's), so the
+    engine's disk does not grow by a venv per source change."""
     build_args = [f"BASE_IMAGE={base_image}", "WHEELS=wheels", *args]
-    docker(
-        "build",
-        "--network",
-        "none",
-        *(word for arg in build_args for word in ("--build-arg", arg)),
-        "--tag",
-        tag,
-        str(context),
-        timeout=1500,
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},  # the engine's classic builder: no buildx plugin needed
-    )
+    common = ["build", "--network", "none", "--label", TEST_LABEL]
+    common += [word for arg in build_args for word in ("--build-arg", arg)]
+    environment = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the engine's classic builder: no buildx plugin needed
+    for target in (["--target", "builder", "--tag", f"{tag}-builder"], ["--tag", tag]):
+        docker(*common, *target, str(context), timeout=1500, env=environment)
+    docker("image", "prune", "--force", "--filter", f"label={TEST_LABEL}", timeout=300)
     return tag
 
 
