@@ -58,6 +58,21 @@ class LockEntry:
     """Hash of the manifest's description of the sprite; what ``--frozen`` compares."""
 
 
+def lock_fields(e: LockEntry) -> dict[str, Any]:
+    """A lock entry as its ``[sprite.<name>]`` table in ``sparky.lock``."""
+    return {
+        "generator": e.generator,
+        "key": e.key,
+        "file": e.file,
+        "sha256": e.sha256,
+        "frames": e.frames,
+        "width": e.width,
+        "height": e.height,
+        "manifest_key": e.manifest_key,
+        "inputs": e.inputs,
+    }
+
+
 class GeneratedStore:
     def __init__(self, root: Path):
         self.root = root
@@ -279,17 +294,7 @@ class GeneratedStore:
             return tomli_w.dumps({"version": LOCK_VERSION, "sprite": {}})
         chunks, memo = [], {}
         for name, e in sorted(self.entries.items()):
-            fields = {
-                "generator": e.generator,
-                "key": e.key,
-                "file": e.file,
-                "sha256": e.sha256,
-                "frames": e.frames,
-                "width": e.width,
-                "height": e.height,
-                "manifest_key": e.manifest_key,
-                "inputs": e.inputs,
-            }
+            fields = lock_fields(e)
             stamp = (name, repr(fields))  # repr: values, types and key order (the text's order)
             text = self._toml_memo.get(stamp)
             if text is None:

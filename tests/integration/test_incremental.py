@@ -330,23 +330,10 @@ def test_lock_text_equals_tomli_w_of_the_whole_lock(project):
     byte for byte what tomli_w makes of the whole document, before and after an edit."""
     import tomli_w
 
-    from sparky_assets.pipeline.store import LOCK_VERSION, GeneratedStore
+    from sparky_assets.pipeline.store import LOCK_VERSION, GeneratedStore, lock_fields
 
     def whole(store: GeneratedStore) -> str:
-        sprites = {
-            name: {
-                "generator": e.generator,
-                "key": e.key,
-                "file": e.file,
-                "sha256": e.sha256,
-                "frames": e.frames,
-                "width": e.width,
-                "height": e.height,
-                "manifest_key": e.manifest_key,
-                "inputs": e.inputs,
-            }
-            for name, e in sorted(store.entries.items())
-        }
+        sprites = {name: lock_fields(e) for name, e in sorted(store.entries.items())}
         return tomli_w.dumps({"version": LOCK_VERSION, "sprite": sprites})
 
     store = GeneratedStore(project)
