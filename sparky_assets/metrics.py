@@ -125,6 +125,7 @@ class BuildMetrics:
             "sparky_build_progress_planned", "Items the running build computes in a stage.", ["stage"], registry=r
         )
         self._publisher = None
+        self._succeeded = False
         r.register(_LiveCollector(self, prometheus))
         self._server = None
         self._server_thread = None
@@ -160,6 +161,7 @@ class BuildMetrics:
             if generate_s > 0:
                 self.images_per_second.set(images / generate_s)
         self.last_success.set(time.time())
+        self._succeeded = True
         self.builds.labels("ok").inc()
 
     def record_failure(self) -> None:
@@ -207,10 +209,16 @@ class BuildMetrics:
 
     def write_textfile(self, path: Path) -> None:
         """Write the metrics in the text format, atomically (a temporary file renamed
-        over ``path``), for node-exporter's textfile collector."""
+        over ``path``), for node-exporter's textfile collector. A process without a
+        successful build keeps the previous file's ``sparky_last_success_timestamp_seconds``,
+        so a failed CI build does not erase when the last good one was."""
         from prometheus_client import write_to_textfile
 
         path = Path(path)
+        if not self._succeeded:
+            previous = _previous_success(path)
+            if previous:
+                self.last_success.set(previous)
         try:
             write_to_textfile(str(path), self.registry)
         except OSError as exc:
@@ -223,6 +231,21 @@ class BuildMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _previous_success(path: Path) -> float:
+    """``sparky_last_success_timestamp_seconds`` in an earlier metrics file, else 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "sparky_last_success_timestamp_seconds":
+                    return float(sample.value)
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass  # no file, or not one of ours: nothing to carry over
+    return 0.0
 
 
 class _LiveCollector:

@@ -207,6 +207,10 @@ def test_build_writes_a_textfile_for_node_exporter(tmp_path):
     assert main(["-q", "build", str(root), "--metrics-file", str(out)]) == 2
     failed = samples(out.read_text())
     assert value(failed, "sparky_builds_total", result="failed") == 1 and ok_builds(failed) == 0
+    # when the last good build was survives the failure (for a "no success for a day" alert)
+    last_good = value(second, "sparky_last_success_timestamp_seconds")
+    assert last_good > value(first, "sparky_last_success_timestamp_seconds") > 0
+    assert value(failed, "sparky_last_success_timestamp_seconds") == last_good
 
 
 GATE_PLUGIN = '''
