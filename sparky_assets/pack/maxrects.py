@@ -150,18 +150,40 @@ def pack_maxrects(
     # Padding is packed as part of each rect (to its right and bottom); the bins grow
     # by the same amount, so a rect touching the right/bottom border has its padding
     # outside the real page. Two rects are then always >= padding apart.
+    best = _best_attempt(widths, heights, limit_w, limit_h, padding, power_of_two, square)
+    assert best is not None
+    return _repack_last_page(best, widths, heights, max_width, max_height, padding, power_of_two, square)
+
+
+def _best_attempt(
+    widths: np.ndarray,
+    heights: np.ndarray,
+    limit_w: int,
+    limit_h: int,
+    padding: int,
+    power_of_two: bool,
+    square: bool,
+    beat: tuple[int, int] | None = None,
+) -> PackResult | None:
+    """The attempt of fewest pages, then least page area (the earlier one on a tie);
+    None when none ranks below ``beat``. An attempt is abandoned as soon as a lower
+    bound of its rank (pages opened so far, their final sizes so far) reaches the best
+    rank already found (or ``beat``): it could no longer win, so the result is the one
+    every attempt run to the end would give."""
     padded_w = widths + padding
     padded_h = heights + padding
     best: tuple[tuple[int, int], PackResult] | None = None
-    for order, sizing in _attempts(widths, heights, count, limit_w, limit_h, padding, power_of_two, square):
-        pages, xs, ys = _pack_in_order(order, padded_w, heights=padded_h, sizing=sizing)
-        result = _finish(pages, xs, ys, widths, heights, sizing)
-        # Fewest pages, then least page area; the earlier attempt wins a tie.
+    attempts = _attempts(widths, heights, len(widths), limit_w, limit_h, padding, power_of_two, square)
+    for order, sizing in attempts:
+        bound = beat if best is None else best[0] if beat is None else min(best[0], beat)
+        packed = _pack_in_order(order, padded_w, heights=padded_h, sizing=sizing, bound=bound)
+        if packed is None:
+            continue
+        result = _finish(*packed, widths, heights, sizing)
         rank = (len(result.page_sizes), sum(w * h for w, h in result.page_sizes))
-        if best is None or rank < best[0]:
+        if (best is None or rank < best[0]) and (beat is None or rank < beat):
             best = (rank, result)
-    assert best is not None
-    return _repack_last_page(best[1], widths, heights, max_width, max_height, padding, power_of_two, square)
+    return None if best is None else best[1]
 
 
 def _repack_last_page(
@@ -181,17 +203,14 @@ def _repack_last_page(
     if len(result.page_sizes) < 2:
         return result
     last = len(result.page_sizes) - 1
-    members = [i for i, p in enumerate(result.placements) if p.page == last]
-    sub = pack_maxrects(
-        [(int(widths[i]), int(heights[i])) for i in members],
-        max_width,
-        max_height,
-        padding=padding,
-        power_of_two=power_of_two,
-        square=square,
-    )
+    members = np.array([i for i, p in enumerate(result.placements) if p.page == last])
     old_w, old_h = result.page_sizes[last]
-    if len(sub.page_sizes) != 1 or sub.page_sizes[0][0] * sub.page_sizes[0][1] >= old_w * old_h:
+    limit_w, limit_h = _usable_max(max_width, max_height, power_of_two, square)
+    # only a layout of one page and less area is kept: attempts that cannot be one are dropped early
+    sub = _best_attempt(
+        widths[members], heights[members], limit_w, limit_h, padding, power_of_two, square, beat=(1, old_w * old_h)
+    )
+    if sub is None:
         return result
     placements = list(result.placements)
     for i, p in zip(members, sub.placements):
@@ -460,8 +479,11 @@ def _pack_in_order(
     *,
     heights: np.ndarray,
     sizing: _PageSizing,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Place padded rects in ``order``; returns page, x, y per input index."""
+    bound: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Place padded rects in ``order``; returns page, x, y per input index. None as soon
+    as (pages, sum of final page areas) of what is placed so far — a lower bound of the
+    finished layout's rank, since pages only grow — reaches ``bound``."""
     pad = sizing.padding
     ow = widths[order]
     oh = heights[order]
@@ -481,6 +503,8 @@ def _pack_in_order(
     free = _FreeRects()
     page_dims: list[tuple[int, int]] = []  # real size of each page so far
     last_growable = False
+    used: list[list[int]] = []  # per page: the right and bottom edge of its rects (real pixels)
+    areas: list[int] = []  # per page: its final area for that span
     out_page = [0] * count
     out_x = [0] * count
     out_y = [0] * count
@@ -531,6 +555,20 @@ def _pack_in_order(
         uy = int(cols[_Y, best])
         page = int(cols[_PAGE, best]) // page_stride
         out_page[step], out_x[step], out_y[step] = page, ux - page * lane, uy
+        if bound is not None:
+            while len(used) < len(page_dims):
+                used.append([0, 0])
+                areas.append(0)
+            span = used[page]
+            right, bottom = ux - page * lane + w - pad, uy + h - pad
+            if right > span[0] or bottom > span[1]:
+                span[0], span[1] = max(span[0], right), max(span[1], bottom)
+                final_w, final_h = sizing.final(span[0], span[1])
+                areas[page] = final_w * final_h
+                if (len(page_dims), sum(areas)) >= bound:
+                    return None
+            elif len(page_dims) > bound[0]:
+                return None
         border = None
         if last_growable and page == len(page_dims) - 1:
             border = (page * lane + page_dims[page][0] + pad, page_dims[page][1] + pad)

@@ -389,3 +389,27 @@ def test_split_and_grow_keep_exactly_the_maximal_free_rects(seed):
         else:
             break
         assert free_rects_of(free) == maximal_empty_rects(grid)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_abandoned_attempts_do_not_change_the_chosen_layout(seed):
+    """Attempts are abandoned once they cannot win; the winner must be the attempt an
+    exhaustive run (every attempt to the end, fewest pages then least area, earliest on
+    a tie) picks."""
+    from sparky_assets.pack import maxrects
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(4, 40, (int(rng.integers(20, 200)), 2))
+    widths, heights = sizes[:, 0].astype(np.int64), sizes[:, 1].astype(np.int64)
+    settings = [(128, 0, False, False), (96, 1, False, True), (128, 2, True, False)][seed % 3]
+    page, padding, pot, square = settings
+    limit_w, limit_h = maxrects._usable_max(page, page, pot, square)
+    exhaustive = None
+    for order, sizing in maxrects._attempts(widths, heights, len(widths), limit_w, limit_h, padding, pot, square):
+        done = maxrects._pack_in_order(order, widths + padding, heights=heights + padding, sizing=sizing)
+        result = maxrects._finish(*done, widths, heights, sizing)
+        rank = (len(result.page_sizes), sum(w * h for w, h in result.page_sizes))
+        if exhaustive is None or rank < exhaustive[0]:
+            exhaustive = (rank, result)
+    chosen = maxrects._best_attempt(widths, heights, limit_w, limit_h, padding, pot, square)
+    assert chosen == exhaustive[1]
