@@ -42,19 +42,24 @@ sys.path.insert(0, str(ROOT / "bench"))
 from incremental import write_project  # noqa: E402
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 from sparky_assets.pipeline.engine import Builder, BuildOptions
 from sparky_assets.pipeline.executor import make_executor
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 def main():
     kind, jobs, address, root = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
     executor = make_executor(kind, jobs, address)
     builder = Builder(root, executor=executor)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     report = builder.build(BuildOptions())
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    workers = [cpu_seconds(pid) for pid in getattr(executor, "worker_pids", lambda: [])()]
     builder.close()
-    print(json.dumps({"wall": wall, "stages": report.stage_s, "sent": executor.sent}))
+    print(json.dumps({"wall": wall, "stages": report.stage_s, "sent": executor.sent, "main_cpu": cpu, "workers_cpu": workers}))
 
 if __name__ == "__main__":
     main()
@@ -151,7 +156,10 @@ def main(argv: list[str] | None = None) -> None:
 
             save_tiny_pipeline(tmp / "tiny-sd")
         executors = [("jobs 1", "local", 1, ""), ("jobs 2", "local", 2, ""), ("ray 2w", "ray", 0, cluster.address)]
-        header = f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}  tasks"
+        header = (
+            f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
+            f"  {'tasks':>5}  CPU seconds: build process + workers (free-core estimate)"
+        )
         print(header + "\n" + "-" * len(header), flush=True)
         ratios: dict[tuple[str, str], list[float]] = {}
         n = 0
@@ -173,9 +181,19 @@ def main(argv: list[str] | None = None) -> None:
                         raise SystemExit(f"{project} {label}: outputs differ from jobs 1")
                     wall_x, cpu_x = anchor["wall"] / figures["wall"], anchor["cpu"] / figures["cpu"]
                     ratios.setdefault((project, label), []).append(cpu_x)
+                    workers = figures["workers_cpu"]
+                    # with free cores the build would take at least its own CPU time plus the
+                    # busiest worker's (phases alternate: the build waits while workers work)
+                    free = figures["main_cpu"] + max(workers, default=0.0)
+                    free_x = anchor["main_cpu"] / free
+                    if kind == "local":
+                        ratios.setdefault((project, label + " free-core"), []).append(free_x)
+                    cpus = " + ".join(f"{w:.2f}" for w in workers)
+                    where = f"{figures['main_cpu']:.2f}" + (f" + [{cpus}] → {free_x:.2f}x" if workers else "")
                     print(
                         f"{project:<11} {count:>7} {label:<8} {figures['wall']:>7.2f} {figures['cpu']:>7.2f} "
-                        f"{wall_x:>6.2f}x {cpu_x:>6.2f}x  {figures['sent']}",
+                        f"{wall_x:>6.2f}x {cpu_x:>6.2f}x  {figures['sent']:>5}  "
+                        + (where if kind == "local" else "(workers on the cluster)"),
                         flush=True,
                     )
                     shutil.rmtree(root)
@@ -192,13 +210,18 @@ def main(argv: list[str] | None = None) -> None:
             f"200 in flight: {o['in_flight_ms']:.2f} ms per task"
         )
         for (project, label), values in ratios.items():
-            if label != "jobs 1":
-                print(
-                    f"{project} {label}: CPU stages {statistics.median(values):.2f}x jobs 1 (median of {len(values)})"
-                )
+            if label.startswith("jobs 1"):
+                continue
+            what = "free-core estimate" if label.endswith("free-core") else "CPU stages, wall"
+            name = label.split(" free")[0]
+            print(f"{project} {name}: {what} {statistics.median(values):.2f}x jobs 1 (median of {len(values)})")
         print(f"goals: overhead < 5 ms per task: {'met' if per_task < 5 else 'NOT met'}; ", end="")
         jobs2 = statistics.median(ratios[("procedural", "jobs 2")])
-        print(f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if jobs2 >= 1.7 else 'NOT met'} ({jobs2:.2f}x)")
+        free2 = statistics.median(ratios[("procedural", "jobs 2 free-core")])
+        print(
+            f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if jobs2 >= 1.7 else 'NOT met'} ({jobs2:.2f}x measured;"
+            f" {free2:.2f}x estimated from CPU seconds, for 2 free cores)"
+        )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -106,16 +106,19 @@ def _unwrap(outcome: _Outcome) -> Any:
     raise WorkerError(type_name, message, trace)
 
 
-def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.ndarray]], dict, Any, dict]:
+def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.ndarray]], dict, Any, dict, list]:
     """One chunk of a generator's requests: (frames per request, the generator's
-    ``last_stats``, the files it read, its ``last_review``)."""
+    ``last_stats``, the files it read, its ``last_review``, each request's store PNG —
+    encoded here too, off the build's process)."""
     from .. import registry
     from ..reads import ReadContext
+    from .store import store_png
 
     reads = ReadContext()
     gen = registry.generator(generator_name)
     frames = gen.generate(requests, reads)
-    return frames, dict(gen.last_stats or {}), reads, dict(getattr(gen, "last_review", None) or {})
+    pngs = [store_png(f) if len(f) else None for f in frames]
+    return frames, dict(gen.last_stats or {}), reads, dict(getattr(gen, "last_review", None) or {}), pngs
 
 
 def process_chunk(jobs: list[tuple]) -> list[list[np.ndarray]]:
@@ -177,6 +180,9 @@ class Executor:
     """Whether the build should hand work over in batches (False: the serial path)."""
     sent = 0
     """Chunks handed to workers so far (not run here)."""
+    store_pngs: list | None = None
+    """The store PNG of each request of the last :meth:`generate`, where workers made
+    them (None: the build encodes them)."""
 
     def describe(self) -> str:
         return "this process"
@@ -202,6 +208,7 @@ class Executor:
     def generate(self, generator, requests: list, reads, progress: Progress | None = None) -> list[list[np.ndarray]]:
         """Run ``generator`` on ``requests`` (results in order); sets its ``last_stats``
         and ``last_review`` and records the files read in ``reads``."""
+        self.store_pngs = None
         frames = generator.generate(requests, reads)
         if progress:
             progress(len(requests))
@@ -220,18 +227,19 @@ class Executor:
         results = self.map(_generate_args, [(generator.name, c) for c in chunks], progress, [len(c) for c in chunks])
         return self._gather(generator, results, reads)
 
-    @staticmethod
-    def _gather(generator, results: list, reads) -> list[list[np.ndarray]]:
+    def _gather(self, generator, results: list, reads) -> list[list[np.ndarray]]:
         frames: list[list[np.ndarray]] = []
-        stats = []
+        stats, pngs = [], []
         review: dict[str, list] = {}
-        for chunk_frames, chunk_stats, chunk_reads, chunk_review in results:
+        for chunk_frames, chunk_stats, chunk_reads, chunk_review, chunk_pngs in results:
             frames.extend(chunk_frames)
+            pngs.extend(chunk_pngs)
             stats.append(chunk_stats)
             reads.merge(chunk_reads)
             review.update(chunk_review)
         generator.last_stats = merge_stats(stats)
         generator.last_review = review
+        self.store_pngs = pngs
         return frames
 
 
@@ -310,6 +318,10 @@ class LocalExecutor(Executor):
         if generator.runs_on != "cpu" or len(requests) < 2:  # a device generator: one warm copy, here
             return super().generate(generator, requests, reads, progress)
         return self._generate_chunks(generator, requests, reads, progress)
+
+    def worker_pids(self) -> list[int]:
+        """The pool's worker processes (``bench/cluster.py`` reads their CPU time)."""
+        return sorted(self._pool._processes) if self._pool is not None else []
 
     def close(self) -> None:
         if self._pool is not None:

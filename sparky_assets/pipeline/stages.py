@@ -182,11 +182,12 @@ class GenerateStage(Stage):
                 for plan in plans:  # the raw model images and grids, for the preview page
                     if review.get(plan.spec.name):
                         ctx.cache.put_review(plan.gen_key, review[plan.spec.name])
-                for plan, frames in zip(plans, results):
-                    out[plan.spec.name] = self._accept(plan, frames)
+                pngs = ctx.executor.store_pngs or [None] * len(results)
+                for plan, frames, png in zip(plans, results, pngs):
+                    out[plan.spec.name] = self._accept(plan, frames, png)
         return out
 
-    def _accept(self, plan: SpritePlan, frames: list[np.ndarray]) -> list[np.ndarray]:
+    def _accept(self, plan: SpritePlan, frames: list[np.ndarray], png: bytes | None = None) -> list[np.ndarray]:
         s = plan.spec
         expected = (s.height, s.width, 4)
         if len(frames) != len(plan.request.frames) or any(f.shape != expected or f.dtype != np.uint8 for f in frames):
@@ -199,7 +200,7 @@ class GenerateStage(Stage):
                 )
             )
         if plan.lockable:
-            self.ctx.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key)
+            self.ctx.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key, png)
             self.ctx.report.ran[self.name].append(s.name)
         return frames
 

@@ -73,6 +73,12 @@ def lock_fields(e: LockEntry) -> dict[str, Any]:
     }
 
 
+def store_png(frames: list[np.ndarray]) -> bytes:
+    """A sprite's frames side by side as the store keeps them: exact pixels, the same
+    bytes on every machine."""
+    return encode_png(np.concatenate(frames, axis=1), clear_hidden=False)
+
+
 class GeneratedStore:
     def __init__(self, root: Path):
         self.root = root
@@ -249,10 +255,11 @@ class GeneratedStore:
         frames: list[np.ndarray],
         inputs: dict[str, Any],
         manifest_key: str = "",
+        data: bytes | None = None,
     ) -> None:
+        """Keep ``frames`` (``data``: their :func:`store_png`, when a worker made it)."""
         h, w = frames[0].shape[:2]
-        strip = np.concatenate(frames, axis=1)
-        data = encode_png(strip, clear_hidden=False)  # exact pixels; bytes the same on every machine
+        data = store_png(frames) if data is None else data
         rel = f"{STORE_DIR}/{sprite}.{key[:12]}.png"
         self.pending[rel] = data
         self.entries[sprite] = LockEntry(
