@@ -253,7 +253,7 @@ def _pool_call(args: tuple) -> _Outcome:
 
 class LocalExecutor(Executor):
     """``--jobs N``: a pool of N worker processes on this machine (started on the first
-    batch worth sending, kept for the life of the builder — ``watch`` reuses it)."""
+    batch worth sending, kept for the life of the builder: a long-lived one reuses it)."""
 
     kind = "local"
     parallel = True
