@@ -208,6 +208,12 @@ class GenerateStage(Stage):
 # --------------------------------------------------------------------------- process
 
 
+_PROCESS_KEYS: dict[tuple, str] = {}
+"""Process keys by their inputs, kept across builds (``watch`` keys hundreds of unchanged
+sprites per edit); emptied when it reaches :data:`_PROCESS_KEYS_MAX` entries."""
+_PROCESS_KEYS_MAX = 100_000
+
+
 class ProcessStage(Stage):
     """Outline, then quantize to the sprite's palette (OKLab nearest, optional dither)."""
 
@@ -231,17 +237,24 @@ class ProcessStage(Stage):
         s = plan.spec
         key = None
         if content is not None:
-            key = canonical_hash(
-                {
-                    "stage": self.name,
-                    "engine": ENGINE_VERSION,
-                    "quantize": QUANTIZE_VERSION,
-                    "content": content,
-                    "palette": plan.palette.digest(),
-                    "outline": s.outline,
-                    "dither": s.dither,
-                }
-            )
+            # the types too: True == 1 in a tuple, not in the JSON that is hashed
+            inputs = (content, plan.palette.digest(), type(s.outline), s.outline, type(s.dither), s.dither)
+            key = _PROCESS_KEYS.get(inputs)
+            if key is None:
+                key = canonical_hash(
+                    {
+                        "stage": self.name,
+                        "engine": ENGINE_VERSION,
+                        "quantize": QUANTIZE_VERSION,
+                        "content": content,
+                        "palette": inputs[1],
+                        "outline": s.outline,
+                        "dither": s.dither,
+                    }
+                )
+                if len(_PROCESS_KEYS) >= _PROCESS_KEYS_MAX:
+                    _PROCESS_KEYS.clear()
+                _PROCESS_KEYS[inputs] = key
         self._keys[item] = key
         return key
 

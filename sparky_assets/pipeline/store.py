@@ -289,7 +289,7 @@ class GeneratedStore:
         writes.append(PlannedWrite(self.lock_path, header + self.lock_text().encode(), {"kind": "lock"}))
         stale = []
         if self.dir.is_dir():
-            keep = {Path(f).name for f in named}
+            keep = {f.rpartition("/")[2] for f in named}  # every lock file is sparky-generated/<name>.png
             stale = sorted(p for p in self.dir.glob("*.png") if p.name not in keep)
         return writes, stale
 
