@@ -139,7 +139,31 @@ class LocalRayCluster:
                 pass
             _killpg(proc, signal.SIGKILL)  # whatever of the group is left
             proc.wait()
-        shutil.rmtree(self.temp, ignore_errors=True)
+        # Ray's worker processes (actors too) run in process groups of their own: they are
+        # the processes whose command line names this cluster's temp folder
+        for _ in range(3):
+            stray = self._stray_pids()
+            for pid in stray:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.3 if stray else 0)
+            shutil.rmtree(self.temp, ignore_errors=True)
+            if not stray:
+                break
+
+    def _stray_pids(self) -> list[int]:
+        mark = str(self.temp).encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    if mark in (entry / "cmdline").read_bytes():
+                        pids.append(int(entry.name))
+                except OSError:
+                    pass
+        return pids
 
     def log(self, name: str = "head.log") -> str:
         return (self.temp / name).read_text(errors="replace")
