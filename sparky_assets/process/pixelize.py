@@ -15,9 +15,16 @@ Four pure steps, numpy only:
    ``k/P`` of the true period ``P`` (a grid line every ``P/k`` px) and, with few lines,
    weakly at ``P·k``; the detector takes the strongest peak and then the longest period
    whose comb still holds most of it (lines between the chosen ones would cancel it).
+   Then the cells decide (:func:`settle_octave`): pixel-art cells are flat, so a grid
+   twice or three times too fine only splits flat cells (its added lines explain no
+   more than the noise: an F statistic, :func:`refinement_gain`), and one too coarse
+   leaves real lines inside its cells; a finer grid is tried only where its added lines
+   hold crisp change (a bicubic render has no flat interiors to split). Sums over any
+   set of cell rectangles come from integral images, so each test costs O(cells).
    With a **known size** (the build always knows the sprite's size) only grids of that
    many cells (up to two extra, cut cells at the edges) are searched, unless the image
-   has an overwhelmingly clearer grid of another size.
+   has an overwhelmingly clearer grid of another size; the comb's grid then has to be
+   flatter (:func:`grid_misfit`) than the frame-exact even division to be used.
 2. **Colour** (:func:`collapse_cells`). The image is modelled as the cell colours seen
    through a separable kernel — a box per cell blurred by a Gaussian of σ ∈ {0, 0.6,
    1, 1.5} px, or cubic interpolation between cell centres (what a bicubic upscale
