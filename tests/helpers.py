@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -25,13 +26,24 @@ def copy_example(dest: Path, name: str = "dungeon") -> Path:
 
 
 def snapshot(root: Path, *, skip: tuple[str, ...] = (".sparky",)) -> dict[str, str]:
-    """relative path → sha256 of every file under ``root`` (minus ``skip`` folders)."""
+    """relative path → sha256 of every file under ``root`` (minus ``skip`` folders, which
+    are never entered: a running watch creates and removes ``.sparky/staging`` at any
+    time). A file that vanishes while it is read (a concurrent build's switch-over) is
+    left out: callers that race a writer poll until the snapshot is what they expect."""
     out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and not any(rel == s or rel.startswith(s + "/") for s in skip):
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder).relative_to(root).as_posix()
+        prefix = "" if base == "." else base + "/"
+        dirs[:] = sorted(d for d in dirs if not any(prefix + d == s or (prefix + d).startswith(s + "/") for s in skip))
+        for name in files:
+            rel = prefix + name
+            if any(rel == s or rel.startswith(s + "/") for s in skip):
+                continue
+            try:
+                out[rel] = hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()
+            except FileNotFoundError:
+                continue
+    return dict(sorted(out.items()))
 
 
 def mtimes(root: Path) -> dict[str, int]:
