@@ -101,13 +101,31 @@ def nine_slice(context: ExportContext, sprite: str):
     return next((sl for sl in spec.slices if sl.center is not None), None) if spec else None
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+_C_ENCODER = (
+    json.encoder.c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
+    )
+    if json.encoder.c_make_encoder is not None
+    else None
+)
+
+
+def _compact(v: Any) -> str:
+    """``json.dumps(v, ensure_ascii=False, separators=(", ", ": "))``, without building
+    an encoder per call (one call per frame: a watch rebuild makes hundreds)."""
+    if isinstance(v, str):
+        return json.encoder.encode_basestring(v)
+    if _C_ENCODER is not None and isinstance(v, (dict, list, tuple)):
+        return "".join(_C_ENCODER(v, 0))
+    return _ENCODER.encode(v)
+
+
 def dump_json(value: Any) -> bytes:
     """Stable, readable JSON bytes: the first two levels one entry per line, anything
     deeper on one line (one frame per line), keys in the order given, a newline at the
     end. Encoding runs in the json module's C encoder (big atlases stay fast)."""
-
-    def compact(v: Any) -> str:
-        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
+    compact = _compact
 
     def block(v: Any, depth: int) -> str:
         pad = "  " * (depth + 1)

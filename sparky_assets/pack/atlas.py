@@ -8,7 +8,6 @@ with :func:`~.maxrects.pack_maxrects`, and composes the page images. The resulti
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,7 +140,7 @@ def build_atlas(
     ``pack`` has :func:`~.maxrects.pack_maxrects`' signature; the build engine passes a
     memoised one, since placements depend only on the sizes (a palette edit keeps them)."""
     unique: list[np.ndarray] = []
-    unique_of: dict[bytes, int] = {}
+    unique_of: dict[tuple, int] = {}
     placement_of_frame: list[tuple[int, int, int, int, int]] = []  # (unique, ox, oy, sw, sh)
     for f in frames:
         h, w = f.image.shape[:2]
@@ -153,11 +152,12 @@ def build_atlas(
                 bounds = (0, 0, 1, 1)  # fully transparent: keep one pixel
             ox, oy, bw, bh = bounds
             content = f.image[oy : oy + bh, ox : ox + bw]
-        digest = hashlib.sha256(np.ascontiguousarray(content).tobytes() + repr(content.shape).encode()).digest()
-        if digest not in unique_of:
-            unique_of[digest] = len(unique)
-            unique.append(np.ascontiguousarray(content))
-        placement_of_frame.append((unique_of[digest], ox, oy, w, h))
+        content = np.ascontiguousarray(content)
+        identity = (content.shape, content.tobytes())  # exact: dict hashing, no digest
+        if identity not in unique_of:
+            unique_of[identity] = len(unique)
+            unique.append(content)
+        placement_of_frame.append((unique_of[identity], ox, oy, w, h))
 
     sizes = [(u.shape[1] + 2 * extrude, u.shape[0] + 2 * extrude) for u in unique]
     result = pack(sizes, max_width, max_height, padding=padding, power_of_two=power_of_two, square=square)

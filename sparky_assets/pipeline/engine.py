@@ -467,6 +467,8 @@ class _WarmState:
         """:func:`resolve`'s memo: the last build's sprite plans."""
         self.frame_count = 0
         self.store: tuple[tuple, GeneratedStore] | None = None
+        self.pages: dict[str, list[tuple[np.ndarray, tuple, bytes]]] = {}
+        """Per atlas, its last encoded pages: (pixels, encoding settings, PNG bytes)."""
 
     def get(self, key: str) -> list[np.ndarray] | None:
         frames = self.processed.pop(key, None)

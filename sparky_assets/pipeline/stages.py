@@ -494,10 +494,7 @@ class ExportStage(Stage):
         atlas, target = item
         packed = ev.demand(self.pack, atlas)
         if atlas.name not in ctx.pages_png:  # encoded once, shared by every target
-            candidates = self._candidates(atlas)
-            ctx.pages_png[atlas.name] = tuple(
-                encode_png(p, candidates, fast=ctx.options.fast_png) for p in packed.pages
-            )
+            ctx.pages_png[atlas.name] = self._encode_pages(atlas.name, packed.pages, self._candidates(atlas))
         export_context = ExportContext(ctx.manifest, target, ctx.pages_png[atlas.name], dict(target.settings))
         try:
             return exporter(target.target).export(packed, export_context)
@@ -519,6 +516,26 @@ class ExportStage(Stage):
             for atlas, (pngs,) in zip(atlases, encoded):
                 ctx.pages_png[atlas.name] = pngs
         return [self.compute(item, ev) for item in items]
+
+    def _encode_pages(self, name: str, pages: tuple[np.ndarray, ...], candidates: np.ndarray) -> tuple[bytes, ...]:
+        """The pages' PNG bytes. A long-lived builder (``watch``) remembers each atlas's
+        last pages: a page whose pixels and PNG mode are unchanged (an edit that
+        re-quantized a sprite on another page) keeps its bytes without re-encoding (the
+        bytes depend on nothing else: ``candidates`` only speeds up indexing)."""
+        fast = self.ctx.options.fast_png
+        setting = (PNG_VERSION, fast)
+        warm = self.ctx.warm
+        before = warm.pages.get(name, ()) if warm is not None else ()
+        out = []
+        for i, page in enumerate(pages):
+            last = before[i] if i < len(before) else None
+            if last is not None and last[1] == setting and np.array_equal(last[0], page):
+                out.append(last[2])
+            else:
+                out.append(encode_png(page, candidates, fast=fast))
+        if warm is not None:
+            warm.pages[name] = [(page, setting, data) for page, data in zip(pages, out)]
+        return tuple(out)
 
     def _candidates(self, atlas: AtlasSpec) -> np.ndarray:
         colors = {c for n in atlas.sprites for c in self.ctx.project.sprites[n].palette.colors}

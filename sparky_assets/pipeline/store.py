@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -172,16 +173,16 @@ class GeneratedStore:
         entry = self.entries.get(sprite)
         if entry is None:
             return False
-        path = self.root / entry.file
+        path = os.path.join(self.root, entry.file)  # plain strings: a watch build stats every sprite
         try:
-            st = path.stat()
+            st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return False
         stamp = (entry.sha256, st.st_mtime_ns, st.st_size, st.st_ino)
         if self._verified.get(sprite) == stamp:
             return True
         try:
-            data = path.read_bytes()
+            data = Path(path).read_bytes()
         except OSError:
             return False
         ok = hashlib.sha256(data).hexdigest() == entry.sha256 and self._decode(entry, data) is not None
@@ -312,6 +313,15 @@ class GeneratedStore:
         return tomli_w.dumps({"version": LOCK_VERSION}) + "\n" + "\n".join(chunks)
 
     def committed(self) -> None:
-        """The changes are on disk."""
+        """The changes are on disk. The store files this build wrote hold the bytes their
+        entries were made from: they count as verified in their new state (a ``watch``
+        rebuild does not read and decode the strip it just wrote)."""
+        for name, entry in self.entries.items():
+            if entry.file in self.pending:
+                try:
+                    st = os.stat(os.path.join(self.root, entry.file))
+                except OSError:
+                    continue
+                self._verified[name] = (entry.sha256, st.st_mtime_ns, st.st_size, st.st_ino)
         self.pending.clear()
         self.dirty = False
