@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,15 @@ class StageCache:
     written: int = 0
     max_bytes: int = -1
     """Size cap; -1: from the environment (:func:`cache_max_bytes`)."""
+    deferred: list[Callable[[], None]] | None = None
+    """When a list (a ``watch`` build): writes wait there until :meth:`flush`, which the
+    session calls once its messages are out (a cache entry is only ever a speed-up)."""
+
+    def flush(self) -> None:
+        """Write what was deferred; from now on writes go straight to disk."""
+        pending, self.deferred = self.deferred or [], None
+        for write in pending:
+            write()
 
     def __post_init__(self) -> None:
         if self.max_bytes < 0:
@@ -128,6 +138,9 @@ class StageCache:
         return payload
 
     def put(self, stage: str, key: str, payload: bytes) -> None:
+        if self.deferred is not None:
+            self.deferred.append(lambda: self.put(stage, key, payload))
+            return
         header = {
             "format": CACHE_FORMAT,
             "stage": stage,
@@ -168,6 +181,9 @@ class StageCache:
         return decoded
 
     def put_arrays(self, stage: str, key: str, meta: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        if self.deferred is not None:  # encoded when written
+            self.deferred.append(lambda: self.put(stage, key, encode_arrays(meta, arrays)))
+            return
         self.put(stage, key, encode_arrays(meta, arrays))
 
     def put_review(self, key: str, frames: list[dict[str, Any]]) -> None:

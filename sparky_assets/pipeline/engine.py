@@ -433,11 +433,12 @@ class Builder:
         self.executor.close()
 
     def prune_cache(self) -> int:
-        """Evict old cache entries after the last build (``watch`` calls this once its
-        messages are out, keeping the walk off the hot-reload path)."""
+        """Write the last build's deferred cache entries and evict old ones (``watch``
+        calls this once its messages are out, keeping both off the hot-reload path)."""
         if self._last_cache is None:
             return 0
         with ProjectLock(self._last_cache.root.parent):
+            self._last_cache.flush()
             return self._last_cache.prune()
 
 
@@ -526,6 +527,8 @@ class _Build:
         self.options = options
         self.on_progress = on_progress or (lambda stage, done, total: None)
         self.cache = StageCache(state / "cache")
+        if not prune:  # watch: the cache is written after the messages (Builder.prune_cache)
+            self.cache.deferred = []
         self.warm = warm
         self.store = warm.generated_store(manifest.root)
         self.store.problems.clear()

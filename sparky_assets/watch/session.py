@@ -18,7 +18,7 @@ same bytes, the second event of one save) builds nothing. A leading-edge build t
 read a half-written file is corrected by the follow-up its later events cause (waiting
 for inotify's close-write instead was measured: watchdog delivers it ~240 ms late).
 ``assets-changed`` goes out as soon as the build returns (its outputs switched over);
-the watch set, cache pruning, the preview hook and logging come after it.
+the watch set, cache writes and pruning, the preview hook and logging come after it.
 """
 
 from __future__ import annotations

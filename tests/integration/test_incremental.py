@@ -400,3 +400,19 @@ def test_a_warm_builder_reuses_sprite_plans_until_what_made_them_changes(project
     fresh = shutil.copytree(project, tmp_path / "fresh", ignore=shutil.ignore_patterns(".sparky"))
     build(fresh)
     assert snapshot(fresh) == snapshot(project)
+
+
+def test_a_watch_builder_writes_its_cache_entries_after_the_build(project):
+    """``watch`` defers cache writes until its messages are out (``prune_cache``): none
+    is on disk before, every one after, and a fresh builder then reruns nothing."""
+    edit(project, "[[sprite]]", '[[sprite]]\nname = "late"\nstyle = "item"\nsize = 16\n\n[[sprite]]')
+    entries = lambda: sorted(p for p in (project / STATE_DIR / "cache").rglob("*") if p.is_file())  # noqa: E731
+    before = entries()
+    watch = Builder(project, durable=False, defer_prune=True)
+    report = watch.build(BuildOptions())
+    assert report.ran["generate"] == ["late"]
+    assert entries() == before
+    watch.prune_cache()
+    assert len(entries()) > len(before)
+    again = build(project)
+    assert again.ran == {"generate": [], "process": [], "pack": [], "export": []}
