@@ -57,6 +57,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -243,6 +244,26 @@ def parse_colour(value: str | Sequence[int]) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- grid
 
 
+def _int_median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` of non-negative integers, by counting (no sort)."""
+    flat = values.ravel()
+    counts = np.cumsum(np.bincount(flat))
+    middle = flat.size // 2
+    upper = int(np.searchsorted(counts, middle, side="right"))
+    if flat.size % 2:
+        return float(upper)
+    return (int(np.searchsorted(counts, middle - 1, side="right")) + upper) / 2
+
+
+def _channel_sum(values: np.ndarray) -> np.ndarray:
+    """``values.sum(axis=2)`` as int32, one channel plane at a time (numpy's reduction
+    over a short last axis is several times slower)."""
+    total = values[..., 0].astype(np.int32)
+    for c in range(1, values.shape[2]):
+        total += values[..., c]
+    return total
+
+
 def change_profiles(rgba: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Colour-change energy at every column boundary (x) and row boundary (y).
 
@@ -258,11 +279,11 @@ def change_profiles(rgba: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.nd
     profile_x = np.zeros(width + 1)
     profile_y = np.zeros(height + 1)
     reach = max(1, min(int(reach), (min(height, width) - 1) // 2 or 1))
-    dx = np.abs(data[:, 2 * reach - 1 :] - data[:, : width - 2 * reach + 1]).sum(axis=2, dtype=np.int32)
-    dy = np.abs(data[2 * reach - 1 :] - data[: height - 2 * reach + 1]).sum(axis=2, dtype=np.int32)
+    dx = _channel_sum(np.abs(data[:, 2 * reach - 1 :] - data[:, : width - 2 * reach + 1]))
+    dy = _channel_sum(np.abs(data[2 * reach - 1 :] - data[: height - 2 * reach + 1]))
     if dx.size == 0 or dy.size == 0:
         return profile_x, profile_y
-    floor = NOISE_FLOOR * max(float(np.median(dx)), float(np.median(dy)), 1.0)
+    floor = NOISE_FLOOR * max(_int_median(dx), _int_median(dy), 1.0)
     cap = 96.0
     profile_x[reach : width - reach + 1] = np.clip(dx - floor, 0, cap).sum(axis=0, dtype=np.float64)
     profile_y[reach : height - reach + 1] = np.clip(dy - floor, 0, cap).sum(axis=1, dtype=np.float64)
@@ -522,19 +543,26 @@ class _Flatness:
     deviations from the mean inside any set of rectangles in O(rectangles)."""
 
     def __init__(self, rgba: np.ndarray) -> None:
-        rgb = rgba[..., :3].astype(np.float64)
-        self.height, self.width = rgb.shape[:2]
+        self.rgb = rgba[..., :3]
+        self.height, self.width = self.rgb.shape[:2]
+        # Integer running sums (exact, and faster than float ones), stored as float64.
+        ints = self.rgb.astype(np.int64)
         self.sums = np.zeros((self.height + 1, self.width + 1, 3))
-        self.sums[1:, 1:] = rgb.cumsum(0).cumsum(1)
+        self.sums[1:, 1:] = ints.cumsum(0).cumsum(1)
         self.squares = np.zeros((self.height + 1, self.width + 1))
-        self.squares[1:, 1:] = (rgb * rgb).sum(-1).cumsum(0).cumsum(1)
-        # Noise variance per channel: neighbouring pixels mostly share a cell, and the
-        # sum over 3 channels of a difference of two noisy pixels is 6σ²·χ²₃/3
-        # (median 0.789 of its mean).
-        ints = rgb.astype(np.int32)
-        dx = ((ints[:, 1:] - ints[:, :-1]) ** 2).sum(-1).ravel()
-        dy = ((ints[1:] - ints[:-1]) ** 2).sum(-1).ravel()
-        self.noise = float(np.median(np.concatenate([dx, dy]))) / (6 * 0.789) if dx.size and dy.size else 0.0
+        self.squares[1:, 1:] = _channel_sum(ints * ints).cumsum(0, dtype=np.int64).cumsum(1)
+
+    @cached_property
+    def noise(self) -> float:
+        """Noise variance per channel: neighbouring pixels mostly share a cell, and the
+        sum over 3 channels of a difference of two noisy pixels is 6σ²·χ²₃/3 (median
+        0.789 of its mean). Only :func:`refinement_gain` needs it."""
+        ints = self.rgb.astype(np.int32)
+        dx = ((ints[:, 1:] - ints[:, :-1]) ** 2).sum(-1)
+        dy = ((ints[1:] - ints[:-1]) ** 2).sum(-1)
+        if not (dx.size and dy.size):
+            return 0.0
+        return _int_median(np.concatenate([dx.ravel(), dy.ravel()])) / (6 * 0.789)
 
     def sse(self, x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per rectangle ``[y0, y1) × [x0, x1)`` (every y range with every x range): the

@@ -343,3 +343,17 @@ def test_known_size_prefers_the_flatter_of_the_comb_grid_and_the_even_division()
     assert grid_misfit(flat, Grid(6.0, 6.0)) < grid_misfit(flat, Grid(5.8, 5.8, 0.0, 0.0, 1.0, 0.4, 0.4))
     result = pixelize_result(image, target_size=(16, 16), palette=palette_of(truth))
     assert exact_fraction(result.image, truth) == 1.0
+
+
+def test_counting_median_and_channel_sum_equal_numpy():
+    # The grid fit's fast paths must give numpy's exact numbers (outputs stay byte-identical).
+    from sparky_assets.process.pixelize import _channel_sum, _int_median
+
+    rng = np.random.default_rng(7)
+    for size in (1, 2, 3, 4, 101, 1000):
+        for high in (1, 2, 9, 766, 195076):
+            values = rng.integers(0, high, size)
+            assert _int_median(values) == float(np.median(values)), (size, high)
+    planes = rng.integers(0, 1021, (5, 7, 4)).astype(np.int16)
+    assert np.array_equal(_channel_sum(planes), planes.sum(axis=2, dtype=np.int32))
+    assert _channel_sum(planes).dtype == np.int32
