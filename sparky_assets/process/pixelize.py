@@ -545,10 +545,13 @@ class _Flatness:
     def __init__(self, rgba: np.ndarray) -> None:
         self.rgb = rgba[..., :3]
         self.height, self.width = self.rgb.shape[:2]
-        # Integer running sums (exact, and faster than float ones), stored as float64.
+        # Integer running sums (exact, and faster than float ones) stored as float64,
+        # one contiguous plane per channel (a cumsum across an interleaved axis is slow).
         ints = self.rgb.astype(np.int64)
-        self.sums = np.zeros((self.height + 1, self.width + 1, 3))
-        self.sums[1:, 1:] = ints.cumsum(0).cumsum(1)
+        planes = np.zeros((3, self.height + 1, self.width + 1))
+        for c in range(3):
+            np.cumsum(ints[..., c].cumsum(0), 1, out=planes[c, 1:, 1:])
+        self.sums = planes.transpose(1, 2, 0)
         self.squares = np.zeros((self.height + 1, self.width + 1))
         self.squares[1:, 1:] = _channel_sum(ints * ints).cumsum(0, dtype=np.int64).cumsum(1)
 
