@@ -359,6 +359,7 @@ class Builder:
         self.warm = _WarmState(warm_frames)
         self._loaded: tuple[Manifest, ReadContext, dict[str, ReadContext]] | None = None
         self._last_cache: StageCache | None = None
+        self._last_ledger: OutputLedger | None = None
         self.last_project: ResolvedProject | None = None
         """The project the last successful build resolved."""
         self.last_reads = ReadContext()
@@ -417,7 +418,7 @@ class Builder:
                 manifest, state, options, self.on_progress, self.warm, self.durable, reads, prune=not self.defer_prune
             )
             run.executor = self.executor
-            self._last_cache = run.cache
+            self._last_cache, self._last_ledger = run.cache, run.ledger
             self.last_project = None
             try:
                 report = run.run()
@@ -438,6 +439,8 @@ class Builder:
         if self._last_cache is None:
             return 0
         with ProjectLock(self._last_cache.root.parent):
+            if self._last_ledger is not None:
+                self._last_ledger.clean_staging()
             self._last_cache.flush()
             return self._last_cache.prune()
 
@@ -527,7 +530,7 @@ class _Build:
         self.options = options
         self.on_progress = on_progress or (lambda stage, done, total: None)
         self.cache = StageCache(state / "cache")
-        if not prune:  # watch: the cache is written after the messages (Builder.prune_cache)
+        if not prune:  # watch: cache writes and the staging folder's removal wait for Builder.prune_cache
             self.cache.deferred = []
         self.warm = warm
         self.store = warm.generated_store(manifest.root)
@@ -538,6 +541,7 @@ class _Build:
             durable=durable,
             output_roots=[manifest.out / "sheets", manifest.out / "tilesets", *(e.root for e in manifest.exports)],
         )
+        self.ledger.keep_staging = not prune
         self.report = BuildReport(manifest.name, dry_run=options.dry_run)
         self.executor: Executor = Executor()
 

@@ -91,6 +91,12 @@ class OutputLedger:
         self.staging = state_dir / "staging"
         self.warnings: list[str] = []
         self.record: dict[str, dict] = self._load_record()
+        self.keep_staging = False
+        """A ``watch`` build: the staging folder (the old versions, linked for a rollback)
+        is removed by :meth:`clean_staging` after the messages, or by the next :meth:`recover`."""
+
+    def clean_staging(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     # -- reading the bookkeeping -------------------------------------------------
 
@@ -307,7 +313,8 @@ class OutputLedger:
         self._save_record(new_record)
         self.record = new_record
         self.journal_path.unlink(missing_ok=True)
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if not self.keep_staging:
+            self.clean_staging()
 
     def _prepare_folders(self, folders: list[Path]) -> list[Path]:
         """Create missing destination folders and prove each one writable (a probe file

@@ -403,8 +403,9 @@ def test_a_warm_builder_reuses_sprite_plans_until_what_made_them_changes(project
 
 
 def test_a_watch_builder_writes_its_cache_entries_after_the_build(project):
-    """``watch`` defers cache writes until its messages are out (``prune_cache``): none
-    is on disk before, every one after, and a fresh builder then reruns nothing."""
+    """``watch`` defers cache writes and the staging folder's removal until its messages
+    are out (``prune_cache``): no entry is on disk before, every one after, and a fresh
+    builder then reruns nothing."""
     edit(project, "[[sprite]]", '[[sprite]]\nname = "late"\nstyle = "item"\nsize = 16\n\n[[sprite]]')
     entries = lambda: sorted(p for p in (project / STATE_DIR / "cache").rglob("*") if p.is_file())  # noqa: E731
     before = entries()
@@ -412,7 +413,9 @@ def test_a_watch_builder_writes_its_cache_entries_after_the_build(project):
     report = watch.build(BuildOptions())
     assert report.ran["generate"] == ["late"]
     assert entries() == before
+    assert (project / STATE_DIR / "staging").is_dir()
     watch.prune_cache()
     assert len(entries()) > len(before)
+    assert not (project / STATE_DIR / "staging").exists()
     again = build(project)
     assert again.ran == {"generate": [], "process": [], "pack": [], "export": []}
