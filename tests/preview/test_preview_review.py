@@ -290,5 +290,7 @@ def test_a_worker_chunk_brings_the_review_back(tiny_model, tmp_path):
     review = chunk[3]["gem"]
     assert len(review) == 2 and all(f["png"].startswith(b"\x89PNG") and f["width"] == 64 for f in review)
     gen = DiffusionGenerator()  # not the worker's instance: only _gather can set it
-    frames = Executor._gather(gen, [chunk], ReadContext())
+    executor = Executor()
+    frames = executor._gather(gen, [chunk], ReadContext())
     assert frames == chunk[0] and gen.last_review == {"gem": review}
+    assert executor.store_pngs == chunk[4]
