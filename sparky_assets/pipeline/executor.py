@@ -339,6 +339,27 @@ def ray_environment() -> None:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 
+def private_ray_auth() -> None:
+    """Token authentication for a Ray this build starts for itself, with a token of its
+    own in the environment (its raylet and workers inherit it). Left to itself, a new
+    local Ray turns token mode on and writes ``~/.ray/auth_token``, which every later
+    ``ray start`` and ``ray.init`` on the machine then picks up. An explicit
+    ``RAY_AUTH_MODE`` is the user's choice and kept."""
+    import secrets
+
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    if "ray" in sys.modules:  # Ray read its settings from the environment when imported: again
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):
+            pass
+
+
 def _version_tag() -> str:
     from .. import __version__
     from .stages import ENGINE_VERSION
@@ -391,6 +412,8 @@ class RayExecutor(Executor):
         if self._ray is not None:
             return self._ray
         ray_environment()
+        if self.address is None:
+            private_ray_auth()
         try:
             import ray
         except ImportError as exc:
@@ -404,7 +427,9 @@ class RayExecutor(Executor):
         if self.address is None:  # a Ray of our own on this machine, loopback only
             kwargs.update(include_dashboard=False, _node_ip_address="127.0.0.1")
         try:
-            ray.init(address=self.address, **kwargs)
+            # "local", not None: None attaches to whatever cluster `ray start` last started
+            # on this machine (Ray's ray_current_cluster file), someone else's included
+            ray.init(address=self.address or "local", **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BuildFailed(
                 Diagnostic(

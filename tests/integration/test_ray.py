@@ -18,6 +18,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -193,3 +194,33 @@ def test_killing_a_worker_node_mid_build_still_completes_identically(cluster, ti
     assert "generated   16" in stdout
     assert re.search(r"generate\s+\[ray[^\]]*\]\s+\[#+\]\s+100%", seen)  # the cluster's progress, to the end
     assert snapshot(local) == snapshot(remote)
+
+
+def test_without_an_address_the_build_starts_a_private_ray_not_the_running_cluster(cluster):
+    """Ray's own default (``address=None``) attaches to the cluster named by the
+    ``ray_current_cluster`` file `ray start` leaves in Ray's temp folder; a build without
+    ``--ray-address`` must start a Ray of its own instead, and ``auto`` still attaches."""
+    temp = Path(tempfile.mkdtemp(prefix="sray"))  # short: Ray's socket paths live under it
+    try:
+        (temp / "ray").mkdir()
+        (temp / "ray" / "ray_current_cluster").write_text(cluster.address)
+        code = (
+            "import sys, ray; from sparky_assets.pipeline.executor import RayExecutor\n"
+            "ex = RayExecutor(None if sys.argv[1] == 'none' else sys.argv[1])\n"
+            "ray = ex.connect(); print('GCS', ray.get_runtime_context().gcs_address); ex.close()\n"
+        )
+        env = {**cluster.env, "RAY_TMPDIR": str(temp), "HOME": str(temp / "home")}
+        found = {}
+        for address in ("none", "auto"):
+            run = subprocess.run(
+                [sys.executable, "-c", code, address], env=env, capture_output=True, text=True, timeout=300
+            )
+            assert run.returncode == 0, run.stderr[-3000:]
+            found[address] = re.search(r"^GCS (\S+)$", run.stdout, re.M).group(1)
+        port = f":{cluster.port}"  # (Ray names loopback by the machine's own address)
+        assert found["auto"].endswith(port)
+        assert not found["none"].endswith(port)
+        # and its token stays in its environment: none written for every later Ray to find
+        assert not (temp / "home" / ".ray").exists()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
