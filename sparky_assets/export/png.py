@@ -68,7 +68,14 @@ def index_colours(rgba: np.ndarray, candidates: np.ndarray | None = None) -> tup
             colors = candidates[used]
             inverse = (np.cumsum(used) - 1)[pos]
     if colors is None:
-        colors, inverse = np.unique(packed, return_inverse=True)
+        # np.unique(packed, return_inverse=True), in fewer passes: sort, keep the
+        # first of each value, then find every pixel's value among them
+        ordered = np.sort(packed)
+        first = np.empty(len(ordered), dtype=bool)
+        first[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        colors = ordered[first]
+        inverse = np.searchsorted(colors, packed)
     if len(colors) > 256:
         return None
     palette = np.stack([(colors >> s) & 255 for s in (24, 16, 8, 0)], axis=1).astype(np.uint8)
@@ -81,27 +88,31 @@ def _pack_bits(indices: np.ndarray, depth: int) -> np.ndarray:
         return indices
     per = 8 // depth
     h, w = indices.shape
-    cells = np.pad(indices, ((0, 0), (0, (-w) % per))).reshape(h, -1, per)
-    out = np.zeros(cells.shape[:2], dtype=np.uint8)
-    for i in range(per):
+    cells = np.zeros((h, w + (-w) % per), dtype=np.uint8)
+    cells[:, :w] = indices
+    cells = cells.reshape(h, -1, per)
+    out = cells[:, :, 0] << (8 - depth)
+    for i in range(1, per):
         out |= cells[:, :, i] << (8 - depth * (i + 1))
     return out
 
 
-def _filtered(raw: np.ndarray, bpp: int) -> list[np.ndarray]:
-    """The five PNG filters applied to every row of ``raw`` ``(h, rowbytes)``."""
-    x = raw.astype(np.int16)
-    left = np.zeros_like(x)
-    left[:, bpp:] = x[:, :-bpp]
-    up = np.zeros_like(x)
-    up[1:] = x[:-1]
-    corner = np.zeros_like(x)
-    corner[1:, bpp:] = x[:-1, :-bpp]
+def _filtered(raw: np.ndarray, bpp: int) -> np.ndarray:
+    """The five PNG filters applied to every row of ``raw`` ``(h, rowbytes)``:
+    ``(5, h, rowbytes)`` uint8, filter type first."""
+    h, rowbytes = raw.shape
+    preds = np.zeros((5, h, rowbytes), dtype=np.int16)  # none, sub, up, average, paeth
+    left, up, average, paeth = preds[1], preds[2], preds[3], preds[4]
+    left[:, bpp:] = raw[:, :-bpp]
+    up[1:] = raw[:-1]
+    corner = np.zeros_like(left)
+    corner[1:, bpp:] = raw[:-1, :-bpp]
+    np.right_shift(left + up, 1, out=average)
     p = left + up - corner
     pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - corner)
-    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, corner))
-    preds = (None, left, up, (left + up) >> 1, paeth)
-    return [raw if pred is None else ((x - pred) & 255).astype(np.uint8) for pred in preds]
+    paeth[...] = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, corner))
+    np.subtract(raw, preds, out=preds)
+    return preds.astype(np.uint8)  # (x - pred) mod 256
 
 
 def _with_filter_bytes(rows: np.ndarray, kinds: np.ndarray) -> bytes:
@@ -115,9 +126,9 @@ def _strategies(raw: np.ndarray, bpp: int, every_filter: bool = True) -> list[by
     h = raw.shape[0]
     filtered = _filtered(raw, bpp)
     out = [_with_filter_bytes(f, np.full(h, k)) for k, f in enumerate(filtered if every_filter else filtered[:1])]
-    costs = np.stack([np.abs(f.view(np.int8).astype(np.int32)).sum(axis=1) for f in filtered])
+    costs = np.abs(filtered.view(np.int8).astype(np.int32)).sum(axis=2)
     best = np.argmin(costs, axis=0)
-    rows = np.stack(filtered)[best, np.arange(h)]
+    rows = filtered[best, np.arange(h)]
     out.append(_with_filter_bytes(rows, best))
     return out
 

@@ -140,15 +140,43 @@ _RAMP_DISTANCE_WEIGHTS = (0.6, 1.5, 1.5)
 
 
 class _ColorSource:
-    """Turns OKLab targets into RGB: free (gamut-clipped) or nearest palette colour."""
+    """Turns OKLab targets into RGB: free (gamut-clipped) or nearest palette colour.
+
+    One instance per palette (:meth:`of`), shared by every sprite of a build: whatever
+    depends only on the palette (its OKLab, the outline colour, the candidate lists, the
+    ramp of each mid colour, the eye colours) is worked out once. Every cached value is
+    the very computation it replaces, done once on the same inputs."""
 
     def __init__(self, palette: Sequence[tuple[int, int, int]]):
         self.palette_rgb = np.array(palette, dtype=np.uint8).reshape(-1, 3)
         self.palette_lab = srgb_to_oklab(self.palette_rgb) if len(self.palette_rgb) else None
         self.outline_index: int | None = None
+        self._ramps: dict[_HueSpec, np.ndarray] = {}
+        self._picks: dict[tuple[float, float, float], np.ndarray] = {}
         if self.palette_lab is not None:
-            lightness = self.palette_lab[:, 0]
+            lab = self.palette_lab
+            lightness = lab[:, 0]
             self.outline_index = int(np.argmax(lightness <= lightness.min() + TIE_BAND))
+            self._candidates = [i for i in range(len(lab)) if i != self.outline_index] or [0]
+            chromatic = [
+                i for i in self._candidates if math.hypot(lab[i, 1], lab[i, 2]) >= 0.04 and 0.35 <= lab[i, 0] <= 0.85
+            ]
+            self._pool = chromatic or self._candidates
+            self._candidate_lab = [np.ascontiguousarray(lab[self._candidates, i]) for i in range(3)]
+            self._specs = [_HueSpec(_hue_of(c), float(math.hypot(c[1], c[2])), float(c[0])) for c in lab]
+
+    @staticmethod
+    def of(palette: Sequence[tuple[int, int, int]]) -> _ColorSource:
+        try:
+            source = _COLOR_SOURCES.get(palette)  # requests carry a tuple of RGB tuples
+        except TypeError:  # unhashable: lists or arrays
+            palette = tuple(tuple(int(v) for v in rgb) for rgb in palette)
+            source = _COLOR_SOURCES.get(palette)
+        if source is None:
+            if len(_COLOR_SOURCES) >= 64:
+                _COLOR_SOURCES.clear()
+            source = _COLOR_SOURCES[palette] = _ColorSource(palette)
+        return source
 
     @property
     def constrained(self) -> bool:
@@ -156,7 +184,7 @@ class _ColorSource:
 
     def outline(self, primary: _HueSpec) -> np.ndarray:
         if self.palette_lab is not None:
-            return self.palette_rgb[self.outline_index]
+            return self.palette_rgb[self.outline_index].copy()
         hue = _lerp_hue(primary.hue, 290.0, 0.5)
         return oklab_to_srgb(lch(0.2, 0.045, hue))
 
@@ -170,14 +198,26 @@ class _ColorSource:
             distances[:, self.outline_index] = np.inf
         return self.palette_rgb[argmin_with_ties(distances)]
 
+    def pick_lch(self, lightness: float, chroma: float, hue: float) -> np.ndarray:
+        """``pick`` of one OKLCh colour (remembered: the eye colours come from a short list)."""
+        key = (lightness, chroma, hue)
+        rgb = self._picks.get(key)
+        if rgb is None:
+            rgb = self._picks[key] = self.pick(lch(lightness, chroma, hue)[None, :])[0]
+        return rgb.copy()
+
     def ramp(self, spec: _HueSpec) -> np.ndarray:
         # A ramp should stay in its hue family: in a small palette a shade of the
         # same hue that is a bit too light beats a spot-on lightness in another hue.
-        colors = self.pick(_ramp_targets(spec), weights=_RAMP_DISTANCE_WEIGHTS)
-        if self.palette_lab is not None:
+        if self.palette_lab is None:
+            return self.pick(_ramp_targets(spec), weights=_RAMP_DISTANCE_WEIGHTS)
+        # In palette mode the mid colour is a swatch: a palette has few ramps.
+        colors = self._ramps.get(spec)
+        if colors is None:
+            colors = self.pick(_ramp_targets(spec), weights=_RAMP_DISTANCE_WEIGHTS)
             # Nearest-colour picks can cross; keep the ramp ordered dark -> light.
             order = np.argsort(srgb_to_oklab(colors)[:, 0], kind="stable")
-            colors = colors[order]
+            colors = self._ramps[spec] = colors[order]
         return colors
 
     def anchor(
@@ -198,19 +238,21 @@ class _ColorSource:
             lightness = word[2] if word[2] is not None else lightness
         if self.palette_lab is None:
             return _HueSpec(hue, chroma, lightness)
-        lab = self.palette_lab
-        candidates = [i for i in range(len(lab)) if i != self.outline_index] or [0]
         if word is None:
-            chromatic = [
-                i for i in candidates if math.hypot(lab[i, 1], lab[i, 2]) >= 0.04 and 0.35 <= lab[i, 0] <= 0.85
-            ]
-            pool = chromatic or candidates
-            index = pool[int(rng.integers(len(pool)))]
+            index = self._pool[int(rng.integers(len(self._pool)))]
         else:
-            target = lch(lightness, chroma, hue)
-            index = candidates[int(argmin_with_ties(squared_distances(target[None, :], lab[candidates]))[0])]
-        c = lab[index]
-        return _HueSpec(_hue_of(c), float(math.hypot(c[1], c[2])), float(c[0]))
+            # squared_distances + argmin_with_ties of the one target (``lch``), same sums
+            h = math.radians(hue)
+            lab_l, lab_a, lab_b = self._candidate_lab
+            distances = ((lightness - lab_l) ** 2 + (chroma * math.cos(h) - lab_a) ** 2) + (
+                chroma * math.sin(h) - lab_b
+            ) ** 2
+            index = self._candidates[int(np.argmax(distances <= distances.min() + TIE_BAND))]
+        return self._specs[index]
+
+
+_COLOR_SOURCES: dict[tuple[tuple[int, ...], ...], _ColorSource] = {}
+"""The colour source of each palette seen (a build has a handful)."""
 
 
 # --------------------------------------------------------------------------- grid helpers
@@ -230,8 +272,9 @@ def _neighbors_any(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
 
 def _neighbors_all(mask: np.ndarray) -> np.ndarray:
     """True where all four neighbours are True (outside the grid counts as False)."""
-    padded = np.pad(mask, 1)
-    return padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    out = np.zeros_like(mask)
+    out[1:-1, 1:-1] = mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return out
 
 
 def _shift(field: np.ndarray, dy: int, dx: int, wrap: bool) -> np.ndarray:
@@ -246,43 +289,60 @@ def _shift(field: np.ndarray, dy: int, dx: int, wrap: bool) -> np.ndarray:
     return out
 
 
-def _run_min(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Each masked cell gets the minimum of ``values`` over its horizontal run of
-    masked cells. Segmented scans in a few array passes: runs further left carry a
-    larger offset, so a running minimum never crosses into the next run."""
-    h, w = values.shape
-    starts = mask.copy()
-    starts[:, 1:] &= ~mask[:, :-1]
-    segment = np.cumsum(starts | ~mask, axis=1, dtype=np.int64)
-    big = np.int64(values.max()) + 1
-    forward = np.minimum.accumulate(values + (w + 1 - segment) * big, axis=1) - (w + 1 - segment) * big
-    ends = mask.copy()
-    ends[:, :-1] &= ~mask[:, 1:]
-    segment_r = np.cumsum((ends | ~mask)[:, ::-1], axis=1, dtype=np.int64)
-    backward = (np.minimum.accumulate(values[:, ::-1] + (w + 1 - segment_r) * big, axis=1) - (w + 1 - segment_r) * big)[
-        :, ::-1
-    ]
-    return np.where(mask, np.minimum(forward, backward), values)
-
-
 def _largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected component of ``mask`` (ties: the one holding the
-    lowest flat index). Every cell starts with its own index as label; alternating
-    horizontal and vertical run minimums spread the smallest label through each
-    component until nothing changes."""
-    if not mask.any():
-        return mask.copy()
+    lowest flat index).
+
+    Works on horizontal runs of cells: runs of neighbouring rows that share a column
+    are joined (union-find, each set named by its first run in row-major order, so by
+    its lowest flat index), and the runs of the biggest set are painted back."""
     h, w = mask.shape
-    sentinel = h * w
-    labels = np.where(mask, np.arange(h * w, dtype=np.int64).reshape(h, w), sentinel)
-    while True:
-        updated = _run_min(labels, mask)
-        updated = _run_min(updated.T, mask.T).T
-        if np.array_equal(updated, labels):
-            break
-        labels = updated
-    counts = np.bincount(labels[mask])
-    return labels == int(np.argmax(counts))
+    edges = np.zeros((h, w + 2), dtype=np.int8)
+    edges[:, 1:-1] = mask
+    steps = np.diff(edges, axis=1)
+    run_rows, run_starts = np.nonzero(steps == 1)
+    if not len(run_rows):
+        return mask.copy()
+    run_ends = np.nonzero(steps == -1)[1]  # exclusive; row-major, so paired with the starts
+    rows, starts, ends = run_rows.tolist(), run_starts.tolist(), run_ends.tolist()
+    count = len(rows)
+    parent = list(range(count))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # the first run of every row (rows without runs: the next row's first), one past the end
+    row_first = [count] * (h + 1)
+    for i in range(count - 1, -1, -1):
+        row_first[rows[i]] = i
+    for r in range(h - 1, -1, -1):
+        if row_first[r] == count:
+            row_first[r] = row_first[r + 1]
+    for r in range(h - 1):
+        i, i_end = row_first[r], row_first[r + 1]
+        j, j_end = i_end, row_first[r + 2]
+        while i < i_end and j < j_end:
+            if starts[i] < ends[j] and starts[j] < ends[i]:
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            if ends[i] < ends[j]:
+                i += 1
+            else:
+                j += 1
+    roots = [find(i) for i in range(count)]
+    sizes: dict[int, int] = {}
+    for i, root in enumerate(roots):
+        sizes[root] = sizes.get(root, 0) + ends[i] - starts[i]
+    best = max(sizes, key=lambda root: (sizes[root], -root))
+    out = np.zeros_like(mask)
+    for i, root in enumerate(roots):
+        if root == best:
+            out[rows[i], starts[i] : ends[i]] = True
+    return out
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -796,7 +856,7 @@ def _color_table(blueprint: _Blueprint) -> np.ndarray:
 
 def _render(cells: np.ndarray, blueprint: _Blueprint, table: np.ndarray) -> np.ndarray:
     """RGBA for one cell grid (``label * 4 + tone`` per cell), outline added."""
-    out = table[cells >> 2, cells & 3]
+    out = table.reshape(-1, 4)[cells]  # cells = label * 4 + tone >= 0: row label * TONES + tone
     if blueprint.style != "tile":
         body = cells > 0
         outline = _neighbors_any(body) & ~body
@@ -823,10 +883,11 @@ def _to_image(cells: np.ndarray, layout: _Layout, width: int, height: int, tile:
 # --------------------------------------------------------------------------- animation
 
 
-def _room(labels: np.ndarray) -> tuple[int, int, int, int]:
-    """Free cells between the body's bounding box and the 1-cell outline ring:
-    (top, bottom, left, right)."""
-    box = _bbox(labels > 0)
+def _room(labels: np.ndarray, box: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int]:
+    """Free cells between the body's bounding box (``box``, when known) and the 1-cell
+    outline ring: (top, bottom, left, right)."""
+    if box is None:
+        box = _bbox(labels > 0)
     h, w = labels.shape
     if box is None:
         return 0, 0, 0, 0
@@ -920,8 +981,8 @@ def _transform_frame(blueprint: _Blueprint, spec: FrameSpec, count: int) -> np.n
     kind = _animation_kind(spec.animation, blueprint.style, blueprint.leg_row is not None)
     theta = 2.0 * math.pi * index / max(2, count)
     h, w = base.shape
-    room_top, room_bottom, room_left, room_right = _room(base)
     box = _bbox(base > 0)
+    room_top, room_bottom, room_left, room_right = _room(base, box)
     body_h = box[1] - box[0] + 1 if box else h
     body_w = box[3] - box[2] + 1 if box else w
 
@@ -1144,7 +1205,7 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
     shape = _TEMPLATES[style](rng, layout.cells_w, layout.cells_h)
     labels, leg_row = shape.labels, shape.leg_row
 
-    colors = _ColorSource(request.palette)
+    colors = _ColorSource.of(request.palette)
     words = _prompt_colors(request.prompt)
     primary = colors.anchor(rng, words[0] if words else None, (0.09, 0.16), (0.5, 0.66))
     if len(words) > 1:
@@ -1189,7 +1250,7 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
     ramps[EMPTY] = ramps[PRIMARY]
     eye_choice = [(0.96, 0.02, 100.0), (0.88, 0.17, 95.0), (0.63, 0.22, 29.0), (0.85, 0.12, 195.0)]
     eye_l, eye_c, eye_h = eye_choice[int(rng.integers(len(eye_choice)))]
-    eye = colors.pick(lch(eye_l, eye_c, eye_h)[None, :])[0]
+    eye = colors.pick_lch(eye_l, eye_c, eye_h)
     outline = colors.outline(primary)
     if style == "tile" and not colors.constrained:
         # Mortar reads as a deep shade of the stone, not ink black.
