@@ -89,6 +89,51 @@ def test_bytes_are_pinned():
 PINNED = {False: "cf17e8e37458cd27", True: "9180e45c55d44257"}
 
 
+def pinned_set() -> list[np.ndarray]:
+    """Images of every kind the writer tells apart: 1-256 colours (each bit depth, with and
+    without transparency), opaque and translucent truecolour, gradients, odd sizes."""
+    rng = np.random.default_rng(11)
+    images = []
+    for i in range(48):
+        h, w = int(rng.integers(1, 40)), int(rng.integers(1, 70))
+        if i % 4 == 0:
+            palette = rng.integers(0, 256, ((1, 2, 3, 4, 7, 16, 17, 90, 256)[i // 4 % 9], 4), dtype=np.uint8)
+            palette[:, 3] = rng.choice(np.array([0, 128, 255], np.uint8), len(palette))
+            images.append(palette[rng.integers(0, len(palette), (h, w))])
+        elif i % 4 == 1:
+            image = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+            image[..., 3] = 255 if i % 8 == 1 else image[..., 3]
+            images.append(image)
+        elif i % 4 == 2:
+            y, x = np.mgrid[0:h, 0:w]
+            images.append(
+                np.stack([x * 7 % 256, y * 5 % 256, (x + y) % 256, np.full_like(x, 255)], -1).astype(np.uint8)
+            )
+        else:
+            images.append(image_with(int(rng.integers(2, 30)), shape=(h, w), seed=i, alpha=bool(i % 2)))
+    return images
+
+
+def test_bytes_are_pinned_for_every_kind_of_image():
+    # Written by the writer before its speed work; a change here is a change of bytes.
+    digests = {}
+    for fast in (False, True):
+        for clear in (True, False):
+            digest = hashlib.sha256()
+            for image in pinned_set():
+                digest.update(encode_png(image, fast=fast, clear_hidden=clear))
+            digests[fast, clear] = digest.hexdigest()[:16]
+    assert digests == PINNED_SET
+
+
+PINNED_SET = {
+    (False, True): "e2de9b41c6635bad",
+    (False, False): "b321a75739d5a06b",
+    (True, True): "ee0f463a0fbe5a71",
+    (True, False): "1b7333d1486f5713",
+}
+
+
 def test_smaller_than_pillow_optimize_on_an_atlas_like_page():
     # sprites: blobs of a few colours on transparent background, like a packed page
     rng = np.random.default_rng(4)
