@@ -306,7 +306,12 @@ def test_watch_preview_live_updates_errors_and_reroll(tmp_path, browser_context,
         errors = page.locator("#build-errors")
         errors.wait_for()
         link = errors.locator("a.loc").first
-        assert re.fullmatch(rf"sparky\.toml:{line}:\d+", link.inner_text())
+        # write_text truncates before it writes: the watcher may build the half-written file
+        # first (its own error, e.g. an empty manifest), then the whole one
+        deadline = time.monotonic() + 20
+        while not re.fullmatch(rf"sparky\.toml:{line}:\d+", link.inner_text()):
+            assert time.monotonic() < deadline, f"the error shown is still {link.inner_text()!r}"
+            page.wait_for_timeout(50)
         assert link.get_attribute("href") == manifest.resolve().as_uri()
         assert "size" in errors.inner_text()
         assert page.locator("#status").inner_text() == "build failed"
