@@ -2,10 +2,12 @@
 
 An entry is addressed by ``(stage, key)`` where the key is the hash of everything the
 stage's output depends on (see the engine). Each entry file carries a header with a
-magic string, the cache format version, its own key and the SHA-256 of its payload;
-an entry whose header or payload does not check out (truncated, bit-flipped, from
-another format version, another key) is reported, deleted and treated as a miss —
-never used. Writes are atomic, so a crash or kill leaves complete entries or none.
+magic string, the cache format version, the toolchain that computed it
+(:func:`toolchain`), its own key and the SHA-256 of its payload. An entry of another
+format version or toolchain (sparky-assets, numpy, Pillow or deflate upgraded) is
+stale: deleted quietly and treated as a miss. One whose header or payload does not
+check out (truncated, bit-flipped, another key) is reported, deleted and treated as a
+miss. Neither is ever used. Writes are atomic, so a crash or kill leaves complete entries or none.
 The whole folder is safe to delete; above a size cap (1 GiB, ``SPARKY_CACHE_MAX_MB``)
 the least recently used entries are evicted after a build. The cap is read (and
 checked: a whole number of megabytes) when the cache is opened, before a build writes
@@ -15,11 +17,13 @@ leading elsewhere): :mod:`.safepath` checks it before anything is read or delete
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +40,31 @@ CACHE_FORMAT = 2
 MAGIC = b"SPARKY-CACHE\n"
 
 
+@functools.cache
+def toolchain() -> str:
+    """Everything besides its key that a cached value depends on: this sparky-assets
+    and its engine version, Python, and the libraries whose results are in the values
+    (numpy's arithmetic, Pillow's decoding and resampling, libdeflate's bytes in every
+    PNG). Also what a Ray cluster's workers must match (:mod:`.executor`)."""
+    import deflate
+    import PIL
+
+    from .. import __version__
+    from .stages import ENGINE_VERSION
+
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return (
+        f"sparky-assets {__version__} engine {ENGINE_VERSION} python {python} "
+        f"numpy {np.__version__} Pillow {PIL.__version__} deflate {deflate.__version__}"
+    )
+
+
 DEFAULT_MAX_BYTES = 1 << 30
 """Cache size above which least-recently-used entries are evicted (``SPARKY_CACHE_MAX_MB``)."""
 MAX_ENV = "SPARKY_CACHE_MAX_MB"
 ENTRY_LIMIT = 1 << 30
+STALE: Any = object()
+"""What :meth:`StageCache._verify` returns for an entry another version wrote."""
 REVIEW_STAGE = "review"
 """Cache folder of generated sprites' reviews (raw model images and grids), by generate key."""
 
@@ -71,6 +96,9 @@ class StageCache:
     used: set[Path] = field(default_factory=set)
     """Entries read or written by this build: never evicted by :meth:`prune`."""
     written: int = 0
+    stale: int = 0
+    """Entries of another format version or toolchain this build found and deleted (no
+    warning: an upgrade makes them all stale at once, and a miss is only slower)."""
     max_bytes: int = -1
     """Size cap; -1: from the environment (:func:`cache_max_bytes`)."""
     deferred: list[Callable[[], None]] | None = None
@@ -109,6 +137,10 @@ class StageCache:
         except OSError:
             pass
         payload = self._verify(raw, stage, key)
+        if payload is STALE:
+            self.stale += 1
+            safepath.discard(path)
+            return None
         if payload is None:
             self.warnings.append(f"cache entry {stage}/{key[:12]} was corrupt or foreign; rebuilt")
             safepath.discard(path)
@@ -116,6 +148,8 @@ class StageCache:
 
     @staticmethod
     def _verify(raw: bytes, stage: str, key: str) -> bytes | None:
+        """The payload; :data:`STALE` for a well-formed entry of this stage and key that
+        another format version or toolchain wrote; None for anything else."""
         if not raw.startswith(MAGIC):
             return None
         end = raw.find(b"\n", len(MAGIC))
@@ -126,13 +160,11 @@ class StageCache:
         except ValueError:
             return None
         payload = raw[end + 1 :]
-        if (
-            not isinstance(header, dict)
-            or header.get("format") != CACHE_FORMAT
-            or header.get("stage") != stage
-            or header.get("key") != key
-        ):
+        if not isinstance(header, dict) or header.get("stage") != stage or header.get("key") != key:
             return None
+        if header.get("format") != CACHE_FORMAT or header.get("toolchain") != toolchain():
+            # format 1 headers had the same fields (no toolchain); an int check keeps garbage out
+            return STALE if isinstance(header.get("format"), int) else None
         if header.get("size") != len(payload) or header.get("sha256") != hashlib.sha256(payload).hexdigest():
             return None
         return payload
@@ -143,6 +175,7 @@ class StageCache:
             return
         header = {
             "format": CACHE_FORMAT,
+            "toolchain": toolchain(),
             "stage": stage,
             "key": key,
             "size": len(payload),

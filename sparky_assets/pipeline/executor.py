@@ -361,10 +361,11 @@ def private_ray_auth() -> None:
 
 
 def _version_tag() -> str:
-    from .. import __version__
-    from .stages import ENGINE_VERSION
+    """What every worker must run to compute the same bytes: the stage cache's toolchain
+    (sparky-assets, engine, Python, numpy, Pillow, deflate)."""
+    from .cache import toolchain
 
-    return f"sparky-assets {__version__} engine {ENGINE_VERSION} python {sys.version_info[0]}.{sys.version_info[1]}"
+    return toolchain()
 
 
 class GenerateWorker:
