@@ -154,3 +154,21 @@ class DiagnosticSink:
     def raise_if_any(self, error_type: type[SparkyError] = InvalidInput) -> None:
         if self.diagnostics:
             raise error_type(self.diagnostics)
+
+
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)")
+
+
+def toml_error_position(exc: ValueError, text: str) -> tuple[str, int | None, int | None]:
+    """``tomllib``'s error as (message, line, column): its "(at line L, column C)" taken
+    out of the message, and "(at end of document)" (an unterminated string or table, a
+    half-saved file) as the position just after the last character."""
+    message = str(exc)
+    match = _TOML_POSITION.search(message)
+    if not match:
+        return message, None, None
+    message = (message[: match.start()] + message[match.end() :]).strip()
+    if match.group(1):
+        return message, int(match.group(1)), int(match.group(2))
+    lines = text.split("\n")
+    return message, len(lines), len(lines[-1]) + 1

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import Diagnostic, DiagnosticSink, InvalidInput, suggest
+from ..errors import Diagnostic, DiagnosticSink, InvalidInput, suggest, toml_error_position
 from ..hotreload.protocol import DEFAULT_ENDPOINT
 from ..palettes.model import Palette
 from ..pipeline.safepath import real_path
@@ -52,7 +51,6 @@ from .schema import (
 
 GENERATORS = "sparky_assets.generators"
 EXPORTERS = "sparky_assets.exporters"
-_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def find_manifest(path: str | Path = ".") -> Path:
@@ -177,9 +175,7 @@ def parse_manifest(path: str | Path, reads: ReadContext | None = None) -> tuple[
             file, "tables or arrays nested too deeply", hint="a manifest needs a few levels of nesting at most"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        match = _TOML_POS.search(str(exc))
-        line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-        message = _TOML_POS.sub("", str(exc)).strip()
+        message, line, col = toml_error_position(exc, text)
         raise InvalidInput(
             Diagnostic(f"TOML syntax error: {message}", file=str(file), line=line, column=col, stage="manifest")
         ) from None

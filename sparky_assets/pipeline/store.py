@@ -33,7 +33,7 @@ import numpy as np
 import tomli_w
 from PIL import Image
 
-from ..errors import Diagnostic, InvalidInput
+from ..errors import Diagnostic, InvalidInput, toml_error_position
 from ..export.png import encode_png
 from ..manifest.names import NAME_PATTERN
 from . import safepath
@@ -113,13 +113,13 @@ class GeneratedStore:
                 Diagnostic(f"{LOCK_NAME} nests tables too deeply", file=str(self.lock_path), stage="generate")
             ) from None
         except tomllib.TOMLDecodeError as exc:
-            m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            message, line, column = toml_error_position(exc, text)
             raise InvalidInput(
                 Diagnostic(
-                    f"{LOCK_NAME} is not valid TOML: {str(exc).split(' (at line')[0]}",
+                    f"{LOCK_NAME} is not valid TOML: {message}",
                     file=str(self.lock_path),
-                    line=int(m.group(1)) if m else None,
-                    column=int(m.group(2)) if m else None,
+                    line=line,
+                    column=column,
                     stage="generate",
                     hint="resolve the conflict, or delete sparky.lock to regenerate everything",
                 )

@@ -55,6 +55,8 @@ CASES = [
     ("deep-inline-tables", [APPEND("x = " + deep("{a = ", "}"))], 2, r"sparky\.toml", ["nested too deeply"]),
     ("deep-arrays", [APPEND("x = " + deep("[", "]"))], 2, r"sparky\.toml", ["nested too deeply"]),
     ("deep-mixed", [APPEND("x = " + deep("[{a = ", "}]", 3000))], 2, r"sparky\.toml", ["nested too deeply"]),
+    # a half-saved file (an editor's truncate-then-write seen mid-way): where it stops
+    ("half-saved", [RAW(lambda b: b[: b.index(b'"tiny"') + 3])], 2, r"sparky\.toml:2:11\b", ["Unterminated string"]),
     ("bom", [RAW(lambda b: b"\xef\xbb\xbf" + b)], 0, None, []),
     ("crlf", [RAW(lambda b: b.replace(b"\n", b"\r\n"))], 0, None, []),
     (
