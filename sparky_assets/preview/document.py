@@ -219,6 +219,20 @@ def _sheet_documents(root: Path) -> list[tuple[Path, dict]]:
 
 
 MAX_TSX = 16 << 20
+MAX_TILE_SIDE = 4096
+MAX_TILE_COLUMNS = 4096
+"""Bounds of a tileset description's tile size and columns (a planted file may claim anything)."""
+
+
+def _whole(element, name: str, low: int, high: int) -> int:
+    """The attribute ``name`` as a whole number in ``low..high``; ``ValueError`` naming
+    it, the range and what was found otherwise."""
+    text = element.attrib[name]
+    digits = text.strip()
+    value = int(digits) if len(digits) <= 12 and digits.isascii() and digits.lstrip("-").isdigit() else None
+    if value is None or not low <= value <= high:
+        raise ValueError(f"{name} is {text[:20]!r}, expected a whole number from {low} to {high}")
+    return value
 
 
 def _tileset(path: Path) -> dict[str, Any]:
@@ -231,7 +245,8 @@ def _tileset(path: Path) -> dict[str, Any]:
     from ..tiles import autotile
 
     root = ElementTree.fromstring(read_regular(path, MAX_TSX))
-    width, height, columns = (int(root.attrib[k]) for k in ("tilewidth", "tileheight", "columns"))
+    width, height = (_whole(root, k, 1, MAX_TILE_SIDE) for k in ("tilewidth", "tileheight"))
+    columns = _whole(root, "columns", 1, MAX_TILE_COLUMNS)
     image = root.find("image")
     sheet = _read(_page_path(path, {"image": image.attrib["source"]}))
     wang: dict[int, list[int]] = {}
@@ -251,7 +266,7 @@ def _tileset(path: Path) -> dict[str, Any]:
             table = [by_key[k] for k in range(16)]
     tiles, plain = [], []
     for tile in root.iter("tile"):
-        index = int(tile.attrib["id"])
+        index = _whole(tile, "id", 0, MAX_TILE_COLUMNS * MAX_TILE_COLUMNS)
         name = next((p.attrib["value"] for p in tile.iter("property") if p.attrib.get("name") == "name"), str(index))
         frames = [(int(f.attrib["tileid"]), max(1, int(f.attrib["duration"]))) for f in tile.iter("frame")]
         tiles.append({"id": index, "name": name, "x": index % columns * width, "y": index // columns * height})
@@ -273,13 +288,28 @@ def _tileset(path: Path) -> dict[str, Any]:
     }
 
 
-def _tilesets(root: Path) -> list[dict[str, Any]]:
+def _tilesets(root: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """The tilesets the build wrote; a description that does not hold up is left out,
+    with a note on the page naming it and why (a half-removed file says nothing)."""
     out = []
     for path in _ledger_files(root, "tilesets", "tileset", ".tsx"):
         try:
             out.append(_hashed(_tileset(path)))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, SyntaxError):
-            continue  # half-removed or planted: left out
+        except FileNotFoundError:
+            continue  # removed since the build: nothing to say
+        except (
+            OSError,
+            ValueError,
+            ArithmeticError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            SyntaxError,
+        ) as exc:  # planted or damaged
+            shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            notes.append(f"warning: tileset {shown} left out: {reason[:200]}")
     return out
 
 
@@ -590,6 +620,7 @@ def collect(
             )
 
     notes: list[str] = []
+    tilesets = _tilesets(root, notes)
     return {
         "format": DOCUMENT_FORMAT,
         "project": manifest.name if manifest else (summary or {}).get("project", root.name),
@@ -598,7 +629,7 @@ def collect(
         "atlases": atlases,
         "sprites": sprites,
         "palettes": palettes,
-        "tilesets": _tilesets(root),
+        "tilesets": tilesets,
     }
 
 

@@ -114,6 +114,35 @@ def test_a_planted_tileset_description_is_left_out(built):
     assert [t["name"] for t in collect(built)["tilesets"]] == ["dungeon"]
 
 
+@pytest.mark.parametrize(
+    "attribute, value",
+    [
+        ("columns", "0"),
+        ("columns", "-3"),
+        ("columns", "x"),
+        ("columns", "99999999999999999999"),
+        ("tilewidth", "0"),
+        ("tileheight", "-16"),
+        ("tilewidth", "1e9"),
+    ],
+)
+def test_a_tileset_with_impossible_tile_sizes_is_left_out_with_a_warning(built, attribute, value):
+    """A planted ``columns="0"`` (or a negative, huge or non-numeric size) must not crash
+    the page's document (it divided by columns): the tileset is left out, the page says why."""
+    tsx = built / "build" / "sprites" / "tilesets" / "dungeon.tsx"
+    good = tsx.read_text()
+    planted, count = re.subn(rf'\b{attribute}="[^"]*"', f'{attribute}="{value}"', good, count=1)
+    assert count == 1
+    tsx.write_text(planted)
+    doc = collect(built)
+    assert doc["tilesets"] == [] and len(doc["sprites"]) == 22
+    assert len(doc["notes"]) == 1
+    assert "build/sprites/tilesets/dungeon.tsx" in doc["notes"][0] and attribute in doc["notes"][0]
+    tsx.write_text(good)
+    doc = collect(built)
+    assert [t["name"] for t in doc["tilesets"]] == ["dungeon"] and doc["notes"] == []
+
+
 def test_palette_usage_counts_every_locked_pixel(built):
     doc = collect(built)
     by_palette: dict[str, int] = {}

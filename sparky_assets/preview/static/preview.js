@@ -664,7 +664,7 @@
     document.title = `${doc.project} — sparky-assets preview`;
     const has = (build) => doc.atlases.length > 0 && build && !build.ok;
     renderBuild(doc.build, has(doc.build));
-    document.querySelector("#lock .notes").textContent = doc.notes.join(" ");
+    document.querySelector("#build .notes").textContent = doc.notes.join(" ");
     const sprites = doc.sprites;
     reconcile(document.querySelector("#atlases .body"), doc.atlases, changed.atlases, renderAtlas);
     reconcile(document.querySelector("#animations .body"), sprites.filter((s) => s.animations.length), changed.sprites, renderAnimations, dropPlayers);
