@@ -182,6 +182,7 @@ def build(
         metrics = _start_metrics(obj, path, "build", metrics_host, metrics_port, allow_remote)
     progress = _progress_bar(executor) if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
     builder = Builder(path, on_progress=chain(progress, metrics.on_progress if metrics else None), executor=executor)
+    built = False
     try:
         try:
             report = builder.build(
@@ -194,16 +195,17 @@ def build(
                 progress.close()
         if metrics is not None and not dry_run:
             metrics.record_build(report, builder.last_project)
+        built = True
     except Exception:
         if metrics is not None:
             metrics.record_failure()
         raise
     finally:
-        builder.close()
-        if metrics is not None:
-            if metrics_file is not None:
-                metrics.write_textfile(metrics_file)
-            metrics.close()
+        try:
+            builder.close()
+        finally:
+            if metrics is not None:
+                _finish_metrics(obj, metrics, metrics_file, built)
     obj.echo(report.summary(), level=1)
     for w in report.written:
         obj.echo(f"  wrote {w}", level=2)
@@ -224,6 +226,23 @@ def build(
                 manifest.out / REPORT_DIR, document, owned_outputs=outputs, root=manifest.root, assets=assets
             )
             obj.echo(f"report: {written[0]}")
+
+
+def _finish_metrics(obj: _Ctx, metrics, metrics_file: Path | None, built: bool) -> None:
+    """Write ``--metrics-file`` and stop serving. A file that cannot be written never
+    hides the build's own outcome: after a failed build it is a warning (the build's
+    error and exit code stand); after a successful one it is exit 2 naming the file
+    (docs/metrics.md). The metrics server stops either way."""
+    try:
+        if metrics_file is not None:
+            metrics.write_textfile(metrics_file)
+    except SparkyError as exc:
+        if built:
+            raise
+        for d in exc.diagnostics:
+            obj.echo(f"warning: {d.message}", err=True)
+    finally:
+        metrics.close()
 
 
 def _ledger(root: Path) -> dict:

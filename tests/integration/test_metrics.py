@@ -213,6 +213,36 @@ def test_build_writes_a_textfile_for_node_exporter(tmp_path):
     assert value(failed, "sparky_last_success_timestamp_seconds") == last_good
 
 
+def test_a_metrics_file_that_cannot_be_written_never_hides_the_builds_outcome(tmp_path, capsys):
+    """The file is written after the build, in a ``finally``: its failure must not replace
+    the build's own error (a warning then), must not skip stopping the metrics server, and
+    after a successful build is exit 2 naming the file (docs/metrics.md)."""
+    root = copy_example(tmp_path)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the textfile folder should be")
+    out = blocked / "sparky.prom"
+    manifest = root / "sparky.toml"
+    good = manifest.read_text()
+
+    def build() -> tuple[int, str]:
+        code = main(["-q", "build", str(root), "--metrics-file", str(out), "--metrics-port", "0"])
+        err = capsys.readouterr().err
+        url = re.search(r"metrics at (http://\S+)", err).group(1)
+        with pytest.raises(OSError):  # the server was stopped (connection refused)
+            urllib.request.urlopen(url, timeout=10)
+        return code, err
+
+    manifest.write_text(good + "\n[[sprite]]\nname = 3\n")
+    code, err = build()
+    assert code == 2 and "sprite[" in err  # the build's own error, located
+    assert f"warning: cannot write metrics to {out}" in err
+
+    manifest.write_text(good)
+    code, err = build()
+    assert code == 2 and f"cannot write metrics to {out}" in err and "warning" not in err
+    assert (root / "build" / "sprites" / "sheets").is_dir()  # the build itself went through
+
+
 GATE_PLUGIN = '''
 import os
 import time
