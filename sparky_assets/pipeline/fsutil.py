@@ -4,9 +4,11 @@ for every cache key."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -77,15 +79,79 @@ def _load_syncfs():
 
 _syncfs = _load_syncfs()
 
+WEAK_SYNCFS_TYPES = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "virtiofs", "ceph", "glusterfs", "lustre", "afs", "vboxsf"}
+)
+"""Filesystems whose ``syncfs`` is not to be trusted: network and host-shared ones (the
+call may return before the server has the data, or sync only the local cache); every
+FUSE filesystem (``fuse.*``) too, which may not implement it at all."""
+SYNCFS_ERRORS_SINCE = (5, 8)
+"""Linux reports writeback errors from ``syncfs`` only from 5.8 on; before, it returns 0
+even when the data never reached the disk."""
 
-def make_durable(folder: Path, files: list[Path]) -> None:
+
+def mount_type(folder: Path, mountinfo: str | None = None) -> str | None:
+    """The filesystem type of the mount holding ``folder`` (``ext4``, ``fuse.sshfs``,
+    ``nfs4`` …) from ``/proc/self/mountinfo`` (or the text given): the entry of
+    ``folder``'s device whose mount point is the longest prefix of its path. None where
+    it cannot be told."""
+    try:
+        path = Path(folder).resolve()
+        st = os.stat(path)
+        if mountinfo is None:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+                mountinfo = fh.read()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    best: tuple[int, str] | None = None
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        dash = fields.index("-")
+        if len(fields) < 5 or dash + 1 >= len(fields) or fields[2] != device:
+            continue
+        # mount points escape spaces and the like as octal (\040)
+        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+        if path == point or point in path.parents:
+            depth = len(point.parts)
+            if best is None or depth > best[0]:
+                best = (depth, fields[dash + 1])
+    return best[1] if best else None
+
+
+def syncfs_is_reliable(folder: Path, mountinfo: str | None = None, release: str | None = None) -> bool:
+    """Whether one ``syncfs`` makes ``folder``'s files durable: a Linux with ``syncfs``
+    that reports errors (:data:`SYNCFS_ERRORS_SINCE`) and a local filesystem of a known
+    type (not FUSE, not one of :data:`WEAK_SYNCFS_TYPES`)."""
+    release = release if release is not None else os.uname().release
+    try:
+        version = tuple(int(part) for part in release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    if version < SYNCFS_ERRORS_SINCE:
+        return False
+    kind = mount_type(folder, mountinfo)
+    return kind is not None and not kind.startswith("fuse") and kind not in WEAK_SYNCFS_TYPES
+
+
+_reliable_by_device: dict[int, bool] = {}
+
+
+def make_durable(folder: Path, files: list[Path], *, use_syncfs: bool | None = None) -> None:
     """Make ``files`` (all written, all in ``folder``) and ``folder``'s entries durable
-    before returning. On Linux one ``syncfs`` of ``folder``'s filesystem: the kernel
-    writes every dirty page of it in one pass and commits the filesystem journal once,
-    where one ``fsync`` per file waits for a journal commit each (1,000 small files:
-    ~0.04 s against 3.6 s here). Elsewhere, or where ``syncfs`` fails, each file is
-    fsynced in a second pass after all were written (their writeback overlaps)."""
-    if _syncfs is not None:
+    before returning. On Linux, on a local filesystem, one ``syncfs`` of ``folder``'s
+    filesystem: the kernel writes every dirty page of it in one pass and commits the
+    filesystem journal once, where one ``fsync`` per file waits for a journal commit
+    each (1,000 small files: ~0.04 s against 3.6 s here). Elsewhere — no ``syncfs``, a
+    filesystem where it is weak (:func:`syncfs_is_reliable`: FUSE, network filesystems,
+    kernels before 5.8), or where it fails — each file is fsynced in a second pass after
+    all were written (their writeback overlaps), then the folders holding them.
+    ``use_syncfs`` overrides the choice (tests)."""
+    if use_syncfs is None:
+        use_syncfs = _syncfs is not None and _syncfs_reliable(folder)
+    if use_syncfs and _syncfs is not None:
         fd = os.open(folder, os.O_RDONLY)
         try:
             if _syncfs(fd) == 0:
@@ -95,6 +161,34 @@ def make_durable(folder: Path, files: list[Path]) -> None:
     for path in files:
         with open(path, "rb+") as fh:
             os.fsync(fh.fileno())
+    for directory in sorted({Path(folder), *(Path(p).parent for p in files)}):
+        fsync_folder(directory)
+
+
+def _syncfs_reliable(folder: Path) -> bool:
+    try:
+        device = os.stat(folder).st_dev
+    except OSError:
+        return False
+    if device not in _reliable_by_device:
+        _reliable_by_device[device] = syncfs_is_reliable(folder)
+    return _reliable_by_device[device]
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a folder (its entries: names created, renamed or removed in it); a no-op
+    where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):  # a folder that cannot be fsynced: nothing to wait for
+            raise
+    finally:
+        os.close(fd)
 
 
 def io_failure(exc: OSError, path: Path, action: str, root: Path | None = None) -> BuildFailed:

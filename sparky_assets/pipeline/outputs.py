@@ -2,7 +2,8 @@
 
 Output files (and, for a build that generated art, the new ``sparky-generated/``
 files and ``sparky.lock``) are first written completely to ``.sparky/staging/``
-and made durable together (one ``syncfs`` on Linux, :func:`.fsutil.make_durable`),
+and made durable together (one ``syncfs`` on a local Linux filesystem, per-file and folder
+fsyncs on FUSE and network filesystems: :func:`.fsutil.make_durable`),
 after every destination folder has been checked to be inside the project and writable. The current version of every file about to be replaced or deleted is
 hard-linked into ``.sparky/staging/old/``. Then a journal naming both sides of every
 move (staged file → final path → saved old version) and every stale file to delete is
