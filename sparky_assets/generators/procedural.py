@@ -293,56 +293,31 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected component of ``mask`` (ties: the one holding the
     lowest flat index).
 
-    Works on horizontal runs of cells: runs of neighbouring rows that share a column
-    are joined (union-find, each set named by its first run in row-major order, so by
-    its lowest flat index), and the runs of the biggest set are painted back."""
+    Works on horizontal runs of cells: runs joined by a vertical neighbour pair are
+    merged (union-find, each set named by its first run in row-major order, so by its
+    lowest flat index), and the cells of the biggest set are kept."""
     h, w = mask.shape
-    edges = np.zeros((h, w + 2), dtype=np.int8)
-    edges[:, 1:-1] = mask
-    steps = np.diff(edges, axis=1)
-    run_rows, run_starts = np.nonzero(steps == 1)
-    if not len(run_rows):
+    starts = mask.copy()
+    starts[:, 1:] &= ~mask[:, :-1]
+    count = int(np.count_nonzero(starts))
+    if not count:
         return mask.copy()
-    run_ends = np.nonzero(steps == -1)[1]  # exclusive; row-major, so paired with the starts
-    rows, starts, ends = run_rows.tolist(), run_starts.tolist(), run_ends.tolist()
-    count = len(rows)
+    run_of = np.cumsum(starts, dtype=np.int64).reshape(h, w) - 1  # each masked cell's run
+    stacked = mask[:-1] & mask[1:]
     parent = list(range(count))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    # the first run of every row (rows without runs: the next row's first), one past the end
-    row_first = [count] * (h + 1)
-    for i in range(count - 1, -1, -1):
-        row_first[rows[i]] = i
-    for r in range(h - 1, -1, -1):
-        if row_first[r] == count:
-            row_first[r] = row_first[r + 1]
-    for r in range(h - 1):
-        i, i_end = row_first[r], row_first[r + 1]
-        j, j_end = i_end, row_first[r + 2]
-        while i < i_end and j < j_end:
-            if starts[i] < ends[j] and starts[j] < ends[i]:
-                a, b = find(i), find(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-            if ends[i] < ends[j]:
-                i += 1
-            else:
-                j += 1
-    roots = [find(i) for i in range(count)]
-    sizes: dict[int, int] = {}
-    for i, root in enumerate(roots):
-        sizes[root] = sizes.get(root, 0) + ends[i] - starts[i]
-    best = max(sizes, key=lambda root: (sizes[root], -root))
-    out = np.zeros_like(mask)
-    for i, root in enumerate(roots):
-        if root == best:
-            out[rows[i], starts[i] : ends[i]] = True
-    return out
+    for key in np.unique(run_of[:-1][stacked] * count + run_of[1:][stacked]).tolist():
+        a, b = divmod(key, count)
+        while parent[a] != a:
+            parent[a] = a = parent[parent[a]]
+        while parent[b] != b:
+            parent[b] = b = parent[parent[b]]
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    for i in range(count):  # parents are lower runs: one pass resolves every root
+        parent[i] = parent[parent[i]]
+    roots = np.array(parent, dtype=np.int64)
+    cells = np.bincount(roots[run_of[mask]], minlength=count)
+    return mask & (roots[run_of] == int(np.argmax(cells)))
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -429,6 +404,18 @@ class _HalfGrid:
         self.half_span, self.top, self.span = half_span, top, span
         self.inside = (self.v >= -1e-9) & (self.v <= 1 + 1e-9) & (self.u <= 1 + 1e-9)
         self.inside &= (xs >= 1)[None, :]
+        self.inside.flags.writeable = False  # shared by every sprite of this size (:meth:`of`)
+
+    @staticmethod
+    def of(cells_w: int, cells_h: int, top_margin: int) -> _HalfGrid:
+        """The grid of this size, made once: it holds no per-sprite state."""
+        key = (cells_w, cells_h, top_margin)
+        grid = _HALF_GRIDS.get(key)
+        if grid is None:
+            if len(_HALF_GRIDS) >= 256:
+                _HALF_GRIDS.clear()
+            grid = _HALF_GRIDS[key] = _HalfGrid(cells_w, cells_h, top_margin)
+        return grid
 
     def row_of(self, v: float) -> int:
         """The grid row at normalised height ``v``, kept off the outline ring."""
@@ -446,6 +433,9 @@ class _HalfGrid:
         full[:, : self.half] = half_labels
         full[:, self.cells_w - self.half :] = half_labels[:, ::-1]
         return full
+
+
+_HALF_GRIDS: dict[tuple[int, int, int], _HalfGrid] = {}
 
 
 def _noise_block(cells_w: int, cells_h: int) -> int:
@@ -523,7 +513,7 @@ def _eye_size(cells_w: int, cells_h: int, feature_cells: float) -> int:
 
 
 def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
-    grid = _HalfGrid(cells_w, cells_h, top_margin=max(0, cells_h // 12))
+    grid = _HalfGrid.of(cells_w, cells_h, top_margin=max(0, cells_h // 12))
     u, v = grid.u, grid.v
     one_v = 1.0 / grid.span  # one cell in v units
     center_v = rng.uniform(0.38, 0.55)
@@ -584,7 +574,7 @@ def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
 
 
 def _character(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
-    grid = _HalfGrid(cells_w, cells_h, top_margin=max(0, cells_h // 16))
+    grid = _HalfGrid.of(cells_w, cells_h, top_margin=max(0, cells_h // 16))
     u, v = grid.u, grid.v
     one_u = 1.0 / grid.half_span  # one cell in u units
     head_h = rng.uniform(0.3, 0.36)
@@ -641,7 +631,7 @@ def _character(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
 
 
 def _item(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
-    grid = _HalfGrid(cells_w, cells_h, top_margin=max(0, cells_h // 10))
+    grid = _HalfGrid.of(cells_w, cells_h, top_margin=max(0, cells_h // 10))
     # Items sit in the middle: shrink the usable area a little on every side.
     inset = 0.12
     u = grid.u / (1 - inset)
@@ -803,20 +793,25 @@ _TEMPLATES = {"creature": _creature, "character": _character, "item": _item, "ti
 # --------------------------------------------------------------------------- rendering
 
 
-def _run_position(regions: np.ndarray, axis: int) -> np.ndarray:
-    """For every cell, its position ``p / (n + 1)`` inside the run of equal region
-    ids along ``axis`` that contains it (``p`` 1-based, ``n`` the run length)."""
-    ids = regions if axis == 1 else regions.T
-    h, w = ids.shape
-    index = np.broadcast_to(np.arange(w), (h, w))
-    starts = np.ones((h, w), dtype=bool)
-    starts[:, 1:] = ids[:, 1:] != ids[:, :-1]
-    ends = np.ones((h, w), dtype=bool)
-    ends[:, :-1] = ids[:, :-1] != ids[:, 1:]
-    run_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
-    run_end = np.minimum.accumulate(np.where(ends, index, w - 1)[:, ::-1], axis=1)[:, ::-1]
-    position = (index - run_start + 1) / (run_end - run_start + 2)
-    return position if axis == 1 else position.T
+def _run_positions(regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every cell, its position ``p / (n + 1)`` inside the run of equal region ids
+    that contains it (``p`` 1-based, ``n`` the run length): along the row, and along
+    the column. Both in one pass over the rows followed by the columns, laid end to end."""
+    h, w = regions.shape
+    ids = np.concatenate([regions.ravel(), regions.T.ravel()])
+    n = ids.size
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=starts[1:])
+    starts[: h * w : w] = True  # every row and every column starts a run
+    starts[h * w :: h] = True
+    first = np.flatnonzero(starts)
+    run = np.cumsum(starts) - 1
+    position = (np.arange(n) - first[run] + 1) / (np.diff(first, append=n)[run] + 1)
+    return position[: h * w].reshape(h, w), position[h * w :].reshape(w, h).T
+
+
+_TONE_STEPS = np.array([0.24, 0.42, 0.7])
 
 
 def _shade(regions: np.ndarray, wrap: bool) -> np.ndarray:
@@ -829,13 +824,14 @@ def _shade(regions: np.ndarray, wrap: bool) -> np.ndarray:
     """
     if wrap:
         h, w = regions.shape
-        big = np.tile(regions, (3, 3))
-        t = 0.5 * (_run_position(big, 1) + _run_position(big, 0))
+        across, down = _run_positions(np.tile(regions, (3, 3)))
+        t = 0.5 * (across + down)
         t = t[h : 2 * h, w : 2 * w]
     else:
-        t = 0.5 * (_run_position(regions, 1) + _run_position(regions, 0))
-    tone = np.where(t < 0.24, 3, np.where(t < 0.42, 2, np.where(t < 0.7, 1, 0)))
-    return tone.astype(np.int8)
+        across, down = _run_positions(regions)
+        t = 0.5 * (across + down)
+    # below 0.24: 3 (highlight), below 0.42: 2, below 0.7: 1, else 0
+    return (3 - np.digitize(t, _TONE_STEPS)).astype(np.int8)
 
 
 _MATERIAL_OF_LABEL = np.array([PRIMARY, PRIMARY, SECONDARY, DETAIL, ACCENT, PRIMARY, PRIMARY, PRIMARY], dtype=np.int8)
@@ -860,8 +856,7 @@ def _render(cells: np.ndarray, blueprint: _Blueprint, table: np.ndarray) -> np.n
     if blueprint.style != "tile":
         body = cells > 0
         outline = _neighbors_any(body) & ~body
-        out[outline, :3] = blueprint.outline
-        out[outline, 3] = 255
+        out[outline] = (*blueprint.outline.tolist(), 255)
     return out
 
 
