@@ -20,11 +20,17 @@ same for 200 tasks in flight at once (the way a build submits them).
 Goals (issue 17): Ray's per-task overhead under 5 ms for batched work; ``--jobs 2``
 at least 1.7× ``--jobs 1`` on the CPU stages. The load average is printed: on a
 shared machine the second core is not free, and the ratios say so.
+
+``--anchor-tree DIR`` (a checkout of an earlier commit, e.g. ``git archive main | tar
+-x -C DIR``) adds that code's ``--jobs 1`` and ``--jobs 2`` to every round, alternated
+with this tree's, to compare a change with its anchor under the same load (its
+outputs must be the same bytes too); ``--no-ray`` leaves Ray out (faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -122,10 +128,12 @@ def digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def build(env: dict, kind: str, jobs: int, address: str, root: Path) -> dict:
+def build(env: dict, kind: str, jobs: int, address: str, root: Path, tree: Path = ROOT) -> dict:
+    """One cold build in a child process running the code of ``tree``."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(jobs), address, str(root)],
-        env=env,
+        env={**env, "PYTHONPATH": str(tree)},
+        cwd=tree,
         capture_output=True,
         text=True,
         timeout=1800,
@@ -143,19 +151,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sprites", type=int, default=1000, help="procedural sprites")
     parser.add_argument("--diffusion", type=int, default=64, help="tiny-diffusion sprites (0: skip)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--anchor-tree", type=Path, help="an earlier checkout to measure in the same rounds")
+    parser.add_argument("--no-ray", action="store_true", help="leave the Ray cluster out")
     args = parser.parse_args(argv)
     from tests.ray_cluster import LocalRayCluster
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cores: {os.cpu_count()}")
-    with tempfile.TemporaryDirectory() as tmp, LocalRayCluster(workers=2, cpus_per_worker=1) as cluster:
+    ray_cluster = contextlib.nullcontext() if args.no_ray else LocalRayCluster(workers=2, cpus_per_worker=1)
+    with tempfile.TemporaryDirectory() as tmp, ray_cluster as cluster:
         tmp = Path(tmp)
-        env = {**cluster.env, "SPARKY_TABLE_CACHE": str(tmp / "tables")}
+        env = {**(cluster.env if cluster else os.environ), "SPARKY_TABLE_CACHE": str(tmp / "tables")}
         projects = [("procedural", args.sprites)] + ([("diffusion", args.diffusion)] if args.diffusion else [])
         if args.diffusion:
             from tests.tiny_pipeline import save_tiny_pipeline
 
             save_tiny_pipeline(tmp / "tiny-sd")
-        executors = [("jobs 1", "local", 1, ""), ("jobs 2", "local", 2, ""), ("ray 2w", "ray", 0, cluster.address)]
+        executors = [("jobs 1", "local", 1, "", ROOT), ("jobs 2", "local", 2, "", ROOT)]
+        if args.anchor_tree:
+            tree = args.anchor_tree.resolve()
+            executors += [("jobs 1 a", "local", 1, "", tree), ("jobs 2 a", "local", 2, "", tree)]
+        if cluster:
+            executors.append(("ray 2w", "ray", 0, cluster.address, ROOT))
         header = (
             f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
             f"  {'tasks':>5}  CPU seconds: build process + workers (free-core estimate)"
@@ -167,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             for project, count in projects:
                 anchor = None
                 order = executors if r % 2 == 0 else [executors[0], *reversed(executors[1:])]
-                for label, kind, jobs, address in order:
+                for label, kind, jobs, address, tree in order:
                     n += 1
                     root = tmp / f"{project}-{n}"
                     if project == "procedural":
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                         write_project(root, count)
                     else:
                         diffusion_project(root, tmp / "tiny-sd", count)
-                    figures = build(env, kind, jobs, address, root)
+                    figures = build(env, kind, jobs, address, root, tree)
                     anchor = anchor or figures
                     if figures["digest"] != anchor["digest"]:
                         raise SystemExit(f"{project} {label}: outputs differ from jobs 1")
@@ -197,6 +213,12 @@ def main(argv: list[str] | None = None) -> None:
                         flush=True,
                     )
                     shutil.rmtree(root)
+        if args.anchor_tree:
+            print("(jobs 1 a / jobs 2 a: the anchor tree's code; ratios against this tree's jobs 1)")
+        if not cluster:
+            summary(ratios)
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            return
         out = subprocess.run(
             [sys.executable, "-c", OVERHEAD, cluster.address], env=env, capture_output=True, text=True, timeout=600
         )
@@ -209,20 +231,25 @@ def main(argv: list[str] | None = None) -> None:
             f"→ overhead {per_task:.2f} ms per task ({per_task / 16:.3f} ms per sprite); "
             f"200 in flight: {o['in_flight_ms']:.2f} ms per task"
         )
-        for (project, label), values in ratios.items():
-            if label.startswith("jobs 1"):
-                continue
-            what = "free-core estimate" if label.endswith("free-core") else "CPU stages, wall"
-            name = label.split(" free")[0]
-            print(f"{project} {name}: {what} {statistics.median(values):.2f}x jobs 1 (median of {len(values)})")
         print(f"goals: overhead < 5 ms per task: {'met' if per_task < 5 else 'NOT met'}; ", end="")
-        jobs2 = statistics.median(ratios[("procedural", "jobs 2")])
-        free2 = statistics.median(ratios[("procedural", "jobs 2 free-core")])
-        print(
-            f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if jobs2 >= 1.7 else 'NOT met'} ({jobs2:.2f}x measured;"
-            f" {free2:.2f}x estimated from CPU seconds, for 2 free cores)"
-        )
+        summary(ratios)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def summary(ratios: dict[tuple[str, str], list[float]]) -> None:
+    """The median ratios against ``jobs 1``, and the ``--jobs 2`` goal."""
+    for (project, label), values in ratios.items():
+        if label == "jobs 1" or label == "jobs 1 free-core":
+            continue
+        what = "free-core estimate" if label.endswith("free-core") else "CPU stages, wall"
+        name = label.split(" free")[0]
+        print(f"{project} {name}: {what} {statistics.median(values):.2f}x jobs 1 (median of {len(values)})")
+    jobs2 = statistics.median(ratios[("procedural", "jobs 2")])
+    free2 = statistics.median(ratios[("procedural", "jobs 2 free-core")])
+    print(
+        f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if jobs2 >= 1.7 else 'NOT met'} ({jobs2:.2f}x measured;"
+        f" {free2:.2f}x estimated from CPU seconds, for 2 free cores)"
+    )
 
 
 if __name__ == "__main__":

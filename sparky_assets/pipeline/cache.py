@@ -8,6 +8,9 @@ format version or toolchain (sparky-assets, numpy, Pillow or deflate upgraded) i
 stale: deleted quietly and treated as a miss. One whose header or payload does not
 check out (truncated, bit-flipped, another key) is reported, deleted and treated as a
 miss. Neither is ever used. Writes are atomic, so a crash or kill leaves complete entries or none.
+The build's worker processes (``--jobs``) write the entries they compute themselves
+(:func:`worker_cache`; same format, same atomic write), and the build adopts them
+(:meth:`StageCache.adopt`).
 The whole folder is safe to delete; above a size cap (1 GiB, ``SPARKY_CACHE_MAX_MB``)
 the least recently used entries are evicted after a build. The cap is read (and
 checked: a whole number of megabytes) when the cache is opened, before a build writes
@@ -198,6 +201,12 @@ class StageCache:
         self.used.add(path)
         self.written += 1
 
+    def adopt(self, stage: str, key: str) -> None:
+        """Count an entry a worker process wrote for this build as this build's own
+        (kept by :meth:`prune`, which then runs)."""
+        self.used.add(self._path(stage, key))
+        self.written += 1
+
     # -- typed helpers -------------------------------------------------------
 
     def get_arrays(self, stage: str, key: str) -> tuple[dict[str, Any], list[np.ndarray]] | None:
@@ -282,6 +291,24 @@ class StageCache:
         count = sum(1 for p in self.root.rglob("*") if p.is_file())
         shutil.rmtree(self.root)
         return count
+
+
+def worker_cache(root: str | Path | None) -> StageCache | None:
+    """The build's stage cache, opened in a worker process that shares its disk (None:
+    the worker writes nothing, the build does). A write that fails here is left to the
+    build, which writes the entry itself (and warns if that fails too)."""
+    if root is None:
+        return None
+    return StageCache(Path(root), max_bytes=ENTRY_LIMIT)
+
+
+def put_arrays_from_worker(cache: StageCache | None, stage: str, key: str, meta: dict, arrays: list) -> bool:
+    """:meth:`StageCache.put_arrays` in a worker: whether the entry is now on disk."""
+    if cache is None:
+        return False
+    before = cache.written
+    cache.put_arrays(stage, key, meta, arrays)
+    return cache.written > before
 
 
 ARRAY_DTYPES = frozenset({"|u1", "<u2", "<u4", "<i4", "<i8", "<f4", "<f8", "|b1"})

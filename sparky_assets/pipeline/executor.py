@@ -1,18 +1,28 @@
 """Where a build's independent work runs: this process, a local process pool, or Ray.
 
 The :class:`~.graph.Evaluator` still decides *what* runs (memo → cache → compute) and
-every value comes back to the build's process, which alone writes the stage cache,
-``sparky.lock``, ``sparky-generated/`` and the outputs — in the same order as a serial
-build, so the files are byte-identical whichever executor made them. An executor only
-runs batches of independent work and returns their results in submission order:
+every value comes back to the build's process, which alone writes ``sparky.lock``,
+``sparky-generated/`` and the outputs — in the same order as a serial build, so the
+files are byte-identical whichever executor made them. An executor only runs batches
+of independent work and returns their results in submission order:
 
 * generation of locked sprites (``GenerateStage.run_batch``): one call per chunk of
   requests. A generator that ``runs_on = "cpu"`` (procedural) is split into chunks over
-  the workers; a ``"device"`` generator (diffusion) runs in this process locally and, on
-  Ray, in one long-lived actor per GPU (``num_gpus=1``; one per node on a CPU-only
-  cluster) that keeps its pipelines loaded across sprites and builds;
-* processing (outline + quantize) of sprites, in chunks;
-* PNG encoding of atlas pages, one atlas per task.
+  the workers, which also process (outline + quantize) what they generated
+  (:class:`ProcessAfter`), so a sprite's frames cross the process boundary once: the
+  processed frames and the store PNG come back, the generated frames stay (only their
+  shapes come back, :class:`FrameShape`). A ``"device"`` generator (diffusion) runs in
+  this process locally and, on Ray, in one long-lived actor per GPU (``num_gpus=1``;
+  one per node on a CPU-only cluster) that keeps its pipelines loaded across sprites
+  and builds;
+* processing of sprites whose generated art was not made by this build, in chunks;
+* packing and composing an atlas, and PNG-encoding its pages, one atlas per task.
+
+Workers that share the build's disk (``--jobs``: :attr:`Executor.shared_disk`) write
+the content-addressed stage-cache entries they compute (process, pack, layout) with
+the cache's own atomic write (temp file + rename: a killed worker leaves complete
+entries or none), and the build adopts them instead of writing them again; a Ray
+worker may be on another machine, so there the build writes them.
 
 :class:`SerialExecutor` (``--jobs 1``) is the plain in-process path; :class:`LocalExecutor`
 (``--jobs N``) a pool of N processes; :class:`RayExecutor` (``--executor ray``) a Ray
@@ -29,11 +39,12 @@ dies is Ray's business: tasks are retried (``max_retries``) and actors restarted
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -106,10 +117,35 @@ def _unwrap(outcome: _Outcome) -> Any:
     raise WorkerError(type_name, message, trace)
 
 
-def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.ndarray]], dict, Any, dict, list]:
+@dataclass(frozen=True)
+class FrameShape:
+    """A generated frame that stayed in the worker (its processed form came back
+    instead): its shape and type, all the build checks of it."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class ProcessAfter:
+    """Process locked sprites in the worker that generated them: per request its
+    (palette, outline, dither), or None to leave it to the build's walk. ``cache``: the
+    stage cache's folder when the worker shares the build's disk (it writes the process
+    entries), else None; ``force``: process even where the entry exists (``--force``)."""
+
+    specs: list
+    cache: str | None = None
+    force: bool = False
+
+
+def generate_chunk(
+    generator_name: str, requests: list, process: ProcessAfter | None = None
+) -> tuple[list[list[np.ndarray]], dict, Any, dict, list, list | None]:
     """One chunk of a generator's requests: (frames per request, the generator's
     ``last_stats``, the files it read, its ``last_review``, each request's store PNG —
-    encoded here too, off the build's process)."""
+    encoded here too, off the build's process — and, with ``process``, each request's
+    (process key, processed frames, whether the worker wrote the cache entry) or None
+    where the build processes it; a processed request's frames are :class:`FrameShape` s)."""
     from .. import registry
     from ..reads import ReadContext
     from .store import store_png
@@ -118,14 +154,68 @@ def generate_chunk(generator_name: str, requests: list) -> tuple[list[list[np.nd
     gen = registry.generator(generator_name)
     frames = gen.generate(requests, reads)
     pngs = [store_png(f) if len(f) else None for f in frames]
-    return frames, dict(gen.last_stats or {}), reads, dict(getattr(gen, "last_review", None) or {}), pngs
+    processed = None
+    if process is not None:
+        processed = _process_generated(requests, frames, pngs, process)
+        frames = [
+            fs if done is None else [FrameShape(f.shape, f.dtype) for f in fs] for fs, done in zip(frames, processed)
+        ]
+    stats, review = dict(gen.last_stats or {}), dict(getattr(gen, "last_review", None) or {})
+    return frames, stats, reads, review, pngs, processed
 
 
-def process_chunk(jobs: list[tuple]) -> list[list[np.ndarray]]:
-    """Outline + quantize: ``jobs`` are (frames, palette, outline, dither)."""
+def _process_generated(requests: list, frames: list, pngs: list, process: ProcessAfter) -> list:
+    """:func:`generate_chunk`'s processing: the key is the one the build computes from
+    the store PNG's hash (:func:`.stages.process_key`). A request whose frames are not
+    what it asked for is left to the build (which reports it), and so is one whose
+    entry is already in the cache (the build reads it)."""
+    from .cache import put_arrays_from_worker, worker_cache
+    from .stages import process_frames, process_key
+
+    cache = worker_cache(process.cache)
+    out: list = []
+    for request, sprite_frames, png, spec in zip(requests, frames, pngs, process.specs):
+        expected = (request.height, request.width, 4)
+        if (
+            spec is None
+            or png is None
+            or len(sprite_frames) != len(request.frames)
+            or not all(isinstance(f, np.ndarray) and f.shape == expected and f.dtype == np.uint8 for f in sprite_frames)
+        ):
+            out.append(None)
+            continue
+        palette, outline, dither = spec
+        key = process_key(hashlib.sha256(png).hexdigest(), palette, outline, dither)
+        if cache is not None and not process.force and cache.has("process", key):
+            out.append(None)
+            continue
+        done = process_frames(sprite_frames, palette, outline, dither)
+        out.append((key, done, put_arrays_from_worker(cache, "process", key, {}, done)))
+    return out
+
+
+def process_chunk(jobs: list[tuple]) -> list[tuple[list[np.ndarray], bool]]:
+    """Outline + quantize: ``jobs`` are (frames, palette, outline, dither, process key,
+    cache folder or None); per job the processed frames and whether the worker wrote
+    their cache entry."""
+    from .cache import put_arrays_from_worker, worker_cache
     from .stages import process_frames
 
-    return [process_frames(*job) for job in jobs]
+    caches: dict = {}
+    out = []
+    for frames, palette, outline, dither, key, root in jobs:
+        done = process_frames(frames, palette, outline, dither)
+        if root not in caches:
+            caches[root] = worker_cache(root)
+        out.append((done, put_arrays_from_worker(caches[root], "process", key, {}, done)))
+    return out
+
+
+def pack_chunk(jobs: list) -> list:
+    """Pack, compose and encode atlases: ``jobs`` are :class:`.stages.PackJob` s."""
+    from .stages import pack_in_worker
+
+    return [pack_in_worker(job) for job in jobs]
 
 
 def encode_chunk(jobs: list[tuple]) -> list[tuple[bytes, ...]]:
@@ -183,6 +273,11 @@ class Executor:
     store_pngs: list | None = None
     """The store PNG of each request of the last :meth:`generate`, where workers made
     them (None: the build encodes them)."""
+    processed: list | None = None
+    """Per request of the last :meth:`generate`, what the workers processed
+    (:func:`generate_chunk`), or None."""
+    shared_disk = True
+    """Whether workers see the build's files (they write their stage-cache entries)."""
 
     def describe(self) -> str:
         return "this process"
@@ -205,10 +300,18 @@ class Executor:
                 progress(done)
         return out
 
-    def generate(self, generator, requests: list, reads, progress: Progress | None = None) -> list[list[np.ndarray]]:
+    def generate(
+        self,
+        generator,
+        requests: list,
+        reads,
+        progress: Progress | None = None,
+        process: ProcessAfter | None = None,
+    ) -> list[list[np.ndarray]]:
         """Run ``generator`` on ``requests`` (results in order); sets its ``last_stats``
-        and ``last_review`` and records the files read in ``reads``."""
-        self.store_pngs = None
+        and ``last_review`` and records the files read in ``reads``. ``process``: where
+        the work goes to workers, they also process the results (:attr:`processed`)."""
+        self.store_pngs = self.processed = None
         frames = generator.generate(requests, reads)
         if progress:
             progress(len(requests))
@@ -221,25 +324,36 @@ class Executor:
     def chunks(self, items: Sequence, min_size: int) -> list[list]:
         return chunked(items, 4 * self.slots(), min_size)
 
-    def _generate_chunks(self, generator, requests, reads, progress) -> list[list[np.ndarray]]:
+    def _generate_chunks(self, generator, requests, reads, progress, process=None) -> list[list[np.ndarray]]:
         """A ``cpu`` generator's requests in chunks over :meth:`map`."""
-        chunks = self.chunks(requests, 4)
-        results = self.map(_generate_args, [(generator.name, c) for c in chunks], progress, [len(c) for c in chunks])
+        chunks = self.chunks(range(len(requests)), 4)
+        args = [
+            (
+                generator.name,
+                [requests[i] for i in c],
+                None if process is None else replace(process, specs=[process.specs[i] for i in c]),
+            )
+            for c in chunks
+        ]
+        results = self.map(_generate_args, args, progress, [len(c) for c in chunks])
         return self._gather(generator, results, reads)
 
     def _gather(self, generator, results: list, reads) -> list[list[np.ndarray]]:
         frames: list[list[np.ndarray]] = []
-        stats, pngs = [], []
+        stats, pngs, processed = [], [], []
         review: dict[str, list] = {}
-        for chunk_frames, chunk_stats, chunk_reads, chunk_review, chunk_pngs in results:
+        for chunk_frames, chunk_stats, chunk_reads, chunk_review, chunk_pngs, *rest in results:
+            chunk_processed = rest[0] if rest else None  # a warm actor of an earlier build: 5 fields
             frames.extend(chunk_frames)
             pngs.extend(chunk_pngs)
+            processed.extend(chunk_processed or [None] * len(chunk_frames))
             stats.append(chunk_stats)
             reads.merge(chunk_reads)
             review.update(chunk_review)
         generator.last_stats = merge_stats(stats)
         generator.last_review = review
         self.store_pngs = pngs
+        self.processed = processed if any(p is not None for p in processed) else None
         return frames
 
 
@@ -314,10 +428,10 @@ class LocalExecutor(Executor):
     def map(self, fn, chunks, progress=None, weights=None):
         return self._run(_pool_call, [(fn, c) for c in chunks], weights or [len(c) for c in chunks], progress)
 
-    def generate(self, generator, requests, reads, progress=None):
+    def generate(self, generator, requests, reads, progress=None, process=None):
         if generator.runs_on != "cpu" or len(requests) < 2:  # a device generator: one warm copy, here
             return super().generate(generator, requests, reads, progress)
-        return self._generate_chunks(generator, requests, reads, progress)
+        return self._generate_chunks(generator, requests, reads, progress, process)
 
     def worker_pids(self) -> list[int]:
         """The pool's worker processes (``bench/cluster.py`` reads their CPU time)."""
@@ -396,6 +510,7 @@ class RayExecutor(Executor):
 
     kind = "ray"
     parallel = True
+    shared_disk = False  # a worker node is another machine: the build writes the cache
 
     def __init__(self, address: str | None = None, echo: Callable[[str], None] | None = None):
         self.address = address
@@ -499,12 +614,12 @@ class RayExecutor(Executor):
         self.sent += len(refs)
         return self._wait(refs, weights, progress)
 
-    def generate(self, generator, requests, reads, progress=None):
+    def generate(self, generator, requests, reads, progress=None, process=None):
         if generator.runs_on == "process":
             return super().generate(generator, requests, reads, progress)
         self.connect()
         if generator.runs_on == "cpu":
-            return self._generate_chunks(generator, requests, reads, progress)
+            return self._generate_chunks(generator, requests, reads, progress, process)
         actors = self.device_actors()
         chunks = chunked(requests, 2 * len(actors), 1)
         refs = []

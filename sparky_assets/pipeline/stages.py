@@ -38,8 +38,8 @@ from ..pack.maxrects import PackError, PackResult, Placement, pack_maxrects
 from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
 from ..reads import ReadContext
-from .cache import StageCache
-from .executor import Executor, encode_chunk, process_chunk
+from .cache import StageCache, put_arrays_from_worker, worker_cache
+from .executor import Executor, FrameShape, ProcessAfter, encode_chunk, pack_chunk, process_chunk
 from .fsutil import canonical_hash
 from .graph import Evaluator, Stage
 from .report import BuildReport, stage_timer
@@ -75,6 +75,16 @@ class StageContext:
     pages_png: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
     executor: Executor = field(default_factory=Executor)
     """Where batches of independent work run (``--jobs``, ``--executor``)."""
+    processed: dict[str, tuple[str, list[np.ndarray], bool]] = field(default_factory=dict)
+    """Sprites the workers processed right after generating them: (process key, frames,
+    whether the worker wrote the cache entry), used by the process stage."""
+
+    def worker_cache_root(self) -> str | None:
+        """The cache folder workers may write their entries into: None when they do not
+        share this disk (Ray) or writes wait (``watch``'s deferred cache)."""
+        if not self.executor.shared_disk or self.cache.deferred is not None:
+            return None
+        return str(self.cache.root)
 
     def located(self, d: Diagnostic, plans: Iterable[SpritePlan] = ()) -> Diagnostic:
         """A plugin's diagnostic with a manifest key, given the manifest's file and
@@ -160,8 +170,12 @@ class GenerateStage(Stage):
                     if progress:
                         ctx.on_progress("generate", before + done, len(names))
 
+                process = None
+                if ctx.executor.parallel:  # workers process what they generate (frames cross once)
+                    specs = [(p.palette, p.spec.outline, p.spec.dither) if p.lockable else None for p in plans]
+                    process = ProcessAfter(specs, ctx.worker_cache_root(), ctx.options.force)
                 try:
-                    results = ctx.executor.generate(gen, [p.request for p in plans], ctx.reads, report)
+                    results = ctx.executor.generate(gen, [p.request for p in plans], ctx.reads, report, process)
                 except (
                     InvalidInput
                 ) as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
@@ -183,14 +197,21 @@ class GenerateStage(Stage):
                     if review.get(plan.spec.name):
                         ctx.cache.put_review(plan.gen_key, review[plan.spec.name])
                 pngs = ctx.executor.store_pngs or [None] * len(results)
-                for plan, frames, png in zip(plans, results, pngs):
-                    out[plan.spec.name] = self._accept(plan, frames, png)
+                processed = ctx.executor.processed or [None] * len(results)
+                for plan, frames, png, done in zip(plans, results, pngs, processed):
+                    frames = self._accept(plan, frames, png)
+                    if done is not None:  # the frames stayed in the worker
+                        ctx.processed[plan.spec.name] = done
+                    else:
+                        out[plan.spec.name] = frames
         return out
 
     def _accept(self, plan: SpritePlan, frames: list[np.ndarray], png: bytes | None = None) -> list[np.ndarray]:
         s = plan.spec
         expected = (s.height, s.width, 4)
-        if len(frames) != len(plan.request.frames) or any(f.shape != expected or f.dtype != np.uint8 for f in frames):
+        if len(frames) != len(plan.request.frames) or any(
+            f.shape != expected or f.dtype != np.uint8 or not isinstance(f, (np.ndarray, FrameShape)) for f in frames
+        ):
             raise BuildFailed(
                 Diagnostic(
                     f"generator '{s.generator}' returned {len(frames)} frames of "
@@ -223,6 +244,8 @@ class ProcessStage(Stage):
         self.ctx = ctx
         self.generate = generate
         self._keys: dict[str, str | None] = {}
+        self._written: set[str] = set()
+        """Keys whose cache entry a worker wrote (:meth:`save` adopts them)."""
 
     def key(self, item: str, ev: Evaluator) -> str | None:
         if item in self._keys:
@@ -234,35 +257,25 @@ class ProcessStage(Stage):
             entry = ctx.store.entries.get(item)
             current = entry is not None and entry.key == plan.gen_key and item not in ctx.fresh
             content = entry.sha256 if current else None  # a plan cannot know what generating will make
-        s = plan.spec
-        key = None
-        if content is not None:
-            # the types too: True == 1 in a tuple, not in the JSON that is hashed
-            inputs = (content, plan.palette.digest(), type(s.outline), s.outline, type(s.dither), s.dither)
-            key = _PROCESS_KEYS.get(inputs)
-            if key is None:
-                key = canonical_hash(
-                    {
-                        "stage": self.name,
-                        "engine": ENGINE_VERSION,
-                        "quantize": QUANTIZE_VERSION,
-                        "content": content,
-                        "palette": inputs[1],
-                        "outline": s.outline,
-                        "dither": s.dither,
-                    }
-                )
-                if len(_PROCESS_KEYS) >= _PROCESS_KEYS_MAX:
-                    _PROCESS_KEYS.clear()
-                _PROCESS_KEYS[inputs] = key
+        key = None if content is None else process_key(content, plan.palette, plan.spec.outline, plan.spec.dither)
         self._keys[item] = key
         return key
 
     def is_cached(self, item: str, key: str, ev: Evaluator) -> bool:
+        if self._made_by_worker(item, key):
+            return False
         warm = self.ctx.warm
         return (warm is not None and key in warm.processed) or self.ctx.cache.has(self.name, key)
 
+    def _made_by_worker(self, item: str, key: str) -> bool:
+        """Processed by the worker that generated it in this build (which may have written
+        the cache entry too): computed — from what the worker made — not loaded."""
+        done = self.ctx.processed.get(item)
+        return done is not None and done[0] == key
+
     def load(self, item: str, key: str, ev: Evaluator) -> list[np.ndarray] | None:
+        if self._made_by_worker(item, key):
+            return None
         warm = self.ctx.warm
         frames = warm.get(key) if warm is not None else None
         if frames is None:
@@ -275,26 +288,75 @@ class ProcessStage(Stage):
     def inputs(self, item: str, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
         return [(self.generate, item)]
 
+    def _premade(self, item: str, ev: Evaluator) -> list[np.ndarray] | None:
+        """What the worker that generated ``item`` made of it (this build's key only)."""
+        done = self.ctx.processed.get(item)
+        if done is None or done[0] != self.key(item, ev):
+            return None
+        if done[2]:
+            self._written.add(done[0])
+        return done[1]
+
     def compute(self, item: str, ev: Evaluator) -> list[np.ndarray]:
+        premade = self._premade(item, ev)
+        if premade is not None:
+            return premade
         plan = self.ctx.project.sprites[item]
         return [process_frame(plan, f) for f in ev.demand(self.generate, item)]
 
     def compute_many(self, items: list[str], ev: Evaluator) -> list[list[np.ndarray]]:
-        """Sprites in chunks on the build's executor (each sprite is independent)."""
+        """Sprites in chunks on the build's executor (each sprite is independent); those
+        the generating workers processed already are taken as they are."""
         ctx = self.ctx
+        out: list[list[np.ndarray] | None] = [self._premade(n, ev) for n in items]
+        todo = [i for i, frames in enumerate(out) if frames is None]
+        root = ctx.worker_cache_root()
         jobs = []
-        for n in items:
-            plan = ctx.project.sprites[n]
-            jobs.append((ev.demand(self.generate, n), plan.palette, plan.spec.outline, plan.spec.dither))
+        for i in todo:
+            plan = ctx.project.sprites[items[i]]
+            frames = ev.demand(self.generate, items[i])
+            jobs.append((frames, plan.palette, plan.spec.outline, plan.spec.dither, self.key(items[i], ev), root))
         done = ctx.executor.map(
             process_chunk, ctx.executor.chunks(jobs, 16), lambda n: ctx.on_progress("process", n, len(jobs))
         )
-        return [frames for chunk in done for frames in chunk]
+        for i, job, (frames, written) in zip(todo, jobs, (result for chunk in done for result in chunk)):
+            out[i] = frames
+            if written:
+                self._written.add(job[4])
+        return out  # type: ignore[return-value]
 
     def save(self, item: str, key: str, value: list[np.ndarray], ev: Evaluator) -> None:
-        self.ctx.cache.put_arrays(self.name, key, {}, value)
+        if key in self._written:  # a worker wrote it
+            self.ctx.cache.adopt(self.name, key)
+        else:
+            self.ctx.cache.put_arrays(self.name, key, {}, value)
         if self.ctx.warm is not None:
             self.ctx.warm.put(key, value)
+
+
+def process_key(content: str, palette, outline, dither) -> str:
+    """The process stage's key: ``content`` is the generated frames' identity (the store
+    PNG's SHA-256 for a locked sprite, else the generate key). Worker processes compute
+    it too (:func:`.executor.generate_chunk`); memoised across builds."""
+    # the types too: True == 1 in a tuple, not in the JSON that is hashed
+    inputs = (content, palette.digest(), type(outline), outline, type(dither), dither)
+    key = _PROCESS_KEYS.get(inputs)
+    if key is None:
+        key = canonical_hash(
+            {
+                "stage": ProcessStage.name,
+                "engine": ENGINE_VERSION,
+                "quantize": QUANTIZE_VERSION,
+                "content": content,
+                "palette": inputs[1],
+                "outline": outline,
+                "dither": dither,
+            }
+        )
+        if len(_PROCESS_KEYS) >= _PROCESS_KEYS_MAX:
+            _PROCESS_KEYS.clear()
+        _PROCESS_KEYS[inputs] = key
+    return key
 
 
 def process_frame(plan: SpritePlan, frame: np.ndarray) -> np.ndarray:
@@ -322,6 +384,8 @@ class PackStage(Stage):
         self.ctx = ctx
         self.process = process
         self._keys: dict[str, str | None] = {}
+        self._written: set[str] = set()
+        """Keys whose cache entry a worker wrote (:meth:`save` adopts them)."""
 
     def label(self, item: AtlasSpec) -> str:
         return item.name
@@ -378,7 +442,8 @@ class PackStage(Stage):
     def inputs(self, item: AtlasSpec, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
         return [(self.process, n) for n in item.sprites]
 
-    def compute(self, item: AtlasSpec, ev: Evaluator) -> PackedAtlas:
+    def _frames(self, item: AtlasSpec, ev: Evaluator) -> tuple[list[FrameInput], list[tuple]]:
+        """The atlas's processed frames and animations, as :func:`build_atlas` takes them."""
         ctx = self.ctx
         inputs, animations = [], []
         for n in item.sprites:
@@ -393,57 +458,154 @@ class PackStage(Stage):
                     animations.append((n, a.name, a.fps, a.loop, a.durations, a.playback, a.repeat))
             else:
                 inputs.append(FrameInput(n, None, 0, frames[0]))
+        return inputs, animations
+
+    def compute(self, item: AtlasSpec, ev: Evaluator) -> PackedAtlas:
+        inputs, animations = self._frames(item, ev)
         try:
             return build_atlas(
                 item.name,
                 inputs,
                 animations,
-                max_width=item.max_width,
-                max_height=item.max_height,
-                padding=item.padding,
-                extrude=item.extrude,
-                trim=item.trim,
-                power_of_two=item.power_of_two,
-                square=item.square,
-                pack=lambda sizes, w, h, **settings: self._layout(sizes, w, h, ev.force, **settings),
+                **_atlas_settings(item),
+                pack=lambda sizes, w, h, **settings: layout(self.ctx.cache, sizes, w, h, ev.force, [], **settings),
             )
         except PackError as exc:  # the manifest check should have caught it; still the user's settings
-            key = f"atlas[{item.index}].max_size" if not item.implicit else f"sprite[{item.index}]"
-            line, col = ctx.project.locator(key)
-            raise InvalidInput(
-                Diagnostic(str(exc), file=str(ctx.manifest.path), line=line, column=col, key=key, stage="pack")
-            ) from None
+            raise self._pack_error(item, str(exc)) from None
+
+    def compute_many(self, items: list[AtlasSpec], ev: Evaluator) -> list[PackedAtlas]:
+        """Atlases are independent: on a pool or cluster, one task per atlas packs it,
+        composes its pages and PNG-encodes them (:func:`pack_in_worker`); the results
+        are taken in walk order, so every byte is the serial build's."""
+        ctx = self.ctx
+        if not ctx.executor.parallel or len(items) < 2:
+            return [self.compute(item, ev) for item in items]
+        root = ctx.worker_cache_root()
+        jobs = [
+            PackJob(
+                a.name,
+                *self._frames(a, ev),
+                _atlas_settings(a),
+                ev.force,
+                self.key(a, ev),
+                root,
+                _candidates(ctx, a),
+                ctx.options.fast_png,
+            )
+            for a in items
+        ]
+        results = ctx.executor.map(pack_chunk, [[job] for job in jobs], weights=[1] * len(jobs))
+        out = []
+        for atlas, job, ((packed, pngs, written, layouts, warnings, error),) in zip(items, jobs, results):
+            if error is not None:
+                raise self._pack_error(atlas, error)
+            for key, payload in layouts:  # computed where the cache is out of reach
+                ctx.cache.put("layout", key, payload)
+            ctx.cache.warnings.extend(warnings)
+            if written:
+                self._written.add(job.key)
+            ctx.pages_png[atlas.name] = pngs
+            _remember_pages(ctx, atlas.name, packed.pages, pngs)
+            out.append(packed)
+        return out
+
+    def _pack_error(self, item: AtlasSpec, message: str) -> InvalidInput:
+        key = f"atlas[{item.index}].max_size" if not item.implicit else f"sprite[{item.index}]"
+        line, col = self.ctx.project.locator(key)
+        return InvalidInput(
+            Diagnostic(message, file=str(self.ctx.manifest.path), line=line, column=col, key=key, stage="pack")
+        )
 
     def save(self, item: AtlasSpec, key: str, value: PackedAtlas, ev: Evaluator) -> None:
-        self.ctx.cache.put_arrays(self.name, key, _atlas_meta(value), list(value.pages))
+        if key in self._written:  # a worker wrote it
+            self.ctx.cache.adopt(self.name, key)
+        else:
+            self.ctx.cache.put_arrays(self.name, key, _atlas_meta(value), list(value.pages))
 
-    def _layout(self, sizes, max_width, max_height, force: bool, **settings) -> PackResult:
-        """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout``
-        cache): re-quantized frames keep their sizes, so their atlas is only recomposed."""
-        cache = self.ctx.cache
-        key = canonical_hash(
-            {
-                "stage": "layout",
-                "engine": ENGINE_VERSION,
-                "sizes": list(sizes),
-                "max": [max_width, max_height],
-                **settings,
-            }
-        )
-        payload = None if force else cache.get("layout", key)
-        if payload is not None:
-            try:
-                doc = json.loads(payload)
-                return PackResult(tuple(Placement(*p) for p in doc["placements"]), tuple(map(tuple, doc["pages"])))
-            except (ValueError, KeyError, TypeError):
-                cache.warnings.append(f"cache entry layout/{key[:12]} did not decode; rebuilt")
-        result = pack_maxrects(sizes, max_width, max_height, **settings)
-        doc = {
-            "placements": [[p.page, p.x, p.y] for p in result.placements],
-            "pages": [list(p) for p in result.page_sizes],
+
+def _atlas_settings(item: AtlasSpec) -> dict[str, Any]:
+    return dict(
+        max_width=item.max_width,
+        max_height=item.max_height,
+        padding=item.padding,
+        extrude=item.extrude,
+        trim=item.trim,
+        power_of_two=item.power_of_two,
+        square=item.square,
+    )
+
+
+def layout(cache: StageCache | None, sizes, max_width, max_height, force: bool, made: list, **settings) -> PackResult:
+    """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout`` cache):
+    re-quantized frames keep their sizes, so their atlas is only recomposed. Without a
+    cache (a worker on another machine) the new entry is appended to ``made`` instead."""
+    key = canonical_hash(
+        {
+            "stage": "layout",
+            "engine": ENGINE_VERSION,
+            "sizes": list(sizes),
+            "max": [max_width, max_height],
+            **settings,
         }
+    )
+    payload = None if force or cache is None else cache.get("layout", key)
+    if payload is not None:
+        try:
+            doc = json.loads(payload)
+            return PackResult(tuple(Placement(*p) for p in doc["placements"]), tuple(map(tuple, doc["pages"])))
+        except (ValueError, KeyError, TypeError):
+            cache.warnings.append(f"cache entry layout/{key[:12]} did not decode; rebuilt")  # type: ignore[union-attr]
+    result = pack_maxrects(sizes, max_width, max_height, **settings)
+    doc = {
+        "placements": [[p.page, p.x, p.y] for p in result.placements],
+        "pages": [list(p) for p in result.page_sizes],
+    }
+    if cache is None:
+        made.append((key, json.dumps(doc).encode()))
+    else:
         cache.put("layout", key, json.dumps(doc).encode())
-        return result
+    return result
+
+
+@dataclass
+class PackJob:
+    """One atlas for :func:`pack_in_worker`: its frames, animations and settings, the
+    pack key (the worker writes the entry under it), the cache folder when the worker
+    shares the build's disk, and how its pages are encoded."""
+
+    name: str
+    inputs: list[FrameInput]
+    animations: list[tuple]
+    settings: dict[str, Any]
+    force: bool
+    key: str | None
+    cache: str | None
+    candidates: np.ndarray
+    fast: bool
+
+
+def pack_in_worker(job: PackJob) -> tuple:
+    """Pack and compose an atlas, encode its pages and (sharing the disk) write its
+    pack and layout entries. Returns (the atlas, its pages' PNG bytes, whether the
+    pack entry was written, layout entries for the build to write, cache warnings,
+    a :class:`PackError`'s message or None)."""
+    cache = worker_cache(job.cache)
+    made: list = []
+    try:
+        packed = build_atlas(
+            job.name,
+            job.inputs,
+            job.animations,
+            **job.settings,
+            pack=lambda sizes, w, h, **settings: layout(cache, sizes, w, h, job.force, made, **settings),
+        )
+    except PackError as exc:
+        return None, (), False, made, [], str(exc)
+    pngs = tuple(encode_png(p, job.candidates, fast=job.fast) for p in packed.pages)
+    written = job.key is not None and put_arrays_from_worker(
+        cache, "pack", job.key, _atlas_meta(packed), list(packed.pages)
+    )
+    return packed, pngs, written, made, cache.warnings if cache is not None else [], None
 
 
 # --------------------------------------------------------------------------- export
@@ -494,7 +656,7 @@ class ExportStage(Stage):
         atlas, target = item
         packed = ev.demand(self.pack, atlas)
         if atlas.name not in ctx.pages_png:  # encoded once, shared by every target
-            ctx.pages_png[atlas.name] = self._encode_pages(atlas.name, packed.pages, self._candidates(atlas))
+            ctx.pages_png[atlas.name] = self._encode_pages(atlas.name, packed.pages, _candidates(ctx, atlas))
         export_context = ExportContext(ctx.manifest, target, ctx.pages_png[atlas.name], dict(target.settings))
         try:
             return exporter(target.target).export(packed, export_context)
@@ -510,7 +672,7 @@ class ExportStage(Stage):
         task; packing and the exporters run here."""
         ctx = self.ctx
         atlases = list({a.name: a for a, _ in items if a.name not in ctx.pages_png}.values())
-        jobs = [(ev.demand(self.pack, a).pages, self._candidates(a), ctx.options.fast_png) for a in atlases]
+        jobs = [(ev.demand(self.pack, a).pages, _candidates(ctx, a), ctx.options.fast_png) for a in atlases]
         if len(jobs) > 1 and sum(p.size for pages, _, _ in jobs for p in pages) >= ENCODE_BATCH_BYTES:
             encoded = ctx.executor.map(encode_chunk, [[job] for job in jobs], weights=[1] * len(jobs))
             for atlas, (pngs,) in zip(atlases, encoded):
@@ -533,16 +695,24 @@ class ExportStage(Stage):
                 out.append(last[2])
             else:
                 out.append(encode_png(page, candidates, fast=fast))
-        if warm is not None:
-            warm.pages[name] = [(page, setting, data) for page, data in zip(pages, out)]
+        _remember_pages(self.ctx, name, pages, out)
         return tuple(out)
-
-    def _candidates(self, atlas: AtlasSpec) -> np.ndarray:
-        colors = {c for n in atlas.sprites for c in self.ctx.project.sprites[n].palette.colors}
-        return np.array(sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32)
 
     def save(self, item, key: str, value: dict[str, OutputFile], ev: Evaluator) -> None:
         self.ctx.cache.put(self.name, key, _files_to_bytes(value))
+
+
+def _candidates(ctx: StageContext, atlas: AtlasSpec) -> np.ndarray:
+    """The colours an atlas's pages can hold (speeds up their PNG encoding)."""
+    colors = {c for n in atlas.sprites for c in ctx.project.sprites[n].palette.colors}
+    return np.array(sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32)
+
+
+def _remember_pages(ctx: StageContext, name: str, pages, pngs) -> None:
+    """A long-lived builder keeps an atlas's last pages and their PNG bytes."""
+    if ctx.warm is not None:
+        setting = (PNG_VERSION, ctx.options.fast_png)
+        ctx.warm.pages[name] = [(page, setting, data) for page, data in zip(pages, pngs)]
 
 
 @dataclass
@@ -573,7 +743,7 @@ def export_all(
     if ev.action == "build" and ctx.executor.parallel:
         # what the walk below would compute, stage by stage, in batches on the executor
         planned = ev.would_run(stages.export, [(a, t) for a in atlases for t in targets])
-        for stage in (stages.process, stages.export):
+        for stage in (stages.process, stages.pack, stages.export):
             ev.demand_many(stage, [item for s, item in planned if s is stage])
     for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
         files = ev.demand(stages.export, (atlas, target))

@@ -1,8 +1,13 @@
 """``build --jobs N``: the CPU stages in N local processes give the same bytes as the
-serial path (``--jobs 1``), on the example and on a 200-sprite procedural project."""
+serial path (``--jobs 1``), on the example and on a 200-sprite procedural project —
+outputs, lock, and the stage-cache entries the workers write themselves (process,
+pack, layout: never written again by the build's process); a worker killed mid-build
+leaves a cache whose every entry verifies, and the next build uses it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from sparky_assets.cli.main import main
+from sparky_assets.errors import BuildFailed
+from sparky_assets.pipeline.cache import StageCache
 from sparky_assets.pipeline.engine import Builder, BuildOptions
 from sparky_assets.pipeline.executor import Executor, LocalExecutor, chunked, merge_stats
 from tests.helpers import REPO, copy_example, snapshot
@@ -42,7 +49,23 @@ def test_example_jobs_2_is_byte_identical_to_jobs_1(tmp_path):
     assert len(snapshot(one)) > 40
 
 
-def test_200_sprites_jobs_2_is_byte_identical_and_really_parallel(tmp_path):
+def cache_entries(root: Path) -> dict[str, bytes]:
+    """``stage/key`` → bytes of every stage-cache entry of a project."""
+    cache = root / ".sparky" / "cache"
+    return {f"{p.parts[-3]}/{p.name}": p.read_bytes() for p in cache.glob("*/*/*") if p.is_file()}
+
+
+def test_200_sprites_jobs_2_is_byte_identical_and_really_parallel(tmp_path, monkeypatch):
+    # what the build's own process writes into the stage cache (the pool's workers are
+    # other processes: their writes are not seen here)
+    written_here: list[str] = []
+    put = StageCache.put
+
+    def recording_put(self, stage, key, payload):
+        written_here.append(stage)
+        return put(self, stage, key, payload)
+
+    monkeypatch.setattr(StageCache, "put", recording_put)
     roots = []
     for jobs in (1, 2):
         root = tmp_path / f"jobs{jobs}"
@@ -50,17 +73,29 @@ def test_200_sprites_jobs_2_is_byte_identical_and_really_parallel(tmp_path):
         write_project(root, 200)
         executor = LocalExecutor(jobs) if jobs > 1 else None
         builder = Builder(root, executor=executor)
+        written_here.clear()
         try:
             report = builder.build(BuildOptions())
         finally:
             builder.close()
         assert len(report.ran["generate"]) == 200 and len(report.ran["process"]) == 200
+        assert len(report.ran["pack"]) == 2
         if executor is not None:
-            assert executor.sent >= 4  # generate and process chunks went to the pool
+            # 8 generate (+ process) chunks and one pack task per atlas went to the pool
+            assert executor.sent == 8 + 2
+            # the workers wrote the process, pack and layout entries; this process did not
+            assert not {"process", "pack", "layout"} & set(written_here)
+        else:
+            assert {"process", "pack", "layout"} <= set(written_here)
         roots.append((root, report))
     (one, serial), (two, parallel) = roots
     assert snapshot(one) == snapshot(two)
     assert (one / "sparky.lock").read_bytes() == (two / "sparky.lock").read_bytes()
+    # the same entries, byte for byte: packed in a worker = packed here (layout included)
+    entries = cache_entries(one)
+    assert entries == cache_entries(two)
+    assert sum(e.startswith("process/") for e in entries) == 200
+    assert sum(e.startswith(("pack/", "layout/")) for e in entries) == 4
     for stage in ("generate", "process", "pack", "export"):  # the same work, reported in the same order
         assert serial.ran[stage] == parallel.ran[stage]
         assert serial.cached[stage] == parallel.cached[stage]
@@ -77,6 +112,51 @@ def test_200_sprites_jobs_2_is_byte_identical_and_really_parallel(tmp_path):
             builder.close()
     assert reports[0].ran == reports[1].ran and reports[0].ran["process"] == ["s0000"]
     assert snapshot(one) == snapshot(two)
+
+
+def test_a_worker_killed_mid_build_leaves_a_cache_that_verifies(tmp_path):
+    """SIGKILL one pool worker as soon as the first generate chunk is back (the others
+    are still generating, processing and writing cache entries): the build fails with
+    a clear error, every entry left in the cache verifies, and the next build uses the
+    entries and ends byte-identical to a serial build."""
+    root = tmp_path / "killed"
+    root.mkdir()
+    write_project(root, 200)
+    executor = LocalExecutor(2)
+    killed: list[int] = []
+
+    def kill_one(stage: str, done: int, total: int) -> None:
+        if stage == "generate" and done and not killed:
+            killed.append(executor.worker_pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    builder = Builder(root, executor=executor, on_progress=kill_one)
+    try:
+        with pytest.raises(BuildFailed, match="a worker process died"):
+            builder.build(BuildOptions())
+    finally:
+        builder.close()
+    assert killed
+    entries = cache_entries(root)
+    assert any(e.startswith("process/") for e in entries)  # the first chunk's, at least
+    cache = StageCache(root / ".sparky" / "cache")
+    for entry in entries:
+        stage, key = entry.split("/")
+        assert cache.get(stage, key) is not None, entry
+    assert cache.warnings == []
+    assert not (root / "sparky.lock").exists()  # nothing of the failed build was committed
+
+    builder = Builder(root, executor=LocalExecutor(2))
+    try:
+        report = builder.build(BuildOptions())
+    finally:
+        builder.close()
+    assert report.cached["process"] > 0 and not report.warnings
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    write_project(serial, 200)
+    Builder(serial).build(BuildOptions())
+    assert snapshot(root) == snapshot(serial)
 
 
 def test_a_worker_error_is_the_same_typed_error():
