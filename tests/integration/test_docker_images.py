@@ -331,3 +331,36 @@ def test_the_compose_ray_head_runs_a_cluster_build_byte_identical_to_the_host(ra
         assert ray_metrics.returncode == 0, ray_metrics.stdout + ray_metrics.stderr
     finally:
         docker("rm", "--force", container, check=False)
+
+
+def test_the_wheel_script_deletes_only_the_wheels_it_made(tmp_path):
+    """``SPARKY_DOCKER_WHEELS`` may name a folder of the user's: remaking it deletes the
+    wheels the script listed as its own, never the folder or anything else in it. Built
+    offline from the ``.ci/run`` wheel folder (pip's ``--find-links``)."""
+    source = _input("SPARKY_DOCKER_WHEELS", ".ci/docker-wheels")
+    folder = tmp_path / "my wheels"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's")
+    (folder / "mine-1.0-py3-none-any.whl").write_bytes(b"the user's wheel")
+    (folder / "old-0.1-py3-none-any.whl").write_bytes(b"an earlier run's")
+    (folder / ".sparky-wheels").write_text("old-0.1-py3-none-any.whl\n../notes.txt\n.sparky-stamp\n")
+    (folder / ".sparky-stamp").write_text("stale\n")
+    env = {
+        **os.environ,
+        "SPARKY_DOCKER_WHEELS": str(folder),
+        "PYTHON": sys.executable,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(source),
+    }
+    run = subprocess.run(
+        ["bash", str(REPO / ".ci" / "docker-wheels")], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip() == str(folder)
+    listed = (folder / ".sparky-wheels").read_text().split()
+    assert listed and all(name.endswith(".whl") and (folder / name).is_file() for name in listed)
+    assert any(name.startswith("numpy-") for name in listed)
+    assert (folder / "notes.txt").read_text() == "the user's"  # not a wheel of ours
+    assert (folder / "mine-1.0-py3-none-any.whl").read_bytes() == b"the user's wheel"
+    assert not (folder / "old-0.1-py3-none-any.whl").exists()  # listed by the last run: replaced
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [".sparky-stamp", ".sparky-wheels"]
