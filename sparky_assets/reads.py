@@ -26,6 +26,20 @@ ABSENT = "absent"
 """Recorded for a path that was looked for and not found."""
 PRESENT = "present"
 """Recorded for a path whose existence (not content) was checked."""
+LISTING = "listing:"
+"""Prefix of what is recorded for a folder whose entries were listed (then a digest of
+its entry names and kinds): a file added to, removed from or renamed in it is a change."""
+
+
+def _listing_digest(folder: Path) -> str | None:
+    """The digest of ``folder``'s entries (names, and which are folders); None when it
+    cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(f"{e.name}/" if e.is_dir(follow_symlinks=False) else e.name for e in entries)
+    except OSError:
+        return None
+    return LISTING + hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _resolved(path: Path) -> Path:
@@ -117,6 +131,28 @@ class ReadContext:
         self._note(path, PRESENT if found else ABSENT, stamp)
         return found
 
+    def list_folder(self, folder: Path, recursive: bool = True) -> list[Path]:
+        """The entries of ``folder`` (every level with ``recursive``), sorted, as
+        ``folder.rglob("*")`` / ``iterdir()`` give them; each folder listed is recorded,
+        so a weight file dropped into a model folder later is a change. A folder that
+        cannot be listed is recorded missing and lists nothing."""
+        folder = _resolved(folder)
+        found: list[Path] = []
+        pending = [folder]
+        while pending:
+            current = pending.pop()
+            stamp = _stamp(current)
+            digest = _listing_digest(current)
+            self._note(current, digest or ABSENT, stamp if digest else None)
+            if digest is None:
+                continue
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    found.append(Path(entry.path))
+                    if recursive and entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+        return sorted(found)
+
     def note(self, path: Path, digest: str) -> None:
         """Record a file a plugin hashed itself (a model's sampled weights digest)."""
         path = Path(path).resolve()
@@ -141,6 +177,10 @@ class ReadContext:
             digest = self.record.get(path)
             if digest in (None, ABSENT, PRESENT) or path in self._foreign:
                 return False
+            if digest.startswith(LISTING):
+                if _listing_digest(path) != digest:
+                    return False
+                continue
             try:
                 if hashlib.sha256(_read_regular(path)).hexdigest() != digest:
                     return False
@@ -162,6 +202,10 @@ class ReadContext:
                 continue
             if digest == ABSENT:
                 if stamp is None:
+                    continue
+            elif digest.startswith(LISTING):
+                if stamp is not None and _listing_digest(path) == digest:
+                    self._stamps[path] = stamp  # same entries (a file in it was rewritten)
                     continue
             elif stamp is not None and path.is_file() and path not in self._foreign:
                 if digest == PRESENT:

@@ -486,6 +486,7 @@ def model_fingerprint(folder: Path, reads: ReadContext | None = None) -> str:
     """
     reads = ensure_reads(reads)
     folder = Path(folder)
+    reads.list_folder(folder)  # its listings recorded: a weight file added later is a change too
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()

@@ -71,7 +71,8 @@ def resolve(settings, root: Path, reads: ReadContext | None = None) -> AdapterFi
             f"--local-dir ip` and copy ip/models to {reference}",
         )
     if weights_name is None:
-        found = sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())
+        listed = reads.list_folder(folder, recursive=False)  # recorded: an adapter added later is a change
+        found = sorted(p.name for p in listed if p.name.endswith(".safetensors") and p.is_file())
         if len(found) != 1:
             raise _problem(
                 f"IP-Adapter folder '{reference}' holds {len(found)} .safetensors files: name the adapter",

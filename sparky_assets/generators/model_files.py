@@ -145,6 +145,8 @@ def model_identity(settings, root: Path, path: Path, reads: ReadContext | None =
     if path.is_dir():
         return model_fingerprint(path, reads)
     info = checkpoint_info(settings, root, path)
+    if info.config_dir is not None and info.config_dir.resolve().is_relative_to(Path(root).resolve()):
+        reads.list_folder(info.config_dir)  # a config file added to the folder later is a change
     files = info.files() if info.config_dir is not None else [path, *sorted(checkpoints.CONFIG_ROOT.rglob("*"))]
     stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
     memo_key = ("checkpoint", str(path.resolve()), tuple(stats))

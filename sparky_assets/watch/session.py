@@ -83,10 +83,11 @@ class FileWatcher(FileSystemEventHandler):
         self.observer.start()
 
     def _folders(self) -> set[Path]:
-        """Every existing folder from each watched file's folder up to the project root."""
+        """Every existing folder from each watched file's folder up to the project root,
+        and each watched folder itself (one whose listing the build read)."""
         folders = set()
         for f in self.files:
-            for folder in f.parents:
+            for folder in (f, *f.parents):
                 if folder != self.root and self.root not in folder.parents:
                     break
                 if folder.is_dir():
@@ -129,12 +130,14 @@ class FileWatcher(FileSystemEventHandler):
             # rm -r): that changes those files. Queue them here, because re-laying the
             # watches can drop the per-file events still queued for a removed watch.
             for f in self.files:
-                if any(p == f or p in f.parents for p in paths):
+                if any(p == f or p in f.parents or p.parent == f for p in paths):
                     self.changes.put(f)
             return
         for path in paths:
             if path in self.files:
                 self.changes.put(path)
+            elif path.parent in self.files:  # a file added to, removed from or renamed in a listed folder
+                self.changes.put(path.parent)
 
     def stop(self) -> None:
         self.observer.stop()

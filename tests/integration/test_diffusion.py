@@ -382,3 +382,61 @@ def test_frozen_build_needs_neither_the_model_nor_torch(tiny_sd_project, tmp_pat
         Builder(ci / "sparky.toml").build(BuildOptions(frozen=True))
     (only,) = error.value.diagnostics
     assert "sprite 'coin' would need generating: changed since locked: prompt" in only.message and only.line is not None
+
+
+WARM_MANIFEST = """
+[project]
+name = "tiny"
+palette = "pico-8"
+seed = 5
+
+[generator.diffusion]
+model = "models/tiny-sd"
+steps = 2
+frames = "rig"
+ip_adapter = "models/tiny-ip-adapter"
+
+[[sprite]]
+name = "hero"
+generator = "diffusion"
+prompt = "knight"
+style = "character"
+size = [16, 16]
+animations = { idle = 2 }
+"""
+
+
+def test_a_file_added_to_a_model_folder_replans_the_sprite_under_a_warm_builder(tiny_sd_project, tmp_path):
+    """``watch``'s warm Builder reuses a sprite's plan while the files its generator read
+    are unchanged; the folders it listed count too: a weight file dropped into the model
+    folder changes the sprite's generate key, a second adapter in the IP-Adapter folder
+    makes it ambiguous (an error naming both) — neither is a stale plan."""
+    import shutil
+
+    from sparky_assets.errors import InvalidInput
+    from sparky_assets.pipeline.engine import Builder, BuildOptions
+
+    root = tmp_path / "project"
+    shutil.copytree(tiny_sd_project, root)
+    (root / "sparky.toml").write_text(WARM_MANIFEST)
+    builder = Builder(root / "sparky.toml")
+    plan = BuildOptions(dry_run=True)
+    builder.build(plan)
+    first = builder.last_project.sprites["hero"].gen_key
+    builder.build(plan)
+    assert builder.last_project.sprites["hero"].gen_key == first  # reused: nothing changed
+
+    (root / "models/tiny-sd/unet/extra.safetensors").write_bytes(b"\0" * 64)
+    builder.build(plan)
+    second = builder.last_project.sprites["hero"].gen_key
+    assert second != first
+    cold = Builder(root / "sparky.toml")
+    cold.build(plan)
+    assert cold.last_project.sprites["hero"].gen_key == second  # what a fresh process plans
+
+    shutil.copy(
+        root / "models/tiny-ip-adapter/ip-adapter.safetensors", root / "models/tiny-ip-adapter/other.safetensors"
+    )
+    with pytest.raises(InvalidInput) as failed:
+        builder.build(plan)
+    assert "holds 2 .safetensors files" in str(failed.value)

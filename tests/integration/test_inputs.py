@@ -66,6 +66,12 @@ def model_files(folder):
     }
 
 
+def model_folders(folder):
+    """The model folder and every folder in it: their listings were read (a weight file
+    added to any of them changes the model)."""
+    return {folder.resolve()} | {p.resolve() for p in folder.rglob("*") if p.is_dir()}
+
+
 def test_watch_watches_exactly_what_the_build_read_for_every_input_kind(tiny_sd_project, recipe_plugin, tmp_path):
     root = tmp_path / "inputs"
     shutil.copytree(tiny_sd_project, root)
@@ -89,14 +95,18 @@ def test_watch_watches_exactly_what_the_build_read_for_every_input_kind(tiny_sd_
         )
         report = session.rebuild([])
         assert report is not None and sorted(report.ran["generate"]) == ["blob", "dreamt", "sized", "tomato", "unsized"]
-        expected = {
-            manifest.resolve(),
-            (root / "pal.hex").resolve(),  # palette file
-            (root / "art/sized.png").resolve(),  # source read for its pixels
-            (root / "art/unsized.png").resolve(),  # source read for its size too
-            (root / "loras/pixel.safetensors").resolve(),  # LoRA
-            recipe.resolve(),  # a plugin's own input: no edit anywhere in sparky-assets for it
-        } | model_files(root / "models/tiny-sd")  # model folder, weights and configs
+        expected = (
+            {
+                manifest.resolve(),
+                (root / "pal.hex").resolve(),  # palette file
+                (root / "art/sized.png").resolve(),  # source read for its pixels
+                (root / "art/unsized.png").resolve(),  # source read for its size too
+                (root / "loras/pixel.safetensors").resolve(),  # LoRA
+                recipe.resolve(),  # a plugin's own input: no edit anywhere in sparky-assets for it
+            }
+            | model_files(root / "models/tiny-sd")
+            | model_folders(root / "models/tiny-sd")
+        )  # weights, configs, listings
         assert watched[-1] == expected
         assert watched[-1] == session.builder.last_reads.paths() | {manifest.resolve()}
 

@@ -437,6 +437,21 @@ def test_a_source_in_a_folder_created_later_is_picked_up(running):
     assert (root / "build/sprites/sheets/gem2_0.png").exists()
 
 
+def test_a_file_added_to_a_listed_folder_is_a_change_of_that_folder(tmp_path):
+    """A folder whose listing a build read (a model folder) is watched itself: a weight
+    file dropped into it is reported as a change of the folder."""
+    changes: queue.Queue = queue.Queue()
+    folder = tmp_path / "models" / "tiny"
+    folder.mkdir(parents=True)
+    watcher = FileWatcher(changes, tmp_path)
+    try:
+        watcher.set_files({folder})
+        (folder / "extra.safetensors").write_bytes(b"\0" * 8)
+        assert changes.get(timeout=30) == folder
+    finally:
+        watcher.stop()
+
+
 def test_a_folder_deleted_and_recreated_is_still_watched(running):
     import shutil
 
