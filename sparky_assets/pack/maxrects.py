@@ -42,6 +42,12 @@ can only be contained in a free rect that touches the placed rect, so the contai
 prune compares the few new pieces with that small neighbourhood in plain Python, never
 with the whole list. Free rects narrower or shorter than every rect still to come are
 dropped (they can never be used), except on the growable page's right/bottom border.
+
+The attempts loop also exists compiled (``_cmaxrects.c``, built by setup.py as an
+optional extension): a line-for-line port of ``_pack_in_order``/``_finish`` and the
+ranking of ``_best_attempt`` that gives exactly the layouts of the Python code, which
+stays the reference and the fallback when the extension is not built or the sizes are
+beyond its limits (page side + padding + 2 or the rect count above 2**20).
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+try:  # the compiled core (setup.py builds it when a C compiler is there)
+    from . import _cmaxrects
+except ImportError:  # built without a C compiler: the Python packer below (the reference)
+    _cmaxrects = None
 
 __all__ = ["PackError", "PackResult", "Placement", "occupancy", "pack_maxrects"]
 
@@ -152,7 +163,16 @@ def pack_maxrects(
     # outside the real page. Two rects are then always >= padding apart.
     best = _best_attempt(widths, heights, limit_w, limit_h, padding, power_of_two, square)
     assert best is not None
-    return _repack_last_page(best, widths, heights, max_width, max_height, padding, power_of_two, square)
+    pages, xs, ys, page_sizes = _repack_last_page(
+        best, widths, heights, limit_w, limit_h, padding, power_of_two, square
+    )
+    if _cmaxrects is not None:  # the same objects, made without running __init__ per rect
+        return PackResult(_cmaxrects.placements(Placement, pages, xs, ys), page_sizes)
+    return PackResult(tuple(map(Placement, pages, xs, ys)), page_sizes)
+
+
+# A layout: page, x and y of every rect (input order) and each page's final size.
+_Layout = tuple[list[int], list[int], list[int], tuple[tuple[int, int], ...]]
 
 
 def _best_attempt(
@@ -164,58 +184,63 @@ def _best_attempt(
     power_of_two: bool,
     square: bool,
     beat: tuple[int, int] | None = None,
-) -> PackResult | None:
+) -> _Layout | None:
     """The attempt of fewest pages, then least page area (the earlier one on a tie);
     None when none ranks below ``beat``. An attempt is abandoned as soon as a lower
     bound of its rank (pages opened so far, their final sizes so far) reaches the best
     rank already found (or ``beat``): it could no longer win, so the result is the one
     every attempt run to the end would give."""
+    count = len(widths)
+    if _cmaxrects is not None and max(limit_w, limit_h) + padding + 2 <= _cmaxrects.LIMIT >= count:
+        starts = _page_starts(power_of_two, square)
+        return _cmaxrects.best_attempt(
+            widths, heights, starts, _PLACEMENT_BUDGET, limit_w, limit_h, padding, power_of_two, square, beat
+        )
     padded_w = widths + padding
     padded_h = heights + padding
-    best: tuple[tuple[int, int], PackResult] | None = None
-    attempts = _attempts(widths, heights, len(widths), limit_w, limit_h, padding, power_of_two, square)
-    for order, sizing in attempts:
+    best: tuple[tuple[int, int], _Layout] | None = None
+    for order, sizing in _attempts(widths, heights, count, limit_w, limit_h, padding, power_of_two, square):
         bound = beat if best is None else best[0] if beat is None else min(best[0], beat)
         packed = _pack_in_order(order, padded_w, heights=padded_h, sizing=sizing, bound=bound)
         if packed is None:
             continue
-        result = _finish(*packed, widths, heights, sizing)
-        rank = (len(result.page_sizes), sum(w * h for w, h in result.page_sizes))
+        layout = _finish(*packed, widths, heights, sizing)
+        rank = (len(layout[3]), sum(w * h for w, h in layout[3]))
         if (best is None or rank < best[0]) and (beat is None or rank < beat):
-            best = (rank, result)
+            best = (rank, layout)
     return None if best is None else best[1]
 
 
 def _repack_last_page(
-    result: PackResult,
+    layout: _Layout,
     widths: np.ndarray,
     heights: np.ndarray,
-    max_width: int,
-    max_height: int,
+    limit_w: int,
+    limit_h: int,
     padding: int,
     power_of_two: bool,
     square: bool,
-) -> PackResult:
+) -> _Layout:
     """Pack the last page's rects again on their own and keep that when it is one page
     of less area. The last page was opened (and sized) while the earlier pages were
     still being filled; packed alone, with its exact set of rects known and the
     attempts its smaller count affords, it usually comes out tighter."""
-    if len(result.page_sizes) < 2:
-        return result
-    last = len(result.page_sizes) - 1
-    members = np.array([i for i, p in enumerate(result.placements) if p.page == last])
-    old_w, old_h = result.page_sizes[last]
-    limit_w, limit_h = _usable_max(max_width, max_height, power_of_two, square)
+    pages, xs, ys, page_sizes = layout
+    if len(page_sizes) < 2:
+        return layout
+    last = len(page_sizes) - 1
+    members = [i for i, p in enumerate(pages) if p == last]
+    old_w, old_h = page_sizes[last]
     # only a layout of one page and less area is kept: attempts that cannot be one are dropped early
     sub = _best_attempt(
         widths[members], heights[members], limit_w, limit_h, padding, power_of_two, square, beat=(1, old_w * old_h)
     )
     if sub is None:
-        return result
-    placements = list(result.placements)
-    for i, p in zip(members, sub.placements):
-        placements[i] = Placement(last, p.x, p.y)
-    return PackResult(tuple(placements), result.page_sizes[:last] + sub.page_sizes)
+        return layout
+    xs, ys = list(xs), list(ys)
+    for i, x, y in zip(members, sub[1], sub[2]):
+        xs[i], ys[i] = x, y
+    return pages, xs, ys, page_sizes[:last] + sub[3]
 
 
 # ---------------------------------------------------------------------------
@@ -251,6 +276,11 @@ def _validated_sizes(
     power_of_two: bool,
     square: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
+    if _cmaxrects is not None:  # plain lists/tuples of valid ints: checked and converted in C
+        pairs = _cmaxrects.sizes(sizes, min(limit_w, 1 << 62), min(limit_h, 1 << 62))
+        if pairs is not None:
+            pairs = np.frombuffer(pairs, dtype=np.int64).reshape(-1, 2)
+            return pairs[:, 0].copy(), pairs[:, 1].copy()
     widths = np.empty(len(sizes), dtype=np.int64)
     heights = np.empty(len(sizes), dtype=np.int64)
     for index, size in enumerate(sizes):
@@ -292,15 +322,23 @@ def _attempts(
     for order in _sort_orders(widths, heights):
         if not any(np.array_equal(order, seen) for seen in orders):
             orders.append(order)
-    sizings: list[_PageSizing] = []
+    sizings = [
+        _PageSizing(limit_w, limit_h, padding, power_of_two, square, scale, aspect)
+        for scale, aspect in _page_starts(power_of_two, square)
+    ]
+    pairs = [(order, sizing) for order in orders for sizing in sizings]
+    return pairs[: max(1, _PLACEMENT_BUDGET // count)]
+
+
+def _page_starts(power_of_two: bool, square: bool) -> list[tuple[float, float]]:
+    """The (area scale, aspect) of each attempt's page sizing, duplicates dropped."""
+    starts: list[tuple[float, float]] = []
     for scale, aspect in _PAGE_STARTS:
         if square or power_of_two:
             aspect = 1.0  # not used by these page shapes: skip the duplicates
-        sizing = _PageSizing(limit_w, limit_h, padding, power_of_two, square, scale, aspect)
-        if sizing not in sizings:
-            sizings.append(sizing)
-    pairs = [(order, sizing) for order in orders for sizing in sizings]
-    return pairs[: max(1, _PLACEMENT_BUDGET // count)]
+        if (scale, aspect) not in starts:
+            starts.append((scale, aspect))
+    return starts
 
 
 def _sort_orders(widths: np.ndarray, heights: np.ndarray) -> list[np.ndarray]:
@@ -353,7 +391,8 @@ class _PageSizing:
             side = max(math.isqrt(area - 1) + 1 - pad, need_w, need_h)
             side = min(side, self.max_w)
             return side, side
-        width = min(max(math.isqrt(int(area * self.aspect) - 1) + 1 - pad, need_w), self.max_w)
+        # (at least 1: a lone 1x1 rect with aspect < 1 would ask for the root of -1)
+        width = min(max(math.isqrt(max(int(area * self.aspect), 1) - 1) + 1 - pad, need_w), self.max_w)
         height = min(max(-(-area // (width + pad)) - pad, need_h), self.max_h)
         return width, height
 
@@ -407,15 +446,14 @@ class _PageSizing:
 
 def _finish(
     pages: np.ndarray, xs: np.ndarray, ys: np.ndarray, widths: np.ndarray, heights: np.ndarray, sizing: _PageSizing
-) -> PackResult:
+) -> _Layout:
     page_count = int(pages.max()) + 1
     used_w = np.zeros(page_count, dtype=np.int64)
     used_h = np.zeros(page_count, dtype=np.int64)
     np.maximum.at(used_w, pages, xs + widths)
     np.maximum.at(used_h, pages, ys + heights)
     page_sizes = tuple(sizing.final(int(w), int(h)) for w, h in zip(used_w, used_h))
-    placements = tuple(Placement(int(p), int(x), int(y)) for p, x, y in zip(pages.tolist(), xs.tolist(), ys.tolist()))
-    return PackResult(placements=placements, page_sizes=page_sizes)
+    return pages.tolist(), xs.tolist(), ys.tolist(), page_sizes
 
 
 # ---------------------------------------------------------------------------

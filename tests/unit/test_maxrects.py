@@ -49,6 +49,19 @@ def assert_valid_packing(
         assert grid.max() <= 1, f"page {page}: rects overlap or are closer than {padding} px"
 
 
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def packer_path(request, monkeypatch):
+    """Every test here runs on the compiled core (``_cmaxrects``, what a normal install
+    uses) and on the Python packer (the reference, and the fallback without a compiler)."""
+    from sparky_assets.pack import maxrects
+
+    if request.param == "python":
+        monkeypatch.setattr(maxrects, "_cmaxrects", None)
+    elif maxrects._cmaxrects is None:
+        pytest.skip("the compiled packer is not built (pip install -e . builds it)")
+    return request.param
+
+
 def random_sizes(seed: int, count: int, low: int = 8, high: int = 64) -> list[tuple[int, int]]:
     rng = np.random.default_rng(seed)
     return [(int(w), int(h)) for w, h in rng.integers(low, high + 1, size=(count, 2))]
@@ -407,9 +420,9 @@ def test_abandoned_attempts_do_not_change_the_chosen_layout(seed):
     exhaustive = None
     for order, sizing in maxrects._attempts(widths, heights, len(widths), limit_w, limit_h, padding, pot, square):
         done = maxrects._pack_in_order(order, widths + padding, heights=heights + padding, sizing=sizing)
-        result = maxrects._finish(*done, widths, heights, sizing)
-        rank = (len(result.page_sizes), sum(w * h for w, h in result.page_sizes))
+        layout = maxrects._finish(*done, widths, heights, sizing)
+        rank = (len(layout[3]), sum(w * h for w, h in layout[3]))
         if exhaustive is None or rank < exhaustive[0]:
-            exhaustive = (rank, result)
+            exhaustive = (rank, layout)
     chosen = maxrects._best_attempt(widths, heights, limit_w, limit_h, padding, pot, square)
     assert chosen == exhaustive[1]
