@@ -41,10 +41,23 @@ typedef struct {
     i64 x, y, r, b;
 } Rect4;
 
+/* The indices of one page's free rects, ascending (the order the Python code meets
+ * them in its global array), and what lets the fit search skip the page: the largest
+ * free width and height on it, and a (w, h) that fit nowhere on it since it last changed. */
+typedef struct {
+    size_t *idx;
+    size_t len, cap;
+    i64 max_w, max_h, fail_w, fail_h;
+} PageList;
+
+#define NO_FAIL INT64_MAX
+
 typedef struct {
     /* the free rects of every page, structure of arrays; r and b are exclusive edges */
     i64 *x, *y, *r, *b, *w, *h, *pg;
     size_t n, cap;
+    PageList *pages; /* one per page (at most one page per rect) */
+    size_t n_pages_alloc;
     /* scratch of _split_free: index lists (capacity scap >= n), pieces (pcap >= 4n) */
     size_t *near, *holes, *others;
     size_t scap;
@@ -56,6 +69,8 @@ static void work_free(Work *wk) {
     free(wk->x); free(wk->y); free(wk->r); free(wk->b); free(wk->w); free(wk->h); free(wk->pg);
     free(wk->near); free(wk->holes); free(wk->others);
     free(wk->pieces); free(wk->tmp); free(wk->kept);
+    for (size_t p = 0; p < wk->n_pages_alloc; p++) free(wk->pages[p].idx);
+    free(wk->pages);
     memset(wk, 0, sizeof(*wk));
 }
 
@@ -104,6 +119,38 @@ static int reserve_scratch(Work *wk, size_t n) {
     return 0;
 }
 
+/* page lists: insert/remove keep them ascending (binary search, memmove) */
+static size_t pl_lower_bound(const PageList *pl, size_t index) {
+    size_t lo = 0, hi = pl->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pl->idx[mid] < index) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int pl_insert(PageList *pl, size_t index) {
+    if (pl->len == pl->cap) {
+        size_t cap = pl->cap ? 2 * pl->cap : 64;
+        if (grow_array(&pl->idx, cap, sizeof(size_t))) return -1;
+        pl->cap = cap;
+    }
+    size_t at = pl->len && pl->idx[pl->len - 1] < index ? pl->len : pl_lower_bound(pl, index);
+    memmove(pl->idx + at + 1, pl->idx + at, (pl->len - at) * sizeof(size_t));
+    pl->idx[at] = index;
+    pl->len++;
+    return 0;
+}
+
+static void pl_remove(PageList *pl, size_t index) {
+    size_t at = pl_lower_bound(pl, index);
+    if (at < pl->len && pl->idx[at] == index) {
+        memmove(pl->idx + at, pl->idx + at + 1, (pl->len - at - 1) * sizeof(size_t));
+        pl->len--;
+    }
+}
+
 static void set_free(Work *wk, size_t i, i64 x, i64 y, i64 r, i64 b, i64 page) {
     wk->x[i] = x;
     wk->y[i] = y;
@@ -115,10 +162,24 @@ static void set_free(Work *wk, size_t i, i64 x, i64 y, i64 r, i64 b, i64 page) {
 }
 
 static int append_free(Work *wk, i64 x, i64 y, i64 r, i64 b, i64 page) {
-    if (reserve_free(wk, wk->n + 1)) return -1;
+    if (reserve_free(wk, wk->n + 1) || pl_insert(&wk->pages[page], wk->n)) return -1;
     set_free(wk, wk->n, x, y, r, b, page);
     wk->n++;
     return 0;
+}
+
+/* after the rects of ``page`` changed: its largest free sides, no known misfit */
+static void pl_refresh(Work *wk, i64 page) {
+    PageList *pl = &wk->pages[page];
+    i64 max_w = 0, max_h = 0;
+    for (size_t j = 0; j < pl->len; j++) {
+        size_t i = pl->idx[j];
+        max_w = max_w > wk->w[i] ? max_w : wk->w[i];
+        max_h = max_h > wk->h[i] ? max_h : wk->h[i];
+    }
+    pl->max_w = max_w;
+    pl->max_h = max_h;
+    pl->fail_w = pl->fail_h = NO_FAIL;
 }
 
 static void copy_free(Work *wk, size_t dst, size_t src) {
@@ -137,10 +198,8 @@ static int replace_free(Work *wk, const size_t *holes, size_t n_holes, const Rec
     if (n_new >= n_holes) {
         if (reserve_free(wk, wk->n + (n_new - n_holes))) return -1;
         for (size_t i = 0; i < n_holes; i++) set_free(wk, holes[i], rows[i].x, rows[i].y, rows[i].r, rows[i].b, page);
-        for (size_t i = n_holes; i < n_new; i++) {
-            set_free(wk, wk->n, rows[i].x, rows[i].y, rows[i].r, rows[i].b, page);
-            wk->n++;
-        }
+        for (size_t i = n_holes; i < n_new; i++)
+            if (append_free(wk, rows[i].x, rows[i].y, rows[i].r, rows[i].b, page)) return -1;
         return 0;
     }
     for (size_t i = 0; i < n_new; i++) set_free(wk, holes[i], rows[i].x, rows[i].y, rows[i].r, rows[i].b, page);
@@ -152,9 +211,23 @@ static int replace_free(Work *wk, const size_t *holes, size_t n_holes, const Rec
     while (n_low < n_left && left_over[n_low] < new_count) n_low++;
     const size_t *high = left_over + n_low;
     size_t n_high = n_left - n_low, h = 0, k = 0;
+    /* the left-over holes leave the page's list (both ascending: one merge pass) */
+    PageList *pl = &wk->pages[page];
+    size_t kept = 0, drop = 0;
+    for (size_t j = 0; j < pl->len; j++) {
+        while (drop < n_left && left_over[drop] < pl->idx[j]) drop++;
+        if (drop < n_left && left_over[drop] == pl->idx[j]) continue;
+        pl->idx[kept++] = pl->idx[j];
+    }
+    pl->len = kept;
     for (size_t src = new_count; src < wk->n && k < n_low; src++) {
         while (h < n_high && high[h] < src) h++;
         if (h < n_high && high[h] == src) continue;
+        /* a rect (of any page) moves from src down into a hole: same place in its page's
+         * list relative to the others? not always, so remove and insert */
+        PageList *moved = &wk->pages[wk->pg[src]];
+        pl_remove(moved, src);
+        if (pl_insert(moved, left_over[k])) return -1;
         copy_free(wk, left_over[k++], src);
     }
     wk->n = new_count;
@@ -297,9 +370,10 @@ static void final_size(const Sizing *s, i64 used_w, i64 used_h, i64 *out_w, i64 
  * list maximal. */
 static int grow_page(Work *wk, i64 page, i64 old_w, i64 old_h, i64 new_w, i64 new_h, i64 pad) {
     i64 old_r = old_w + pad, old_b = old_h + pad, new_r = new_w + pad, new_b = new_h + pad;
-    size_t n0 = wk->n;
-    for (size_t i = 0; i < n0; i++) {
-        if (wk->pg[i] != page) continue;
+    PageList *pl = &wk->pages[page];
+    size_t n0 = pl->len;
+    for (size_t j = 0; j < n0; j++) {
+        size_t i = pl->idx[j];
         if (wk->r[i] == old_r) wk->r[i] = new_r;
         if (wk->b[i] == old_b) wk->b[i] = new_b;
         wk->w[i] = wk->r[i] - wk->x[i];
@@ -312,10 +386,14 @@ static int grow_page(Work *wk, i64 page, i64 old_w, i64 old_h, i64 new_w, i64 ne
     for (int k = 0; k < n_strips; k++) {
         Rect4 s = strips[k];
         int covered = 0;
-        for (size_t i = 0; i < n0 && !covered; i++)
-            covered = wk->pg[i] == page && wk->x[i] <= s.x && wk->y[i] <= s.y && wk->r[i] >= s.r && wk->b[i] >= s.b;
+        for (size_t j = 0; j < n0 && !covered; j++) {
+            size_t i = pl->idx[j]; /* pl->idx may move when a strip is appended: read it here */
+            covered = wk->x[i] <= s.x && wk->y[i] <= s.y && wk->r[i] >= s.r && wk->b[i] >= s.b;
+        }
         if (!covered && append_free(wk, s.x, s.y, s.r, s.b, page)) return -1;
+        pl = &wk->pages[page];
     }
+    pl_refresh(wk, page);
     return 0;
 }
 
@@ -357,12 +435,13 @@ static void sort_pieces(Rect4 *a, Rect4 *tmp, size_t n) {
 /* _split_free: remove the placed rect [ux, ur) x [uy, ub) of ``page`` from the free rects. */
 static int split_free(Work *wk, i64 page, i64 ux, i64 uy, i64 ur, i64 ub, i64 min_w, i64 min_h, int has_border,
                       i64 border_r, i64 border_b) {
-    size_t n = wk->n;
-    if (reserve_scratch(wk, n)) return -1;
+    const PageList *pl = &wk->pages[page];
+    if (reserve_scratch(wk, pl->len)) return -1;
     size_t n_holes = 0, n_pieces = 0, n_others = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* closed test: rects of this page that intersect or touch the placed one */
-        if (!((wk->pg[i] == page) & (wk->x[i] <= ur) & (wk->y[i] <= ub) & (wk->r[i] >= ux) & (wk->b[i] >= uy))) continue;
+    for (size_t j = 0; j < pl->len; j++) {
+        size_t i = pl->idx[j];
+        /* closed test: the rects of this page that intersect or touch the placed one */
+        if (wk->x[i] > ur || wk->y[i] > ub || wk->r[i] < ux || wk->b[i] < uy) continue;
         i64 x = wk->x[i], y = wk->y[i], r = wk->r[i], b = wk->b[i];
         if (x < ur && r > ux && y < ub && b > uy) {
             wk->holes[n_holes++] = i;
@@ -391,7 +470,9 @@ static int split_free(Work *wk, i64 page, i64 ux, i64 uy, i64 ur, i64 ub, i64 mi
         }
         if (!inside) wk->kept[n_kept++] = *p;
     }
-    return replace_free(wk, wk->holes, n_holes, wk->kept, n_kept, page);
+    if (replace_free(wk, wk->holes, n_holes, wk->kept, n_kept, page)) return -1;
+    pl_refresh(wk, page);
+    return 0;
 }
 
 typedef struct {
@@ -441,21 +522,33 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
         int opened = 0;
         size_t best;
         for (;;) {
-            /* (page, short side left, long side left) packed in one key: page < 2**20,
-             * sides < 2**21; then top-most, left-most, first */
+            /* The lowest page where it fits, then (short side left, long side left) packed
+             * in one key (sides < 2**21), then top-most, left-most, first in the global
+             * order (the page list's order). A page is skipped when its largest free sides
+             * are too small, or when a rect no larger than this one fit nowhere on it. */
             uint64_t best_key = UINT64_MAX;
             best = 0;
-            size_t n = wk->n;
-            const i64 *fw = wk->w, *fh = wk->h, *fp = wk->pg;
-            for (size_t i = 0; i < n; i++) {
-                i64 dw = fw[i] - w, dh = fh[i] - h;
-                if ((dw | dh) < 0) continue;
-                uint64_t key = ((uint64_t)fp[i] << 42) | ((uint64_t)min64(dw, dh) << 21) | (uint64_t)max64(dw, dh);
-                if (key < best_key) {
-                    best_key = key;
-                    best = i;
-                } else if (key == best_key && (wk->y[i] < wk->y[best] || (wk->y[i] == wk->y[best] && wk->x[i] < wk->x[best]))) {
-                    best = i;
+            const i64 *fw = wk->w, *fh = wk->h;
+            for (i64 p = 0; p < n_pages && best_key == UINT64_MAX; p++) {
+                PageList *pl = &wk->pages[p];
+                if (w > pl->max_w || h > pl->max_h || (w >= pl->fail_w && h >= pl->fail_h)) continue;
+                const size_t *idx = pl->idx;
+                for (size_t j = 0, len = pl->len; j < len; j++) {
+                    size_t i = idx[j];
+                    i64 dw = fw[i] - w, dh = fh[i] - h;
+                    if ((dw | dh) < 0) continue;
+                    uint64_t key = ((uint64_t)min64(dw, dh) << 21) | (uint64_t)max64(dw, dh);
+                    if (key < best_key) {
+                        best_key = key;
+                        best = i;
+                    } else if (key == best_key &&
+                               (wk->y[i] < wk->y[best] || (wk->y[i] == wk->y[best] && wk->x[i] < wk->x[best]))) {
+                        best = i;
+                    }
+                }
+                if (best_key == UINT64_MAX && (pl->fail_w == NO_FAIL || w * h < pl->fail_w * pl->fail_h)) {
+                    pl->fail_w = w;
+                    pl->fail_h = h;
                 }
             }
             int found = best_key != UINT64_MAX;
@@ -480,7 +573,9 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
             at->dims_h[page] = ph;
             at->used_w[page] = at->used_h[page] = at->areas[page] = 0;
             last_growable = growable(s, pw, ph, w, h);
+            wk->pages[page].len = 0;
             if (append_free(wk, 0, 0, pw + pad, ph + pad, page)) return FAILED_MEMORY;
+            pl_refresh(wk, page);
         }
         i64 ux = wk->x[best], uy = wk->y[best], page = wk->pg[best];
         at->step_page[step] = page;
@@ -680,6 +775,8 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
     i64 *best_page = checked_calloc(cnt, sizeof(i64), &failed), *best_x = checked_calloc(cnt, sizeof(i64), &failed);
     i64 *best_y = checked_calloc(cnt, sizeof(i64), &failed);
     i64 *best_sizes = checked_calloc(2 * cnt, sizeof(i64), &failed);
+    at.wk.pages = checked_calloc(cnt, sizeof(PageList), &failed);
+    if (at.wk.pages != NULL) at.wk.n_pages_alloc = cnt;
     PyObject *result = NULL;
     if (failed) {
         PyErr_NoMemory();
