@@ -319,8 +319,11 @@ def read_until(proc, pattern: str, timeout_s: float = 30.0) -> re.Match:
             match = re.search(pattern, line)
             if match:
                 found.put(match)
-                return
-        found.put(None)
+                break
+        else:
+            found.put(None)
+        for _ in proc.stdout:  # keep draining: a full pipe would block the process's prints
+            pass
 
     threading.Thread(target=pump, daemon=True).start()
     match = found.get(timeout=timeout_s)
@@ -365,6 +368,11 @@ def test_commands_serve_the_preview_and_stop_on_sigterm(tmp_path, command):
             manifest = root / "sparky.toml"
             manifest.write_text(manifest.read_text().replace("seed = 1234", "seed = 4321", 1))
             kind, update = next(events)
+            while kind == "update" and not update["build"]["ok"]:
+                # write_text truncates, then writes: a loaded machine can let watch build the
+                # half-written file first (a failed build, as an editor's save would cause);
+                # the complete file is another change, built next
+                kind, update = next(events)
             assert kind == "update" and update["build"]["ok"] and update["sprites"]["changed"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
