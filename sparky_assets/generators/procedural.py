@@ -229,9 +229,9 @@ class _ColorSource:
     ) -> _HueSpec:
         """A ramp's mid colour: random, or steered by a colour word; in palette mode a
         palette colour (so the mid tone is exactly one of the swatches)."""
-        hue = float(rng.uniform(0.0, 360.0))
-        chroma = float(rng.uniform(*chroma_range))
-        lightness = float(rng.uniform(*lightness_range))
+        # three draws in one call: the same doubles, scaled the same way, as three calls
+        draws = rng.uniform((0.0, chroma_range[0], lightness_range[0]), (360.0, chroma_range[1], lightness_range[1]))
+        hue, chroma, lightness = draws.tolist()
         if word is not None:
             hue = word[0]
             chroma = word[1] if word[1] is not None else chroma
@@ -438,6 +438,12 @@ class _HalfGrid:
 _HALF_GRIDS: dict[tuple[int, int, int], _HalfGrid] = {}
 
 
+def _choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+    """``rng.choice(options)`` as a plain value: the one draw ``Generator.choice`` makes
+    (``integers(0, n)`` as int64), without turning ``options`` into an array first."""
+    return options[int(rng.integers(0, len(options), dtype=np.int64))]
+
+
 def _noise_block(cells_w: int, cells_h: int) -> int:
     """Side of the square blocks random draws are made in: 1 cell up to ~48 cells,
     so big sprites get chunky shapes instead of 1-pixel fuzz."""
@@ -522,7 +528,7 @@ def _creature(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     d = np.sqrt((u / radius_u) ** 2 + ((v - center_v) / radius_v) ** 2)
     p = np.where(d < 0.6, 1.0, np.where(d < 0.85, 0.75, np.where(d < 1.12, 0.3, 0.0)))
     legs_top = center_v + radius_v * 0.45
-    leg_pairs = int(rng.choice([0, 1, 1, 2, 2]))
+    leg_pairs = _choice(rng, (0, 1, 1, 2, 2))
     if leg_pairs:
         width = max(rng.uniform(0.16, 0.28), 2.0 / grid.half_span)
         starts = [rng.uniform(0.2, 0.45)] if leg_pairs == 1 else [rng.uniform(0.08, 0.2), rng.uniform(0.5, 0.66)]
@@ -637,7 +643,7 @@ def _item(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
     u = grid.u / (1 - inset)
     v = (grid.v - inset / 2) / (1 - inset)
     one_u = 1.0 / grid.half_span
-    kind = str(rng.choice(["gem", "potion", "sword", "shield", "orb", "axe", "staff"]))
+    kind = _choice(rng, ("gem", "potion", "sword", "shield", "orb", "axe", "staff"))
     half = np.zeros(u.shape, dtype=np.int8)
     if kind == "gem":
         width = rng.uniform(0.7, 0.95)
@@ -744,7 +750,7 @@ def _torus_value_noise(rng: np.random.Generator, cells_w: int, cells_h: int, per
 
 
 def _tile(rng: np.random.Generator, cells_w: int, cells_h: int) -> _Shape:
-    kind = str(rng.choice(["cobble", "brick", "ground"]))
+    kind = _choice(rng, ("cobble", "brick", "ground"))
     ys, xs = np.mgrid[0:cells_h, 0:cells_w]
     if kind == "cobble":
         stone = max(3.0, min(cells_w, cells_h) / rng.uniform(2.2, 3.5))
@@ -852,7 +858,7 @@ def _color_table(blueprint: _Blueprint) -> np.ndarray:
 
 def _render(cells: np.ndarray, blueprint: _Blueprint, table: np.ndarray) -> np.ndarray:
     """RGBA for one cell grid (``label * 4 + tone`` per cell), outline added."""
-    out = table.reshape(-1, 4)[cells]  # cells = label * 4 + tone >= 0: row label * TONES + tone
+    out = np.take(table.reshape(-1, 4), cells, axis=0)  # cells = label * 4 + tone: row label * TONES + tone
     if blueprint.style != "tile":
         body = cells > 0
         outline = _neighbors_any(body) & ~body
@@ -1178,6 +1184,22 @@ def frame_cells(blueprint: _Blueprint, spec: FrameSpec, count: int) -> tuple[np.
 # --------------------------------------------------------------------------- generator
 
 
+_PALETTE_HEX: dict[Any, tuple[str, ...]] = {}
+
+
+def _palette_hex(palette: Sequence[tuple[int, int, int]]) -> list[str]:
+    """``rrggbb`` of every colour (remembered per palette: a build has a handful)."""
+    try:
+        known = _PALETTE_HEX.get(palette)
+    except TypeError:  # unhashable: lists or arrays
+        return [f"{r:02x}{g:02x}{b:02x}" for r, g, b in palette]
+    if known is None:
+        if len(_PALETTE_HEX) >= 64:
+            _PALETTE_HEX.clear()
+        known = _PALETTE_HEX[palette] = tuple(f"{r:02x}{g:02x}{b:02x}" for r, g, b in palette)
+    return list(known)
+
+
 def _style_of(request: GenerationRequest) -> Any:
     return request.options.get("style", DEFAULT_STYLE)
 
@@ -1208,7 +1230,7 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
     else:
         # Creatures, characters and items may contrast; tiles stay analogous.
         offsets = [-35.0, -20.0, 20.0, 35.0] if style == "tile" else [-50.0, 40.0, 150.0, 180.0, 210.0]
-        offset = float(rng.choice(offsets))
+        offset = _choice(rng, offsets)
         lightness = primary.lightness + float(rng.uniform(-0.12, 0.12))
         secondary_word = ((primary.hue + offset) % 360.0, None, min(0.8, max(0.35, lightness)))
         secondary = colors.anchor(rng, secondary_word, (0.07, 0.14), (0.42, 0.68))
@@ -1234,7 +1256,7 @@ def _blueprint(request: GenerationRequest) -> tuple[_Blueprint, _Layout]:
         accent_word = (85.0, 0.04, 0.86)
     else:
         accent_word = (
-            (primary.hue + float(rng.choice([-20.0, 20.0]))) % 360.0,
+            (primary.hue + _choice(rng, (-20.0, 20.0))) % 360.0,
             0.1,
             min(0.85, primary.lightness + 0.15),
         )
@@ -1357,7 +1379,7 @@ class ProceduralGenerator(Generator):
                 [spec.animation, spec.index] + ([spec.direction] if spec.direction else []) for spec in request.frames
             ],
             "animation_lengths": _frame_counts(request.frames),
-            "palette": [f"{r:02x}{g:02x}{b:02x}" for r, g, b in request.palette],
+            "palette": _palette_hex(request.palette),
             "prompt_colors": [list(w) for w in _prompt_colors(request.prompt)],
         }
 
