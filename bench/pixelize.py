@@ -423,20 +423,24 @@ def main() -> None:
                             }
                         )
                         job_meta[output] = (f"{peer}/{'size' if size else 'auto'}", row, sprite, peer)
-        print(f"  row {row}: done", flush=True)
-    for peer in peers:
-        print(f"  running {peer} on {len(jobs[peer])} images", flush=True)
-        results = run_peer(peer, jobs[peer])
-        for job in jobs[peer]:
-            label, row, sprite, _ = job_meta[job["output"]]
-            cells = sprite.rgba.shape[0] * sprite.rgba.shape[1]
-            entry = results.get(job["output"], {})
-            if "seconds" in entry and Path(job["output"]).exists():
-                out = np.asarray(Image.open(job["output"]).convert("RGBA"))
-                out = key_background(out, background_for(sprite))
-                tallies.setdefault((label, row, sprite.half), Tally()).add(score(out, sprite), cells, entry["seconds"])
-            else:
-                tallies.setdefault((label, row, sprite.half), Tally()).add((0, float(cells), False), cells)
+        # The peers run on this row's images right after ours (alternated row by row,
+        # so a change in the machine's load between rows hits both alike).
+        for peer in peers:
+            results = run_peer(peer, jobs[peer])
+            for job in jobs[peer]:
+                label, job_row, sprite, _ = job_meta[job["output"]]
+                cells = sprite.rgba.shape[0] * sprite.rgba.shape[1]
+                entry = results.get(job["output"], {})
+                if "seconds" in entry and Path(job["output"]).exists():
+                    out = np.asarray(Image.open(job["output"]).convert("RGBA"))
+                    out = key_background(out, background_for(sprite))
+                    tallies.setdefault((label, job_row, sprite.half), Tally()).add(
+                        score(out, sprite), cells, entry["seconds"]
+                    )
+                else:
+                    tallies.setdefault((label, job_row, sprite.half), Tally()).add((0, float(cells), False), cells)
+            jobs[peer] = []
+        print(f"  row {row}: done (load average {os.getloadavg()[0]:.1f})", flush=True)
     report(tallies, methods, rows, halves, calibration, args.json)
 
 

@@ -121,6 +121,10 @@ NOISE_VARIANCE_MIN = 1.0
 SETTLE_MIN_PERIOD = 2.0
 COARSEN_MIN_PERIOD, SPLIT_GAIN_SMALL = 3.0, 3.0
 MISFIT_MARGIN = 0.15
+FIT_CELL = 8.0
+"""With a known size and cells at least twice this wide, :func:`fit_grid` sums the
+change profiles over every ``⌊cell / FIT_CELL⌋``-th row / column and compares grids'
+flatness on the image box-averaged by that factor."""
 CUT_COVERAGE, CUT_SLACK, CUT_CLEAR = 0.95, 1.0, 0.5
 """Without a size, a cut cell at the image edge (under CUT_COVERAGE of a cell shown, or
 for big cells more than CUT_SLACK px short of one; never for cells under 3 px, whose
@@ -291,7 +295,7 @@ def _channel_sum(values: np.ndarray) -> np.ndarray:
     return total
 
 
-def change_profiles(rgba: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def change_profiles(rgba: np.ndarray, reach: int = 1, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Colour-change energy at every column boundary (x) and row boundary (y).
 
     ``profile_x[b]`` (``0 <= b <= width``) is the change between columns ``b - reach``
@@ -299,15 +303,19 @@ def change_profiles(rgba: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.nd
     edges, a longer reach sees the soft ones of large smooth cells (a bicubic upscale
     spreads an edge over a whole cell). Differences below a noise floor (a multiple of
     the median difference: most neighbours share a cell) are dropped and each is
-    capped, so noise and a few very strong edges cannot outvote the grid.
+    capped, so noise and a few very strong edges cannot outvote the grid. ``stride``
+    sums every ``stride``-th row (x) / column (y) only: for cells many pixels tall the
+    rows of a cell repeat one another, and the positions along the axis stay exact.
     """
-    data = _as_rgba(rgba).astype(np.int16)
-    height, width = data.shape[:2]
+    rgba = _as_rgba(rgba)
+    height, width = rgba.shape[:2]
     profile_x = np.zeros(width + 1)
     profile_y = np.zeros(height + 1)
     reach = max(1, min(int(reach), (min(height, width) - 1) // 2 or 1))
-    dx = _channel_sum(np.abs(data[:, 2 * reach - 1 :] - data[:, : width - 2 * reach + 1]))
-    dy = _channel_sum(np.abs(data[2 * reach - 1 :] - data[: height - 2 * reach + 1]))
+    rows = rgba[::stride].astype(np.int16)
+    cols = rgba[:, ::stride].astype(np.int16) if stride > 1 else rows
+    dx = _channel_sum(np.abs(rows[:, 2 * reach - 1 :] - rows[:, : width - 2 * reach + 1]))
+    dy = _channel_sum(np.abs(cols[2 * reach - 1 :] - cols[: height - 2 * reach + 1]))
     if dx.size == 0 or dy.size == 0:
         return profile_x, profile_y
     floor = NOISE_FLOOR * max(_int_median(dx), _int_median(dy), 1.0)
@@ -738,6 +746,22 @@ def _grid(fx: _AxisFit, fy: _AxisFit, lengths: tuple[int, int]) -> Grid:
     return Grid(fx.period, fy.period, fx.phase, fy.phase, confidence, fx.drift, fy.drift)
 
 
+def _box_average(rgba: np.ndarray, factor: int) -> np.ndarray:
+    """The image averaged over ``factor × factor`` blocks (rounded; a last partial
+    row / column of blocks is left out)."""
+    height, width = rgba.shape[0] // factor * factor, rgba.shape[1] // factor * factor
+    dtype = np.uint16 if factor * factor * 255 < 1 << 16 else np.uint32
+    values = rgba[:height, :width].astype(dtype)
+    rows = values[0::factor].copy()
+    for i in range(1, factor):
+        rows += values[i::factor]
+    total = rows[:, 0::factor].copy()
+    for i in range(1, factor):
+        total += rows[:, i::factor]
+    area = factor * factor
+    return ((total + area // 2) // area).astype(np.uint8)
+
+
 @_one_blas_thread
 def fit_grid(image: np.ndarray, target_size: tuple[int, int]) -> tuple[Grid, bool]:
     """The grid of a sprite of known ``target_size`` (``(width, height)`` cells).
@@ -746,13 +770,15 @@ def fit_grid(image: np.ndarray, target_size: tuple[int, int]) -> tuple[Grid, boo
     (a frame-exact render, or one with cut cells at the edges), on crisp-edge and
     soft-edge profiles (the clearer wins). Returns ``(grid, overridden)``:
     ``overridden`` when the image holds no grid of that size but an overwhelmingly
-    clearer one of another (:data:`OVERRIDE_RATIO`)."""
+    clearer one of another (:data:`OVERRIDE_RATIO`). See :data:`FIT_CELL` for cells of
+    many pixels."""
     rgba = _as_rgba(image)
     height, width = rgba.shape[:2]
     expected = min(width / target_size[0], height / target_size[1])
+    factor = max(1, int(expected // FIT_CELL))
     best: tuple[float, Grid] | None = None
     for reach in sorted({1, int(np.clip(round(expected / 6), 1, 8))}):
-        profile_x, profile_y = change_profiles(rgba, reach)
+        profile_x, profile_y = change_profiles(rgba, reach, factor)
         fits = _fit_known(profile_x, profile_y, (width, height), target_size)
         coherence = (fits[0].coherence + fits[1].coherence) / 2
         if best is None or coherence > best[0]:
@@ -763,19 +789,36 @@ def fit_grid(image: np.ndarray, target_size: tuple[int, int]) -> tuple[Grid, boo
         detected, detected_coherence = _detect(rgba, True, MAX_PERIOD)
         if detected_coherence >= OVERRIDE_MIN and detected_coherence > OVERRIDE_RATIO * known_coherence:
             return detected, True
+    even = Grid(width / target_size[0], height / target_size[1], 0.0, 0.0, known.confidence)
     if known.confidence < EVEN_BELOW:
         # No credible grid: the frame-exact even division is the prior (a render covers
         # exactly the sprite's frame), and — unlike the best of many weak candidates —
         # it does not jump when a pixel changes.
-        return Grid(width / target_size[0], height / target_size[1], 0.0, 0.0, known.confidence), False
-    even = Grid(width / target_size[0], height / target_size[1], 0.0, 0.0, known.confidence)
+        return even, False
     if known != even:
         # The comb's best grid against the frame-exact division: the one whose cells are
-        # flatter wins, the even division on a tie (what a render covers).
-        flat = _Flatness(rgba)
-        if grid_misfit(flat, even) <= grid_misfit(flat, known):
+        # flatter wins, the even division on a tie (what a render covers). Big cells
+        # are compared on the image box-averaged by ``factor`` (both grids alike).
+        if factor > 1:
+            flat = _Flatness(_box_average(rgba, factor))
+            pair = (_scaled_down(even, factor), _scaled_down(known, factor))
+        else:
+            flat = _Flatness(rgba)
+            pair = (even, known)
+        if grid_misfit(flat, pair[0]) <= grid_misfit(flat, pair[1]):
             return even, False
     return known, False
+
+
+def _scaled_down(grid: Grid, factor: int) -> Grid:
+    """``grid`` in the pixels of the image box-averaged by ``factor``."""
+    return replace(
+        grid,
+        period_x=grid.period_x / factor,
+        period_y=grid.period_y / factor,
+        phase_x=grid.phase_x / factor,
+        phase_y=grid.phase_y / factor,
+    )
 
 
 def grid_misfit(flat: _Flatness, grid: Grid) -> float:
