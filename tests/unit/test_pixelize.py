@@ -357,3 +357,81 @@ def test_counting_median_and_channel_sum_equal_numpy():
     planes = rng.integers(0, 1021, (5, 7, 4)).astype(np.int16)
     assert np.array_equal(_channel_sum(planes), planes.sum(axis=2, dtype=np.int32))
     assert _channel_sum(planes).dtype == np.int32
+
+
+def test_span_sums_and_rect_means_equal_plain_sums():
+    # Interior means come from integer sums over ordered, disjoint spans (one reduceat
+    # pass): empty spans, a span reaching the last pixel and adjacent spans included.
+    from sparky_assets.process.pixelize import _rect_means, _span_sums
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (23, 31, 4), dtype=np.uint8)
+    lo, hi = np.array([0, 4, 4, 9, 12, 30]), np.array([3, 4, 9, 12, 20, 31])
+    sums = _span_sums(image, lo, hi, 1)
+    for k, (a, b) in enumerate(zip(lo, hi)):
+        assert np.array_equal(sums[:, k], image[:, a:b].astype(np.int64).sum(axis=1)), k
+    with pytest.raises(ValueError):
+        _span_sums(image, np.array([0, 2]), np.array([3, 5]), 0)
+    y_spans = (np.array([0, 5, 22]), np.array([5, 6, 23]))
+    means, valid = _rect_means(image, (lo, hi), y_spans, 2)
+    for i, (y0, y1) in enumerate(zip(*y_spans)):
+        for k, (x0, x1) in enumerate(zip(lo, hi)):
+            block = image[y0:y1, x0:x1].reshape(-1, 4)
+            assert valid[i, k] == (y1 - y0 >= 2 and x1 - x0 >= 2)
+            if block.size:
+                assert np.allclose(means[i, k], block.mean(axis=0), rtol=0, atol=1e-9)
+
+
+def test_box_average_and_strided_profiles():
+    from sparky_assets.process.pixelize import _box_average, change_profiles
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (50, 37, 4), dtype=np.uint8)
+    for factor in (2, 3, 17):
+        small = _box_average(image, factor)
+        h, w = 50 // factor, 37 // factor
+        blocks = image[: h * factor, : w * factor].reshape(h, factor, w, factor, 4).astype(np.float64)
+        assert small.shape == (h, w, 4) and small.dtype == np.uint8
+        assert np.abs(small - blocks.mean(axis=(1, 3))).max() <= 0.5
+    # Cells many rows tall: every 4th row sees the same column boundaries as all rows.
+    truth = sprite("zombie")
+    big = np.concatenate([resize(flatten(truth), 24.0), np.full((384, 384, 1), 255, np.uint8)], axis=2)
+    full_x, full_y = change_profiles(big, 1)
+    strided_x, strided_y = change_profiles(big, 1, 4)
+    assert np.array_equal(np.nonzero(full_x)[0], np.nonzero(strided_x)[0])
+    assert np.array_equal(np.nonzero(full_y)[0], np.nonzero(strided_y)[0])
+
+
+def test_large_cells_are_fitted_on_strided_profiles_and_keep_the_phase():
+    # 26.3-px cells, lines at 11.3 + k·26.3 px: the fit works on every 3rd row / column
+    # and a 3x box-averaged image, and the grid it returns is in the full image's pixels.
+    truth = sprite("zombie")
+    canvas = np.full((18, 18, 3), 255, np.uint8)
+    canvas[1:17, 1:17] = flatten(truth)
+    image = resize(canvas, 26.3, method=Image.BICUBIC)[15:-22, 15:-22]
+    options = {"target_size": (16, 16), "palette": palette_of(truth), "background": WHITE}
+    result = pixelize_result(image, **options)
+    assert result.source == "size"
+    assert result.grid.period_x == pytest.approx(26.3, abs=0.2)
+    for phase in (result.grid.phase_x, result.grid.phase_y):
+        off = (phase - 11.3) % result.grid.period_x
+        assert min(off, result.grid.period_x - off) < 1.0
+    true_grid = pixelize_result(image, grid=Grid(26.3, 26.3, 11.3, 11.3), **options)
+    assert (result.image == true_grid.image).all(axis=-1).mean() >= 0.99
+
+
+def test_blas_runs_on_one_thread_inside_pixelize_and_is_restored():
+    from threadpoolctl import threadpool_info
+
+    import sparky_assets.process.pixelize as module
+
+    seen = []
+
+    @module._one_blas_thread
+    def probe():
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    probe()
+    assert seen and all(n == 1 for n in seen)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
