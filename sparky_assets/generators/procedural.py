@@ -229,9 +229,9 @@ class _ColorSource:
     ) -> _HueSpec:
         """A ramp's mid colour: random, or steered by a colour word; in palette mode a
         palette colour (so the mid tone is exactly one of the swatches)."""
-        # three draws in one call: the same doubles, scaled the same way, as three calls
-        draws = rng.uniform((0.0, chroma_range[0], lightness_range[0]), (360.0, chroma_range[1], lightness_range[1]))
-        hue, chroma, lightness = draws.tolist()
+        hue = float(rng.uniform(0.0, 360.0))
+        chroma = float(rng.uniform(*chroma_range))
+        lightness = float(rng.uniform(*lightness_range))
         if word is not None:
             hue = word[0]
             chroma = word[1] if word[1] is not None else chroma
@@ -304,8 +304,12 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
         return mask.copy()
     run_of = np.cumsum(starts, dtype=np.int64).reshape(h, w) - 1  # each masked cell's run
     stacked = mask[:-1] & mask[1:]
+    # (upper run, lower run) of every vertical neighbour pair; in row-major order both
+    # never decrease, so equal pairs are adjacent: keep the first of each
+    keys = run_of[:-1][stacked] * count + run_of[1:][stacked]
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
     parent = list(range(count))
-    for key in np.unique(run_of[:-1][stacked] * count + run_of[1:][stacked]).tolist():
+    for key in keys.tolist():
         a, b = divmod(key, count)
         while parent[a] != a:
             parent[a] = a = parent[parent[a]]
@@ -858,12 +862,13 @@ def _color_table(blueprint: _Blueprint) -> np.ndarray:
 
 def _render(cells: np.ndarray, blueprint: _Blueprint, table: np.ndarray) -> np.ndarray:
     """RGBA for one cell grid (``label * 4 + tone`` per cell), outline added."""
-    out = np.take(table.reshape(-1, 4), cells, axis=0)  # cells = label * 4 + tone: row label * TONES + tone
-    if blueprint.style != "tile":
-        body = cells > 0
-        outline = _neighbors_any(body) & ~body
-        out[outline] = (*blueprint.outline.tolist(), 255)
-    return out
+    rows = table.reshape(-1, 4)  # cells = label * 4 + tone: row label * TONES + tone
+    if blueprint.style == "tile":
+        return np.take(rows, cells, axis=0)
+    body = cells > 0
+    outline = _neighbors_any(body) & ~body
+    rows = np.concatenate([rows, np.array([(*blueprint.outline.tolist(), 255)], np.uint8)])  # + the outline
+    return np.take(rows, np.where(outline, len(rows) - 1, cells), axis=0)
 
 
 def _to_image(cells: np.ndarray, layout: _Layout, width: int, height: int, tile: bool) -> np.ndarray:
@@ -970,7 +975,7 @@ def _frame_labels(blueprint: _Blueprint, spec: FrameSpec, count: int) -> np.ndar
     """The label grid of frame ``spec.index`` of an animation with ``count`` frames;
     the base sprite when a transform would leave nothing (tiny grids)."""
     cells = _transform_frame(blueprint, spec, count)
-    return cells if (cells > 0).any() else blueprint.cells
+    return cells if cells.any() else blueprint.cells  # cells are >= 0
 
 
 def _transform_frame(blueprint: _Blueprint, spec: FrameSpec, count: int) -> np.ndarray:
@@ -1184,6 +1189,7 @@ def frame_cells(blueprint: _Blueprint, spec: FrameSpec, count: int) -> tuple[np.
 # --------------------------------------------------------------------------- generator
 
 
+_KNOWN_DIRECTIONS = frozenset({"", *DIRECTIONS[8]})
 _PALETTE_HEX: dict[Any, tuple[str, ...]] = {}
 
 
@@ -1339,7 +1345,7 @@ class ProceduralGenerator(Generator):
                         found=repr(value),
                     )
                 )
-        unknown = sorted({spec.direction for spec in request.frames} - {"", *DIRECTIONS[8]})
+        unknown = sorted({spec.direction for spec in request.frames} - _KNOWN_DIRECTIONS)
         if unknown:
             problems.append(
                 Diagnostic(
