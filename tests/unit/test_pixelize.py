@@ -435,3 +435,35 @@ def test_blas_runs_on_one_thread_inside_pixelize_and_is_restored():
     probe()
     assert seen and all(n == 1 for n in seen)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_cells_of_two_and_a_half_px_are_not_bent_without_the_size():
+    # Nearest-neighbour 2.5-px cells are 2 and 3 px wide in turn: a drifting grid can
+    # fit that rounding (one cell too many), so cells under DRIFT_MIN_PERIOD px never
+    # bend. Lines of 27 cells with 60% of them changing (the seed bent the old fit).
+    from sparky_assets.process.pixelize import _fit_axis
+
+    rng = np.random.default_rng(10)
+    profile = np.zeros(71)
+    lines = np.floor(np.arange(1, 28) * 2.5 + 0.5).astype(int)
+    changing = rng.random(lines.size) < 0.6
+    profile[lines[changing]] = rng.integers(20, 100, int(changing.sum()))
+    fit = _fit_axis(profile, 0.4)
+    assert fit.drift == 0.0
+    assert fit.period == pytest.approx(2.5)
+    truth = np.concatenate([np.concatenate([sprite("zombie"), sprite("cow")], 1)] * 2, 0)  # 32x32 cells
+    result = pixelize_result(resize(flatten(truth), 2.5), palette=palette_of(truth), background=WHITE)
+    assert (result.grid.drift_x, result.grid.drift_y) == (0.0, 0.0)
+    assert exact_fraction(result.image, truth) == 1.0
+
+
+def test_render_margin_of_almost_a_whole_cell_is_dropped_without_a_size():
+    # Margins of 29 px around 30-px cells (0.97 of a cell): an edge cell more than half
+    # a pixel short of a full one is cut (CUT_SLACK), and this one is background.
+    truth = sprite("cow")
+    canvas = np.full((18, 18, 3), 255, np.uint8)
+    canvas[1:17, 1:17] = flatten(truth)
+    cropped = resize(canvas, 30.0)[1:-1, 1:-1]
+    result = pixelize_result(cropped, palette=palette_of(truth), background=WHITE)
+    assert result.image.shape[:2] == (16, 16)
+    assert exact_fraction(result.image, truth) == 1.0
