@@ -803,22 +803,25 @@ _TEMPLATES = {"creature": _creature, "character": _character, "item": _item, "ti
 # --------------------------------------------------------------------------- rendering
 
 
-def _run_positions(regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _run_positions(rows_of: np.ndarray, columns_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every cell, its position ``p / (n + 1)`` inside the run of equal region ids
-    that contains it (``p`` 1-based, ``n`` the run length): along the row, and along
-    the column. Both in one pass over the rows followed by the columns, laid end to end."""
-    h, w = regions.shape
-    ids = np.concatenate([regions.ravel(), regions.T.ravel()])
+    that contains it (``p`` 1-based, ``n`` the run length): along the rows of
+    ``rows_of``, and along the columns of ``columns_of``. Both in one pass over the
+    rows followed by the columns, laid end to end."""
+    h, w = rows_of.shape
+    column_h, column_w = columns_of.shape
+    split = h * w
+    ids = np.concatenate([rows_of.ravel(), columns_of.T.ravel()])
     n = ids.size
     starts = np.empty(n, dtype=bool)
     starts[0] = True
     np.not_equal(ids[1:], ids[:-1], out=starts[1:])
-    starts[: h * w : w] = True  # every row and every column starts a run
-    starts[h * w :: h] = True
+    starts[:split:w] = True  # every row and every column starts a run
+    starts[split::column_h] = True
     first = np.flatnonzero(starts)
     run = np.cumsum(starts) - 1
     position = (np.arange(n) - first[run] + 1) / (np.diff(first, append=n)[run] + 1)
-    return position[: h * w].reshape(h, w), position[h * w :].reshape(w, h).T
+    return position[:split].reshape(h, w), position[split:].reshape(column_w, column_h).T
 
 
 _TONE_STEPS = np.array([0.24, 0.42, 0.7])
@@ -833,15 +836,16 @@ def _shade(regions: np.ndarray, wrap: bool) -> np.ndarray:
     are shaded as the centre of a 3x3 repeat so the result stays seamless.
     """
     if wrap:
+        # the centre of a 3x3 repeat: its rows see the row repeated three times, its
+        # columns the column repeated three times
         h, w = regions.shape
-        across, down = _run_positions(np.tile(regions, (3, 3)))
-        t = 0.5 * (across + down)
-        t = t[h : 2 * h, w : 2 * w]
+        across, down = _run_positions(np.tile(regions, (1, 3)), np.tile(regions, (3, 1)))
+        t = 0.5 * (across[:, w : 2 * w] + down[h : 2 * h, :])
     else:
-        across, down = _run_positions(regions)
+        across, down = _run_positions(regions, regions)
         t = 0.5 * (across + down)
     # below 0.24: 3 (highlight), below 0.42: 2, below 0.7: 1, else 0
-    return (3 - np.digitize(t, _TONE_STEPS)).astype(np.int8)
+    return (3 - np.searchsorted(_TONE_STEPS, t, side="right")).astype(np.int8)  # np.digitize's count
 
 
 _MATERIAL_OF_LABEL = np.array([PRIMARY, PRIMARY, SECONDARY, DETAIL, ACCENT, PRIMARY, PRIMARY, PRIMARY], dtype=np.int8)
