@@ -131,7 +131,7 @@ def cli(ctx: click.Context, quiet: int, verbose: int) -> None:
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="Where generation and processing run: local processes (--jobs) or a Ray cluster (extra [ray]).",
+    help="Where generation, processing and packing run: local processes (--jobs) or a Ray cluster (extra [ray]).",
 )
 @click.option(
     "--ray-address",
@@ -160,8 +160,8 @@ def build(
 ) -> None:
     """Build the project at PATH (a sparky.toml or a folder holding one).
 
-    Generation, processing and PNG encoding run in --jobs local processes, or on a Ray
-    cluster with --executor ray (docs/cluster.md); the outputs are the same bytes.
+    Generation, processing, packing and PNG encoding run in --jobs local processes, or on
+    a Ray cluster with --executor ray (docs/cluster.md); the outputs are the same bytes.
 
     With --metrics-port the metrics are served while the build runs (progress, GPU
     memory; the final counts just before exit): for long builds watched live. A CI job
