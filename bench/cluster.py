@@ -14,9 +14,11 @@ time in the CPU stages (generate + process + pack + export, from the build repor
 and the speed-up of both against ``--jobs 1`` of the same round; every build's
 outputs are compared with the anchor's (byte-identical, or the run fails). For the
 local executors also the CPU seconds of the build process (in all, and in the CPU
-stages) and of each pool worker: with free cores a build takes at most its own CPU
-time plus its busiest worker's — the *free-core estimate*, for the whole build and
-for the CPU stages alone (what the goal is about).
+stages), of the pool's forkserver (``fs``: in all, and in the CPU stages — it imports
+the stages, then forks the workers) and of each pool worker: with free cores a build
+takes at most its own CPU time plus the forkserver's plus its busiest worker's — the
+*free-core estimate*, for the whole build and for the CPU stages alone (what the goal
+is about).
 
 Then Ray's own cost per task: the median round trip of a no-op task carrying a
 16-sprite chunk (``executor.noop_chunk``), minus the same call made locally, and the
@@ -53,16 +55,29 @@ from incremental import write_project  # noqa: E402
 
 CHILD = r"""
 import contextlib, json, os, sys, time
+from multiprocessing import forkserver
 from sparky_assets.pipeline import engine, graph, report as report_module, stages
 from sparky_assets.pipeline.engine import Builder, BuildOptions
 from sparky_assets.pipeline.executor import make_executor
 
-# the build process's CPU seconds per stage (own time, like the report's wall times)
-STAGE_CPU, _open = {}, []
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def forkserver_cpu():
+    # the pool's forkserver (it imports the stages, then forks the workers)
+    pid = forkserver._forkserver._forkserver_pid
+    return cpu_seconds(pid) if pid else 0.0
+
+# the build process's CPU seconds per stage (own time, like the report's wall times),
+# and the forkserver's CPU seconds when the first CPU stage began
+STAGE_CPU, _open, FORKSERVER = {}, [], {}
 _wall_timer = report_module.stage_timer
 
 @contextlib.contextmanager
 def cpu_timer(report, stage):
+    if stage in ("generate", "process", "pack", "export") and not FORKSERVER:
+        FORKSERVER["before_stages"] = forkserver_cpu()
     frame = [time.process_time(), 0.0]
     _open.append(frame)
     try:
@@ -78,10 +93,6 @@ def cpu_timer(report, stage):
 for module in (report_module, engine, graph, stages):
     module.stage_timer = cpu_timer
 
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 def main():
     kind, jobs, address, root = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
     executor = make_executor(kind, jobs, address)
@@ -90,9 +101,11 @@ def main():
     report = builder.build(BuildOptions())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     workers = [cpu_seconds(pid) for pid in getattr(executor, "worker_pids", lambda: [])()]
+    server = forkserver_cpu() if workers else 0.0
     builder.close()
     print(json.dumps({"wall": wall, "stages": report.stage_s, "sent": executor.sent, "main_cpu": cpu,
-                      "stage_cpu": STAGE_CPU, "workers_cpu": workers}))
+                      "stage_cpu": STAGE_CPU, "workers_cpu": workers, "forkserver_cpu": server,
+                      "forkserver_stages_cpu": server - FORKSERVER.get("before_stages", 0.0)}))
 
 if __name__ == "__main__":
     main()
@@ -205,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             executors.append(("ray 2w", "ray", 0, cluster.address, ROOT))
         header = (
             f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
-            f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + workers → free-core estimate (CPU stages)"
+            f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + forkserver (in them) + workers"
+            " → free-core estimate (CPU stages)"
         )
         print(header + "\n" + "-" * len(header), flush=True)
         ratios: dict[tuple[str, str], list[float]] = {}
@@ -230,18 +244,21 @@ def main(argv: list[str] | None = None) -> None:
                     ratios.setdefault((project, label), []).append(cpu_x)
                     workers = figures["workers_cpu"]
                     # with free cores the build would take at most its own CPU time plus the
-                    # busiest worker's (phases alternate: the build waits while workers work);
-                    # the same for the CPU stages alone (the build process's CPU seconds in
-                    # them; the workers work in them only)
+                    # forkserver's plus the busiest worker's (phases alternate: the build waits
+                    # while workers work); the same for the CPU stages alone (the build
+                    # process's and the forkserver's CPU seconds in them; workers work only there)
                     busiest = max(workers, default=0.0)
-                    free_x = anchor["main_cpu"] / (figures["main_cpu"] + busiest)
-                    stages_x = anchor["main_stages_cpu"] / (figures["main_stages_cpu"] + busiest)
+                    server, server_in_stages = figures["forkserver_cpu"], figures["forkserver_stages_cpu"]
+                    free_x = anchor["main_cpu"] / (figures["main_cpu"] + server + busiest)
+                    stages_x = anchor["main_stages_cpu"] / (figures["main_stages_cpu"] + server_in_stages + busiest)
                     if kind == "local":
                         ratios.setdefault((project, label + " free-core"), []).append(free_x)
                         ratios.setdefault((project, label + " free-core CPU stages"), []).append(stages_x)
                     cpus = " + ".join(f"{w:.2f}" for w in workers)
                     where = f"{figures['main_cpu']:.2f} ({figures['main_stages_cpu']:.2f})" + (
-                        f" + [{cpus}] → {free_x:.2f}x ({stages_x:.2f}x)" if workers else ""
+                        f" + fs {server:.2f} ({server_in_stages:.2f}) + [{cpus}] → {free_x:.2f}x ({stages_x:.2f}x)"
+                        if workers
+                        else ""
                     )
                     print(
                         f"{project:<11} {count:>7} {label:<8} {figures['wall']:>7.2f} {figures['cpu']:>7.2f} "

@@ -409,6 +409,10 @@ class Builder:
 
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
+        if not options.dry_run and self._loaded is None and self.executor.parallel:
+            folder = self.manifest_path if self.manifest_path.is_dir() else self.manifest_path.parent
+            if not (folder / STATE_DIR / "cache").is_dir():  # a first build: there will be work for the pool
+                self.executor.start_early()
         reads = self.last_reads = ReadContext()
         manifest = self._load_manifest(reads)
         cache_max_bytes()  # a bad SPARKY_CACHE_MAX_MB is refused before anything is written

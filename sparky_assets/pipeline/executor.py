@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -320,6 +321,10 @@ class Executor:
     def close(self) -> None:
         pass
 
+    def start_early(self) -> None:
+        """Start workers in the background now, before there is work for them (a build
+        that will surely hand work over calls it before reading the manifest)."""
+
     # chunk sizes: a chunk should outweigh a task's fixed cost
     def chunks(self, items: Sequence, min_size: int) -> list[list]:
         return chunked(items, 4 * self.slots(), min_size)
@@ -375,6 +380,8 @@ class LocalExecutor(Executor):
     def __init__(self, jobs: int):
         self.jobs = max(1, jobs)
         self._pool = None
+        self._pool_lock = threading.Lock()
+        self._starting: threading.Thread | None = None
 
     def describe(self) -> str:
         return f"{self.jobs} local processes"
@@ -383,16 +390,36 @@ class LocalExecutor(Executor):
         return self.jobs
 
     def _executor(self):
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        with self._pool_lock:
+            if self._pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
-            # forkserver: workers fork from a clean server (never from a build with
-            # threads running), with the stages already imported
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["sparky_assets.pipeline.executor", "sparky_assets.pipeline.stages"])
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
-        return self._pool
+                # forkserver: workers fork from a clean server (never from a build with
+                # threads running), with the stages already imported
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["sparky_assets.pipeline.executor", "sparky_assets.pipeline.stages"])
+                self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+            return self._pool
+
+    def start_early(self) -> None:
+        """Start the forkserver (a fresh Python importing the stages: about a quarter of
+        a second of CPU) and the N workers on a background thread, so that they get
+        ready while the build reads the manifest and plans instead of after. Nothing of
+        the project is sent to them; a failure here is left for the first real batch."""
+        if self.jobs <= 1 or self._pool is not None or self._starting is not None:
+            return
+
+        def start() -> None:
+            try:
+                pool = self._executor()
+                for future in [pool.submit(noop_chunk, []) for _ in range(self.jobs)]:  # one spawn each
+                    future.result()
+            except Exception:  # noqa: BLE001 - the build's first batch starts the pool and reports
+                pass
+
+        self._starting = threading.Thread(target=start, name="sparky-pool-start", daemon=True)
+        self._starting.start()
 
     def _run(self, worker: Callable, args: list, weights: list[int], progress: Progress | None) -> list:
         if len(args) <= 1 or self.jobs <= 1:  # nothing to share out: no pool
@@ -438,6 +465,9 @@ class LocalExecutor(Executor):
         return sorted(self._pool._processes) if self._pool is not None else []
 
     def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

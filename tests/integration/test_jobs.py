@@ -100,14 +100,19 @@ def test_200_sprites_jobs_2_is_byte_identical_and_really_parallel(tmp_path, monk
         assert serial.ran[stage] == parallel.ran[stage]
         assert serial.cached[stage] == parallel.cached[stage]
 
-    # an edit that re-processes some sprites (a palette edit) also goes through the pool
+    # an edit that re-processes one sprite (a palette edit): the same bytes; one chunk's
+    # worth of work runs in the build's process, and a project with a stage cache does
+    # not start the pool early, so no worker process is started at all
     for root in (one, two):
         (root / "one.hex").write_text("000000\nffffff\nff0000\n00ff00\n0000ff\n808080\n")
     reports = []
     for root, jobs in ((one, 1), (two, 2)):
-        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
+        executor = LocalExecutor(jobs) if jobs > 1 else Executor()
+        builder = Builder(root, executor=executor)
         try:
             reports.append(builder.build(BuildOptions()))
+            if jobs > 1:
+                assert executor.worker_pids() == [] and executor.sent == 0
         finally:
             builder.close()
     assert reports[0].ran == reports[1].ran and reports[0].ran["process"] == ["s0000"]
