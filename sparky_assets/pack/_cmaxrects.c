@@ -402,7 +402,9 @@ static int piece_useful(const Rect4 *p, i64 min_w, i64 min_h, int has_border, i6
     return has_border && (p->r == border_r || p->b == border_b);
 }
 
-static int contains(const Rect4 *q, const Rect4 *p) { return q->x <= p->x && q->y <= p->y && q->r >= p->r && q->b >= p->b; }
+static int contains(const Rect4 *q, const Rect4 *p) {
+    return (q->x <= p->x) & (q->y <= p->y) & (q->r >= p->r) & (q->b >= p->b);
+}
 
 static i64 piece_area(const Rect4 *p) { return (p->r - p->x) * (p->b - p->y); }
 
@@ -410,15 +412,19 @@ static i64 piece_area(const Rect4 *p) { return (p->r - p->x) * (p->b - p->y); }
 static void sort_pieces(Rect4 *a, Rect4 *tmp, size_t n) {
     if (n < 2) return;
     if (n <= 16) {
+        i64 area[16];
+        for (size_t i = 0; i < n; i++) area[i] = piece_area(&a[i]);
         for (size_t i = 1; i < n; i++) {
             Rect4 v = a[i];
-            i64 av = piece_area(&v);
+            i64 av = area[i];
             size_t j = i;
-            while (j > 0 && piece_area(&a[j - 1]) < av) {
+            while (j > 0 && area[j - 1] < av) {
                 a[j] = a[j - 1];
+                area[j] = area[j - 1];
                 j--;
             }
             a[j] = v;
+            area[j] = av;
         }
         return;
     }
@@ -441,7 +447,7 @@ static int split_free(Work *wk, i64 page, i64 ux, i64 uy, i64 ur, i64 ub, i64 mi
     for (size_t j = 0; j < pl->len; j++) {
         size_t i = pl->idx[j];
         /* closed test: the rects of this page that intersect or touch the placed one */
-        if (wk->x[i] > ur || wk->y[i] > ub || wk->r[i] < ux || wk->b[i] < uy) continue;
+        if ((wk->x[i] > ur) | (wk->y[i] > ub) | (wk->r[i] < ux) | (wk->b[i] < uy)) continue;
         i64 x = wk->x[i], y = wk->y[i], r = wk->r[i], b = wk->b[i];
         if (x < ur && r > ux && y < ub && b > uy) {
             wk->holes[n_holes++] = i;
@@ -466,7 +472,7 @@ static int split_free(Work *wk, i64 page, i64 ux, i64 uy, i64 ur, i64 ub, i64 mi
         for (size_t q = 0; q < n_kept && !inside; q++) inside = contains(&wk->kept[q], p);
         for (size_t q = 0; q < n_others && !inside; q++) {
             size_t o = wk->others[q];
-            inside = wk->x[o] <= p->x && wk->y[o] <= p->y && wk->r[o] >= p->r && wk->b[o] >= p->b;
+            inside = (wk->x[o] <= p->x) & (wk->y[o] <= p->y) & (wk->r[o] >= p->r) & (wk->b[o] >= p->b);
         }
         if (!inside) wk->kept[n_kept++] = *p;
     }
