@@ -495,11 +495,114 @@ typedef struct {
 
 enum { PACKED = 1, ABANDONED = 0, FAILED_MEMORY = -1, FAILED_INTERNAL = -2 };
 
+/* Attempts of one order that differ only in their start (area scale, aspect) follow the
+ * same trajectory until a page opens at a different size: nothing else depends on the
+ * start (growth steps, final sizes and the bound do not). The first attempt of an order
+ * (the reference) therefore records, at every page opening where some later start would
+ * choose another size, the whole state just before it opens; each later start resumes
+ * from the snapshot where it diverges, after checking the reference's per-step bound
+ * figures over the shared prefix. A later start that never diverges would repeat the
+ * reference exactly: same rank, so it cannot win (the earlier attempt wins a tie) and is
+ * skipped, as it is when the reference was abandoned on that shared path (its bound can
+ * only be lower). */
+#define MAX_STARTS 64
+
+typedef struct {
+    Py_ssize_t step; /* the step whose rect opens page ``page`` */
+    i64 page;        /* pages open before it */
+    size_t n;        /* free rects */
+    i64 *cols;       /* x, y, r, b, w, h, pg: 7 * n */
+    PageList *lists; /* pages[0..page), their idx arrays in ``idx`` */
+    size_t *idx;
+    i64 *per_page;   /* dims_w, dims_h, used_w, used_h, areas: 5 * page */
+    i64 sum_areas;
+} Snapshot;
+
+typedef struct {
+    int n_later;
+    Sizing later[MAX_STARTS];
+    int diverges_at[MAX_STARTS]; /* snapshot index, -1 while still on the reference's path */
+    Snapshot snaps[MAX_STARTS];
+    int n_snaps;
+    /* per step of the reference, after its placement: pages open, sum of final areas,
+     * whether its page's span grew (the bound check's inputs); its placements */
+    i64 *lb_pages, *lb_area, *ref_page, *ref_x, *ref_y;
+    unsigned char *lb_grew;
+    int outcome; /* PACKED or ABANDONED */
+} Shared;
+
+/* memcpy that accepts an empty copy from or to a NULL pointer (not yet allocated) */
+static void copy_items(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+
+static void snapshot_free(Snapshot *sn) {
+    free(sn->cols);
+    free(sn->lists);
+    free(sn->idx);
+    free(sn->per_page);
+    memset(sn, 0, sizeof(*sn));
+}
+
+static int snapshot_take(Snapshot *sn, const Attempt *at, Py_ssize_t step, i64 n_pages, i64 sum_areas) {
+    const Work *wk = &at->wk;
+    size_t n = wk->n, pages = (size_t)n_pages, n_idx = 0;
+    for (size_t p = 0; p < pages; p++) n_idx += wk->pages[p].len;
+    sn->step = step;
+    sn->page = n_pages;
+    sn->n = n;
+    sn->sum_areas = sum_areas;
+    sn->cols = malloc((7 * n + 1) * sizeof(i64));
+    sn->lists = malloc((pages + 1) * sizeof(PageList));
+    sn->idx = malloc((n_idx + 1) * sizeof(size_t));
+    sn->per_page = malloc((5 * pages + 1) * sizeof(i64));
+    if (!sn->cols || !sn->lists || !sn->idx || !sn->per_page) return -1;
+    const i64 *rows[7] = {wk->x, wk->y, wk->r, wk->b, wk->w, wk->h, wk->pg};
+    for (int c = 0; c < 7; c++) copy_items(sn->cols + (size_t)c * n, rows[c], n * sizeof(i64));
+    size_t at_idx = 0;
+    for (size_t p = 0; p < pages; p++) {
+        sn->lists[p] = wk->pages[p];
+        copy_items(sn->idx + at_idx, wk->pages[p].idx, wk->pages[p].len * sizeof(size_t));
+        at_idx += wk->pages[p].len;
+    }
+    const i64 *per[5] = {at->dims_w, at->dims_h, at->used_w, at->used_h, at->areas};
+    for (int c = 0; c < 5; c++) copy_items(sn->per_page + (size_t)c * pages, per[c], pages * sizeof(i64));
+    return 0;
+}
+
+static int snapshot_restore(const Snapshot *sn, Attempt *at) {
+    Work *wk = &at->wk;
+    size_t n = sn->n, pages = (size_t)sn->page;
+    if (reserve_free(wk, n)) return -1;
+    i64 *rows[7] = {wk->x, wk->y, wk->r, wk->b, wk->w, wk->h, wk->pg};
+    for (int c = 0; c < 7; c++) copy_items(rows[c], sn->cols + (size_t)c * n, n * sizeof(i64));
+    wk->n = n;
+    size_t at_idx = 0;
+    for (size_t p = 0; p < pages; p++) {
+        PageList *pl = &wk->pages[p];
+        const PageList *saved = &sn->lists[p];
+        if (saved->len > pl->cap) {
+            if (grow_array(&pl->idx, saved->len, sizeof(size_t))) return -1;
+            pl->cap = saved->len;
+        }
+        copy_items(pl->idx, sn->idx + at_idx, saved->len * sizeof(size_t));
+        at_idx += saved->len;
+        pl->len = saved->len;
+        pl->max_w = saved->max_w;
+        pl->max_h = saved->max_h;
+        pl->fail_w = saved->fail_w;
+        pl->fail_h = saved->fail_h;
+    }
+    i64 *per[5] = {at->dims_w, at->dims_h, at->used_w, at->used_h, at->areas};
+    for (int c = 0; c < 5; c++) copy_items(per[c], sn->per_page + (size_t)c * pages, pages * sizeof(i64));
+    return 0;
+}
+
 /* _pack_in_order for one order and sizing: the page, x and y of each step (order
  * position), and the page count in *pages. ABANDONED as soon as (pages, sum of final
  * page areas) so far reaches the bound. */
 static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has_bound, i64 bound_pages,
-                         i64 bound_area, i64 *pages_out) {
+                         i64 bound_area, i64 *pages_out, Shared *record, const Snapshot *resume) {
     Py_ssize_t count = at->count;
     i64 pad = s->pad;
     for (Py_ssize_t k = 0; k < count; k++) {
@@ -523,7 +626,14 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
     wk->n = 0;
     i64 n_pages = 0, sum_areas = 0;
     int last_growable = 0;
-    for (Py_ssize_t step = 0; step < count; step++) {
+    Py_ssize_t first_step = 0;
+    if (resume != NULL) { /* mid-step, just before a page opens (nothing fits, nothing grows) */
+        if (snapshot_restore(resume, at)) return FAILED_MEMORY;
+        n_pages = resume->page;
+        sum_areas = resume->sum_areas;
+        first_step = resume->step;
+    }
+    for (Py_ssize_t step = first_step; step < count; step++) {
         i64 w = at->ow[step], h = at->oh[step];
         int opened = 0;
         size_t best;
@@ -574,6 +684,21 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
             opened = 1;
             i64 pw, ph;
             initial_size(s, at->area_left[step], at->max_w_left[step] - pad, at->max_h_left[step] - pad, &pw, &ph);
+            if (record != NULL) { /* later starts that open this page at another size leave here */
+                int snap = -1;
+                for (int k = 0; k < record->n_later; k++) {
+                    if (record->diverges_at[k] >= 0) continue;
+                    i64 kw, kh;
+                    initial_size(&record->later[k], at->area_left[step], at->max_w_left[step] - pad,
+                                 at->max_h_left[step] - pad, &kw, &kh);
+                    if (kw == pw && kh == ph) continue;
+                    if (snap < 0) {
+                        snap = record->n_snaps++;
+                        if (snapshot_take(&record->snaps[snap], at, step, n_pages, sum_areas)) return FAILED_MEMORY;
+                    }
+                    record->diverges_at[k] = snap;
+                }
+            }
             i64 page = n_pages++;
             at->dims_w[page] = pw;
             at->dims_h[page] = ph;
@@ -587,19 +712,26 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
         at->step_page[step] = page;
         at->step_x[step] = ux;
         at->step_y[step] = uy;
+        /* the bound's figures: pages open, the sum of their final areas so far */
+        i64 right = ux + w - pad, bottom = uy + h - pad;
+        int grew = right > at->used_w[page] || bottom > at->used_h[page];
+        if (grew) {
+            at->used_w[page] = max64(at->used_w[page], right);
+            at->used_h[page] = max64(at->used_h[page], bottom);
+            i64 fw, fh;
+            final_size(s, at->used_w[page], at->used_h[page], &fw, &fh);
+            sum_areas += fw * fh - at->areas[page];
+            at->areas[page] = fw * fh;
+        }
+        if (record != NULL) {
+            record->lb_pages[step] = n_pages;
+            record->lb_area[step] = sum_areas;
+            record->lb_grew[step] = (unsigned char)grew;
+        }
         if (has_bound) {
-            i64 right = ux + w - pad, bottom = uy + h - pad;
-            if (right > at->used_w[page] || bottom > at->used_h[page]) {
-                at->used_w[page] = max64(at->used_w[page], right);
-                at->used_h[page] = max64(at->used_h[page], bottom);
-                i64 fw, fh;
-                final_size(s, at->used_w[page], at->used_h[page], &fw, &fh);
-                sum_areas += fw * fh - at->areas[page];
-                at->areas[page] = fw * fh;
-                if (n_pages > bound_pages || (n_pages == bound_pages && sum_areas >= bound_area)) return ABANDONED;
-            } else if (n_pages > bound_pages) {
+            if (grew ? n_pages > bound_pages || (n_pages == bound_pages && sum_areas >= bound_area)
+                     : n_pages > bound_pages)
                 return ABANDONED;
-            }
         }
         int has_border = last_growable && page == n_pages - 1;
         i64 border_r = has_border ? at->dims_w[page] + pad : 0, border_b = has_border ? at->dims_h[page] + pad : 0;
@@ -759,7 +891,7 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
     PyObject *starts = PySequence_Fast(starts_obj, "starts must be a sequence");
     if (starts == NULL) return NULL;
     Py_ssize_t n_starts = PySequence_Fast_GET_SIZE(starts);
-    if (n_starts < 1 || n_starts > 64) {
+    if (n_starts < 1 || n_starts > MAX_STARTS) {
         Py_DECREF(starts);
         PyErr_SetString(PyExc_ValueError, "starts must hold 1..64 (area_scale, aspect) pairs");
         return NULL;
@@ -782,6 +914,12 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
     i64 *best_y = checked_calloc(cnt, sizeof(i64), &failed);
     i64 *best_sizes = checked_calloc(2 * cnt, sizeof(i64), &failed);
     at.wk.pages = checked_calloc(cnt, sizeof(PageList), &failed);
+    Shared *shared = checked_calloc(1, sizeof(Shared), &failed);
+    if (shared != NULL) {
+        i64 **shared_rows[] = {&shared->lb_pages, &shared->lb_area, &shared->ref_page, &shared->ref_x, &shared->ref_y};
+        for (size_t k = 0; k < 5; k++) *shared_rows[k] = checked_calloc(cnt, sizeof(i64), &failed);
+        shared->lb_grew = checked_calloc(cnt, 1, &failed);
+    }
     if (at.wk.pages != NULL) at.wk.n_pages_alloc = cnt;
     PyObject *result = NULL;
     if (failed) {
@@ -844,7 +982,39 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
             bound_area = best_area;
         }
         i64 pages = 0;
-        status = pack_in_order(&at, order, sizing, has_bound, bound_pages, bound_area, &pages);
+        int start = (int)(a % n_starts);
+        if (start == 0) { /* the reference of this order: record what later starts reuse */
+            for (int k = 0; k < shared->n_snaps; k++) snapshot_free(&shared->snaps[k]);
+            shared->n_snaps = 0;
+            shared->n_later = (int)(min64(n_starts, n_attempts - a) - 1);
+            for (int k = 0; k < shared->n_later; k++) {
+                shared->later[k] = sizings[k + 1];
+                shared->diverges_at[k] = -1;
+            }
+            Shared *record = shared->n_later > 0 ? shared : NULL;
+            status = pack_in_order(&at, order, sizing, has_bound, bound_pages, bound_area, &pages, record, NULL);
+            if (record != NULL && status >= 0) {
+                shared->outcome = status;
+                memcpy(shared->ref_page, at.step_page, cnt * sizeof(i64));
+                memcpy(shared->ref_x, at.step_x, cnt * sizeof(i64));
+                memcpy(shared->ref_y, at.step_y, cnt * sizeof(i64));
+            }
+        } else {
+            int snap = shared->diverges_at[start - 1];
+            if (snap < 0) continue; /* the reference's trajectory: cannot win, or abandoned */
+            const Snapshot *sn = &shared->snaps[snap];
+            int abandoned = 0; /* the bound over the shared prefix, as pack_in_order checks it */
+            for (Py_ssize_t t = 0; t < sn->step && has_bound && !abandoned; t++) {
+                i64 lp = shared->lb_pages[t], la = shared->lb_area[t];
+                abandoned = shared->lb_grew[t] ? lp > bound_pages || (lp == bound_pages && la >= bound_area)
+                                               : lp > bound_pages;
+            }
+            if (abandoned) continue;
+            memcpy(at.step_page, shared->ref_page, (size_t)sn->step * sizeof(i64));
+            memcpy(at.step_x, shared->ref_x, (size_t)sn->step * sizeof(i64));
+            memcpy(at.step_y, shared->ref_y, (size_t)sn->step * sizeof(i64));
+            status = pack_in_order(&at, order, sizing, has_bound, bound_pages, bound_area, &pages, NULL, sn);
+        }
         if (status < 0) break;
         if (status == ABANDONED) continue;
         /* _finish: each page's final size from the span of its (real) rects */
@@ -926,6 +1096,16 @@ done:
     free(best_y);
     free(best_sizes);
     work_free(&at.wk);
+    if (shared != NULL) {
+        for (int k = 0; k < shared->n_snaps; k++) snapshot_free(&shared->snaps[k]);
+        free(shared->lb_pages);
+        free(shared->lb_area);
+        free(shared->ref_page);
+        free(shared->ref_x);
+        free(shared->ref_y);
+        free(shared->lb_grew);
+        free(shared);
+    }
     return result;
 }
 

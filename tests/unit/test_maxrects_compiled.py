@@ -92,6 +92,19 @@ def test_many_similar_rects_give_the_same_layout(compiled, monkeypatch, side, co
     assert fast == reference
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_many_pages_and_attempts_give_the_same_layout(compiled, monkeypatch, seed):
+    """Several pages and several start sizes per order: the compiled core reuses the first
+    start's trajectory up to the page opening where another start diverges."""
+    rng = np.random.default_rng(seed + 777)
+    page = int(rng.integers(40, 260))
+    high = int(rng.integers(4, min(64, page // 2)))
+    sizes = [(int(w), int(h)) for w, h in rng.integers(1, high + 1, size=(int(rng.integers(20, 400)), 2))]
+    shape = {"padding": int(rng.integers(0, 3)), "power_of_two": seed % 5 == 0, "square": seed % 7 == 0}
+    fast, reference = both_paths(monkeypatch, sizes, page, page, **shape)
+    assert fast == reference
+
+
 @pytest.mark.parametrize(("count", "page"), [(1000, 2048), (5000, 2048), (1000, 512)])
 def test_benchmark_sets_give_the_same_layout(compiled, monkeypatch, count, page):
     """bench/pack.py's sets (uniform 8-64 px, seed 2024)."""
