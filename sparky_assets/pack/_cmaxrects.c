@@ -8,7 +8,11 @@
  * encodes (page, short side, long side) and (y, x) as single integers; here the page
  * is its own column, coordinates are page-local and the same orderings are compared
  * as tuples. The array order of the free rects (which decides exact ties) is kept
- * identical: the same appends, the same hole filling in ``replace``.
+ * identical: the same appends, the same hole filling in ``replace``. On top of the
+ * port, without changing a result: each page keeps the indices of its free rects in
+ * that order (a split scans its own page only; the fit search skips pages that cannot
+ * hold the rect), and attempts that differ only in their start size reuse the first
+ * one's trajectory up to the page opening where they diverge (see Shared below).
  *
  * Inputs come from untrusted manifests (through pack_maxrects' validation): every
  * argument is checked again here, sizes are limited so that no int64 expression can
@@ -627,6 +631,7 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
     i64 n_pages = 0, sum_areas = 0;
     int last_growable = 0;
     Py_ssize_t first_step = 0;
+    int resuming = resume != NULL;
     if (resume != NULL) { /* mid-step, just before a page opens (nothing fits, nothing grows) */
         if (snapshot_restore(resume, at)) return FAILED_MEMORY;
         n_pages = resume->page;
@@ -668,6 +673,9 @@ static int pack_in_order(Attempt *at, const i64 *order, const Sizing *s, int has
                 }
             }
             int found = best_key != UINT64_MAX;
+            /* a resumed attempt starts where the reference found no fit: it must not find one */
+            if (found && resuming) return FAILED_INTERNAL;
+            resuming = 0;
             if (found) break;
             /* fits nowhere: grow the last page, or open a new one */
             if (last_growable) {

@@ -44,10 +44,11 @@ with the whole list. Free rects narrower or shorter than every rect still to com
 dropped (they can never be used), except on the growable page's right/bottom border.
 
 The attempts loop also exists compiled (``_cmaxrects.c``, built by setup.py as an
-optional extension): a line-for-line port of ``_pack_in_order``/``_finish`` and the
-ranking of ``_best_attempt`` that gives exactly the layouts of the Python code, which
-stays the reference and the fallback when the extension is not built or the sizes are
-beyond its limits (page side + padding + 2 or the rect count above 2**20).
+optional extension): a port of ``_pack_in_order``/``_finish`` and the ranking of
+``_best_attempt`` (plus per-page index lists and shared trajectories, which change no
+result) that gives exactly the layouts of the Python code, which stays the reference
+and the fallback when the extension is not built or the sizes are beyond its limits
+(page side + padding + 2 or the rect count above 2**20).
 """
 
 from __future__ import annotations
