@@ -36,7 +36,9 @@ locked to it before scoring anyway). ``ours/size,auto-bg`` finds the background 
 
 Run: ``python bench/pixelize.py [--rows x3,model] [--split held-out] [--peers unfake,...]
 [--no-peers] [--limit N]``. Peers run in their own venvs under the cache folder
-(created with pip on first use).
+(created with pip on first use), on each row's images right after ours (so a change in
+the machine's load between rows hits every method alike); each row prints the load
+average.
 """
 
 from __future__ import annotations

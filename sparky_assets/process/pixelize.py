@@ -2,7 +2,8 @@
 art — upscaled by any factor, fractional or drifting, blurred, noised, JPEG-damaged,
 bicubic-smoothed the way diffusion models render it) into real one-pixel-per-cell art.
 
-Four pure steps, numpy only:
+Four pure steps, numpy only (threadpoolctl keeps numpy's BLAS on one thread meanwhile:
+the products are small, and a second thread only stalls on a busy machine):
 
 1. **Grid** (:func:`detect_grid`, :func:`fit_grid`). Per axis, a colour-change profile
    (how much the image changes between neighbouring columns / rows) is matched against
