@@ -71,7 +71,13 @@ class FileWatcher(FileSystemEventHandler):
     ancestors up to the project root (all non-recursive), so that a folder created,
     deleted or replaced after the watch started is noticed: on any folder event the
     watches are re-laid. Changes of watched files (writes, atomic replaces, creations,
-    deletions) go onto ``changes``."""
+    deletions) go onto ``changes``.
+
+    Watches are re-laid on a thread of the watcher's own, never in the observer's event
+    callback: watchdog calls :meth:`on_any_event` holding its observer lock, which
+    ``schedule``/``unschedule`` take too, so a callback waiting for :attr:`_lock` while
+    :meth:`set_files` (holding it) waits for the observer lock deadlocked both — and no
+    change was seen again."""
 
     def __init__(self, changes: queue.Queue[Path], root: Path):
         self.changes = changes
@@ -80,7 +86,10 @@ class FileWatcher(FileSystemEventHandler):
         self.files: set[Path] = set()
         self._watches: dict[Path, object] = {}
         self._lock = threading.Lock()
+        self._folder_events: queue.Queue[list[Path] | None] = queue.Queue()
+        self._relayer = threading.Thread(target=self._relay_loop, name="sparky-watch-relay", daemon=True)
         self.observer.start()
+        self._relayer.start()
 
     def _folders(self) -> set[Path]:
         """Every existing folder from each watched file's folder up to the project root,
@@ -124,14 +133,7 @@ class FileWatcher(FileSystemEventHandler):
         if event.is_directory:
             if event.event_type == "modified":  # a file inside changed: handled by its own event
                 return
-            with self._lock:
-                self._relay()
-            # a folder holding watched files appeared, vanished or moved (mv, git checkout,
-            # rm -r): that changes those files. Queue them here, because re-laying the
-            # watches can drop the per-file events still queued for a removed watch.
-            for f in self.files:
-                if any(p == f or p in f.parents or p.parent == f for p in paths):
-                    self.changes.put(f)
+            self._folder_events.put(paths)
             return
         for path in paths:
             if path in self.files:
@@ -139,9 +141,25 @@ class FileWatcher(FileSystemEventHandler):
             elif path.parent in self.files:  # a file added to, removed from or renamed in a listed folder
                 self.changes.put(path.parent)
 
+    def _relay_loop(self) -> None:
+        """Re-lay the watches after each folder event, then queue the watched files the
+        folder holds: a folder holding watched files appeared, vanished or moved (mv, git
+        checkout, rm -r), which changes those files. Queued here, after the re-lay: a
+        file written into a new folder before its watch was laid is built from there,
+        and re-laying can drop the per-file events still queued for a removed watch."""
+        while (paths := self._folder_events.get()) is not None:
+            with self._lock:
+                self._relay()
+                files = list(self.files)
+            for f in files:
+                if any(p == f or p in f.parents or p.parent == f for p in paths):
+                    self.changes.put(f)
+
     def stop(self) -> None:
         self.observer.stop()
         self.observer.join(timeout=5)
+        self._folder_events.put(None)
+        self._relayer.join(timeout=5)
 
 
 class WatchSession:

@@ -452,6 +452,50 @@ def test_a_file_added_to_a_listed_folder_is_a_change_of_that_folder(tmp_path):
         watcher.stop()
 
 
+def test_relaying_watches_while_folders_come_and_go_never_deadlocks(tmp_path):
+    """The session re-lays the watches after every build (set_files) while the observer
+    reports folder events; both used to take the watcher's lock and watchdog's observer
+    lock in opposite orders, and a deadlock left watch deaf for good. Folders are made
+    and removed beside the watched ones while the watched set alternates (so each call
+    schedules or unschedules a watch); afterwards a save is still seen."""
+    (tmp_path / "a").mkdir()
+    watched = [tmp_path / "top.png", tmp_path / "a" / "x.png"]
+    changes: queue.Queue = queue.Queue()
+    watcher = FileWatcher(changes, tmp_path)
+    done = threading.Event()
+
+    def churn():
+        i = 0
+        while not done.is_set():
+            folder = tmp_path / f"d{i % 5}"
+            folder.mkdir(exist_ok=True)
+            folder.rmdir()
+            i += 1
+
+    def relay():
+        for n in range(3000):
+            watcher.set_files(watched if n % 2 else watched[:1])
+
+    churner = threading.Thread(target=churn, daemon=True)
+    relayer = threading.Thread(target=relay, daemon=True)
+    try:
+        churner.start()
+        relayer.start()
+        relayer.join(300)
+        assert not relayer.is_alive(), "set_files never returned: the watcher deadlocked"
+        done.set()
+        churner.join(30)
+        watcher.set_files(watched)
+        while not changes.empty():
+            changes.get()
+        save(tmp_path / "a" / "x.png", "saved")
+        assert changes.get(timeout=30) == tmp_path / "a" / "x.png"
+    finally:
+        done.set()
+        if not relayer.is_alive():  # (a deadlocked observer would never stop)
+            watcher.stop()
+
+
 def test_a_folder_deleted_and_recreated_is_still_watched(running):
     import shutil
 
