@@ -120,8 +120,18 @@ class Running:
                 if hits:
                     return hits
                 left = deadline - time.monotonic()
-                assert left > 0, f"timed out; got {[(m.TYPE, getattr(m, 'build', None)) for m in self.messages][-10:]}"
+                assert left > 0, self.timed_out()
                 self.arrived.wait(left)
+
+    def timed_out(self) -> str:
+        """What arrived (heartbeats left out), the listener's errors and rescans: a
+        timeout then says whether a build ran and failed, never ran, or was not seen."""
+        shown = [
+            (m.TYPE, getattr(m, "build", None), getattr(m, "ok", None), getattr(m, "errors", None))
+            for m in self.messages
+            if m.TYPE != "hello"
+        ]
+        return f"timed out; got {shown[-12:]}; listener errors {self.errors[-5:]}; rescans {self.rescans[-5:]}"
 
     def finished(self, build: int) -> BuildFinished:
         return self.wait_for(lambda m: isinstance(m, BuildFinished) and m.build == build)[0]
