@@ -18,7 +18,9 @@ stages), of the pool's forkserver (``fs``: in all, and in the CPU stages — it 
 the stages, then forks the workers) and of each pool worker: with free cores a build
 takes at most its own CPU time plus the forkserver's plus its busiest worker's — the
 *free-core estimate*, for the whole build and for the CPU stages alone (what the goal
-is about).
+is about: the build process's, the forkserver's and the busiest worker's CPU seconds
+after the first CPU stage began — a first build's workers start, import the
+generators and load the palette tables while the build plans).
 
 Then Ray's own cost per task: the median round trip of a no-op task carrying a
 16-sprite chunk (``executor.noop_chunk``), minus the same call made locally, and the
@@ -71,13 +73,15 @@ def forkserver_cpu():
 
 # the build process's CPU seconds per stage (own time, like the report's wall times),
 # and the forkserver's CPU seconds when the first CPU stage began
-STAGE_CPU, _open, FORKSERVER = {}, [], {}
+STAGE_CPU, _open, FORKSERVER, EXECUTOR = {}, [], {}, [None]
 _wall_timer = report_module.stage_timer
 
 @contextlib.contextmanager
 def cpu_timer(report, stage):
     if stage in ("generate", "process", "pack", "export") and not FORKSERVER:
         FORKSERVER["before_stages"] = forkserver_cpu()
+        # the pool's workers too (started early, warmed while the build planned)
+        FORKSERVER["workers"] = {pid: cpu_seconds(pid) for pid in getattr(EXECUTOR[0], "worker_pids", list)()}
     frame = [time.process_time(), 0.0]
     _open.append(frame)
     try:
@@ -96,15 +100,19 @@ for module in (report_module, engine, graph, stages):
 def main():
     kind, jobs, address, root = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
     executor = make_executor(kind, jobs, address)
+    EXECUTOR[0] = executor
     builder = Builder(root, executor=executor)
     start, cpu = time.perf_counter(), time.process_time()
     report = builder.build(BuildOptions())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    workers = [cpu_seconds(pid) for pid in getattr(executor, "worker_pids", lambda: [])()]
+    pids = getattr(executor, "worker_pids", lambda: [])()
+    workers = [cpu_seconds(pid) for pid in pids]
+    before = FORKSERVER.get("workers", {})
+    workers_stages = [cpu_seconds(pid) - before.get(pid, 0.0) for pid in pids]
     server = forkserver_cpu() if workers else 0.0
     builder.close()
     print(json.dumps({"wall": wall, "stages": report.stage_s, "sent": executor.sent, "main_cpu": cpu,
-                      "stage_cpu": STAGE_CPU, "workers_cpu": workers, "forkserver_cpu": server,
+                      "stage_cpu": STAGE_CPU, "workers_cpu": workers, "workers_stages_cpu": workers_stages, "forkserver_cpu": server,
                       "forkserver_stages_cpu": server - FORKSERVER.get("before_stages", 0.0)}))
 
 if __name__ == "__main__":
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
             executors.append(("ray 2w", "ray", 0, cluster.address, ROOT))
         header = (
             f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
-            f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + forkserver (in them) + workers"
+            f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + forkserver (in them) + workers (in them)"
             " → free-core estimate (CPU stages)"
         )
         print(header + "\n" + "-" * len(header), flush=True)
@@ -248,13 +256,18 @@ def main(argv: list[str] | None = None) -> None:
                     # while workers work); the same for the CPU stages alone (the build
                     # process's and the forkserver's CPU seconds in them; workers work only there)
                     busiest = max(workers, default=0.0)
+                    # in the CPU stages: what each worker spent after the first CPU stage began
+                    # (a first build's workers start and get ready while the build plans)
+                    busiest_in_stages = max(figures["workers_stages_cpu"], default=0.0)
                     server, server_in_stages = figures["forkserver_cpu"], figures["forkserver_stages_cpu"]
                     free_x = anchor["main_cpu"] / (figures["main_cpu"] + server + busiest)
-                    stages_x = anchor["main_stages_cpu"] / (figures["main_stages_cpu"] + server_in_stages + busiest)
+                    stages_x = anchor["main_stages_cpu"] / (
+                        figures["main_stages_cpu"] + server_in_stages + busiest_in_stages
+                    )
                     if kind == "local":
                         ratios.setdefault((project, label + " free-core"), []).append(free_x)
                         ratios.setdefault((project, label + " free-core CPU stages"), []).append(stages_x)
-                    cpus = " + ".join(f"{w:.2f}" for w in workers)
+                    cpus = " + ".join(f"{w:.2f} ({ws:.2f})" for w, ws in zip(workers, figures["workers_stages_cpu"]))
                     where = f"{figures['main_cpu']:.2f} ({figures['main_stages_cpu']:.2f})" + (
                         f" + fs {server:.2f} ({server_in_stages:.2f}) + [{cpus}] → {free_x:.2f}x ({stages_x:.2f}x)"
                         if workers
