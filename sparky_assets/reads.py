@@ -31,15 +31,21 @@ LISTING = "listing:"
 its entry names and kinds): a file added to, removed from or renamed in it is a change."""
 
 
-def _listing_digest(folder: Path) -> str | None:
-    """The digest of ``folder``'s entries (names, and which are folders); None when it
-    cannot be listed."""
+def _scan(folder: Path) -> tuple[str, list[os.DirEntry]] | None:
+    """``folder``'s entries and their digest (names, and which are folders); None when
+    it cannot be listed."""
     try:
-        with os.scandir(folder) as entries:
-            names = sorted(f"{e.name}/" if e.is_dir(follow_symlinks=False) else e.name for e in entries)
+        with os.scandir(folder) as it:
+            entries = list(it)
     except OSError:
         return None
-    return LISTING + hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+    names = sorted(f"{e.name}/" if e.is_dir(follow_symlinks=False) else e.name for e in entries)
+    return LISTING + hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest(), entries
+
+
+def _listing_digest(folder: Path) -> str | None:
+    scan = _scan(folder)
+    return scan[0] if scan else None
 
 
 def _resolved(path: Path) -> Path:
@@ -142,15 +148,14 @@ class ReadContext:
         while pending:
             current = pending.pop()
             stamp = _stamp(current)
-            digest = _listing_digest(current)
-            self._note(current, digest or ABSENT, stamp if digest else None)
-            if digest is None:
+            scan = _scan(current)
+            self._note(current, scan[0] if scan else ABSENT, stamp if scan else None)
+            if scan is None:
                 continue
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    found.append(Path(entry.path))
-                    if recursive and entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
+            for entry in scan[1]:
+                found.append(Path(entry.path))
+                if recursive and entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
         return sorted(found)
 
     def note(self, path: Path, digest: str) -> None:

@@ -486,16 +486,16 @@ def model_fingerprint(folder: Path, reads: ReadContext | None = None) -> str:
     """
     reads = ensure_reads(reads)
     folder = Path(folder)
-    reads.list_folder(folder)  # its listings recorded: a weight file added later is a change too
+    base = folder.resolve()
     files = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
+    for path in reads.list_folder(folder):  # its listings recorded: a weight file added later is a change too
+        relative = path.relative_to(base).as_posix()
         if any(part.startswith(".") for part in Path(relative).parts) or path.suffix.lower() in _SKIPPED_SUFFIXES:
             continue
         if path.is_file():
             stat = path.stat()
             files.append((relative, path, stat.st_size, stat.st_mtime_ns))
-    memo_key = (str(folder.resolve()), tuple((r, s, m) for r, _, s, m in files))
+    memo_key = (str(base), tuple((r, s, m) for r, _, s, m in files))
     with _memo_lock:
         memo = _folder_memo.get(memo_key)
     if memo is None:
