@@ -16,7 +16,9 @@ of independent work and returns their results in submission order:
   one per node on a CPU-only cluster) that keeps its pipelines loaded across sprites
   and builds;
 * processing of sprites whose generated art was not made by this build, in chunks;
-* packing and composing an atlas, and PNG-encoding its pages, one atlas per task.
+* packing and composing an atlas, and PNG-encoding its pages, one atlas per task, where
+  the workers share the build's cache (``--jobs``); on Ray the build packs (next to the
+  layout cache: a re-quantized atlas keeps its layout) and the workers encode the pages.
 
 Workers that share the build's disk (``--jobs``: :attr:`Executor.shared_disk`) write
 the content-addressed stage-cache entries they compute (process, pack, layout) with
@@ -347,8 +349,7 @@ class Executor:
         frames: list[list[np.ndarray]] = []
         stats, pngs, processed = [], [], []
         review: dict[str, list] = {}
-        for chunk_frames, chunk_stats, chunk_reads, chunk_review, chunk_pngs, *rest in results:
-            chunk_processed = rest[0] if rest else None  # a warm actor of an earlier build: 5 fields
+        for chunk_frames, chunk_stats, chunk_reads, chunk_review, chunk_pngs, chunk_processed in results:
             frames.extend(chunk_frames)
             pngs.extend(chunk_pngs)
             processed.extend(chunk_processed or [None] * len(chunk_frames))

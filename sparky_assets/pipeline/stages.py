@@ -468,19 +468,22 @@ class PackStage(Stage):
                 inputs,
                 animations,
                 **_atlas_settings(item),
-                pack=lambda sizes, w, h, **settings: layout(self.ctx.cache, sizes, w, h, ev.force, [], **settings),
+                pack=lambda sizes, w, h, **settings: layout(self.ctx.cache, sizes, w, h, ev.force, **settings),
             )
         except PackError as exc:  # the manifest check should have caught it; still the user's settings
             raise self._pack_error(item, str(exc)) from None
 
     def compute_many(self, items: list[AtlasSpec], ev: Evaluator) -> list[PackedAtlas]:
-        """Atlases are independent: on a pool or cluster, one task per atlas packs it,
-        composes its pages and PNG-encodes them (:func:`pack_in_worker`); the results
-        are taken in walk order, so every byte is the serial build's."""
+        """Atlases are independent: on a pool whose workers share the cache, one task per
+        atlas packs it, composes its pages and PNG-encodes them (:func:`pack_in_worker`);
+        the results are taken in walk order, so every byte is the serial build's. Where
+        the workers cannot reach the cache (Ray nodes, ``watch``'s deferred writes) the
+        atlases are packed here, next to the layout cache, and the export stage's batch
+        encodes their pages on the workers."""
         ctx = self.ctx
-        if not ctx.executor.parallel or len(items) < 2:
-            return [self.compute(item, ev) for item in items]
         root = ctx.worker_cache_root()
+        if not ctx.executor.parallel or len(items) < 2 or root is None:
+            return [self.compute(item, ev) for item in items]
         jobs = [
             PackJob(
                 a.name,
@@ -496,11 +499,9 @@ class PackStage(Stage):
         ]
         results = ctx.executor.map(pack_chunk, [[job] for job in jobs], weights=[1] * len(jobs))
         out = []
-        for atlas, job, ((packed, pngs, written, layouts, warnings, error),) in zip(items, jobs, results):
+        for atlas, job, ((packed, pngs, written, warnings, error),) in zip(items, jobs, results):
             if error is not None:
                 raise self._pack_error(atlas, error)
-            for key, payload in layouts:  # computed where the cache is out of reach
-                ctx.cache.put("layout", key, payload)
             ctx.cache.warnings.extend(warnings)
             if written:
                 self._written.add(job.key)
@@ -535,10 +536,9 @@ def _atlas_settings(item: AtlasSpec) -> dict[str, Any]:
     )
 
 
-def layout(cache: StageCache | None, sizes, max_width, max_height, force: bool, made: list, **settings) -> PackResult:
+def layout(cache: StageCache | None, sizes, max_width, max_height, force: bool, **settings) -> PackResult:
     """:func:`pack_maxrects`, memoised on the sizes and settings (the ``layout`` cache):
-    re-quantized frames keep their sizes, so their atlas is only recomposed. Without a
-    cache (a worker on another machine) the new entry is appended to ``made`` instead."""
+    re-quantized frames keep their sizes, so their atlas is only recomposed."""
     key = canonical_hash(
         {
             "stage": "layout",
@@ -560,9 +560,7 @@ def layout(cache: StageCache | None, sizes, max_width, max_height, force: bool, 
         "placements": [[p.page, p.x, p.y] for p in result.placements],
         "pages": [list(p) for p in result.page_sizes],
     }
-    if cache is None:
-        made.append((key, json.dumps(doc).encode()))
-    else:
+    if cache is not None:
         cache.put("layout", key, json.dumps(doc).encode())
     return result
 
@@ -570,8 +568,8 @@ def layout(cache: StageCache | None, sizes, max_width, max_height, force: bool, 
 @dataclass
 class PackJob:
     """One atlas for :func:`pack_in_worker`: its frames, animations and settings, the
-    pack key (the worker writes the entry under it), the cache folder when the worker
-    shares the build's disk, and how its pages are encoded."""
+    pack key (the worker writes the entry under it), the build's cache folder (the
+    worker shares its disk), and how its pages are encoded."""
 
     name: str
     inputs: list[FrameInput]
@@ -579,33 +577,34 @@ class PackJob:
     settings: dict[str, Any]
     force: bool
     key: str | None
-    cache: str | None
+    cache: str
     candidates: np.ndarray
     fast: bool
 
 
 def pack_in_worker(job: PackJob) -> tuple:
-    """Pack and compose an atlas, encode its pages and (sharing the disk) write its
-    pack and layout entries. Returns (the atlas, its pages' PNG bytes, whether the
-    pack entry was written, layout entries for the build to write, cache warnings,
-    a :class:`PackError`'s message or None)."""
+    """Pack and compose an atlas, encode its pages and write its pack and layout
+    entries into the shared cache. Returns (the atlas, its pages' PNG bytes, whether
+    the pack entry was written, cache warnings, a :class:`PackError`'s message or
+    None). A pack entry that could not be written is left to the build (which writes
+    it and warns if that fails too), so its warning is not returned."""
     cache = worker_cache(job.cache)
-    made: list = []
     try:
         packed = build_atlas(
             job.name,
             job.inputs,
             job.animations,
             **job.settings,
-            pack=lambda sizes, w, h, **settings: layout(cache, sizes, w, h, job.force, made, **settings),
+            pack=lambda sizes, w, h, **settings: layout(cache, sizes, w, h, job.force, **settings),
         )
     except PackError as exc:
-        return None, (), False, made, [], str(exc)
+        return None, (), False, [], str(exc)
     pngs = tuple(encode_png(p, job.candidates, fast=job.fast) for p in packed.pages)
+    warnings = list(cache.warnings) if cache is not None else []
     written = job.key is not None and put_arrays_from_worker(
         cache, "pack", job.key, _atlas_meta(packed), list(packed.pages)
     )
-    return packed, pngs, written, made, cache.warnings if cache is not None else [], None
+    return packed, pngs, written, warnings, None
 
 
 # --------------------------------------------------------------------------- export
