@@ -59,7 +59,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property, wraps
+from functools import cache, cached_property, wraps
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -164,12 +164,19 @@ Background = Literal["auto", "none"] | str | tuple[int, int, int]
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _YCC_INV = np.linalg.inv(_YCC)
 _F = TypeVar("_F", bound=Callable[..., Any])
-_BLAS: list[Any] = []
-_BLAS_LOCK = threading.Lock()
+_LIMITED = threading.local()
+
+
+@cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _one_blas_thread(function: _F) -> _F:
-    """Run ``function`` with the BLAS library (numpy's OpenBLAS) on one thread.
+    """Run ``function`` with the BLAS library (numpy's OpenBLAS) on one thread (once, at
+    the outermost of the decorated calls: the others run inside that limit).
 
     Every product here is small (a few hundred rows): a second BLAS thread saves
     microseconds on an idle machine and, on a busy one, stalls the call until the
@@ -179,14 +186,14 @@ def _one_blas_thread(function: _F) -> _F:
 
     @wraps(function)
     def limited(*args: Any, **kwargs: Any) -> Any:
-        if not _BLAS:
-            with _BLAS_LOCK:
-                if not _BLAS:
-                    from threadpoolctl import ThreadpoolController
-
-                    _BLAS.append(ThreadpoolController())
-        with _BLAS[0].limit(limits=1, user_api="blas"):
+        if getattr(_LIMITED, "active", False):
             return function(*args, **kwargs)
+        _LIMITED.active = True
+        try:
+            with _blas_controller().limit(limits=1, user_api="blas"):
+                return function(*args, **kwargs)
+        finally:
+            _LIMITED.active = False
 
     return limited  # type: ignore[return-value]
 

@@ -436,6 +436,17 @@ def test_blas_runs_on_one_thread_inside_pixelize_and_is_restored():
     assert seen and all(n == 1 for n in seen)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
 
+    # nested decorated calls run inside the outermost limit, which alone restores it
+    @module._one_blas_thread
+    def outer():
+        probe()
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    seen.clear()
+    outer()
+    assert seen and all(n == 1 for n in seen)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
 
 def test_cells_of_two_and_a_half_px_are_not_bent_without_the_size():
     # Nearest-neighbour 2.5-px cells are 2 and 3 px wide in turn: a drifting grid can
