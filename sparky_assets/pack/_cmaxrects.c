@@ -532,7 +532,6 @@ typedef struct {
      * whether its page's span grew (the bound check's inputs); its placements */
     i64 *lb_pages, *lb_area, *ref_page, *ref_x, *ref_y;
     unsigned char *lb_grew;
-    int outcome; /* PACKED or ABANDONED */
 } Shared;
 
 /* memcpy that accepts an empty copy from or to a NULL pointer (not yet allocated) */
@@ -910,7 +909,7 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
     Attempt at;
     memset(&at, 0, sizeof(at));
     at.count = count;
-    Sizing sizings[64];
+    Sizing sizings[MAX_STARTS];
     i64 *orders = checked_calloc(4 * cnt, sizeof(i64), &failed);
     i64 **per_count[] = {&at.w, &at.h, &at.real_w, &at.real_h, &at.ow, &at.oh, &at.area_left, &at.max_w_left,
                          &at.max_h_left, &at.min_w_after, &at.min_h_after, &at.dims_w, &at.dims_h, &at.used_w,
@@ -963,9 +962,10 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
         double scale = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 0));
         double aspect = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 1));
         if (PyErr_Occurred()) goto done;
-        /* keeps int(area * scale) and int(area * aspect) far inside int64 */
-        if (!(scale >= 0.0 && scale <= 4.0) || !(aspect >= 0.0 && aspect <= 4.0)) {
-            PyErr_SetString(PyExc_ValueError, "area_scale and aspect must be within 0..4");
+        /* area < 2^60 (padded side < 2^20, squared, times < 2^20 rects), times scale, then
+         * times aspect, stays below 2^62: inside int64 (Python's starts: at most 1.2 and 1.3) */
+        if (!(scale >= 0.0 && scale <= 2.0) || !(aspect >= 0.0 && aspect <= 2.0)) {
+            PyErr_SetString(PyExc_ValueError, "area_scale and aspect must be within 0..2");
             goto done;
         }
         sizings[a] = base;
@@ -1002,7 +1002,6 @@ static PyObject *best_attempt(PyObject *self, PyObject *args) {
             Shared *record = shared->n_later > 0 ? shared : NULL;
             status = pack_in_order(&at, order, sizing, has_bound, bound_pages, bound_area, &pages, record, NULL);
             if (record != NULL && status >= 0) {
-                shared->outcome = status;
                 memcpy(shared->ref_page, at.step_page, cnt * sizeof(i64));
                 memcpy(shared->ref_x, at.step_x, cnt * sizeof(i64));
                 memcpy(shared->ref_y, at.step_y, cnt * sizeof(i64));

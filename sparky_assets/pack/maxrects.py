@@ -192,7 +192,7 @@ def _best_attempt(
     rank already found (or ``beat``): it could no longer win, so the result is the one
     every attempt run to the end would give."""
     count = len(widths)
-    if _cmaxrects is not None and max(limit_w, limit_h) + padding + 2 <= _cmaxrects.LIMIT >= count:
+    if _cmaxrects is not None and max(limit_w, limit_h) + padding + 2 <= _cmaxrects.LIMIT and count <= _cmaxrects.LIMIT:
         starts = _page_starts(power_of_two, square)
         return _cmaxrects.best_attempt(
             widths, heights, starts, _PLACEMENT_BUDGET, limit_w, limit_h, padding, power_of_two, square, beat

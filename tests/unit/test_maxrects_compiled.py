@@ -192,6 +192,8 @@ def call_best_attempt(compiled, widths, heights=None, **overrides):
         (np.array([4]), {"starts": [(1.0,)]}, TypeError),
         (np.array([4]), {"starts": [(float("nan"), 1.0)]}, ValueError),
         (np.array([4]), {"starts": [(1.0, 1e300)]}, ValueError),
+        (np.array([4]), {"starts": [(2.5, 1.0)]}, ValueError),  # area x scale x aspect must stay in int64
+        (np.array([4]), {"starts": [(1.0, 3.0)]}, ValueError),
         (np.array([4]), {"beat": (1,)}, TypeError),
         (np.array([4]), {"beat": (1, -5)}, ValueError),
         (np.array([4]), {"square": True, "max_h": 32}, ValueError),
