@@ -167,6 +167,16 @@ def generate_chunk(
     return frames, stats, reads, review, pngs, processed
 
 
+def frames_as_asked(frames: list, count: int, height: int, width: int, kinds: tuple = (np.ndarray,)) -> bool:
+    """Whether a generator returned what its request asked for: ``count`` frames, each
+    one of ``kinds`` holding height × width RGBA bytes (checked in that order, so any
+    object a plugin returns gets an answer, never an AttributeError)."""
+    expected = (height, width, 4)
+    return len(frames) == count and all(
+        isinstance(f, kinds) and f.shape == expected and f.dtype == np.uint8 for f in frames
+    )
+
+
 def _process_generated(requests: list, frames: list, pngs: list, process: ProcessAfter) -> list:
     """:func:`generate_chunk`'s processing: the key is the one the build computes from
     the store PNG's hash (:func:`.stages.process_key`). A request whose frames are not
@@ -178,12 +188,10 @@ def _process_generated(requests: list, frames: list, pngs: list, process: Proces
     cache = worker_cache(process.cache)
     out: list = []
     for request, sprite_frames, png, spec in zip(requests, frames, pngs, process.specs):
-        expected = (request.height, request.width, 4)
         if (
             spec is None
             or png is None
-            or len(sprite_frames) != len(request.frames)
-            or not all(isinstance(f, np.ndarray) and f.shape == expected and f.dtype == np.uint8 for f in sprite_frames)
+            or not frames_as_asked(sprite_frames, len(request.frames), request.height, request.width)
         ):
             out.append(None)
             continue

@@ -39,7 +39,7 @@ from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
 from ..reads import ReadContext
 from .cache import StageCache, put_arrays_from_worker, worker_cache
-from .executor import Executor, FrameShape, ProcessAfter, encode_chunk, pack_chunk, process_chunk
+from .executor import Executor, FrameShape, ProcessAfter, encode_chunk, frames_as_asked, pack_chunk, process_chunk
 from .fsutil import canonical_hash
 from .graph import Evaluator, Stage
 from .report import BuildReport, stage_timer
@@ -208,14 +208,12 @@ class GenerateStage(Stage):
 
     def _accept(self, plan: SpritePlan, frames: list[np.ndarray], png: bytes | None = None) -> list[np.ndarray]:
         s = plan.spec
-        expected = (s.height, s.width, 4)
-        if len(frames) != len(plan.request.frames) or any(
-            f.shape != expected or f.dtype != np.uint8 or not isinstance(f, (np.ndarray, FrameShape)) for f in frames
-        ):
+        if not frames_as_asked(frames, len(plan.request.frames), s.height, s.width, (np.ndarray, FrameShape)):
             raise BuildFailed(
                 Diagnostic(
                     f"generator '{s.generator}' returned {len(frames)} frames of "
-                    f"{[f.shape for f in frames[:2]]}, expected {len(plan.request.frames)} of {expected}",
+                    f"{[getattr(f, 'shape', type(f).__name__) for f in frames[:2]]}, "
+                    f"expected {len(plan.request.frames)} of {(s.height, s.width, 4)}",
                     sprite=s.name,
                     stage="generate",
                 )

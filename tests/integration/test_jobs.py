@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sparky_assets.cli.main import main
@@ -196,3 +197,20 @@ def test_cli_refuses_mixed_executor_options(tmp_path):
     )
     assert out.returncode == 2 and "--ray-address needs --executor ray" in out.stderr
     assert not (root / "build").exists()
+
+
+def test_frames_as_asked_answers_for_anything_a_generator_returns():
+    """The one check of a generator's frames (the build's, and a worker's before it
+    processes them): count, size, RGBA bytes — and a non-array is a no, not a crash."""
+    from sparky_assets.pipeline.executor import FrameShape, frames_as_asked
+
+    good = [np.zeros((8, 6, 4), np.uint8), np.zeros((8, 6, 4), np.uint8)]
+    assert frames_as_asked(good, 2, 8, 6)
+    assert not frames_as_asked(good, 3, 8, 6)  # too few
+    assert not frames_as_asked(good, 2, 6, 8)  # transposed
+    assert not frames_as_asked([good[0], good[1].astype(np.float32)], 2, 8, 6)
+    assert not frames_as_asked([[[0, 0, 0, 255]] * 6] * 8, 1, 8, 6)  # nested lists
+    assert not frames_as_asked([None], 1, 8, 6)
+    shape = FrameShape((8, 6, 4), np.dtype(np.uint8))
+    assert not frames_as_asked([shape], 1, 8, 6)
+    assert frames_as_asked([shape], 1, 8, 6, (np.ndarray, FrameShape))
