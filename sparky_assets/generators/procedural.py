@@ -45,6 +45,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -167,16 +168,12 @@ class _ColorSource:
 
     @staticmethod
     def of(palette: Sequence[tuple[int, int, int]]) -> _ColorSource:
+        """The palette's source, made once per palette (a build has a handful)."""
         try:
-            source = _COLOR_SOURCES.get(palette)  # requests carry a tuple of RGB tuples
+            hash(palette)  # requests carry a tuple of RGB tuples
         except TypeError:  # unhashable: lists or arrays
             palette = tuple(tuple(int(v) for v in rgb) for rgb in palette)
-            source = _COLOR_SOURCES.get(palette)
-        if source is None:
-            if len(_COLOR_SOURCES) >= 64:
-                _COLOR_SOURCES.clear()
-            source = _COLOR_SOURCES[palette] = _ColorSource(palette)
-        return source
+        return _color_source(palette)
 
     @property
     def constrained(self) -> bool:
@@ -251,7 +248,7 @@ class _ColorSource:
         return self._specs[index]
 
 
-_COLOR_SOURCES: dict[tuple[tuple[int, ...], ...], _ColorSource] = {}
+_color_source = lru_cache(maxsize=64)(_ColorSource)
 """The colour source of each palette seen (a build has a handful)."""
 
 
@@ -413,13 +410,7 @@ class _HalfGrid:
     @staticmethod
     def of(cells_w: int, cells_h: int, top_margin: int) -> _HalfGrid:
         """The grid of this size, made once: it holds no per-sprite state."""
-        key = (cells_w, cells_h, top_margin)
-        grid = _HALF_GRIDS.get(key)
-        if grid is None:
-            if len(_HALF_GRIDS) >= 256:
-                _HALF_GRIDS.clear()
-            grid = _HALF_GRIDS[key] = _HalfGrid(cells_w, cells_h, top_margin)
-        return grid
+        return _half_grid(cells_w, cells_h, top_margin)
 
     def row_of(self, v: float) -> int:
         """The grid row at normalised height ``v``, kept off the outline ring."""
@@ -439,7 +430,7 @@ class _HalfGrid:
         return full
 
 
-_HALF_GRIDS: dict[tuple[int, int, int], _HalfGrid] = {}
+_half_grid = lru_cache(maxsize=256)(_HalfGrid)
 
 
 def _choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
@@ -1194,20 +1185,11 @@ def frame_cells(blueprint: _Blueprint, spec: FrameSpec, count: int) -> tuple[np.
 
 
 _KNOWN_DIRECTIONS = frozenset({"", *DIRECTIONS[8]})
-_PALETTE_HEX: dict[Any, tuple[str, ...]] = {}
 
 
 def _palette_hex(palette: Sequence[tuple[int, int, int]]) -> list[str]:
-    """``rrggbb`` of every colour (remembered per palette: a build has a handful)."""
-    try:
-        known = _PALETTE_HEX.get(palette)
-    except TypeError:  # unhashable: lists or arrays
-        return [f"{r:02x}{g:02x}{b:02x}" for r, g, b in palette]
-    if known is None:
-        if len(_PALETTE_HEX) >= 64:
-            _PALETTE_HEX.clear()
-        known = _PALETTE_HEX[palette] = tuple(f"{r:02x}{g:02x}{b:02x}" for r, g, b in palette)
-    return list(known)
+    """``rrggbb`` of every colour."""
+    return [f"{r:02x}{g:02x}{b:02x}" for r, g, b in palette]
 
 
 def _style_of(request: GenerationRequest) -> Any:
