@@ -138,3 +138,9 @@ class Generator:
     ) -> list[list[np.ndarray]]:
         """Frames per request, each ``(height, width, 4) uint8`` RGBA."""
         raise NotImplementedError
+
+    def warm(self, palettes: Sequence[tuple[tuple[int, int, int], ...]]) -> None:
+        """Get ready to generate in this process — imports, per-palette tables — for
+        sprites drawn with ``palettes``. A build with ``--jobs`` calls it in each worker
+        process while it plans, before the worker's first chunk (``runs_on = "cpu"``
+        generators only). The default does nothing."""

@@ -46,6 +46,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -1374,6 +1375,20 @@ class ProceduralGenerator(Generator):
             "palette": _palette_hex(request.palette),
             "prompt_colors": [list(w) for w in _prompt_colors(request.prompt)],
         }
+
+    def warm(self, palettes: Sequence[tuple[tuple[int, int, int], ...]]) -> None:
+        """A throwaway 8×8 sprite of every style with each palette (the first four): what
+        numpy loads on first use, the per-palette colour sources and the shape grids."""
+        frames = (FrameSpec("idle", 0), FrameSpec("walk", 0), FrameSpec("walk", 1))
+        self.generate(
+            [
+                GenerationRequest(
+                    f"warm-{style}", 8, 8, frames, 0, Path("."), palette=palette, options={"style": style}
+                )
+                for palette in list(palettes)[:4] or [()]
+                for style in STYLES
+            ]
+        )
 
     def generate(
         self, requests: Sequence[GenerationRequest], reads: ReadContext | None = None

@@ -36,12 +36,13 @@ from ..manifest.locate import KeyLocator
 from ..manifest.schema import AtlasSpec, ExportSpec, Manifest, SpriteSpec
 from ..palettes import Palette
 from ..palettes.load import load_palette
+from ..process.quantize import DIRECT_PIXELS
 from ..reads import ReadContext, ensure_reads
 from ..tiles.build import build_tileset
 from ..tiles.formats import bevy_ron, godot_tres, tiled_tsx
 from . import safepath
 from .cache import StageCache, cache_max_bytes
-from .executor import Executor
+from .executor import Executor, warm_worker
 from .fsutil import canonical_hash
 from .graph import Evaluator
 from .outputs import OutputLedger
@@ -409,12 +410,20 @@ class Builder:
 
     def build(self, options: BuildOptions = BuildOptions()) -> BuildReport:
         started = time.perf_counter()
-        if not options.dry_run and self._loaded is None and self.executor.parallel:
-            folder = self.manifest_path if self.manifest_path.is_dir() else self.manifest_path.parent
-            if not (folder / STATE_DIR / "cache").is_dir():  # a first build: there will be work for the pool
-                self.executor.start_early()
+        folder = self.manifest_path if self.manifest_path.is_dir() else self.manifest_path.parent
+        # a first build hands work over for sure: its workers get ready while it reads and plans
+        first = (
+            self.executor.parallel
+            and not options.dry_run
+            and self._loaded is None
+            and not (folder / STATE_DIR / "cache").is_dir()
+        )
+        if first:
+            self.executor.start_early()
         reads = self.last_reads = ReadContext()
         manifest = self._load_manifest(reads)
+        if first:
+            self.executor.prepare(warm_worker, worker_warmup(manifest, self.executor.slots()))
         cache_max_bytes()  # a bad SPARKY_CACHE_MAX_MB is refused before anything is written
         state = safepath.bookkeeping_dir(manifest.root, STATE_DIR)
         with ProjectLock(state):
@@ -740,6 +749,23 @@ class _Build:
         if not self.options.only:
             return project.atlases
         return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
+
+
+def worker_warmup(manifest: Manifest, slots: int) -> tuple[list, list[str]]:
+    """What a pool's workers get ready while a first build plans (:func:`.executor.warm_worker`):
+    the tables of the palettes the build locks more pixels against than its workers
+    would lock before loading them anyway (:data:`~sparky_assets.process.quantize.DIRECT_PIXELS`
+    each), and the generators that run in workers (``runs_on = "cpu"``)."""
+    pixels: dict[str, int] = {}
+    for s in manifest.sprites:
+        pixels[s.palette] = pixels.get(s.palette, 0) + s.width * s.height * s.frame_count
+    palettes = [manifest.palettes[p].colors for p, n in sorted(pixels.items()) if n > DIRECT_PIXELS * slots]
+    generators = sorted(
+        name
+        for name in {s.generator for s in manifest.sprites}
+        if getattr(registry.plugin_class(registry.GENERATORS, name), "runs_on", "process") == "cpu"
+    )
+    return palettes, generators
 
 
 def build_targets(manifest: Manifest) -> list[ExportSpec]:

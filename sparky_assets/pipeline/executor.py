@@ -46,7 +46,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -240,6 +240,20 @@ def _generate_args(args: tuple):
     return generate_chunk(*args)
 
 
+def warm_worker(arg: tuple[list, list[str]]) -> None:
+    """Get a pool worker ready for a build's batches (:meth:`Executor.prepare`): ``arg``
+    is (the colours of each palette it will lock many pixels against, the names of the
+    ``cpu`` generators it will run) — their tables loaded, their first-call costs paid."""
+    from .. import registry
+    from ..process.quantize import prepare_palette
+
+    palettes, generators = arg
+    for colors in palettes:
+        prepare_palette(colors)
+    for name in generators:
+        registry.generator(name).warm(palettes)
+
+
 def noop_chunk(items: list) -> int:
     """Nothing (``bench/cluster.py`` measures a task's round trip with it)."""
     return len(items)
@@ -254,6 +268,32 @@ def chunked(items: Sequence, parts: int, min_size: int) -> list[list]:
     parts = max(1, min(parts, len(items) // max(1, min_size)))
     size = -(-len(items) // parts)
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def guided_chunks(items: Sequence, slots: int, min_size: int) -> list[list]:
+    """``items`` in contiguous chunks for ``slots`` workers, order kept, largest first:
+    each chunk is a share of what is left (half of it over the slots), never under
+    ``min_size`` nor a 32nd of a slot's share of the whole. Workers taking the next
+    chunk as they finish end together: the last chunks are small, so none waits long
+    on another's big one (guided self-scheduling)."""
+    items = list(items)
+    slots = max(1, slots)
+    floor = max(1, min_size, len(items) // (32 * slots))
+    out, i = [], 0
+    while i < len(items):
+        size = max(floor, -(-(len(items) - i) // (2 * slots)))
+        out.append(items[i : i + size])
+        i += size
+    return out
+
+
+def _weighed(chunks: Iterable, weights: list[int] | None) -> tuple[Iterable, list[int]]:
+    """``chunks`` and their weights for progress (default: their lengths; the chunks are
+    then listed first)."""
+    if weights is None:
+        chunks = list(chunks)
+        weights = [len(c) for c in chunks]
+    return chunks, weights
 
 
 def merge_stats(parts: Sequence[dict]) -> dict:
@@ -298,11 +338,12 @@ class Executor:
         return 1
 
     def map(
-        self, fn: Callable, chunks: list, progress: Progress | None = None, weights: list[int] | None = None
+        self, fn: Callable, chunks: Iterable, progress: Progress | None = None, weights: list[int] | None = None
     ) -> list:
         """``fn(chunk)`` for every chunk, results in order. ``progress`` gets the summed
-        ``weights`` (default: chunk lengths) of the chunks done so far."""
-        weights = weights or [len(c) for c in chunks]
+        ``weights`` (default: chunk lengths) of the chunks done so far. With ``weights``
+        (one per chunk), ``chunks`` may be an iterator that makes them as they are sent."""
+        chunks, weights = _weighed(chunks, weights)
         out, done = [], 0
         for chunk, weight in zip(chunks, weights):
             out.append(fn(chunk))
@@ -332,12 +373,16 @@ class Executor:
         pass
 
     def start_early(self) -> None:
-        """Start workers in the background now, before there is work for them (a build
-        that will surely hand work over calls it before reading the manifest)."""
+        """Start what takes long to start, in the background, before there is work (a
+        build that will surely hand work over calls it before reading the manifest)."""
+
+    def prepare(self, warm: Callable[[Any], None], arg: Any) -> None:
+        """Start the workers now, each running ``warm(arg)`` first (a build that will
+        surely hand work over calls it once the manifest is read, before planning)."""
 
     # chunk sizes: a chunk should outweigh a task's fixed cost
     def chunks(self, items: Sequence, min_size: int) -> list[list]:
-        return chunked(items, 4 * self.slots(), min_size)
+        return guided_chunks(items, self.slots(), min_size)
 
     def _generate_chunks(self, generator, requests, reads, progress, process=None) -> list[list[np.ndarray]]:
         """A ``cpu`` generator's requests in chunks over :meth:`map`."""
@@ -379,6 +424,38 @@ def _pool_call(args: tuple) -> _Outcome:
     return _call(fn, chunk)
 
 
+FORKSERVER_PRELOAD = ["sparky_assets.pipeline.executor", "sparky_assets.pipeline.stages"]
+"""What a pool's fork server imports once, before it forks the workers."""
+
+
+def _worker_start(warm: Callable[[Any], None] | None, arg: Any) -> None:
+    """A pool worker's first act (:meth:`LocalExecutor.prepare`); a failure only makes
+    for a colder start (an error in a pool's initializer would break the pool)."""
+    if warm is not None:
+        try:
+            warm(arg)
+        except Exception:  # noqa: BLE001 - the real work reports its own errors
+            pass
+
+
+def start_method() -> str:
+    """How a local pool's workers start. ``fork`` on Linux from a build process with no
+    other thread (the CLI's ``build``): a worker is a copy of the build, ready at once,
+    with everything imported and nothing started twice. Elsewhere — a process with
+    threads (``watch``, ``--metrics-port``, an application embedding the builder),
+    where another thread may hold a lock the copy would inherit held — ``forkserver``:
+    workers fork from a clean server process (``spawn`` where there is none)."""
+    import multiprocessing
+
+    if (
+        sys.platform.startswith("linux")
+        and threading.current_thread() is threading.main_thread()
+        and threading.active_count() == 1
+    ):
+        return "fork"
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 class LocalExecutor(Executor):
     """``--jobs N``: a pool of N worker processes on this machine (started on the first
     batch worth sending, kept for the life of the builder: a long-lived one reuses it)."""
@@ -391,6 +468,8 @@ class LocalExecutor(Executor):
         self._pool = None
         self._pool_lock = threading.Lock()
         self._starting: threading.Thread | None = None
+        self._warm: tuple = (None, None)
+        """What each worker runs first (:meth:`prepare`)."""
 
     def describe(self) -> str:
         return f"{self.jobs} local processes"
@@ -404,34 +483,63 @@ class LocalExecutor(Executor):
                 import multiprocessing
                 from concurrent.futures import ProcessPoolExecutor
 
-                # forkserver: workers fork from a clean server (never from a build with
-                # threads running), with the stages already imported
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["sparky_assets.pipeline.executor", "sparky_assets.pipeline.stages"])
-                self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+                method = start_method()
+                ctx = multiprocessing.get_context(method)
+                if method == "forkserver":
+                    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.jobs, mp_context=ctx, initializer=_worker_start, initargs=self._warm
+                )
             return self._pool
 
     def start_early(self) -> None:
-        """Start the forkserver (a fresh Python importing the stages: about a quarter of
-        a second of CPU) and the N workers on a background thread, so that they get
-        ready while the build reads the manifest and plans instead of after. Nothing of
-        the project is sent to them; a failure here is left for the first real batch."""
+        """Where workers fork from a server (:func:`start_method`), start it now: a
+        fresh Python importing the stages (about a quarter of a second of CPU) while
+        the build reads its manifest. Forked workers need nothing in advance."""
+        if self.jobs <= 1 or self._pool is not None or start_method() != "forkserver":
+            return
+        import multiprocessing
+        from multiprocessing import forkserver
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+        try:
+            forkserver.ensure_running()
+        except OSError:
+            pass  # the first batch starts it, and reports
+
+    def prepare(self, warm: Callable[[Any], None], arg: Any) -> None:
+        """Start the workers now, each running ``warm(arg)`` first (palette tables, a
+        generator's first-call costs), while the build goes on planning. Forked
+        workers start here (a fork takes milliseconds); from a server, on a background
+        thread (the server may still be importing). Only a pool not started yet takes
+        it: a long-lived one is warm already. A failure here is left for the first
+        real batch, which starts the pool and reports."""
         if self.jobs <= 1 or self._pool is not None or self._starting is not None:
             return
+        self._warm = (warm, arg)
 
         def start() -> None:
             try:
                 pool = self._executor()
-                for future in [pool.submit(noop_chunk, []) for _ in range(self.jobs)]:  # one spawn each
-                    future.result()
-            except Exception:  # noqa: BLE001 - the build's first batch starts the pool and reports
+                futures = [pool.submit(noop_chunk, []) for _ in range(self.jobs)]  # one spawn each
+                if not forked:
+                    for future in futures:
+                        future.result()
+            except Exception:  # noqa: BLE001 - see the docstring
                 pass
 
-        self._starting = threading.Thread(target=start, name="sparky-pool-start", daemon=True)
-        self._starting.start()
+        forked = start_method() == "fork"
+        if forked:
+            start()
+        else:
+            self._starting = threading.Thread(target=start, name="sparky-pool-start", daemon=True)
+            self._starting.start()
 
-    def _run(self, worker: Callable, args: list, weights: list[int], progress: Progress | None) -> list:
-        if len(args) <= 1 or self.jobs <= 1:  # nothing to share out: no pool
+    def _run(self, worker: Callable, args: Iterable, weights: list[int], progress: Progress | None) -> list:
+        """``worker(a)`` for each of ``args`` — one per weight; an iterator is fine: each
+        task goes to the pool as soon as it is made, so the workers start on the first
+        while the build still makes the next — results in order."""
+        if len(weights) <= 1 or self.jobs <= 1:  # nothing to share out: no pool
             out, done = [], 0
             for a, w in zip(args, weights):
                 out.append(_unwrap(worker(a)))
@@ -443,26 +551,27 @@ class LocalExecutor(Executor):
         from concurrent.futures.process import BrokenProcessPool
 
         pool = self._executor()
-        self.sent += len(args)
-        futures = {pool.submit(worker, a): i for i, a in enumerate(args)}
-        results: list[Any] = [None] * len(args)
-        done = 0
-        for future in as_completed(futures):
-            i = futures[future]
-            try:
+        futures: dict = {}
+        try:
+            for i, a in enumerate(args):
+                futures[pool.submit(worker, a)] = i
+                self.sent += 1
+            results: list[Any] = [None] * len(futures)
+            done = 0
+            for future in as_completed(futures):
+                i = futures[future]
                 results[i] = future.result()
-            except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
-                self.close()
-                raise BuildFailed(
-                    Diagnostic(f"a worker process died: {exc}", hint="run again, or with --jobs 1")
-                ) from exc
-            done += weights[i]
-            if progress:
-                progress(done)
+                done += weights[i]
+                if progress:
+                    progress(done)
+        except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
+            self.close()
+            raise BuildFailed(Diagnostic(f"a worker process died: {exc}", hint="run again, or with --jobs 1")) from exc
         return [_unwrap(r) for r in results]  # the first error in submission order
 
     def map(self, fn, chunks, progress=None, weights=None):
-        return self._run(_pool_call, [(fn, c) for c in chunks], weights or [len(c) for c in chunks], progress)
+        chunks, weights = _weighed(chunks, weights)
+        return self._run(_pool_call, ((fn, c) for c in chunks), weights, progress)
 
     def generate(self, generator, requests, reads, progress=None, process=None):
         if generator.runs_on != "cpu" or len(requests) < 2:  # a device generator: one warm copy, here
@@ -648,7 +757,7 @@ class RayExecutor(Executor):
 
     def map(self, fn, chunks, progress=None, weights=None):
         self.connect()
-        weights = weights or [len(c) for c in chunks]
+        chunks, weights = _weighed(chunks, weights)
         refs = [self._task.remote(fn, c) for c in chunks]
         self.sent += len(refs)
         return self._wait(refs, weights, progress)

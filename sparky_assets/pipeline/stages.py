@@ -482,27 +482,29 @@ class PackStage(Stage):
         root = ctx.worker_cache_root()
         if not ctx.executor.parallel or len(items) < 2 or root is None:
             return [self.compute(item, ev) for item in items]
-        jobs = [
-            PackJob(
-                a.name,
-                *self._frames(a, ev),
-                _atlas_settings(a),
-                ev.force,
-                self.key(a, ev),
-                root,
-                _candidates(ctx, a),
-                ctx.options.fast_png,
-            )
+        jobs = (  # made one by one as they are sent: the workers start on the first
+            [
+                PackJob(
+                    a.name,
+                    *self._frames(a, ev),
+                    _atlas_settings(a),
+                    ev.force,
+                    self.key(a, ev),
+                    root,
+                    _candidates(ctx, a),
+                    ctx.options.fast_png,
+                )
+            ]
             for a in items
-        ]
-        results = ctx.executor.map(pack_chunk, [[job] for job in jobs], weights=[1] * len(jobs))
+        )
+        results = ctx.executor.map(pack_chunk, jobs, weights=[1] * len(items))
         out = []
-        for atlas, job, ((packed, pngs, written, warnings, error),) in zip(items, jobs, results):
+        for atlas, ((packed, pngs, written, warnings, error),) in zip(items, results):
             if error is not None:
                 raise self._pack_error(atlas, error)
             ctx.cache.warnings.extend(warnings)
             if written:
-                self._written.add(job.key)
+                self._written.add(self.key(atlas, ev))
             ctx.pages_png[atlas.name] = pngs
             _remember_pages(ctx, atlas.name, packed.pages, pngs)
             out.append(packed)

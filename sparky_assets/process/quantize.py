@@ -382,6 +382,14 @@ def _lock_parts(palette_colors: tuple) -> _LockParts:
     return parts
 
 
+def prepare_palette(palette_colors: tuple) -> None:
+    """Load the table of a palette this process will lock many pixels against (a build
+    warming its workers), instead of after :data:`DIRECT_PIXELS` searched directly."""
+    parts = _lock_parts(palette_colors)
+    if parts.table is None:
+        parts.table = palette_table(parts.colors)
+
+
 def quantize_to_palette(image: np.ndarray, palette: Palette, dither: str = "none") -> np.ndarray:
     """RGBA ``(h, w, 4)`` uint8 → RGBA locked to ``palette`` (see module invariants)."""
     if image.ndim != 3 or image.shape[2] != 4:

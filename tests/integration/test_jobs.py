@@ -19,7 +19,7 @@ from sparky_assets.cli.main import main
 from sparky_assets.errors import BuildFailed
 from sparky_assets.pipeline.cache import StageCache
 from sparky_assets.pipeline.engine import Builder, BuildOptions
-from sparky_assets.pipeline.executor import Executor, LocalExecutor, chunked, merge_stats
+from sparky_assets.pipeline.executor import Executor, LocalExecutor, chunked, guided_chunks, merge_stats
 from tests.helpers import REPO, copy_example, snapshot
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -39,6 +39,37 @@ def test_chunks_keep_order_and_size():
         "load_s": 0.75,
         "device": "cpu",
     }
+
+
+def test_guided_chunks_shrink_so_workers_finish_together():
+    for n, slots, min_size in [(1000, 2, 4), (200, 2, 4), (64, 8, 16), (5000, 2, 4), (7, 2, 4), (1, 4, 1), (0, 2, 4)]:
+        chunks = guided_chunks(range(n), slots, min_size)
+        assert [i for c in chunks for i in c] == list(range(n))  # every item once, in order
+        sizes = [len(c) for c in chunks]
+        assert sizes == sorted(sizes, reverse=True)  # largest first
+        floor = max(min_size, n // (32 * slots))
+        assert all(s >= floor for s in sizes[:-1])  # only the last may be smaller
+        # each chunk is at most half of what was left over the slots (rounded up, or the floor)
+        left = n
+        for s in sizes:
+            assert s <= max(floor, -(-left // (2 * slots)))
+            left -= s
+    assert [len(c) for c in guided_chunks(range(1000), 2, 4)] == [
+        250,
+        188,
+        141,
+        106,
+        79,
+        59,
+        45,
+        33,
+        25,
+        19,
+        15,
+        15,
+        15,
+        10,
+    ]
 
 
 def test_example_jobs_2_is_byte_identical_to_jobs_1(tmp_path):
@@ -82,8 +113,8 @@ def test_200_sprites_jobs_2_is_byte_identical_and_really_parallel(tmp_path, monk
         assert len(report.ran["generate"]) == 200 and len(report.ran["process"]) == 200
         assert len(report.ran["pack"]) == 2
         if executor is not None:
-            # 8 generate (+ process) chunks and one pack task per atlas went to the pool
-            assert executor.sent == 8 + 2
+            # the generate (+ process) chunks and one pack task per atlas went to the pool
+            assert executor.sent == len(guided_chunks(range(200), 2, 4)) + 2
             # the workers wrote the process, pack and layout entries; this process did not
             assert not {"process", "pack", "layout"} & set(written_here)
         else:
@@ -214,3 +245,113 @@ def test_frames_as_asked_answers_for_anything_a_generator_returns():
     shape = FrameShape((8, 6, 4), np.dtype(np.uint8))
     assert not frames_as_asked([shape], 1, 8, 6)
     assert frames_as_asked([shape], 1, 8, 6, (np.ndarray, FrameShape))
+
+
+def test_a_pool_forks_from_a_build_without_threads_else_from_a_server():
+    """The start method is chosen where it runs: a fresh process (the CLI's ``build``)
+    forks its workers; the same process with another thread running uses the fork
+    server (a copy of a threaded process may inherit a lock held)."""
+    script = (
+        "import threading\n"
+        "from sparky_assets.pipeline.executor import start_method\n"
+        "print(start_method())\n"
+        "stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start()\n"
+        "print(start_method()); stop.set(); t.join()\n"
+        "print(start_method())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.split() == ["fork", "forkserver", "fork"]
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_both_start_methods_build_the_same_bytes(tmp_path, monkeypatch, method):
+    from sparky_assets.pipeline import executor as executor_module
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: method)
+    roots = {}
+    for jobs in (1, 2):
+        root = roots[jobs] = tmp_path / f"jobs{jobs}"
+        root.mkdir()
+        write_project(root, 60)
+        executor = LocalExecutor(jobs) if jobs > 1 else None
+        builder = Builder(root, executor=executor)
+        try:
+            builder.build(BuildOptions())
+            if executor is not None:
+                assert executor._pool._mp_context.get_start_method() == method
+                assert len(executor.worker_pids()) == 2 and executor.sent > 2
+        finally:
+            builder.close()
+    assert snapshot(roots[1]) == snapshot(roots[2])
+
+
+def record_pid(folder: str) -> None:
+    """A warm-up that leaves a file named after its process (see the test below)."""
+    (Path(folder) / str(os.getpid())).write_text("warm")
+
+
+def fail_to_warm(_arg) -> None:
+    raise RuntimeError("no table today")
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_prepare_warms_every_worker_once_before_its_first_task(tmp_path, monkeypatch, method):
+    from sparky_assets.pipeline import executor as executor_module
+    from sparky_assets.pipeline.executor import noop_chunk
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: method)
+    executor = LocalExecutor(2)
+    try:
+        executor.start_early()
+        executor.prepare(record_pid, str(tmp_path))
+        executor.prepare(fail_to_warm, None)  # a started pool takes no second warm-up
+        assert executor.map(noop_chunk, [[1, 2], [3], [4], [5]]) == [2, 1, 1, 1]
+        pids = executor.worker_pids()
+    finally:
+        executor.close()  # waits for the workers: a worker that took no task may still be warming
+    assert len(pids) == 2 and sorted(int(p.name) for p in tmp_path.iterdir()) == pids
+
+    # a warm-up that fails only makes for a colder start: the pool works
+    executor = LocalExecutor(2)
+    try:
+        executor.prepare(fail_to_warm, None)
+        assert executor.map(noop_chunk, [[1], [2], [3]]) == [1, 1, 1]
+    finally:
+        executor.close()
+
+
+def test_map_takes_chunks_made_while_the_first_run():
+    """With ``weights``, ``map`` takes an iterator: each chunk goes to the pool as soon as
+    it is made (the pack stage makes an atlas's job while the workers pack the last)."""
+    from sparky_assets.pipeline.executor import noop_chunk
+
+    made = []
+
+    def chunks():
+        for i in range(5):
+            made.append(i)
+            yield list(range(i + 1))
+
+    executor = LocalExecutor(2)
+    progress = []
+    try:
+        assert executor.map(noop_chunk, chunks(), progress.append, weights=[1] * 5) == [1, 2, 3, 4, 5]
+    finally:
+        executor.close()
+    assert made == [0, 1, 2, 3, 4] and executor.sent == 5 and sorted(progress) == [1, 2, 3, 4, 5]
+    assert Executor().map(noop_chunk, iter([[1], [2, 3]]), weights=[1, 1]) == [1, 2]
+
+
+def test_worker_warmup_names_the_big_palettes_and_the_worker_generators(tmp_path):
+    from sparky_assets.manifest.load import load_manifest
+    from sparky_assets.pipeline.engine import worker_warmup
+    from sparky_assets.process.quantize import DIRECT_PIXELS
+
+    write_project(tmp_path, 200)
+    manifest = load_manifest(tmp_path / "sparky.toml")
+    pixels = sum(s.width * s.height * s.frame_count for s in manifest.sprites)
+    assert DIRECT_PIXELS * 2 < pixels < DIRECT_PIXELS * 16
+    # one.hex locks one 16×16 sprite: its workers search its colours directly
+    assert worker_warmup(manifest, 2) == ([manifest.palettes["endesga-32"].colors], ["procedural"])
+    # with 16 workers none of them would lock enough pixels to load a table
+    assert worker_warmup(manifest, 16) == ([], ["procedural"])

@@ -137,6 +137,15 @@ def test_frames_rig_and_store_png_match_the_locked_digests(chunk):
     assert not mismatched, mismatched[:3]
 
 
+def test_a_warmed_generator_draws_the_same():
+    """``warm`` (a ``--jobs`` worker's first act) fills the per-palette and per-size
+    memos with throwaway sprites: what is drawn afterwards is unchanged."""
+    procedural.ProceduralGenerator().warm(PALETTES)
+    expected = table()
+    for i in range(3, COUNT, 41):
+        assert digests(combo(i)) == expected[str(i)], i
+
+
 def test_the_table_covers_every_style_palette_animation_and_direction_set():
     reqs = [combo(i) for i in range(COUNT)]
     assert {r.options["style"] for r in reqs} == set(procedural.STYLES)
