@@ -183,7 +183,7 @@ def _process_generated(requests: list, frames: list, pngs: list, process: Proces
     what it asked for is left to the build (which reports it), and so is one whose
     entry is already in the cache (the build reads it)."""
     from .cache import put_arrays_from_worker, worker_cache
-    from .stages import process_frames, process_key
+    from .stages import keep_processed, process_frames, process_key
 
     cache = worker_cache(process.cache)
     out: list = []
@@ -201,7 +201,10 @@ def _process_generated(requests: list, frames: list, pngs: list, process: Proces
             out.append(None)
             continue
         done = process_frames(sprite_frames, palette, outline, dither)
-        out.append((key, done, put_arrays_from_worker(cache, "process", key, {}, done)))
+        written = put_arrays_from_worker(cache, "process", key, {}, done)
+        if written:
+            keep_processed(key, done)
+        out.append((key, done, written))
     return out
 
 
@@ -210,7 +213,7 @@ def process_chunk(jobs: list[tuple]) -> list[tuple[list[np.ndarray], bool]]:
     cache folder or None); per job the processed frames and whether the worker wrote
     their cache entry."""
     from .cache import put_arrays_from_worker, worker_cache
-    from .stages import process_frames
+    from .stages import keep_processed, process_frames
 
     caches: dict = {}
     out = []
@@ -218,7 +221,10 @@ def process_chunk(jobs: list[tuple]) -> list[tuple[list[np.ndarray], bool]]:
         done = process_frames(frames, palette, outline, dither)
         if root not in caches:
             caches[root] = worker_cache(root)
-        out.append((done, put_arrays_from_worker(caches[root], "process", key, {}, done)))
+        written = put_arrays_from_worker(caches[root], "process", key, {}, done)
+        if written:
+            keep_processed(key, done)
+        out.append((done, written))
     return out
 
 

@@ -22,6 +22,7 @@ compute), give :class:`Stages` an instance, and demand it from the stage that ne
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -440,13 +441,18 @@ class PackStage(Stage):
     def inputs(self, item: AtlasSpec, ev: Evaluator) -> Iterable[tuple[Stage, Any]]:
         return [(self.process, n) for n in item.sprites]
 
-    def _frames(self, item: AtlasSpec, ev: Evaluator) -> tuple[list[FrameInput], list[tuple]]:
-        """The atlas's processed frames and animations, as :func:`build_atlas` takes them."""
+    def _frames(self, item: AtlasSpec, ev: Evaluator, refs: bool = False) -> tuple[list[FrameInput], list[tuple]]:
+        """The atlas's processed frames and animations, as :func:`build_atlas` takes them.
+        ``refs``: a frame whose cache entry a worker wrote is a :class:`FrameRef` (a
+        pack worker reads it itself)."""
         ctx = self.ctx
         inputs, animations = [], []
         for n in item.sprites:
             spec = ctx.project.sprites[n].spec
             frames = ev.demand(self.process, n)
+            key = self.process.key(n, ev)
+            if refs and key in self.process._written:
+                frames = [FrameRef(key, k) for k in range(len(frames))]
             if spec.animations:
                 k = 0
                 for a in spec.animations:
@@ -486,7 +492,7 @@ class PackStage(Stage):
             [
                 PackJob(
                     a.name,
-                    *self._frames(a, ev),
+                    *self._frames(a, ev, refs=True),
                     _atlas_settings(a),
                     ev.force,
                     self.key(a, ev),
@@ -502,11 +508,15 @@ class PackStage(Stage):
         for atlas, ((packed, pngs, written, warnings, error),) in zip(items, results):
             if error is not None:
                 raise self._pack_error(atlas, error)
+            if packed is None:  # the worker could not read a frame: packed here (pages encoded by export)
+                out.append(self.compute(atlas, ev))
+                continue
             ctx.cache.warnings.extend(warnings)
             if written:
                 self._written.add(self.key(atlas, ev))
             ctx.pages_png[atlas.name] = pngs
-            _remember_pages(ctx, atlas.name, packed.pages, pngs)
+            if not written:  # else its pages came back as shapes (the exporters need no more)
+                _remember_pages(ctx, atlas.name, packed.pages, pngs)
             out.append(packed)
         return out
 
@@ -565,6 +575,58 @@ def layout(cache: StageCache | None, sizes, max_width, max_height, force: bool, 
     return result
 
 
+@dataclass(frozen=True)
+class FrameRef:
+    """A processed frame a pack job does not carry (:func:`pack_in_worker` reads it
+    itself): its sprite's process key and its index among the sprite's frames. Only
+    for entries a worker wrote into the cache the job's worker shares."""
+
+    key: str
+    index: int
+
+
+_KEPT: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+"""A worker's processed frames by process key — those it wrote into the cache — so that
+a pack job sent to it reads them from memory instead (bounded: :data:`_KEPT_BYTES`)."""
+_KEPT_BYTES = 64 << 20
+_kept_bytes = 0
+
+
+def keep_processed(key: str, frames: list[np.ndarray]) -> None:
+    """Remember a worker's processed frames (written into the cache under ``key``)."""
+    global _kept_bytes
+    if key in _KEPT:
+        return
+    _KEPT[key] = frames
+    _kept_bytes += sum(f.nbytes for f in frames)
+    while _kept_bytes > _KEPT_BYTES and _KEPT:
+        _kept_bytes -= sum(f.nbytes for f in _KEPT.popitem(last=False)[1])
+
+
+def _with_frames(inputs: list[FrameInput], cache: StageCache | None) -> list[FrameInput] | None:
+    """``inputs`` with every :class:`FrameRef` replaced by its frame (this worker's
+    memory, else the cache entry, verified); None where one cannot be read."""
+    found: dict[str, list[np.ndarray]] = {}
+    out = []
+    for i in inputs:
+        ref = i.image
+        if isinstance(ref, FrameRef):
+            frames = found.get(ref.key)
+            if frames is None:
+                frames = _KEPT.get(ref.key)
+                if frames is None:
+                    hit = cache.get_arrays("process", ref.key) if cache is not None else None
+                    if hit is None:
+                        return None
+                    frames = hit[1]
+                found[ref.key] = frames
+            if ref.index >= len(frames):
+                return None
+            i = replace(i, image=frames[ref.index])
+        out.append(i)
+    return out
+
+
 @dataclass
 class PackJob:
     """One atlas for :func:`pack_in_worker`: its frames, animations and settings, the
@@ -584,15 +646,19 @@ class PackJob:
 
 def pack_in_worker(job: PackJob) -> tuple:
     """Pack and compose an atlas, encode its pages and write its pack and layout
-    entries into the shared cache. Returns (the atlas, its pages' PNG bytes, whether
-    the pack entry was written, cache warnings, a :class:`PackError`'s message or
-    None). A pack entry that could not be written is left to the build (which writes
+    entries into the shared cache. Returns (the atlas — its pages as
+    :class:`~.executor.FrameShape` s where the pack entry holds them —, its pages' PNG
+    bytes, whether the pack entry was written, cache warnings, a :class:`PackError`'s
+    message or None). A pack entry that could not be written is left to the build (which writes
     it and warns if that fails too), so its warning is not returned."""
     cache = worker_cache(job.cache)
+    inputs = _with_frames(job.inputs, cache)
+    if inputs is None:  # an entry the job refers to is gone: the build packs this atlas itself
+        return None, (), False, [], None
     try:
         packed = build_atlas(
             job.name,
-            job.inputs,
+            inputs,
             job.animations,
             **job.settings,
             pack=lambda sizes, w, h, **settings: layout(cache, sizes, w, h, job.force, **settings),
@@ -604,6 +670,8 @@ def pack_in_worker(job: PackJob) -> tuple:
     written = job.key is not None and put_arrays_from_worker(
         cache, "pack", job.key, _atlas_meta(packed), list(packed.pages)
     )
+    if written:  # the pixels are in the cache entry and the PNGs: only the pages' shapes travel back
+        packed = replace(packed, pages=tuple(FrameShape(p.shape, p.dtype) for p in packed.pages))
     return packed, pngs, written, warnings, None
 
 

@@ -355,3 +355,57 @@ def test_worker_warmup_names_the_big_palettes_and_the_worker_generators(tmp_path
     assert worker_warmup(manifest, 2) == ([manifest.palettes["endesga-32"].colors], ["procedural"])
     # with 16 workers none of them would lock enough pixels to load a table
     assert worker_warmup(manifest, 16) == ([], ["procedural"])
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_pack_jobs_refer_to_the_workers_entries(tmp_path, monkeypatch, gone):
+    """A pack job carries references (process key, frame) to the entries the workers
+    wrote, not the frames; a worker that cannot read one packs nothing, and the build
+    packs that atlas itself — either way the same bytes as a serial build."""
+    from sparky_assets.pipeline import executor as executor_module
+    from sparky_assets.pipeline import stages
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: "fork")  # the workers inherit the patches
+    if gone:
+        monkeypatch.setattr(stages, "_with_frames", lambda inputs, cache: None)
+    refs = []
+    run = LocalExecutor._run
+
+    def inspecting_run(self, worker, args, weights, progress):
+        args = list(args)
+        for fn, chunk in args:
+            if fn is stages.pack_chunk:
+                refs.append([isinstance(i.image, stages.FrameRef) for job in chunk for i in job.inputs])
+        return run(self, worker, args, weights, progress)
+
+    monkeypatch.setattr(LocalExecutor, "_run", inspecting_run)
+    roots = {}
+    for jobs in (1, 2):
+        root = roots[jobs] = tmp_path / f"jobs{jobs}"
+        root.mkdir()
+        write_project(root, 200)
+        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
+        try:
+            report = builder.build(BuildOptions())
+        finally:
+            builder.close()
+        assert report.ran["pack"] == ["atlas0", "atlas1"]
+    assert len(refs) == 2 and all(all(r) and len(r) > 100 for r in refs)
+    assert snapshot(roots[1]) == snapshot(roots[2])
+    assert cache_entries(roots[1]) == cache_entries(roots[2])
+
+
+def test_a_worker_keeps_its_processed_frames_within_a_bound(monkeypatch):
+    from sparky_assets.pipeline import stages
+
+    monkeypatch.setattr(stages, "_KEPT", stages.OrderedDict())
+    monkeypatch.setattr(stages, "_kept_bytes", 0)
+    monkeypatch.setattr(stages, "_KEPT_BYTES", 3 * 1024)
+    frame = np.zeros((16, 16, 4), np.uint8)  # 1 KiB
+    for k in "abcd":
+        stages.keep_processed(k, [frame])
+    assert list(stages._KEPT) == ["b", "c", "d"] and stages._kept_bytes == 3 * 1024
+    inputs = [stages.FrameInput("s", None, 0, stages.FrameRef("c", 0))]
+    assert stages._with_frames(inputs, None)[0].image is frame
+    assert stages._with_frames([stages.FrameInput("s", None, 0, stages.FrameRef("a", 0))], None) is None
+    assert stages._with_frames([stages.FrameInput("s", None, 0, stages.FrameRef("c", 1))], None) is None
