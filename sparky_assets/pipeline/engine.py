@@ -93,8 +93,28 @@ class ResolvedProject:
     """What a build would do (set by :func:`check`)."""
 
 
+_HELD_LOCKS: set[int] = set()
+"""The descriptors of the build locks this process holds."""
+
+
+def _release_inherited_locks() -> None:
+    """In a process forked from a build (a ``--jobs`` worker): close the build locks'
+    descriptors it inherited. A ``flock`` belongs to the open file, which a forked copy
+    shares: a worker outliving a killed build would keep the project locked."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_release_inherited_locks)
+
+
 class ProjectLock:
-    """An exclusive ``flock`` on ``.sparky/build.lock`` for the duration of a build."""
+    """An exclusive ``flock`` on ``.sparky/build.lock`` for the duration of a build (held
+    by this process only: a forked child closes its copy, see :func:`_release_inherited_locks`)."""
 
     def __init__(self, state_dir: Path):
         self.path = state_dir / "build.lock"
@@ -116,12 +136,14 @@ class ProjectLock:
                     hint="wait for it to finish, or stop it",
                 )
             ) from None
+        _HELD_LOCKS.add(self.fd)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
+            _HELD_LOCKS.discard(self.fd)
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None

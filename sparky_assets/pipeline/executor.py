@@ -435,13 +435,34 @@ FORKSERVER_PRELOAD = ["sparky_assets.pipeline.executor", "sparky_assets.pipeline
 
 
 def _worker_start(warm: Callable[[Any], None] | None, arg: Any) -> None:
-    """A pool worker's first act (:meth:`LocalExecutor.prepare`); a failure only makes
-    for a colder start (an error in a pool's initializer would break the pool)."""
+    """A pool worker's first acts: on Linux, ask to be killed when the process that
+    started it dies (a build killed mid-way leaves no worker waiting for tasks forever),
+    then :meth:`LocalExecutor.prepare`'s warm-up — a failure only makes for a colder
+    start (an error in a pool's initializer would break the pool)."""
+    _die_with_parent()
     if warm is not None:
         try:
             warm(arg)
         except Exception:  # noqa: BLE001 - the real work reports its own errors
             pass
+
+
+def _die_with_parent() -> None:
+    """``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux; elsewhere nothing): this process is
+    killed when its parent — the build, or the fork server, which exits with the
+    build — dies. If the parent died already, exit now."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def start_method() -> str:

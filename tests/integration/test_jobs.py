@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -409,3 +410,49 @@ def test_a_worker_keeps_its_processed_frames_within_a_bound(monkeypatch):
     assert stages._with_frames(inputs, None)[0].image is frame
     assert stages._with_frames([stages.FrameInput("s", None, 0, stages.FrameRef("a", 0))], None) is None
     assert stages._with_frames([stages.FrameInput("s", None, 0, stages.FrameRef("c", 1))], None) is None
+
+
+def test_a_killed_build_leaves_no_worker_and_no_lock(tmp_path):
+    """Forked workers never hold the build's lock (a forked copy of the lock's
+    descriptor would keep the project locked after the build died), and a build
+    SIGKILLed while they run takes them with it (they would wait for tasks forever)."""
+    from sparky_assets.pipeline.engine import ProjectLock
+
+    state = tmp_path / ".sparky"
+    script = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "from sparky_assets.pipeline.engine import ProjectLock\n"
+        "from sparky_assets.pipeline.executor import LocalExecutor, start_method\n"
+        "def lock_open(paths):  # whether one of this process's descriptors is the lock file\n"
+        "    fds = [os.path.join('/proc/self/fd', fd) for fd in os.listdir('/proc/self/fd')]\n"
+        "    return [any(os.path.realpath(fd) == p for fd in fds) for p in paths]\n"
+        "assert start_method() == 'fork'\n"
+        f"with ProjectLock(Path({str(state)!r})) as lock:\n"
+        "    executor = LocalExecutor(2)\n"
+        "    path = [os.path.realpath(lock.path)]\n"
+        "    print(executor.map(lock_open, [path, path, path]), lock_open(path))\n"
+        "    print(*executor.worker_pids(), flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    log = tmp_path / "out.txt"
+    with log.open("w") as out:  # a file, not a pipe: a worker left alive would hold a pipe open
+        code = subprocess.run([sys.executable, "-c", script], stdout=out, stderr=subprocess.STDOUT, cwd=REPO).returncode
+    lines = log.read_text().splitlines()
+    assert code == -signal.SIGKILL, lines
+    assert lines[0] == "[[False], [False], [False]] [True]"  # the workers closed their copy
+    pids = [int(p) for p in lines[1].split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in pids)
+    with ProjectLock(state):
+        pass
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
