@@ -290,11 +290,10 @@ def check(obj: _Ctx, path: Path) -> None:
 def clean(obj: _Ctx, path: Path) -> None:
     """Empty the build cache (.sparky/cache). Outputs, sparky.lock and sparky-generated/ stay."""
     from ..manifest.load import find_manifest
-    from ..pipeline.cache import StageCache
-    from ..pipeline.engine import STATE_DIR
+    from ..pipeline.cache import StageCache, cache_dir
 
     root = find_manifest(path).parent
-    removed = StageCache(root / STATE_DIR / "cache").clear()
+    removed = StageCache(cache_dir(root)).clear()
     obj.echo(f"removed {removed} cache entries")
 
 

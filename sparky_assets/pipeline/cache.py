@@ -38,6 +38,15 @@ from ..errors import Diagnostic, InvalidInput, SparkyError
 from . import safepath
 from .fsutil import atomic_write
 
+CACHE_DIR = "cache"
+"""The stage cache's folder in a project's state folder (``.sparky``)."""
+
+
+def cache_dir(root: Path) -> Path:
+    """A project's stage cache folder: ``<root>/.sparky/cache``."""
+    return Path(root) / safepath.STATE_DIR / CACHE_DIR
+
+
 CACHE_FORMAT = 2
 """2: array entries are a JSON line + raw bytes (:func:`encode_arrays`), not ``.npz``."""
 MAGIC = b"SPARKY-CACHE\n"

@@ -41,17 +41,16 @@ from ..reads import ReadContext, ensure_reads
 from ..tiles.build import build_tileset
 from ..tiles.formats import bevy_ron, godot_tres, tiled_tsx
 from . import safepath
-from .cache import StageCache, cache_max_bytes
+from .cache import CACHE_DIR, StageCache, cache_dir, cache_max_bytes
 from .executor import Executor, warm_worker
 from .fsutil import canonical_hash
 from .graph import Evaluator
 from .outputs import OutputLedger
 from .report import BuildReport, stage_timer, timed_stage
+from .safepath import STATE_DIR
 from .stages import ENGINE_VERSION, StageContext, Stages, export_all
 from .store import GeneratedStore
 from .write import write_outputs
-
-STATE_DIR = ".sparky"
 
 
 @dataclass(frozen=True)
@@ -335,7 +334,7 @@ def check(path: str | Path) -> ResolvedProject:
     store = GeneratedStore(manifest.root)
     report = BuildReport(manifest.name, dry_run=True)
     stale = {n for n, plan in project.sprites.items() if plan.lockable and lock_is_stale(store, plan)}
-    cache = StageCache(manifest.root / STATE_DIR / "cache")
+    cache = StageCache(cache_dir(manifest.root))
     ctx = StageContext(manifest, project, BuildOptions(dry_run=True), cache, store, report, reads, fresh=stale)
     export_all(Evaluator(report, action="plan"), Stages.of(ctx), project.atlases, build_targets(manifest))
     project.plan = report
@@ -435,10 +434,7 @@ class Builder:
         folder = self.manifest_path if self.manifest_path.is_dir() else self.manifest_path.parent
         # a first build hands work over for sure: its workers get ready while it reads and plans
         first = (
-            self.executor.parallel
-            and not options.dry_run
-            and self._loaded is None
-            and not (folder / STATE_DIR / "cache").is_dir()
+            self.executor.parallel and not options.dry_run and self._loaded is None and not cache_dir(folder).is_dir()
         )
         if first:
             self.executor.start_early()
@@ -564,7 +560,7 @@ class _Build:
         self.manifest = manifest
         self.options = options
         self.on_progress = on_progress or (lambda stage, done, total: None)
-        self.cache = StageCache(state / "cache")
+        self.cache = StageCache(state / CACHE_DIR)
         if not prune:  # watch: cache writes and the staging folder's removal wait for Builder.prune_cache
             self.cache.deferred = []
         self.warm = warm

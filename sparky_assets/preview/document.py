@@ -68,11 +68,10 @@ from ..errors import Diagnostic, SparkyError
 from ..export.png import encode_png as export_png
 from ..pack.atlas import play_order
 from ..pipeline.fsutil import atomic_write
-from ..pipeline.safepath import is_inside, read_regular, record_path
+from ..pipeline.safepath import STATE_DIR, is_inside, read_regular, record_path
 
 DOCUMENT_FORMAT = 1
 COLLECTIONS = ("atlases", "sprites", "palettes", "tilesets")
-STATE_DIR = ".sparky"
 SUMMARY_NAME = "last-build.json"
 MAX_FILE = 256 << 20
 """Largest file the preview reads (a planted huge or endless file is skipped, not read)."""
@@ -413,10 +412,10 @@ def _review(root: Path, key: str, assets: dict[str, bytes] | None) -> dict[str, 
     """A generated sprite's review as the build kept it in the stage cache under its
     generate ``key``: per frame the model's raw image and the pixel grid found in it.
     The cache is untrusted: anything that does not check out leaves the review out."""
-    from ..pipeline.cache import StageCache
+    from ..pipeline.cache import StageCache, cache_dir
 
     try:
-        cache = StageCache(root / STATE_DIR / "cache", max_bytes=MAX_FILE)
+        cache = StageCache(cache_dir(root), max_bytes=MAX_FILE)
         frames = cache.get_review(key)
     except (SparkyError, OSError):
         return None
