@@ -41,6 +41,7 @@ dies is Ray's business: tasks are retried (``max_retries``) and actors restarted
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
@@ -514,9 +515,18 @@ class LocalExecutor(Executor):
                 ctx = multiprocessing.get_context(method)
                 if method == "forkserver":
                     ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
-                self._pool = ProcessPoolExecutor(
+                pool = ProcessPoolExecutor(
                     max_workers=self.jobs, mp_context=ctx, initializer=_worker_start, initargs=self._warm
                 )
+                if method == "fork":
+                    # fork every worker now, with the build's objects frozen for the collector:
+                    # a worker's collections then never walk them (nor copy the pages they are on)
+                    gc.freeze()
+                    try:
+                        pool.submit(noop_chunk, [])
+                    finally:
+                        gc.unfreeze()
+                self._pool = pool
             return self._pool
 
     def start_early(self) -> None:

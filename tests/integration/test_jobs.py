@@ -456,3 +456,27 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def collector_state(_chunk) -> tuple[int, int]:
+    """A worker's frozen objects and full collections so far (see the test below)."""
+    import gc
+
+    return gc.get_freeze_count(), gc.get_stats()[2]["collections"]
+
+
+def test_forked_workers_leave_the_builds_objects_to_the_parent(monkeypatch):
+    """The workers fork with the build's objects frozen: their collector never walks
+    (or copies the memory of) what they inherited; the build's own is unfrozen."""
+    import gc
+
+    from sparky_assets.pipeline import executor as executor_module
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: "fork")
+    executor = LocalExecutor(2)
+    try:
+        states = executor.map(collector_state, [[1], [2], [3]])
+    finally:
+        executor.close()
+    assert all(frozen > 1000 for frozen, _ in states)
+    assert gc.get_freeze_count() == 0
