@@ -15,12 +15,13 @@ and the speed-up of both against ``--jobs 1`` of the same round; every build's
 outputs are compared with the anchor's (byte-identical, or the run fails). For the
 local executors also the CPU seconds of the build process (in all, and in the CPU
 stages), of the pool's forkserver (``fs``: in all, and in the CPU stages — it imports
-the stages, then forks the workers) and of each pool worker: with free cores a build
+the stages, then forks the workers; 0 where the build forks its workers itself, as a
+build process without threads does) and of each pool worker: with free cores a build
 takes at most its own CPU time plus the forkserver's plus its busiest worker's — the
 *free-core estimate*, for the whole build and for the CPU stages alone (what the goal
 is about: the build process's, the forkserver's and the busiest worker's CPU seconds
-after the first CPU stage began — a first build's workers start, import the
-generators and load the palette tables while the build plans).
+after the first CPU stage began — a first build's workers start once the manifest is
+read and warm up while the build plans: palette tables, a throwaway sprite per style).
 
 Then Ray's own cost per task: the median round trip of a no-op task carrying a
 16-sprite chunk (``executor.noop_chunk``), minus the same call made locally, and the
