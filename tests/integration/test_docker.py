@@ -403,6 +403,19 @@ def _context_copies(dockerfile: Dockerfile) -> list[tuple[Instruction, str]]:
     return copies
 
 
+def _source_files(folder: Path) -> list[Path]:
+    """The project's files under ``folder`` — what git tracks or would add — not what a
+    build left there (``__pycache__``, the compiled packer: ignored, and left out of the
+    build context on purpose)."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return [REPO / name for name in out.decode().split("\0") if name and (REPO / name).is_file()]
+
+
 def test_copy_sources_exist_in_the_build_context(dockerfile: Dockerfile):
     patterns = _dockerignore_patterns()
     copies = _context_copies(dockerfile)
@@ -413,9 +426,8 @@ def test_copy_sources_exist_in_the_build_context(dockerfile: Dockerfile):
         assert path.is_relative_to(REPO) and path.exists(), (
             f"{dockerfile.path.name}:{instruction.line}: {source} is not in the repo"
         )
-        files = (
-            [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-        )
+        files = [path] if path.is_file() else _source_files(path)
+        assert files, f"{dockerfile.path.name}:{instruction.line}: {source} holds no project file"
         for file in files:
             relative = file.relative_to(REPO).as_posix()
             assert not _excluded_by_dockerignore(relative, patterns), (
