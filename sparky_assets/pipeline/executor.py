@@ -554,23 +554,23 @@ class LocalExecutor(Executor):
         if self.jobs <= 1 or self._pool is not None or self._starting is not None:
             return
         self._warm = (warm, arg)
+        if start_method() == "fork":
+            try:
+                self._executor()  # forks every worker
+            except Exception:  # noqa: BLE001 - see the docstring
+                pass
+            return
 
         def start() -> None:
             try:
                 pool = self._executor()
-                futures = [pool.submit(noop_chunk, []) for _ in range(self.jobs)]  # one spawn each
-                if not forked:
-                    for future in futures:
-                        future.result()
+                for future in [pool.submit(noop_chunk, []) for _ in range(self.jobs)]:  # one spawn each
+                    future.result()
             except Exception:  # noqa: BLE001 - see the docstring
                 pass
 
-        forked = start_method() == "fork"
-        if forked:
-            start()
-        else:
-            self._starting = threading.Thread(target=start, name="sparky-pool-start", daemon=True)
-            self._starting.start()
+        self._starting = threading.Thread(target=start, name="sparky-pool-start", daemon=True)
+        self._starting.start()
 
     def _run(self, worker: Callable, args: Iterable, weights: list[int], progress: Progress | None) -> list:
         """``worker(a)`` for each of ``args`` — one per weight; an iterator is fine: each
