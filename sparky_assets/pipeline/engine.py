@@ -8,6 +8,8 @@ generator: diffusion batches on the GPU), (2) walk the stage graph
 (:mod:`.stages`: generate → process → pack → export, each keyed by what it read)
 from the exports down with the generic :class:`~.graph.Evaluator`, so a no-op build
 only computes keys and finds them cached, (3) write what changed (:mod:`.write`).
+With a parallel executor, (1) and (2) overlap: the walk takes each generated sprite as
+it needs it (:class:`~.stages.GenerationBatch`).
 ``--dry-run`` and :func:`check` are the same walk with the ``plan`` action. Outputs
 are switched over together (:mod:`.outputs`); one build per project at a time
 (:class:`ProjectLock`).
@@ -619,12 +621,21 @@ class _Build:
             export_all(Evaluator(self.report, action="plan", force=self.options.force), stages, atlases, targets)
             return self.report
         evaluator = Evaluator(self.report, force=self.options.force)
-        for name, frames in stages.generate.run_batch(to_generate).items():
-            evaluator.remember(stages.generate, name, frames)
-        ctx.fresh = set()  # generated now: their content is in the store
-
-        files = export_all(evaluator, stages, atlases, targets)
-        self._add_tilesets(files, targets, lambda name: evaluator.demand(stages.process, name), ctx)
+        batch = stages.generate.start_batch(
+            to_generate, on_frames=lambda name, frames: evaluator.remember(stages.generate, name, frames)
+        )
+        parallel = self.executor.parallel
+        ctx.batch = batch if parallel else None  # parallel: the walk takes each sprite as it needs it (ctx.settle)
+        try:
+            if not parallel:
+                batch.finish()
+            files = export_all(evaluator, stages, atlases, targets)
+            self._add_tilesets(files, targets, lambda name: evaluator.demand(stages.process, name), ctx)
+            batch.finish()  # sprites no selected atlas holds
+        except BaseException:
+            batch.cancel()
+            raise
+        ctx.batch = None
         store_changes: tuple[list, list] = ([], [])
         if not self.options.frozen:  # a frozen (CI) build never touches committed files
             self.store.forget_except(set(project.sprites))

@@ -3,10 +3,13 @@
 The :class:`~.graph.Evaluator` still decides *what* runs (memo → cache → compute) and
 every value comes back to the build's process, which alone writes ``sparky.lock``,
 ``sparky-generated/`` and the outputs — in the same order as a serial build, so the
-files are byte-identical whichever executor made them. An executor only runs batches
-of independent work and returns their results in submission order:
+files are byte-identical whichever executor made them. An executor only runs chunks
+of independent work — a :class:`Task` each (:meth:`Executor.submit`), or a batch of them
+whose results come back in submission order (:meth:`Executor.map`) — and the build takes
+the results in an order of its own, never in the order they happen to finish:
 
-* generation of locked sprites (``GenerateStage.run_batch``): one call per chunk of
+* generation of locked sprites (:meth:`Executor.start_generate`, taken chunk by chunk
+  by ``stages.GenerationBatch`` while the walk goes on): one call per chunk of
   requests. A generator that ``runs_on = "cpu"`` (procedural) is split into chunks over
   the workers, which also process (outline + quantize) what they generated
   (:class:`ProcessAfter`), so a sprite's frames cross the process boundary once: the
@@ -18,7 +21,7 @@ of independent work and returns their results in submission order:
 * processing of sprites whose generated art was not made by this build, in chunks;
 * packing and composing an atlas, and PNG-encoding its pages, one atlas per task, where
   the workers share the build's cache (``--jobs``); on Ray the build packs (next to the
-  layout cache: a re-quantized atlas keeps its layout) and the workers encode the pages.
+  layout cache: a re-quantized atlas keeps its layout) and a worker encodes big pages.
 
 Workers that share the build's disk (``--jobs``: :attr:`Executor.shared_disk`) write
 the content-addressed stage-cache entries they compute (process, pack, layout) with
@@ -317,6 +320,97 @@ def merge_stats(parts: Sequence[dict]) -> dict:
     return out
 
 
+# --------------------------------------------------------------- tasks
+
+
+class Task:
+    """One chunk of work handed to an executor (:meth:`Executor.submit`): :meth:`done`
+    says, without waiting, whether its result is in; :meth:`result` waits for it and
+    raises the worker's error the way a serial build would; :meth:`cancel` drops it if
+    it has not started."""
+
+    def done(self) -> bool:
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        pass
+
+
+class _Ready(Task):
+    """Work run in the build's process, at once (its exception kept for :meth:`result`)."""
+
+    def __init__(self, fn: Callable, *args):
+        self._error: Exception | None = None
+        try:
+            self._value = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - raised by result(), where the build takes it
+            self._error = exc
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Generation:
+    """A generator's requests on an executor (:meth:`Executor.start_generate`): its chunks,
+    taken in order — :meth:`take` waits for the next, :meth:`ready` says whether it is
+    in — and, once all are taken, the generator's merged ``last_stats`` and
+    ``last_review`` (:meth:`finish`)."""
+
+    def __init__(self, generator, chunks: list[tuple[list[int], Task]], reads):
+        self.generator = generator
+        self.chunks = chunks
+        self.reads = reads
+        self.taken = 0
+        self._stats: list[dict] = []
+        self._review: dict[str, list] = {}
+
+    def pending(self) -> bool:
+        return self.taken < len(self.chunks)
+
+    def ready(self) -> bool:
+        """Whether the next chunk's result is in (taking it will not wait)."""
+        return self.pending() and self.chunks[self.taken][1].done()
+
+    def take(self) -> list[tuple[int, list, bytes | None, Any]]:
+        """The next chunk's results, waiting for them: per request its index, frames,
+        store PNG (None: the build encodes it) and what the worker processed of it (or
+        None); the files it read go into the build's ``reads``."""
+        indices, task = self.chunks[self.taken]
+        self.taken += 1
+        frames, stats, reads, review, pngs, processed = task.result()
+        if reads is not None:
+            self.reads.merge(reads)
+        self._stats.append(stats)
+        self._review.update(review)
+        pngs = pngs or [None] * len(frames)
+        processed = processed or [None] * len(frames)
+        return list(zip(indices, frames, pngs, processed))
+
+    def finish(self) -> None:
+        self.generator.last_stats = merge_stats(self._stats)
+        self.generator.last_review = self._review
+
+    def cancel(self) -> None:
+        for _, task in self.chunks[self.taken :]:
+            task.cancel()
+
+
+def _generate_here(generator, requests: list, reads) -> tuple:
+    """:func:`generate_chunk` in the build's process, with the build's generator object
+    (warm models) and ``reads``; the store PNGs are left to the build."""
+    frames = generator.generate(requests, reads)
+    review = dict(getattr(generator, "last_review", None) or {})
+    return frames, dict(generator.last_stats or {}), None, review, None, None
+
+
 # --------------------------------------------------------------- executors
 
 
@@ -328,17 +422,15 @@ class Executor:
     """Whether the build should hand work over in batches (False: the serial path)."""
     sent = 0
     """Chunks handed to workers so far (not run here)."""
-    store_pngs: list | None = None
-    """The store PNG of each request of the last :meth:`generate`, where workers made
-    them (None: the build encodes them)."""
-    processed: list | None = None
-    """Per request of the last :meth:`generate`, what the workers processed
-    (:func:`generate_chunk`), or None."""
     shared_disk = True
     """Whether workers see the build's files (they write their stage-cache entries)."""
 
     def describe(self) -> str:
         return "this process"
+
+    def running(self) -> bool:
+        """Whether workers are up (a pool started, a cluster connected)."""
+        return False
 
     def slots(self) -> int:
         """How many chunks can run at once."""
@@ -359,22 +451,17 @@ class Executor:
                 progress(done)
         return out
 
-    def generate(
-        self,
-        generator,
-        requests: list,
-        reads,
-        progress: Progress | None = None,
-        process: ProcessAfter | None = None,
-    ) -> list[list[np.ndarray]]:
-        """Run ``generator`` on ``requests`` (results in order); sets its ``last_stats``
-        and ``last_review`` and records the files read in ``reads``. ``process``: where
-        the work goes to workers, they also process the results (:attr:`processed`)."""
-        self.store_pngs = self.processed = None
-        frames = generator.generate(requests, reads)
-        if progress:
-            progress(len(requests))
-        return frames
+    def submit(self, fn: Callable, chunk: Any) -> Task:
+        """Hand ``fn(chunk)`` over (here: run it now); its :class:`Task` gives the result."""
+        return _Ready(fn, chunk)
+
+    def start_generate(self, generator, requests: list, reads, process: ProcessAfter | None = None) -> Generation:
+        """Start ``generator`` on ``requests``: here, in this process, now; a pool or a
+        cluster splits them into chunks and returns at once. ``process``: where workers
+        generate, they process what they made too (:func:`generate_chunk`)."""
+        return Generation(
+            generator, [(list(range(len(requests))), _Ready(_generate_here, generator, requests, reads))], reads
+        )
 
     def close(self) -> None:
         pass
@@ -391,36 +478,27 @@ class Executor:
     def chunks(self, items: Sequence, min_size: int) -> list[list]:
         return guided_chunks(items, self.slots(), min_size)
 
-    def _generate_chunks(self, generator, requests, reads, progress, process=None) -> list[list[np.ndarray]]:
-        """A ``cpu`` generator's requests in chunks over :meth:`map`."""
+    def _generate_chunks(self, generator, requests, reads, process=None) -> Generation:
+        """A ``cpu`` generator's requests in chunks, one task each."""
         chunks = self.chunks(range(len(requests)), 4)
-        args = [
-            (
-                generator.name,
-                [requests[i] for i in c],
-                None if process is None else replace(process, specs=[process.specs[i] for i in c]),
-            )
-            for c in chunks
-        ]
-        results = self.map(_generate_args, args, progress, [len(c) for c in chunks])
-        return self._gather(generator, results, reads)
-
-    def _gather(self, generator, results: list, reads) -> list[list[np.ndarray]]:
-        frames: list[list[np.ndarray]] = []
-        stats, pngs, processed = [], [], []
-        review: dict[str, list] = {}
-        for chunk_frames, chunk_stats, chunk_reads, chunk_review, chunk_pngs, chunk_processed in results:
-            frames.extend(chunk_frames)
-            pngs.extend(chunk_pngs)
-            processed.extend(chunk_processed or [None] * len(chunk_frames))
-            stats.append(chunk_stats)
-            reads.merge(chunk_reads)
-            review.update(chunk_review)
-        generator.last_stats = merge_stats(stats)
-        generator.last_review = review
-        self.store_pngs = pngs
-        self.processed = processed if any(p is not None for p in processed) else None
-        return frames
+        return Generation(
+            generator,
+            [
+                (
+                    c,
+                    self.submit(
+                        _generate_args,
+                        (
+                            generator.name,
+                            [requests[i] for i in c],
+                            None if process is None else replace(process, specs=[process.specs[i] for i in c]),
+                        ),
+                    ),
+                )
+                for c in chunks
+            ],
+            reads,
+        )
 
 
 SerialExecutor = Executor
@@ -484,6 +562,29 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+class _PoolTask(Task):
+    """A task on a :class:`LocalExecutor`'s pool."""
+
+    def __init__(self, executor: LocalExecutor, future):
+        self.executor = executor
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            outcome = self.future.result()
+        except BrokenProcessPool as exc:
+            raise self.executor._broken(exc) from exc
+        return _unwrap(outcome)
+
+    def cancel(self) -> None:
+        self.future.cancel()
+
+
 class LocalExecutor(Executor):
     """``--jobs N``: a pool of N worker processes on this machine (started on the first
     batch worth sending, kept for the life of the builder: a long-lived one reuses it)."""
@@ -501,6 +602,9 @@ class LocalExecutor(Executor):
 
     def describe(self) -> str:
         return f"{self.jobs} local processes"
+
+    def running(self) -> bool:
+        return self._pool is not None
 
     def slots(self) -> int:
         return self.jobs
@@ -602,18 +706,27 @@ class LocalExecutor(Executor):
                 if progress:
                     progress(done)
         except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
-            self.close()
-            raise BuildFailed(Diagnostic(f"a worker process died: {exc}", hint="run again, or with --jobs 1")) from exc
+            raise self._broken(exc) from exc
         return [_unwrap(r) for r in results]  # the first error in submission order
+
+    def _broken(self, exc: Exception) -> BuildFailed:
+        """A worker was killed (out of memory, a signal): the pool is gone."""
+        self.close()
+        return BuildFailed(Diagnostic(f"a worker process died: {exc}", hint="run again, or with --jobs 1"))
 
     def map(self, fn, chunks, progress=None, weights=None):
         chunks, weights = _weighed(chunks, weights)
         return self._run(_pool_call, ((fn, c) for c in chunks), weights, progress)
 
-    def generate(self, generator, requests, reads, progress=None, process=None):
+    def submit(self, fn, chunk):
+        pool = self._executor()
+        self.sent += 1
+        return _PoolTask(self, pool.submit(_pool_call, (fn, chunk)))
+
+    def start_generate(self, generator, requests, reads, process=None):
         if generator.runs_on != "cpu" or len(requests) < 2:  # a device generator: one warm copy, here
-            return super().generate(generator, requests, reads, progress)
-        return self._generate_chunks(generator, requests, reads, progress, process)
+            return super().start_generate(generator, requests, reads)
+        return self._generate_chunks(generator, requests, reads, process)
 
     def worker_pids(self) -> list[int]:
         """The pool's worker processes (``bench/cluster.py`` reads their CPU time)."""
@@ -686,6 +799,41 @@ class GenerateWorker:
 
 def _ray_task(fn: Callable, chunk: Any) -> _Outcome:
     return _call(fn, chunk)
+
+
+class _RayTask(Task):
+    """A Ray task or actor call (Ray retries it where its worker died)."""
+
+    def __init__(self, ray, ref):
+        self.ray = ray
+        self.ref = ref
+
+    def done(self) -> bool:
+        ready, _ = self.ray.wait([self.ref], timeout=0)
+        return bool(ready)
+
+    def result(self) -> Any:
+        try:
+            outcome = self.ray.get(self.ref)
+        except self.ray.exceptions.RayError as exc:
+            raise _cluster_lost(exc) from exc
+        return _unwrap(outcome)
+
+    def cancel(self) -> None:
+        try:
+            self.ray.cancel(self.ref)
+        except Exception:  # noqa: BLE001 - finished, or an actor call: nothing to cancel
+            pass
+
+
+def _cluster_lost(exc: Exception) -> BuildFailed:
+    """Ray's retries are spent: the cluster lost the work."""
+    return BuildFailed(
+        Diagnostic(
+            f"the Ray cluster could not finish the work: {type(exc).__name__}: {exc}",
+            hint="check the cluster (`ray status`) and run again; nothing was written",
+        )
+    )
 
 
 class RayExecutor(Executor):
@@ -769,6 +917,9 @@ class RayExecutor(Executor):
     def slots(self) -> int:
         return max(1, self._cpus)
 
+    def running(self) -> bool:
+        return self._ray is not None
+
     # -- tasks ----------------------------------------------------------------
 
     def _wait(self, refs: list, weights: list[int], progress: Progress | None) -> list:
@@ -783,13 +934,8 @@ class RayExecutor(Executor):
                 if progress:
                     progress(done)
             results = ray.get(refs)
-        except ray.exceptions.RayError as exc:  # Ray's retries are spent: the cluster lost the work
-            raise BuildFailed(
-                Diagnostic(
-                    f"the Ray cluster could not finish the work: {type(exc).__name__}: {exc}",
-                    hint="check the cluster (`ray status`) and run again; nothing was written",
-                )
-            ) from exc
+        except ray.exceptions.RayError as exc:
+            raise _cluster_lost(exc) from exc
         return [_unwrap(r) for r in results]
 
     def map(self, fn, chunks, progress=None, weights=None):
@@ -799,19 +945,25 @@ class RayExecutor(Executor):
         self.sent += len(refs)
         return self._wait(refs, weights, progress)
 
-    def generate(self, generator, requests, reads, progress=None, process=None):
+    def submit(self, fn, chunk):
+        self.connect()
+        self.sent += 1
+        return _RayTask(self._ray, self._task.remote(fn, chunk))
+
+    def start_generate(self, generator, requests, reads, process=None):
         if generator.runs_on == "process":
-            return super().generate(generator, requests, reads, progress)
+            return super().start_generate(generator, requests, reads)
         self.connect()
         if generator.runs_on == "cpu":
-            return self._generate_chunks(generator, requests, reads, progress, process)
+            return self._generate_chunks(generator, requests, reads, process)
         actors = self.device_actors()
-        chunks = chunked(requests, 2 * len(actors), 1)
-        refs = []
+        chunks = chunked(range(len(requests)), 2 * len(actors), 1)
+        tasks = []
         for i, chunk in enumerate(chunks):
-            refs.append(actors[i % len(actors)].generate.remote(generator.name, chunk))
-        self.sent += len(refs)
-        return self._gather(generator, self._wait(refs, [len(c) for c in chunks], progress), reads)
+            ref = actors[i % len(actors)].generate.remote(generator.name, [requests[k] for k in chunk])
+            tasks.append((chunk, _RayTask(self._ray, ref)))
+        self.sent += len(tasks)
+        return Generation(generator, tasks, reads)
 
     def device_actors(self) -> list:
         """One generation actor per GPU (``num_gpus=1``), or one per node on a CPU-only

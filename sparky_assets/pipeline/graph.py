@@ -21,7 +21,9 @@ skips cache reads, never writes; stage errors are :class:`~sparky_assets.errors.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .report import BuildReport, stage_timer
@@ -65,6 +67,23 @@ class Stage:
         """:meth:`compute` for several independent items (:meth:`Evaluator.demand_many`);
         a stage whose work can run elsewhere hands it to the build's executor here."""
         return [self.compute(item, ev) for item in items]
+
+    def start(self, item: Any, ev: Evaluator) -> Any:
+        """Begin computing ``item`` (:meth:`Evaluator.start`): a stage whose work can run
+        elsewhere hands it to the build's executor and returns what :meth:`finish` needs
+        to take the value; by default the value itself, computed now."""
+        return self.compute(item, ev)
+
+    def ready(self, item: Any, started: Any) -> bool:
+        """Whether :meth:`finish` would take the value without waiting."""
+        return True
+
+    def cancel(self, item: Any, started: Any) -> None:
+        """Drop work :meth:`start` began (the build failed elsewhere)."""
+
+    def finish(self, item: Any, started: Any, ev: Evaluator) -> Any:
+        """The value :meth:`start` began (waiting for it)."""
+        return started
 
     def save(self, item: Any, key: str, value: Any, ev: Evaluator) -> None:
         raise NotImplementedError
@@ -155,13 +174,46 @@ class Evaluator:
                     self.report.ran[stage.name].append(stage.label(item))
                 self._memo[(stage.name, _hashable(item))] = value
 
+    def start(self, stage: Stage, item: Any) -> Started | None:
+        """Begin making the value of ``stage`` for ``item`` the way :meth:`demand` would
+        (``build`` only): memo, then cache — None, the value is in the memo — else
+        :meth:`Stage.start` (a task on the build's executor). :meth:`finish` takes it;
+        the build goes on meanwhile."""
+        memo_key = (stage.name, _hashable(item))
+        if memo_key in self._memo:
+            return None
+        with stage_timer(self.report, stage.name):
+            key = stage.key(item, self)
+            if key is not None and not stage.forced(item, self):
+                value = stage.load(item, key, self)
+                if value is not None:
+                    self.report.cached[stage.name] += 1
+                    self._memo[memo_key] = value
+                    return None
+            return Started(stage, item, key, stage.start(item, self))
+
+    def finish(self, started: Started | None) -> None:
+        """Take the value :meth:`start` began: saved, reported and memoised as
+        :meth:`demand` does."""
+        if started is None:
+            return
+        stage, item = started.stage, started.item
+        with stage_timer(self.report, stage.name):
+            value = stage.finish(item, started.state, self)
+            key = started.key if started.key is not None else stage.key(item, self)
+            if key is not None:
+                stage.save(item, key, value, self)
+            if stage.counts_as_run(item, self):
+                self.report.ran[stage.name].append(stage.label(item))
+            self._memo[(stage.name, _hashable(item))] = value
+
     def would_run(self, stage: Stage, items: Iterable[Any]) -> list[tuple[Stage, Any]]:
         """The (stage, item) pairs that demanding ``stage`` for ``items`` would compute
         — a ``plan`` walk that reports nothing, knowing this walk's values so far."""
         from .report import BuildReport
 
         planner = Evaluator(BuildReport(self.report.project), action="plan", force=self.force)
-        planner._memo = dict.fromkeys(self._memo, True)
+        planner._memo = ChainMap({}, self._memo)  # type: ignore[assignment]  # its own entries go in the first
         for item in items:
             planner.demand(stage, item)
         return planner.planned
@@ -169,6 +221,23 @@ class Evaluator:
     def remember(self, stage: Stage, item: Any, value: Any) -> None:
         """Record a value made outside the walk (a batch of generated sprites)."""
         self._memo[(stage.name, _hashable(item))] = value
+
+
+@dataclass
+class Started:
+    """A value :meth:`Evaluator.start` began: its stage, item, key (None: known once
+    made) and what :meth:`Stage.finish` takes."""
+
+    stage: Stage
+    item: Any
+    key: str | None
+    state: Any
+
+    def ready(self) -> bool:
+        return self.stage.ready(self.item, self.state)
+
+    def cancel(self) -> None:
+        self.stage.cancel(self.item, self.state)
 
 
 def _hashable(item: Any) -> Hashable:

@@ -22,7 +22,7 @@ compute), give :class:`Stages` an instance, and demand it from the stage that ne
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,9 +40,19 @@ from ..process.quantize import QUANTIZE_VERSION, quantize_to_palette
 from ..process.shape import add_outline, darkest
 from ..reads import ReadContext
 from .cache import StageCache, put_arrays_from_worker, worker_cache
-from .executor import Executor, FrameShape, ProcessAfter, encode_chunk, frames_as_asked, pack_chunk, process_chunk
+from .executor import (
+    Executor,
+    FrameShape,
+    Generation,
+    ProcessAfter,
+    Task,
+    encode_chunk,
+    frames_as_asked,
+    pack_chunk,
+    process_chunk,
+)
 from .fsutil import canonical_hash
-from .graph import Evaluator, Stage
+from .graph import Evaluator, Stage, Started
 from .report import BuildReport, stage_timer
 from .store import GeneratedStore
 
@@ -53,9 +63,10 @@ ENGINE_VERSION = 2
 """Part of every key: bump when the engine changes what any stage produces."""
 
 
-ENCODE_BATCH_BYTES = 4 << 20
-"""Atlas pages smaller than this in all (bytes of RGBA) are encoded here: a worker's
-round trip would cost more than it saves."""
+ENCODE_TASK_BYTES = 1 << 20
+"""An atlas packed in the build's process whose pages to encode are smaller than this
+in all (bytes of RGBA: a 512×512 page) has them encoded there too: a worker's round
+trip would cost more than it saves."""
 
 
 @dataclass
@@ -79,6 +90,14 @@ class StageContext:
     processed: dict[str, tuple[str, list[np.ndarray], bool]] = field(default_factory=dict)
     """Sprites the workers processed right after generating them: (process key, frames,
     whether the worker wrote the cache entry), used by the process stage."""
+    batch: GenerationBatch | None = None
+    """The locked sprites being generated while the walk runs (``--jobs``, Ray)."""
+
+    def settle(self, name: str) -> None:
+        """Wait until a sprite this build is generating has been taken (recorded in the
+        store, off :attr:`fresh`): what a stage reads of it is then current."""
+        if self.batch is not None and name in self.fresh:
+            self.batch.wait(name)
 
     def worker_cache_root(self) -> str | None:
         """The cache folder workers may write their entries into: None when they do not
@@ -107,9 +126,10 @@ class StageContext:
 
 
 class GenerateStage(Stage):
-    """A sprite's frames from its generator. Locked generators run in batches before
-    the walk (:meth:`run_batch`: one call per generator, the GPU's batches) and their
-    results come from the store; the others (``image``) run on demand, cached."""
+    """A sprite's frames from its generator. Locked generators run in batches started
+    before the walk (:meth:`start_batch`: one call per generator, the GPU's batches;
+    with a parallel executor the walk goes on meanwhile) and their results come from
+    the store; the others (``image``) run on demand, cached."""
 
     name: ClassVar[str] = "generate"
 
@@ -128,11 +148,13 @@ class GenerateStage(Stage):
 
     def is_cached(self, item: str, key: str, ev: Evaluator) -> bool:
         if self.ctx.project.sprites[item].lockable:
+            self.ctx.settle(item)
             return item not in self.ctx.fresh and self.ctx.store.entries.get(item) is not None
         return self.ctx.cache.has(self.name, key)
 
     def load(self, item: str, key: str, ev: Evaluator) -> list[np.ndarray] | None:
         if self.ctx.project.sprites[item].lockable:
+            self.ctx.settle(item)
             return self.ctx.store.lookup(item, key)
         hit = self.ctx.cache.get_arrays(self.name, key)
         return hit[1] if hit else None
@@ -153,59 +175,20 @@ class GenerateStage(Stage):
             self.ctx.cache.put_arrays(self.name, key, {}, value)
 
     def run_batch(self, names: list[str], progress: bool = True) -> dict[str, list[np.ndarray]]:
-        """Generate ``names``, one call per generator; locked results go to the store.
-        A generator's error leaves as a located diagnostic (``InvalidInput``) or a
-        failed step (``BuildFailed``)."""
-        ctx = self.ctx
-        by_generator: dict[str, list[SpritePlan]] = {}
-        for n in names:
-            plan = ctx.project.sprites[n]
-            by_generator.setdefault(plan.spec.generator, []).append(plan)
-        out: dict[str, list[np.ndarray]] = {}
-        with stage_timer(ctx.report, self.name):
-            for gen_name, plans in by_generator.items():
-                gen = plans[0].generator
-                before = len(out)
+        """Generate ``names`` and wait for all of them (:meth:`start_batch`); returns the
+        frames of those the workers did not process."""
+        return self.start_batch(names, progress).finish()
 
-                def report(done: int, before: int = before) -> None:
-                    if progress:
-                        ctx.on_progress("generate", before + done, len(names))
-
-                process = None
-                if ctx.executor.parallel:  # workers process what they generate (frames cross once)
-                    specs = [(p.palette, p.spec.outline, p.spec.dither) if p.lockable else None for p in plans]
-                    process = ProcessAfter(specs, ctx.worker_cache_root(), ctx.options.force)
-                try:
-                    results = ctx.executor.generate(gen, [p.request for p in plans], ctx.reads, report, process)
-                except (
-                    InvalidInput
-                ) as exc:  # found only once generating (a truncated source, a LoRA that fits no module)
-                    raise InvalidInput([ctx.located(d, plans) for d in exc.diagnostics]) from exc
-                except SparkyError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a generator bug is a failed build step
-                    raise BuildFailed(
-                        Diagnostic(
-                            f"generator '{gen_name}' failed: {getattr(exc, 'type_name', type(exc).__name__)}: {exc}",
-                            stage="generate",
-                            sprite=plans[0].spec.name if len(plans) == 1 else None,
-                        )
-                    ) from exc
-                if gen.last_stats:
-                    ctx.report.generator_stats[gen_name] = dict(gen.last_stats)
-                review = getattr(gen, "last_review", None) or {}
-                for plan in plans:  # the raw model images and grids, for the preview page
-                    if review.get(plan.spec.name):
-                        ctx.cache.put_review(plan.gen_key, review[plan.spec.name])
-                pngs = ctx.executor.store_pngs or [None] * len(results)
-                processed = ctx.executor.processed or [None] * len(results)
-                for plan, frames, png, done in zip(plans, results, pngs, processed):
-                    frames = self._accept(plan, frames, png)
-                    if done is not None:  # the frames stayed in the worker
-                        ctx.processed[plan.spec.name] = done
-                    else:
-                        out[plan.spec.name] = frames
-        return out
+    def start_batch(
+        self,
+        names: list[str],
+        progress: bool = True,
+        on_frames: Callable[[str, list[np.ndarray]], None] | None = None,
+    ) -> GenerationBatch:
+        """Start generating ``names``, one call per generator (a pool or a cluster takes
+        them in chunks and returns at once); locked results go to the store as the
+        batch takes them (:class:`GenerationBatch`)."""
+        return GenerationBatch(self, names, progress, on_frames)
 
     def _accept(self, plan: SpritePlan, frames: list[np.ndarray], png: bytes | None = None) -> list[np.ndarray]:
         s = plan.spec
@@ -223,6 +206,135 @@ class GenerateStage(Stage):
             self.ctx.store.record(s.name, s.generator, plan.gen_key, frames, plan.inputs, plan.manifest_key, png)
             self.ctx.report.ran[self.name].append(s.name)
         return frames
+
+
+class GenerationBatch:
+    """Locked sprites being generated (:meth:`GenerateStage.start_batch`): every
+    generator's chunks were handed to the executor at once; their results are taken in
+    one fixed order — generator by generator, chunk by chunk — as the walk needs them
+    (:meth:`wait`, through :meth:`StageContext.settle`), as they come in (:meth:`poll`)
+    or all at once (:meth:`finish`), so what the build records never depends on timing.
+    Taking a sprite records it in the store and takes it off ``ctx.fresh``; the frames
+    the workers did not process are kept (:attr:`frames`) and handed to ``on_frames``.
+    A generator's error leaves as a located diagnostic (``InvalidInput``) or a failed
+    step (``BuildFailed``), and the chunks not taken yet are cancelled."""
+
+    def __init__(
+        self,
+        stage: GenerateStage,
+        names: list[str],
+        progress: bool = True,
+        on_frames: Callable[[str, list[np.ndarray]], None] | None = None,
+    ):
+        self.stage = stage
+        self.ctx = ctx = stage.ctx
+        self.total = len(names)
+        self.progress = progress
+        self.taken = 0
+        self.frames: dict[str, list[np.ndarray]] = {}
+        self.on_frames = on_frames
+        self.pending: set[str] = set(names)
+        by_generator: dict[str, list[SpritePlan]] = {}
+        for n in names:
+            plan = ctx.project.sprites[n]
+            by_generator.setdefault(plan.spec.generator, []).append(plan)
+        self.runs: list[tuple[str, list[SpritePlan], Generation]] = []
+        with stage_timer(ctx.report, GenerateStage.name):
+            for gen_name, plans in by_generator.items():
+                process = None
+                if ctx.executor.parallel:  # workers process what they generate (frames cross once)
+                    specs = [(p.palette, p.spec.outline, p.spec.dither) if p.lockable else None for p in plans]
+                    process = ProcessAfter(specs, ctx.worker_cache_root(), ctx.options.force)
+                try:
+                    run = ctx.executor.start_generate(
+                        plans[0].generator, [p.request for p in plans], ctx.reads, process
+                    )
+                except Exception as exc:  # noqa: BLE001 - located below, like a chunk's error
+                    self.cancel()
+                    failed = self._failed(gen_name, plans, exc)
+                    if failed is exc:
+                        raise
+                    raise failed from exc
+                self.runs.append((gen_name, plans, run))
+
+    def wait(self, name: str) -> None:
+        """Take chunks until ``name``'s is taken."""
+        if name in self.pending:
+            with stage_timer(self.ctx.report, GenerateStage.name):
+                while name in self.pending:
+                    self._take()
+
+    def poll(self) -> None:
+        """Take the chunks whose results are in, without waiting."""
+        if self.runs and self.runs[0][2].ready():
+            with stage_timer(self.ctx.report, GenerateStage.name):
+                while self.runs and self.runs[0][2].ready():
+                    self._take()
+
+    def finish(self) -> dict[str, list[np.ndarray]]:
+        """Take every chunk; the frames of the sprites the workers did not process."""
+        if self.runs:
+            with stage_timer(self.ctx.report, GenerateStage.name):
+                while self.runs:
+                    self._take()
+        return self.frames
+
+    def cancel(self) -> None:
+        """Drop the chunks not taken (an error elsewhere ended the build)."""
+        for _, _, run in self.runs:
+            run.cancel()
+        self.runs = []
+        self.pending.clear()
+
+    def _take(self) -> None:
+        ctx = self.ctx
+        gen_name, plans, run = self.runs[0]
+        try:
+            results = run.take()
+        except Exception as exc:  # noqa: BLE001 - see _failed
+            self.cancel()
+            failed = self._failed(gen_name, plans, exc)
+            if failed is exc:
+                raise
+            raise failed from exc
+        for i, frames, png, done in results:
+            plan = plans[i]
+            frames = self.stage._accept(plan, frames, png)
+            name = plan.spec.name
+            if done is not None:  # the frames stayed in the worker
+                ctx.processed[name] = done
+            else:
+                self.frames[name] = frames
+                if self.on_frames is not None:
+                    self.on_frames(name, frames)
+            self.pending.discard(name)
+            ctx.fresh.discard(name)
+        self.taken += len(results)
+        if self.progress:
+            ctx.on_progress("generate", self.taken, self.total)
+        if not run.pending():
+            self.runs.pop(0)
+            run.finish()
+            gen = run.generator
+            if gen.last_stats:
+                ctx.report.generator_stats[gen_name] = dict(gen.last_stats)
+            review = getattr(gen, "last_review", None) or {}
+            for plan in plans:  # the raw model images and grids, for the preview page
+                if review.get(plan.spec.name):
+                    ctx.cache.put_review(plan.gen_key, review[plan.spec.name])
+
+    def _failed(self, gen_name: str, plans: list[SpritePlan], exc: Exception) -> SparkyError:
+        if isinstance(exc, InvalidInput):  # found only once generating (a truncated source, a LoRA that fits no module)
+            return InvalidInput([self.ctx.located(d, plans) for d in exc.diagnostics])
+        if isinstance(exc, SparkyError):
+            return exc
+        return BuildFailed(  # a generator bug is a failed build step
+            Diagnostic(
+                f"generator '{gen_name}' failed: {getattr(exc, 'type_name', type(exc).__name__)}: {exc}",
+                stage="generate",
+                sprite=plans[0].spec.name if len(plans) == 1 else None,
+            )
+        )
 
 
 # --------------------------------------------------------------------------- process
@@ -253,6 +365,7 @@ class ProcessStage(Stage):
         plan = ctx.project.sprites[item]
         content: str | None = plan.gen_key
         if plan.lockable:
+            ctx.settle(item)
             entry = ctx.store.entries.get(item)
             current = entry is not None and entry.key == plan.gen_key and item not in ctx.fresh
             content = entry.sha256 if current else None  # a plan cannot know what generating will make
@@ -477,48 +590,68 @@ class PackStage(Stage):
         except PackError as exc:  # the manifest check should have caught it; still the user's settings
             raise self._pack_error(item, str(exc)) from None
 
-    def compute_many(self, items: list[AtlasSpec], ev: Evaluator) -> list[PackedAtlas]:
-        """Atlases are independent: on a pool whose workers share the cache, one task per
-        atlas packs it, composes its pages and PNG-encodes them (:func:`pack_in_worker`);
-        the results are taken in walk order, so every byte is the serial build's. Where
-        the workers cannot reach the cache (Ray nodes, ``watch``'s deferred writes) the
-        atlases are packed here, next to the layout cache, and the export stage's batch
-        encodes their pages on the workers."""
+    def start(self, item: AtlasSpec, ev: Evaluator) -> _PackRun:
+        """On a parallel executor an atlas's work is a task (the build goes on with the
+        next atlas): where the workers share the cache, one task packs it, composes its
+        pages and PNG-encodes them (:func:`pack_in_worker`); where they cannot reach it
+        (Ray nodes, ``watch``'s deferred writes) the atlas is packed here, next to the
+        layout cache, and the pages a long-lived builder cannot reuse are encoded on a
+        worker when they are big (:data:`ENCODE_TASK_BYTES`). Either way every byte is
+        the serial build's. Where no worker is running yet, the atlas is packed here."""
         ctx = self.ctx
         root = ctx.worker_cache_root()
-        if not ctx.executor.parallel or len(items) < 2 or root is None:
-            return [self.compute(item, ev) for item in items]
-        jobs = (  # made one by one as they are sent: the workers start on the first
-            [
-                PackJob(
-                    a.name,
-                    *self._frames(a, ev, refs=True),
-                    _atlas_settings(a),
-                    ev.force,
-                    self.key(a, ev),
-                    root,
-                    _candidates(ctx, a),
-                    ctx.options.fast_png,
-                )
-            ]
-            for a in items
-        )
-        results = ctx.executor.map(pack_chunk, jobs, weights=[1] * len(items))
-        out = []
-        for atlas, ((packed, pngs, written, warnings, error),) in zip(items, results):
-            if error is not None:
-                raise self._pack_error(atlas, error)
-            if packed is None:  # the worker could not read a frame: packed here (pages encoded by export)
-                out.append(self.compute(atlas, ev))
-                continue
-            ctx.cache.warnings.extend(warnings)
-            if written:
-                self._written.add(self.key(atlas, ev))
-            ctx.pages_png[atlas.name] = pngs
-            if not written:  # else its pages came back as shapes (the exporters need no more)
-                _remember_pages(ctx, atlas.name, packed.pages, pngs)
-            out.append(packed)
-        return out
+        if not ctx.executor.running():  # no workers up (an edit's one atlas): not worth starting them
+            return _PackRun(self.compute(item, ev))
+        if root is not None:
+            job = PackJob(
+                item.name,
+                *self._frames(item, ev, refs=True),
+                _atlas_settings(item),
+                ev.force,
+                self.key(item, ev),
+                root,
+                _candidates(ctx, item),
+                ctx.options.fast_png,
+            )
+            return _PackRun(None, ctx.executor.submit(pack_chunk, [job]))
+        packed = self.compute(item, ev)
+        reused = _reused_pages(ctx, item.name, packed.pages)
+        missing = [page for page, png in zip(packed.pages, reused) if png is None]
+        if sum(page.nbytes for page in missing) < ENCODE_TASK_BYTES:
+            return _PackRun(packed)  # encoded by the export stage, here
+        job = (tuple(missing), _candidates(ctx, item), ctx.options.fast_png)
+        return _PackRun(packed, ctx.executor.submit(encode_chunk, [job]), reused)
+
+    def ready(self, item: AtlasSpec, started: _PackRun) -> bool:
+        return started.task is None or started.task.done()
+
+    def cancel(self, item: AtlasSpec, started: _PackRun) -> None:
+        if started.task is not None:
+            started.task.cancel()
+
+    def finish(self, item: AtlasSpec, started: _PackRun, ev: Evaluator) -> PackedAtlas:
+        ctx = self.ctx
+        if started.task is None:
+            return started.packed
+        if started.packed is not None:  # the pages were encoding on a worker
+            (encoded,) = started.task.result()
+            fresh = iter(encoded)
+            pngs = tuple(png if png is not None else next(fresh) for png in started.reused)
+            ctx.pages_png[item.name] = pngs
+            _remember_pages(ctx, item.name, started.packed.pages, pngs)
+            return started.packed
+        ((packed, pngs, written, warnings, error),) = started.task.result()
+        if error is not None:
+            raise self._pack_error(item, error)
+        if packed is None:  # the worker could not read a frame: packed here (pages encoded by export)
+            return self.compute(item, ev)
+        ctx.cache.warnings.extend(warnings)
+        if written:
+            self._written.add(self.key(item, ev))
+        ctx.pages_png[item.name] = pngs
+        if not written:  # else its pages came back as shapes (the exporters need no more)
+            _remember_pages(ctx, item.name, packed.pages, pngs)
+        return packed
 
     def _pack_error(self, item: AtlasSpec, message: str) -> InvalidInput:
         key = f"atlas[{item.index}].max_size" if not item.implicit else f"sprite[{item.index}]"
@@ -644,6 +777,16 @@ class PackJob:
     fast: bool
 
 
+@dataclass
+class _PackRun:
+    """An atlas :meth:`PackStage.start` began: packed here (``packed``) or in a worker
+    (``packed`` None), and the task (pack, or encode the pages not ``reused``) if any."""
+
+    packed: PackedAtlas | None
+    task: Task | None = None
+    reused: list[bytes | None] = field(default_factory=list)
+
+
 def pack_in_worker(job: PackJob) -> tuple:
     """Pack and compose an atlas, encode its pages and write its pack and layout
     entries into the shared cache. Returns (the atlas — its pages as
@@ -734,36 +877,15 @@ class ExportStage(Stage):
                 located.append(replace(d, file=d.file or str(ctx.manifest.path), line=line, column=col))
             raise InvalidInput(located) from None
 
-    def compute_many(self, items: list[tuple[AtlasSpec, ExportSpec]], ev: Evaluator) -> list[dict[str, OutputFile]]:
-        """The atlases' pages are PNG-encoded on the build's executor, one atlas per
-        task; packing and the exporters run here."""
-        ctx = self.ctx
-        atlases = list({a.name: a for a, _ in items if a.name not in ctx.pages_png}.values())
-        jobs = [(ev.demand(self.pack, a).pages, _candidates(ctx, a), ctx.options.fast_png) for a in atlases]
-        if len(jobs) > 1 and sum(p.size for pages, _, _ in jobs for p in pages) >= ENCODE_BATCH_BYTES:
-            encoded = ctx.executor.map(encode_chunk, [[job] for job in jobs], weights=[1] * len(jobs))
-            for atlas, (pngs,) in zip(atlases, encoded):
-                ctx.pages_png[atlas.name] = pngs
-        return [self.compute(item, ev) for item in items]
-
     def _encode_pages(self, name: str, pages: tuple[np.ndarray, ...], candidates: np.ndarray) -> tuple[bytes, ...]:
-        """The pages' PNG bytes. A long-lived builder (``watch``) remembers each atlas's
-        last pages: a page whose pixels and PNG mode are unchanged (an edit that
-        re-quantized a sprite on another page) keeps its bytes without re-encoding (the
-        bytes depend on nothing else: ``candidates`` only speeds up indexing)."""
+        """The pages' PNG bytes (those a long-lived builder can reuse: :func:`_reused_pages`)."""
         fast = self.ctx.options.fast_png
-        setting = (PNG_VERSION, fast)
-        warm = self.ctx.warm
-        before = warm.pages.get(name, ()) if warm is not None else ()
-        out = []
-        for i, page in enumerate(pages):
-            last = before[i] if i < len(before) else None
-            if last is not None and last[1] == setting and np.array_equal(last[0], page):
-                out.append(last[2])
-            else:
-                out.append(encode_png(page, candidates, fast=fast))
+        out = tuple(
+            png if png is not None else encode_png(page, candidates, fast=fast)
+            for page, png in zip(pages, _reused_pages(self.ctx, name, pages))
+        )
         _remember_pages(self.ctx, name, pages, out)
-        return tuple(out)
+        return out
 
     def save(self, item, key: str, value: dict[str, OutputFile], ev: Evaluator) -> None:
         self.ctx.cache.put(self.name, key, _files_to_bytes(value))
@@ -773,6 +895,20 @@ def _candidates(ctx: StageContext, atlas: AtlasSpec) -> np.ndarray:
     """The colours an atlas's pages can hold (speeds up their PNG encoding)."""
     colors = {c for n in atlas.sprites for c in ctx.project.sprites[n].palette.colors}
     return np.array(sorted({0} | {(r << 24) | (g << 16) | (b << 8) | 255 for r, g, b in colors}), dtype=np.uint32)
+
+
+def _reused_pages(ctx: StageContext, name: str, pages) -> list[bytes | None]:
+    """Per page, its PNG bytes from a long-lived builder's (``watch``) last build of the
+    atlas where its pixels and PNG mode are unchanged (an edit that re-quantized a
+    sprite on another page), else None: the bytes depend on nothing else (the candidate
+    colours only speed up indexing)."""
+    setting = (PNG_VERSION, ctx.options.fast_png)
+    before = ctx.warm.pages.get(name, ()) if ctx.warm is not None else ()
+    out: list[bytes | None] = []
+    for i, page in enumerate(pages):
+        last = before[i] if i < len(before) else None
+        out.append(last[2] if last is not None and last[1] == setting and np.array_equal(last[0], page) else None)
+    return out
 
 
 def _remember_pages(ctx: StageContext, name: str, pages, pngs) -> None:
@@ -808,10 +944,7 @@ def export_all(
     out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
     total = len(atlases) * len(targets)
     if ev.action == "build" and ctx.executor.parallel:
-        # what the walk below would compute, stage by stage, in batches on the executor
-        planned = ev.would_run(stages.export, [(a, t) for a in atlases for t in targets])
-        for stage in (stages.process, stages.pack, stages.export):
-            ev.demand_many(stage, [item for s, item in planned if s is stage])
+        _pipeline(ev, stages, atlases, targets)
     for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
         files = ev.demand(stages.export, (atlas, target))
         if ev.action == "plan":
@@ -833,6 +966,40 @@ def export_all(
             out[path] = (target, rel, f)
         ctx.on_progress("export", i, total)
     return out
+
+
+def _pipeline(ev: Evaluator, stages: Stages, atlases: list[AtlasSpec], targets: list[ExportSpec]) -> None:
+    """What :func:`export_all`'s walk would compute, made atlas by atlas while the
+    executor's workers run: an atlas is planned as soon as its sprites are generated
+    (:meth:`StageContext.settle` waits for them), the sprites it needs processed are
+    processed in chunks, its pack is started (a task: :meth:`PackStage.start`) and, once
+    it and every atlas before it are in, its exports are made here — the build's own
+    work overlaps the workers'. Values are taken in atlas order: what is saved and
+    reported never depends on timing."""
+    ctx = stages.export.ctx
+    running: deque[tuple[Started | None, list]] = deque()
+
+    def take_first() -> None:
+        started, exports = running.popleft()
+        ev.finish(started)
+        ev.demand_many(stages.export, exports)
+
+    try:
+        for atlas in atlases:
+            planned = ev.would_run(stages.export, [(atlas, t) for t in targets])
+            ev.demand_many(stages.process, [item for s, item in planned if s is stages.process])
+            started = ev.start(stages.pack, atlas) if any(s is stages.pack for s, _ in planned) else None
+            running.append((started, [item for s, item in planned if s is stages.export]))
+            while running and (running[0][0] is None or running[0][0].ready()):
+                take_first()
+            if ctx.batch is not None:
+                ctx.batch.poll()  # progress, and the store, as chunks come in
+        while running:
+            take_first()
+    finally:
+        for started, _ in running:  # an error: drop what no one will take
+            if started is not None:
+                started.cancel()
 
 
 # -------------------------------------------------------------- serialisation

@@ -370,16 +370,14 @@ def test_pack_jobs_refer_to_the_workers_entries(tmp_path, monkeypatch, gone):
     if gone:
         monkeypatch.setattr(stages, "_with_frames", lambda inputs, cache: None)
     refs = []
-    run = LocalExecutor._run
+    submit = LocalExecutor.submit
 
-    def inspecting_run(self, worker, args, weights, progress):
-        args = list(args)
-        for fn, chunk in args:
-            if fn is stages.pack_chunk:
-                refs.append([isinstance(i.image, stages.FrameRef) for job in chunk for i in job.inputs])
-        return run(self, worker, args, weights, progress)
+    def inspecting_submit(self, fn, chunk):
+        if fn is stages.pack_chunk:
+            refs.append([isinstance(i.image, stages.FrameRef) for job in chunk for i in job.inputs])
+        return submit(self, fn, chunk)
 
-    monkeypatch.setattr(LocalExecutor, "_run", inspecting_run)
+    monkeypatch.setattr(LocalExecutor, "submit", inspecting_submit)
     roots = {}
     for jobs in (1, 2):
         root = roots[jobs] = tmp_path / f"jobs{jobs}"

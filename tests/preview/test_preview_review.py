@@ -271,7 +271,7 @@ def test_a_worker_chunk_brings_the_review_back(tiny_model, tmp_path):
     with the frames and lands on the build's generator like ``last_stats``."""
     from sparky_assets.generators.base import FrameSpec, GenerationRequest
     from sparky_assets.generators.diffusion import DiffusionGenerator
-    from sparky_assets.pipeline.executor import Executor, generate_chunk
+    from sparky_assets.pipeline.executor import Generation, _Ready, generate_chunk
     from sparky_assets.reads import ReadContext
 
     (tmp_path / "models").mkdir()
@@ -289,8 +289,9 @@ def test_a_worker_chunk_brings_the_review_back(tiny_model, tmp_path):
     chunk = generate_chunk("diffusion", [request])
     review = chunk[3]["gem"]
     assert len(review) == 2 and all(f["png"].startswith(b"\x89PNG") and f["width"] == 64 for f in review)
-    gen = DiffusionGenerator()  # not the worker's instance: only _gather can set it
-    executor = Executor()
-    frames = executor._gather(gen, [chunk], ReadContext())
-    assert frames == chunk[0] and gen.last_review == {"gem": review}
-    assert executor.store_pngs == chunk[4]
+    gen = DiffusionGenerator()  # not the worker's instance: only taking the chunk can set it
+    run = Generation(gen, [([0], _Ready(lambda: chunk))], ReadContext())
+    ((index, frames, png, processed),) = run.take()
+    run.finish()
+    assert (index, frames, png, processed) == (0, chunk[0][0], chunk[4][0], None)
+    assert gen.last_review == {"gem": review}
