@@ -10,8 +10,11 @@ pipeline, 64×64 renders, 2 steps, one thread per worker). Executors: ``--jobs 1
 (the serial path, the anchor), ``--jobs 2`` (a local pool) and ``--executor ray`` on a
 real cluster started here (``tests/ray_cluster.py``: a head with no CPUs and 2 worker
 nodes of 1 CPU). Rounds alternate the executors. Printed per build: wall time, the
-time in the CPU stages (generate + process + pack + export, from the build report)
-and the speed-up of both against ``--jobs 1`` of the same round; every build's
+time in the CPU stages (generate + process + pack + export, from the build report),
+their span (from the first CPU stage entered to the last one left: with a parallel
+executor the build plans each atlas while the workers generate and pack, and that
+planning is inside the span, not in the sum) and the speed-up of each against
+``--jobs 1`` of the same round; every build's
 outputs are compared with the anchor's (byte-identical, or the run fails). For the
 local executors also the CPU seconds of the build process (in all, and in the CPU
 stages), of the pool's forkserver (``fs``: in all, and in the CPU stages — it imports
@@ -27,7 +30,8 @@ Then Ray's own cost per task: the median round trip of a no-op task carrying a
 16-sprite chunk (``executor.noop_chunk``), minus the same call made locally, and the
 same for 200 tasks in flight at once (the way a build submits them).
 Goals (issue 17): Ray's per-task overhead under 5 ms for batched work; ``--jobs 2``
-at least 1.7× ``--jobs 1`` on the CPU stages. The load average is printed: on a
+at least 1.7× ``--jobs 1`` on the CPU stages (met only if both the sum and the span
+are). The load average is printed: on a
 shared machine the second core is not free, and the ratios say so.
 
 ``--anchor-tree DIR`` (a checkout of an earlier commit, e.g. ``git archive main | tar
@@ -74,21 +78,26 @@ def forkserver_cpu():
 
 # the build process's CPU seconds per stage (own time, like the report's wall times),
 # and the forkserver's CPU seconds when the first CPU stage began
-STAGE_CPU, _open, FORKSERVER, EXECUTOR = {}, [], {}, [None]
+STAGE_CPU, _open, FORKSERVER, EXECUTOR, SPAN = {}, [], {}, [None], {}
 _wall_timer = report_module.stage_timer
+CPU_STAGES = ("generate", "process", "pack", "export")
 
 @contextlib.contextmanager
 def cpu_timer(report, stage):
-    if stage in ("generate", "process", "pack", "export") and not FORKSERVER:
+    if stage in CPU_STAGES and not FORKSERVER:
         FORKSERVER["before_stages"] = forkserver_cpu()
         # the pool's workers too (started early, warmed while the build planned)
         FORKSERVER["workers"] = {pid: cpu_seconds(pid) for pid in getattr(EXECUTOR[0], "worker_pids", list)()}
+    if stage in CPU_STAGES:  # the CPU stages' span: first one entered .. last one left
+        SPAN.setdefault("start", time.perf_counter())
     frame = [time.process_time(), 0.0]
     _open.append(frame)
     try:
         with _wall_timer(report, stage):
             yield
     finally:
+        if stage in CPU_STAGES:
+            SPAN["end"] = time.perf_counter()
         _open.pop()
         total = time.process_time() - frame[0]
         STAGE_CPU[stage] = STAGE_CPU.get(stage, 0.0) + total - frame[1]
@@ -112,7 +121,7 @@ def main():
     workers_stages = [cpu_seconds(pid) - before.get(pid, 0.0) for pid in pids]
     server = forkserver_cpu() if workers else 0.0
     builder.close()
-    print(json.dumps({"wall": wall, "stages": report.stage_s, "sent": executor.sent, "main_cpu": cpu,
+    print(json.dumps({"wall": wall, "span": SPAN["end"] - SPAN["start"], "stages": report.stage_s, "sent": executor.sent, "main_cpu": cpu,
                       "stage_cpu": STAGE_CPU, "workers_cpu": workers, "workers_stages_cpu": workers_stages, "forkserver_cpu": server,
                       "forkserver_stages_cpu": server - FORKSERVER.get("before_stages", 0.0)}))
 
@@ -182,6 +191,7 @@ CPU_STAGES = ("generate", "process", "pack", "export")
 
 def build(env: dict, kind: str, jobs: int, address: str, root: Path, tree: Path = ROOT) -> dict:
     """One cold build in a child process running the code of ``tree``."""
+    os.sync()  # the last build's files written back first: their writeback would slow this one's
     out = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(jobs), address, str(root)],
         env={**env, "PYTHONPATH": str(tree)},
@@ -227,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             executors.append(("ray 2w", "ray", 0, cluster.address, ROOT))
         header = (
             f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
+            f" {'span x':>7}"
             f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + forkserver (in them) + workers (in them)"
             " → free-core estimate (CPU stages)"
         )
@@ -250,7 +261,9 @@ def main(argv: list[str] | None = None) -> None:
                     if figures["digest"] != anchor["digest"]:
                         raise SystemExit(f"{project} {label}: outputs differ from jobs 1")
                     wall_x, cpu_x = anchor["wall"] / figures["wall"], anchor["cpu"] / figures["cpu"]
+                    span_x = anchor["span"] / figures["span"]
                     ratios.setdefault((project, label), []).append(cpu_x)
+                    ratios.setdefault((project, label + " span"), []).append(span_x)
                     workers = figures["workers_cpu"]
                     # with free cores the build would take at most its own CPU time plus the
                     # forkserver's plus the busiest worker's (phases alternate: the build waits
@@ -276,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     print(
                         f"{project:<11} {count:>7} {label:<8} {figures['wall']:>7.2f} {figures['cpu']:>7.2f} "
-                        f"{wall_x:>6.2f}x {cpu_x:>6.2f}x  {figures['sent']:>5}  "
+                        f"{wall_x:>6.2f}x {cpu_x:>6.2f}x {span_x:>6.2f}x  {figures['sent']:>5}  "
                         + (where if kind == "local" else "(workers on the cluster)"),
                         flush=True,
                     )
@@ -306,17 +319,24 @@ def main(argv: list[str] | None = None) -> None:
 
 def summary(ratios: dict[tuple[str, str], list[float]]) -> None:
     """The median ratios against ``jobs 1``, and the ``--jobs 2`` goal."""
+    kinds = {
+        "": "CPU stages (sum of their times)",
+        " span": "CPU stages' span (first entered .. last left, wall)",
+        " free-core": "free-core estimate, whole build",
+        " free-core CPU stages": "free-core estimate, CPU stages",
+    }
     for (project, label), values in ratios.items():
-        name, _, what = label.partition(" free-core")
+        suffix = next((k for k in sorted(kinds, key=len, reverse=True) if k and label.endswith(k)), "")
+        name = label[: len(label) - len(suffix)]
         if name == "jobs 1":
             continue
-        what = f"free-core estimate{what}" if label != name else "CPU stages, wall"
-        print(f"{project} {name}: {what} {statistics.median(values):.2f}x jobs 1 (median of {len(values)})")
+        print(f"{project} {name}: {kinds[suffix]} {statistics.median(values):.2f}x jobs 1 (median of {len(values)})")
     jobs2 = statistics.median(ratios[("procedural", "jobs 2")])
+    span2 = statistics.median(ratios[("procedural", "jobs 2 span")])
     free2 = statistics.median(ratios[("procedural", "jobs 2 free-core CPU stages")])
     print(
-        f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if jobs2 >= 1.7 else 'NOT met'} ({jobs2:.2f}x measured;"
-        f" {free2:.2f}x estimated from CPU seconds, for 2 free cores)"
+        f"jobs 2 ≥ 1.7x on the CPU stages: {'met' if min(jobs2, span2) >= 1.7 else 'NOT met'} ({jobs2:.2f}x measured,"
+        f" {span2:.2f}x on their span; {free2:.2f}x estimated from CPU seconds, for 2 free cores)"
     )
 
 

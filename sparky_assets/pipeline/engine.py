@@ -630,7 +630,7 @@ class _Build:
             if not parallel:
                 batch.finish()
             files = export_all(evaluator, stages, atlases, targets)
-            self._add_tilesets(files, targets, lambda name: evaluator.demand(stages.process, name), ctx)
+            self._add_tilesets(files, targets, lambda name: stages.process.pixels(name, evaluator), ctx)
             batch.finish()  # sprites no selected atlas holds
         except BaseException:
             batch.cancel()

@@ -151,8 +151,9 @@ def generate_chunk(
     """One chunk of a generator's requests: (frames per request, the generator's
     ``last_stats``, the files it read, its ``last_review``, each request's store PNG —
     encoded here too, off the build's process — and, with ``process``, each request's
-    (process key, processed frames, whether the worker wrote the cache entry) or None
-    where the build processes it; a processed request's frames are :class:`FrameShape` s)."""
+    (process key, processed frames — their shapes where the worker wrote the cache entry
+    —, whether it did) or None where the build processes it; a processed request's
+    generated frames are :class:`FrameShape` s)."""
     from .. import registry
     from ..reads import ReadContext
     from .store import store_png
@@ -186,8 +187,8 @@ def _process_generated(requests: list, frames: list, pngs: list, process: Proces
     the store PNG's hash (:func:`.stages.process_key`). A request whose frames are not
     what it asked for is left to the build (which reports it), and so is one whose
     entry is already in the cache (the build reads it)."""
-    from .cache import put_arrays_from_worker, worker_cache
-    from .stages import keep_processed, process_frames, process_key
+    from .cache import worker_cache
+    from .stages import process_frames, process_key
 
     cache = worker_cache(process.cache)
     out: list = []
@@ -205,19 +206,31 @@ def _process_generated(requests: list, frames: list, pngs: list, process: Proces
             out.append(None)
             continue
         done = process_frames(sprite_frames, palette, outline, dither)
-        written = put_arrays_from_worker(cache, "process", key, {}, done)
-        if written:
-            keep_processed(key, done)
-        out.append((key, done, written))
+        out.append((key, *_kept(cache, key, done)))
     return out
+
+
+def _kept(cache, key: str, frames: list[np.ndarray]) -> tuple[list, bool]:
+    """A worker's processed frames written into the cache under ``key``: kept in its
+    memory (a pack job it runs reads them there, :func:`.stages.keep_processed`) and
+    only their shapes go back — the build reads the entry if it ever needs the pixels.
+    Where the entry could not be written, the frames go back. Returns (what goes back,
+    whether the entry was written)."""
+    from .cache import put_arrays_from_worker
+    from .stages import keep_processed
+
+    if not put_arrays_from_worker(cache, "process", key, {}, frames):
+        return frames, False
+    keep_processed(key, frames)
+    return [FrameShape(f.shape, f.dtype) for f in frames], True
 
 
 def process_chunk(jobs: list[tuple]) -> list[tuple[list[np.ndarray], bool]]:
     """Outline + quantize: ``jobs`` are (frames, palette, outline, dither, process key,
-    cache folder or None); per job the processed frames and whether the worker wrote
-    their cache entry."""
-    from .cache import put_arrays_from_worker, worker_cache
-    from .stages import keep_processed, process_frames
+    cache folder or None); per job the processed frames (their shapes where the worker
+    wrote the cache entry: :func:`_kept`) and whether it did."""
+    from .cache import worker_cache
+    from .stages import process_frames
 
     caches: dict = {}
     out = []
@@ -225,10 +238,7 @@ def process_chunk(jobs: list[tuple]) -> list[tuple[list[np.ndarray], bool]]:
         done = process_frames(frames, palette, outline, dither)
         if root not in caches:
             caches[root] = worker_cache(root)
-        written = put_arrays_from_worker(caches[root], "process", key, {}, done)
-        if written:
-            keep_processed(key, done)
-        out.append((done, written))
+        out.append(_kept(caches[root], key, done))
     return out
 
 

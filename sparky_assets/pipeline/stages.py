@@ -88,8 +88,9 @@ class StageContext:
     executor: Executor = field(default_factory=Executor)
     """Where batches of independent work run (``--jobs``, ``--executor``)."""
     processed: dict[str, tuple[str, list[np.ndarray], bool]] = field(default_factory=dict)
-    """Sprites the workers processed right after generating them: (process key, frames,
-    whether the worker wrote the cache entry), used by the process stage."""
+    """Sprites the workers processed right after generating them: (process key, frames —
+    their shapes where the worker wrote the cache entry: :meth:`ProcessStage.pixels` —,
+    whether it did), used by the process stage."""
     batch: GenerationBatch | None = None
     """The locked sprites being generated while the walk runs (``--jobs``, Ray)."""
 
@@ -437,12 +438,30 @@ class ProcessStage(Stage):
                 self._written.add(job[4])
         return out  # type: ignore[return-value]
 
+    def pixels(self, item: str, ev: Evaluator) -> list[np.ndarray]:
+        """The sprite's processed frames as pixels. Where a worker wrote the cache entry,
+        the value holds only the frames' shapes (:class:`~.executor.FrameShape`: the
+        pixels stayed in the worker); they are read from the entry then — or made again
+        if it is gone."""
+        frames = ev.demand(self, item)
+        if not any(isinstance(f, FrameShape) for f in frames):
+            return frames
+        plan = self.ctx.project.sprites[item]
+        hit = self.ctx.cache.get_arrays(self.name, self.key(item, ev))
+        shapes = [(f.shape, f.dtype) for f in frames]
+        if hit is not None and [(f.shape, f.dtype) for f in hit[1]] == shapes:
+            pixels = hit[1]
+        else:
+            pixels = process_frames(ev.demand(self.generate, item), plan.palette, plan.spec.outline, plan.spec.dither)
+        ev.remember(self, item, pixels)
+        return pixels
+
     def save(self, item: str, key: str, value: list[np.ndarray], ev: Evaluator) -> None:
         if key in self._written:  # a worker wrote it
             self.ctx.cache.adopt(self.name, key)
         else:
             self.ctx.cache.put_arrays(self.name, key, {}, value)
-        if self.ctx.warm is not None:
+        if self.ctx.warm is not None and not any(isinstance(f, FrameShape) for f in value):
             self.ctx.warm.put(key, value)
 
 
@@ -566,6 +585,8 @@ class PackStage(Stage):
             key = self.process.key(n, ev)
             if refs and key in self.process._written:
                 frames = [FrameRef(key, k) for k in range(len(frames))]
+            else:
+                frames = self.process.pixels(n, ev)
             if spec.animations:
                 k = 0
                 for a in spec.animations:

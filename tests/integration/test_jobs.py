@@ -394,6 +394,84 @@ def test_pack_jobs_refer_to_the_workers_entries(tmp_path, monkeypatch, gone):
     assert cache_entries(roots[1]) == cache_entries(roots[2])
 
 
+def test_generation_and_the_walk_overlap(tmp_path, monkeypatch):
+    """With workers, the walk does not wait for the whole batch: the first atlas's pack
+    is handed over once its sprites are in, before the last generation chunk is taken;
+    chunks are taken in order and the outputs are the serial build's."""
+    from sparky_assets.pipeline import executor as executor_module
+    from sparky_assets.pipeline import stages
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: "fork")
+    events: list[tuple[str, int]] = []
+    take, submit = executor_module.Generation.take, LocalExecutor.submit
+
+    def logged_take(self):
+        events.append(("take", self.taken))
+        return take(self)
+
+    def logged_submit(self, fn, chunk):
+        events.append(("pack" if fn is stages.pack_chunk else "task", 0))
+        return submit(self, fn, chunk)
+
+    monkeypatch.setattr(executor_module.Generation, "take", logged_take)
+    monkeypatch.setattr(LocalExecutor, "submit", logged_submit)
+    roots = []
+    for jobs in (1, 2):
+        root = tmp_path / f"jobs{jobs}"
+        root.mkdir()
+        write_project(root, 200)
+        events.clear()
+        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
+        try:
+            builder.build(BuildOptions())
+        finally:
+            builder.close()
+        roots.append(root)
+    takes = [n for kind, n in events if kind == "take"]
+    assert takes == list(range(len(takes))) and len(takes) > 2  # in order
+    first_pack = next(i for i, (kind, _) in enumerate(events) if kind == "pack")
+    last_take = max(i for i, (kind, _) in enumerate(events) if kind == "take")
+    assert first_pack < last_take
+    assert snapshot(roots[0]) == snapshot(roots[1])
+
+
+@pytest.mark.parametrize("entry_gone", [False, True])
+def test_the_pixels_of_a_sprite_a_worker_processed(tmp_path, monkeypatch, entry_gone):
+    """A worker that wrote a sprite's process entry sends back only the frames' shapes
+    (the pixels stay in its memory, for its pack jobs); where the build needs the
+    pixels — a tileset drawn from a generated tile — it reads the entry, or makes them
+    again where the entry is gone: the serial build's bytes either way."""
+    from sparky_assets.pipeline import executor as executor_module
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: "fork")  # the workers inherit the patches
+    read: list[str] = []
+    get_arrays = StageCache.get_arrays
+
+    def spied(self, stage, key):
+        read.append(stage)
+        return None if entry_gone and stage == "process" else get_arrays(self, stage, key)
+
+    roots = []
+    for jobs in (1, 2):
+        root = tmp_path / f"jobs{jobs}"
+        root.mkdir()
+        write_project(root, 200)
+        with open(root / "sparky.toml", "a") as f:
+            f.write('\n[[sprite]]\nname = "ground"\nstyle = "tile"\nsize = 16\n\n')
+            f.write('[[tileset]]\nname = "ground"\nbase = "ground"\ntile_size = 16\n')
+        if jobs == 2:
+            monkeypatch.setattr(StageCache, "get_arrays", spied)
+        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
+        try:
+            builder.build(BuildOptions())
+        finally:
+            builder.close()
+        roots.append(root)
+    assert "process" in read  # the build process asked the cache for the tile's pixels
+    assert (roots[1] / "build/sprites/tilesets/ground.png").exists()
+    assert snapshot(roots[0]) == snapshot(roots[1])
+
+
 def test_a_worker_keeps_its_processed_frames_within_a_bound(monkeypatch):
     from sparky_assets.pipeline import stages
 
