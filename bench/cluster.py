@@ -9,7 +9,10 @@ manifest) and 64 tiny-diffusion sprites (``tests/tiny_pipeline.py``'s random-wei
 pipeline, 64×64 renders, 2 steps, one thread per worker). Executors: ``--jobs 1``
 (the serial path, the anchor), ``--jobs 2`` (a local pool) and ``--executor ray`` on a
 real cluster started here (``tests/ray_cluster.py``: a head with no CPUs and 2 worker
-nodes of 1 CPU). Rounds alternate the executors. Printed per build: wall time, the
+nodes of 1 CPU). The local executors are measured first, with no cluster on the
+machine (its daemons take CPU time even while idle: on 2 cores, time the second worker
+of ``--jobs 2`` needs); then the cluster is started and Ray is measured against
+``--jobs 1`` built again beside it. Rounds alternate the executors. Printed per build: wall time, the
 time in the CPU stages (generate + process + pack + export, from the build report),
 their span (from the first CPU stage entered to the last one left: with a parallel
 executor the build plans each atlas while the workers generate and pack, and that
@@ -43,7 +46,6 @@ outputs must be the same bytes too); ``--no-ray`` leaves Ray out (faster).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -220,10 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     from tests.ray_cluster import LocalRayCluster
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cores: {os.cpu_count()}")
-    ray_cluster = contextlib.nullcontext() if args.no_ray else LocalRayCluster(workers=2, cpus_per_worker=1)
-    with tempfile.TemporaryDirectory() as tmp, ray_cluster as cluster:
+    with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        env = {**(cluster.env if cluster else os.environ), "SPARKY_TABLE_CACHE": str(tmp / "tables")}
+        env = {**os.environ, "SPARKY_TABLE_CACHE": str(tmp / "tables")}
         projects = [("procedural", args.sprites)] + ([("diffusion", args.diffusion)] if args.diffusion else [])
         if args.diffusion:
             from tests.tiny_pipeline import save_tiny_pipeline
@@ -233,76 +234,34 @@ def main(argv: list[str] | None = None) -> None:
         if args.anchor_tree:
             tree = args.anchor_tree.resolve()
             executors += [("jobs 1 a", "local", 1, "", tree), ("jobs 2 a", "local", 2, "", tree)]
-        if cluster:
-            executors.append(("ray 2w", "ray", 0, cluster.address, ROOT))
-        header = (
-            f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
-            f" {'span x':>7}"
-            f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + forkserver (in them) + workers (in them)"
-            " → free-core estimate (CPU stages)"
-        )
-        print(header + "\n" + "-" * len(header), flush=True)
+        for project, count in projects:  # not measured: the palette tables and model files ready, for every build alike
+            root = tmp / f"warm-{project}"
+            if project == "procedural":
+                root.mkdir()
+                write_project(root, count)
+            else:
+                diffusion_project(root, tmp / "tiny-sd", 2)
+            build(env, "local", 1, "", root)
+            shutil.rmtree(root)
         ratios: dict[tuple[str, str], list[float]] = {}
-        n = 0
-        for r in range(args.rounds):
-            for project, count in projects:
-                anchor = None
-                order = executors if r % 2 == 0 else [executors[0], *reversed(executors[1:])]
-                for label, kind, jobs, address, tree in order:
-                    n += 1
-                    root = tmp / f"{project}-{n}"
-                    if project == "procedural":
-                        root.mkdir()
-                        write_project(root, count)
-                    else:
-                        diffusion_project(root, tmp / "tiny-sd", count)
-                    figures = build(env, kind, jobs, address, root, tree)
-                    anchor = anchor or figures
-                    if figures["digest"] != anchor["digest"]:
-                        raise SystemExit(f"{project} {label}: outputs differ from jobs 1")
-                    wall_x, cpu_x = anchor["wall"] / figures["wall"], anchor["cpu"] / figures["cpu"]
-                    span_x = anchor["span"] / figures["span"]
-                    ratios.setdefault((project, label), []).append(cpu_x)
-                    ratios.setdefault((project, label + " span"), []).append(span_x)
-                    workers = figures["workers_cpu"]
-                    # with free cores the build would take at most its own CPU time plus the
-                    # forkserver's plus the busiest worker's (phases alternate: the build waits
-                    # while workers work); the same for the CPU stages alone (the build
-                    # process's and the forkserver's CPU seconds in them; workers work only there)
-                    busiest = max(workers, default=0.0)
-                    # in the CPU stages: what each worker spent after the first CPU stage began
-                    # (a first build's workers start and get ready while the build plans)
-                    busiest_in_stages = max(figures["workers_stages_cpu"], default=0.0)
-                    server, server_in_stages = figures["forkserver_cpu"], figures["forkserver_stages_cpu"]
-                    free_x = anchor["main_cpu"] / (figures["main_cpu"] + server + busiest)
-                    stages_x = anchor["main_stages_cpu"] / (
-                        figures["main_stages_cpu"] + server_in_stages + busiest_in_stages
-                    )
-                    if kind == "local":
-                        ratios.setdefault((project, label + " free-core"), []).append(free_x)
-                        ratios.setdefault((project, label + " free-core CPU stages"), []).append(stages_x)
-                    cpus = " + ".join(f"{w:.2f} ({ws:.2f})" for w, ws in zip(workers, figures["workers_stages_cpu"]))
-                    where = f"{figures['main_cpu']:.2f} ({figures['main_stages_cpu']:.2f})" + (
-                        f" + fs {server:.2f} ({server_in_stages:.2f}) + [{cpus}] → {free_x:.2f}x ({stages_x:.2f}x)"
-                        if workers
-                        else ""
-                    )
-                    print(
-                        f"{project:<11} {count:>7} {label:<8} {figures['wall']:>7.2f} {figures['cpu']:>7.2f} "
-                        f"{wall_x:>6.2f}x {cpu_x:>6.2f}x {span_x:>6.2f}x  {figures['sent']:>5}  "
-                        + (where if kind == "local" else "(workers on the cluster)"),
-                        flush=True,
-                    )
-                    shutil.rmtree(root)
+        print("local executors (no Ray cluster on the machine):")
+        rounds(args.rounds, projects, executors, env, tmp, ratios)
         if args.anchor_tree:
             print("(jobs 1 a / jobs 2 a: the anchor tree's code; ratios against this tree's jobs 1)")
-        if not cluster:
+        if args.no_ray:
             summary(ratios)
             print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             return
-        out = subprocess.run(
-            [sys.executable, "-c", OVERHEAD, cluster.address], env=env, capture_output=True, text=True, timeout=600
-        )
+        with LocalRayCluster(workers=2, cpus_per_worker=1) as cluster:
+            # its daemons take CPU time even while idle: the local executors were measured
+            # without it, and Ray against `--jobs 1` measured with it, round by round
+            print("\nRay (a cluster of 2 worker nodes on this machine; jobs 1 again, as its anchor):")
+            env = {**cluster.env, "SPARKY_TABLE_CACHE": str(tmp / "tables")}
+            ray_executors = [("jobs 1", "local", 1, "", ROOT), ("ray 2w", "ray", 0, cluster.address, ROOT)]
+            rounds(args.rounds, projects, ray_executors, env, tmp, ratios)
+            out = subprocess.run(
+                [sys.executable, "-c", OVERHEAD, cluster.address], env=env, capture_output=True, text=True, timeout=600
+            )
         if out.returncode != 0:
             raise SystemExit(out.stderr[-3000:])
         o = json.loads(out.stdout.strip().splitlines()[-1])
@@ -315,6 +274,67 @@ def main(argv: list[str] | None = None) -> None:
         print(f"goals: overhead < 5 ms per task: {'met' if per_task < 5 else 'NOT met'}; ", end="")
         summary(ratios)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def rounds(count: int, projects: list, executors: list, env: dict, tmp: Path, ratios: dict) -> None:
+    """``count`` rounds of a cold build of each project per executor (alternating their
+    order), each against the round's first (``jobs 1``); ratios go into ``ratios``."""
+    header = (
+        f"{'project':<11} {'sprites':>7} {'executor':<8} {'wall s':>7} {'cpu s':>7} {'wall x':>7} {'cpu x':>7}"
+        f" {'span x':>7}"
+        f"  {'tasks':>5}  CPU s: build process (in the CPU stages) + forkserver (in them) + workers (in them)"
+        " → free-core estimate (CPU stages)"
+    )
+    print(header + "\n" + "-" * len(header), flush=True)
+    for r in range(count):
+        for project, sprites in projects:
+            anchor = None
+            order = executors if r % 2 == 0 else [executors[0], *reversed(executors[1:])]
+            for label, kind, jobs, address, tree in order:
+                root = Path(tempfile.mkdtemp(prefix=f"{project}-", dir=tmp))
+                if project == "procedural":
+                    write_project(root, sprites)
+                else:
+                    shutil.rmtree(root)
+                    diffusion_project(root, tmp / "tiny-sd", sprites)
+                figures = build(env, kind, jobs, address, root, tree)
+                anchor = anchor or figures
+                if figures["digest"] != anchor["digest"]:
+                    raise SystemExit(f"{project} {label}: outputs differ from jobs 1")
+                wall_x, cpu_x = anchor["wall"] / figures["wall"], anchor["cpu"] / figures["cpu"]
+                span_x = anchor["span"] / figures["span"]
+                ratios.setdefault((project, label), []).append(cpu_x)
+                ratios.setdefault((project, label + " span"), []).append(span_x)
+                workers = figures["workers_cpu"]
+                # with free cores the build would take at most its own CPU time plus the
+                # forkserver's plus the busiest worker's (phases alternate: the build waits
+                # while workers work); the same for the CPU stages alone (the build
+                # process's and the forkserver's CPU seconds in them; workers work only there)
+                busiest = max(workers, default=0.0)
+                # in the CPU stages: what each worker spent after the first CPU stage began
+                # (a first build's workers start and get ready while the build plans)
+                busiest_in_stages = max(figures["workers_stages_cpu"], default=0.0)
+                server, server_in_stages = figures["forkserver_cpu"], figures["forkserver_stages_cpu"]
+                free_x = anchor["main_cpu"] / (figures["main_cpu"] + server + busiest)
+                stages_x = anchor["main_stages_cpu"] / (
+                    figures["main_stages_cpu"] + server_in_stages + busiest_in_stages
+                )
+                if kind == "local":
+                    ratios.setdefault((project, label + " free-core"), []).append(free_x)
+                    ratios.setdefault((project, label + " free-core CPU stages"), []).append(stages_x)
+                cpus = " + ".join(f"{w:.2f} ({ws:.2f})" for w, ws in zip(workers, figures["workers_stages_cpu"]))
+                where = f"{figures['main_cpu']:.2f} ({figures['main_stages_cpu']:.2f})" + (
+                    f" + fs {server:.2f} ({server_in_stages:.2f}) + [{cpus}] → {free_x:.2f}x ({stages_x:.2f}x)"
+                    if workers
+                    else ""
+                )
+                print(
+                    f"{project:<11} {sprites:>7} {label:<8} {figures['wall']:>7.2f} {figures['cpu']:>7.2f} "
+                    f"{wall_x:>6.2f}x {cpu_x:>6.2f}x {span_x:>6.2f}x  {figures['sent']:>5}  "
+                    + (where if kind == "local" else "(workers on the cluster)"),
+                    flush=True,
+                )
+                shutil.rmtree(root)
 
 
 def summary(ratios: dict[tuple[str, str], list[float]]) -> None:
