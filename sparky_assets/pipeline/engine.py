@@ -17,7 +17,9 @@ are switched over together (:mod:`.outputs`); one build per project at a time
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -621,6 +623,34 @@ class _Build:
             export_all(Evaluator(self.report, action="plan", force=self.options.force), stages, atlases, targets)
             return self.report
         evaluator = Evaluator(self.report, force=self.options.force)
+        with _frozen_for_the_collector():
+            files = self._make(evaluator, stages, ctx, to_generate, atlases, targets)
+        store_changes: tuple[list, list] = ([], [])
+        if not self.options.frozen:  # a frozen (CI) build never touches committed files
+            self.store.forget_except(set(project.sprites))
+            store_changes = self.store.changes()  # switched over together with the outputs
+        with stage_timer(self.report, "write"):
+            selected = {a.name for a in atlases} if self.options.only else None
+            write_outputs(self.ledger, self.manifest.root, self.report, files, selected, store_changes)
+        if store_changes[0] or store_changes[1]:
+            self.store.committed()
+            self.warm.saved_store(self.manifest.root, self.store)
+        if self.prune:
+            self.cache.prune()
+        self.report.warnings += self.ledger.warnings + self.cache.warnings + self.store.problems
+        return self.report
+
+    def _make(
+        self,
+        evaluator: Evaluator,
+        stages: Stages,
+        ctx: StageContext,
+        to_generate: list[str],
+        atlases: list[AtlasSpec],
+        targets: list[ExportSpec],
+    ) -> dict[Path, tuple[ExportSpec, str, OutputFile]]:
+        """Generate, then walk the graph — overlapping where the executor is parallel —
+        into the files of every target."""
         batch = stages.generate.start_batch(
             to_generate, on_frames=lambda name, frames: evaluator.remember(stages.generate, name, frames)
         )
@@ -636,20 +666,7 @@ class _Build:
             batch.cancel()
             raise
         ctx.batch = None
-        store_changes: tuple[list, list] = ([], [])
-        if not self.options.frozen:  # a frozen (CI) build never touches committed files
-            self.store.forget_except(set(project.sprites))
-            store_changes = self.store.changes()  # switched over together with the outputs
-        with stage_timer(self.report, "write"):
-            selected = {a.name for a in atlases} if self.options.only else None
-            write_outputs(self.ledger, self.manifest.root, self.report, files, selected, store_changes)
-        if store_changes[0] or store_changes[1]:
-            self.store.committed()
-            self.warm.saved_store(self.manifest.root, self.store)
-        if self.prune:
-            self.cache.prune()
-        self.report.warnings += self.ledger.warnings + self.cache.warnings + self.store.problems
-        return self.report
+        return files
 
     def _add_tilesets(
         self,
@@ -778,6 +795,19 @@ class _Build:
         if not self.options.only:
             return project.atlases
         return [a for a in project.atlases if a.name in self.options.only or set(a.sprites) & set(self.options.only)]
+
+
+@contextlib.contextmanager
+def _frozen_for_the_collector():
+    """The objects made so far — manifest, plans, palettes, all alive until the build
+    ends — frozen for Python's cyclic collector (``gc.freeze``) while the build makes
+    its files: a full collection then walks only what the stages make (one took 15–30
+    ms per 1,000 sprites walking the plans)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def worker_warmup(manifest: Manifest, slots: int) -> tuple[list, list[str]]:
