@@ -132,17 +132,32 @@ class Evaluator:
             for upstream, upstream_item in stage.inputs(item, self):
                 self.demand(upstream, upstream_item)
             return PLANNED
-        if key is not None and not stage.forced(item, self):
-            value = stage.load(item, key, self)
-            if value is not None:
-                self.report.cached[stage.name] += 1
-                return value
-        value = stage.compute(item, self)
+        memo_key = (stage.name, _hashable(item))
+        if self._load(stage, item, key, memo_key):
+            return self._memo[memo_key]
+        return self._made(stage, item, key, stage.compute(item, self))
+
+    def _load(self, stage: Stage, item: Any, key: str | None, memo_key: tuple) -> bool:
+        """Whether the value under ``key`` was in the stage cache (``--force`` skips it);
+        a found value is counted as cached and memoised."""
+        if key is None or stage.forced(item, self):
+            return False
+        value = stage.load(item, key, self)
+        if value is None:
+            return False
+        self.report.cached[stage.name] += 1
+        self._memo[memo_key] = value
+        return True
+
+    def _made(self, stage: Stage, item: Any, key: str | None, value: Any) -> Any:
+        """A value just made: saved under its key (computed now if it was not known
+        before), reported as run and memoised."""
         key = key if key is not None else stage.key(item, self)
         if key is not None:
             stage.save(item, key, value, self)
         if stage.counts_as_run(item, self):
             self.report.ran[stage.name].append(stage.label(item))
+        self._memo[(stage.name, _hashable(item))] = value
         return value
 
     def demand_many(self, stage: Stage, items: Iterable[Any]) -> None:
@@ -158,21 +173,11 @@ class Evaluator:
                     continue
                 seen.add(memo_key)
                 key = stage.key(item, self)
-                if key is not None and not stage.forced(item, self):
-                    value = stage.load(item, key, self)
-                    if value is not None:
-                        self.report.cached[stage.name] += 1
-                        self._memo[memo_key] = value
-                        continue
-                misses.append((item, key))
+                if not self._load(stage, item, key, memo_key):
+                    misses.append((item, key))
             values = stage.compute_many([item for item, _ in misses], self) if misses else []
             for (item, key), value in zip(misses, values):
-                key = key if key is not None else stage.key(item, self)
-                if key is not None:
-                    stage.save(item, key, value, self)
-                if stage.counts_as_run(item, self):
-                    self.report.ran[stage.name].append(stage.label(item))
-                self._memo[(stage.name, _hashable(item))] = value
+                self._made(stage, item, key, value)
 
     def start(self, stage: Stage, item: Any) -> Started | None:
         """Begin making the value of ``stage`` for ``item`` the way :meth:`demand` would
@@ -184,12 +189,8 @@ class Evaluator:
             return None
         with stage_timer(self.report, stage.name):
             key = stage.key(item, self)
-            if key is not None and not stage.forced(item, self):
-                value = stage.load(item, key, self)
-                if value is not None:
-                    self.report.cached[stage.name] += 1
-                    self._memo[memo_key] = value
-                    return None
+            if self._load(stage, item, key, memo_key):
+                return None
             return Started(stage, item, key, stage.start(item, self))
 
     def finish(self, started: Started | None) -> None:
@@ -197,15 +198,9 @@ class Evaluator:
         :meth:`demand` does."""
         if started is None:
             return
-        stage, item = started.stage, started.item
-        with stage_timer(self.report, stage.name):
-            value = stage.finish(item, started.state, self)
-            key = started.key if started.key is not None else stage.key(item, self)
-            if key is not None:
-                stage.save(item, key, value, self)
-            if stage.counts_as_run(item, self):
-                self.report.ran[stage.name].append(stage.label(item))
-            self._memo[(stage.name, _hashable(item))] = value
+        with stage_timer(self.report, started.stage.name):
+            value = started.stage.finish(started.item, started.state, self)
+            self._made(started.stage, started.item, started.key, value)
 
     def would_run(self, stage: Stage, items: Iterable[Any]) -> list[tuple[Stage, Any]]:
         """The (stage, item) pairs that demanding ``stage`` for ``items`` would compute

@@ -27,6 +27,24 @@ sys.path.insert(0, str(REPO / "bench"))
 from incremental import write_project  # noqa: E402
 
 
+def build_serial_and_parallel(tmp_path: Path, setup=None) -> list[tuple[Path, object]]:
+    """A cold build of the 200-sprite project with ``--jobs 1``, then with ``--jobs 2``:
+    (root, report) of each; ``setup(root, jobs)`` runs before each build."""
+    out = []
+    for jobs in (1, 2):
+        root = tmp_path / f"jobs{jobs}"
+        root.mkdir()
+        write_project(root, 200)
+        if setup is not None:
+            setup(root, jobs)
+        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
+        try:
+            out.append((root, builder.build(BuildOptions())))
+        finally:
+            builder.close()
+    return out
+
+
 def test_chunks_keep_order_and_size():
     items = list(range(10))
     assert chunked(items, 3, 1) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
@@ -378,20 +396,11 @@ def test_pack_jobs_refer_to_the_workers_entries(tmp_path, monkeypatch, gone):
         return submit(self, fn, chunk)
 
     monkeypatch.setattr(LocalExecutor, "submit", inspecting_submit)
-    roots = {}
-    for jobs in (1, 2):
-        root = roots[jobs] = tmp_path / f"jobs{jobs}"
-        root.mkdir()
-        write_project(root, 200)
-        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
-        try:
-            report = builder.build(BuildOptions())
-        finally:
-            builder.close()
-        assert report.ran["pack"] == ["atlas0", "atlas1"]
+    (one, serial), (two, parallel) = build_serial_and_parallel(tmp_path)
+    assert serial.ran["pack"] == parallel.ran["pack"] == ["atlas0", "atlas1"]
     assert len(refs) == 2 and all(all(r) and len(r) > 100 for r in refs)
-    assert snapshot(roots[1]) == snapshot(roots[2])
-    assert cache_entries(roots[1]) == cache_entries(roots[2])
+    assert snapshot(one) == snapshot(two)
+    assert cache_entries(one) == cache_entries(two)
 
 
 def test_generation_and_the_walk_overlap(tmp_path, monkeypatch):
@@ -415,24 +424,13 @@ def test_generation_and_the_walk_overlap(tmp_path, monkeypatch):
 
     monkeypatch.setattr(executor_module.Generation, "take", logged_take)
     monkeypatch.setattr(LocalExecutor, "submit", logged_submit)
-    roots = []
-    for jobs in (1, 2):
-        root = tmp_path / f"jobs{jobs}"
-        root.mkdir()
-        write_project(root, 200)
-        events.clear()
-        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
-        try:
-            builder.build(BuildOptions())
-        finally:
-            builder.close()
-        roots.append(root)
+    (one, _), (two, _) = build_serial_and_parallel(tmp_path, lambda root, jobs: events.clear())
     takes = [n for kind, n in events if kind == "take"]
     assert takes == list(range(len(takes))) and len(takes) > 2  # in order
     first_pack = next(i for i, (kind, _) in enumerate(events) if kind == "pack")
     last_take = max(i for i, (kind, _) in enumerate(events) if kind == "take")
     assert first_pack < last_take
-    assert snapshot(roots[0]) == snapshot(roots[1])
+    assert snapshot(one) == snapshot(two)
 
 
 @pytest.mark.parametrize("entry_gone", [False, True])
@@ -451,25 +449,17 @@ def test_the_pixels_of_a_sprite_a_worker_processed(tmp_path, monkeypatch, entry_
         read.append(stage)
         return None if entry_gone and stage == "process" else get_arrays(self, stage, key)
 
-    roots = []
-    for jobs in (1, 2):
-        root = tmp_path / f"jobs{jobs}"
-        root.mkdir()
-        write_project(root, 200)
+    def setup(root: Path, jobs: int) -> None:
         with open(root / "sparky.toml", "a") as f:
             f.write('\n[[sprite]]\nname = "ground"\nstyle = "tile"\nsize = 16\n\n')
             f.write('[[tileset]]\nname = "ground"\nbase = "ground"\ntile_size = 16\n')
         if jobs == 2:
             monkeypatch.setattr(StageCache, "get_arrays", spied)
-        builder = Builder(root, executor=LocalExecutor(jobs) if jobs > 1 else None)
-        try:
-            builder.build(BuildOptions())
-        finally:
-            builder.close()
-        roots.append(root)
+
+    (one, _), (two, _) = build_serial_and_parallel(tmp_path, setup)
     assert "process" in read  # the build process asked the cache for the tile's pixels
-    assert (roots[1] / "build/sprites/tilesets/ground.png").exists()
-    assert snapshot(roots[0]) == snapshot(roots[1])
+    assert (two / "build/sprites/tilesets/ground.png").exists()
+    assert snapshot(one) == snapshot(two)
 
 
 def test_a_worker_keeps_its_processed_frames_within_a_bound(monkeypatch):
