@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -311,19 +312,22 @@ def test_server_binds_loopback_unless_allowed(built):
 
 
 def read_until(proc, pattern: str, timeout_s: float = 30.0) -> re.Match:
-    """The first stdout line of ``proc`` matching ``pattern`` (read on a thread: no blocking past the deadline)."""
+    """The first stdout line of ``proc`` matching ``pattern`` (read on a thread: no blocking past the deadline).
+    Every line read is kept in ``proc.lines`` (for a failing test's message)."""
     found: queue.Queue = queue.Queue()
+    proc.lines = lines = []
 
     def pump():
         for line in proc.stdout:
+            lines.append(line)
             match = re.search(pattern, line)
             if match:
                 found.put(match)
                 break
         else:
             found.put(None)
-        for _ in proc.stdout:  # keep draining: a full pipe would block the process's prints
-            pass
+        for line in proc.stdout:  # keep draining: a full pipe would block the process's prints
+            lines.append(line)
 
     threading.Thread(target=pump, daemon=True).start()
     match = found.get(timeout=timeout_s)
@@ -375,7 +379,10 @@ def test_commands_serve_the_preview_and_stop_on_sigterm(tmp_path, command):
                 kind, update = next(events)
             assert kind == "update" and update["build"]["ok"] and update["sprites"]["changed"]
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        code = proc.wait(timeout=20)
+        if code != 0:
+            time.sleep(0.5)  # the reader thread takes the last lines
+        assert code == 0, "".join(proc.lines[-60:])
     finally:
         if proc.poll() is None:
             proc.kill()
