@@ -180,6 +180,18 @@ def diffusion_project(root: Path, model: Path, count: int) -> None:
     (root / "sparky.toml").write_text(DIFFUSION.format(sprites=sprites))
 
 
+def make_project(tmp: Path, project: str, count: int) -> Path:
+    """A fresh ``procedural`` or ``diffusion`` project of ``count`` sprites, in a folder
+    of its own under ``tmp`` (the tiny pipeline saved at ``tmp/tiny-sd``)."""
+    root = Path(tempfile.mkdtemp(prefix=f"{project}-", dir=tmp)) / project
+    if project == "procedural":
+        root.mkdir()
+        write_project(root, count)
+    else:
+        diffusion_project(root, tmp / "tiny-sd", count)
+    return root
+
+
 def digest(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
@@ -235,14 +247,9 @@ def main(argv: list[str] | None = None) -> None:
             tree = args.anchor_tree.resolve()
             executors += [("jobs 1 a", "local", 1, "", tree), ("jobs 2 a", "local", 2, "", tree)]
         for project, count in projects:  # not measured: the palette tables and model files ready, for every build alike
-            root = tmp / f"warm-{project}"
-            if project == "procedural":
-                root.mkdir()
-                write_project(root, count)
-            else:
-                diffusion_project(root, tmp / "tiny-sd", 2)
+            root = make_project(tmp, project, count if project == "procedural" else 2)
             build(env, "local", 1, "", root)
-            shutil.rmtree(root)
+            shutil.rmtree(root.parent)
         ratios: dict[tuple[str, str], list[float]] = {}
         print("local executors (no Ray cluster on the machine):")
         rounds(args.rounds, projects, executors, env, tmp, ratios)
@@ -291,12 +298,7 @@ def rounds(count: int, projects: list, executors: list, env: dict, tmp: Path, ra
             anchor = None
             order = executors if r % 2 == 0 else [executors[0], *reversed(executors[1:])]
             for label, kind, jobs, address, tree in order:
-                root = Path(tempfile.mkdtemp(prefix=f"{project}-", dir=tmp))
-                if project == "procedural":
-                    write_project(root, sprites)
-                else:
-                    shutil.rmtree(root)
-                    diffusion_project(root, tmp / "tiny-sd", sprites)
+                root = make_project(tmp, project, sprites)
                 figures = build(env, kind, jobs, address, root, tree)
                 anchor = anchor or figures
                 if figures["digest"] != anchor["digest"]:
@@ -334,7 +336,7 @@ def rounds(count: int, projects: list, executors: list, env: dict, tmp: Path, ra
                     + (where if kind == "local" else "(workers on the cluster)"),
                     flush=True,
                 )
-                shutil.rmtree(root)
+                shutil.rmtree(root.parent)
 
 
 def summary(ratios: dict[tuple[str, str], list[float]]) -> None:

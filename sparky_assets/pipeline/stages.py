@@ -26,7 +26,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -250,12 +250,8 @@ class GenerationBatch:
                     run = ctx.executor.start_generate(
                         plans[0].generator, [p.request for p in plans], ctx.reads, process
                     )
-                except Exception as exc:  # noqa: BLE001 - located below, like a chunk's error
-                    self.cancel()
-                    failed = self._failed(gen_name, plans, exc)
-                    if failed is exc:
-                        raise
-                    raise failed from exc
+                except Exception as exc:  # noqa: BLE001 - located, like a chunk's error
+                    self._fail(gen_name, plans, exc)
                 self.runs.append((gen_name, plans, run))
 
     def wait(self, name: str) -> None:
@@ -292,12 +288,8 @@ class GenerationBatch:
         gen_name, plans, run = self.runs[0]
         try:
             results = run.take()
-        except Exception as exc:  # noqa: BLE001 - see _failed
-            self.cancel()
-            failed = self._failed(gen_name, plans, exc)
-            if failed is exc:
-                raise
-            raise failed from exc
+        except Exception as exc:  # noqa: BLE001 - see _fail
+            self._fail(gen_name, plans, exc)
         for i, frames, png, done in results:
             plan = plans[i]
             frames = self.stage._accept(plan, frames, png)
@@ -324,18 +316,22 @@ class GenerationBatch:
                 if review.get(plan.spec.name):
                     ctx.cache.put_review(plan.gen_key, review[plan.spec.name])
 
-    def _failed(self, gen_name: str, plans: list[SpritePlan], exc: Exception) -> SparkyError:
-        if isinstance(exc, InvalidInput):  # found only once generating (a truncated source, a LoRA that fits no module)
-            return InvalidInput([self.ctx.located(d, plans) for d in exc.diagnostics])
+    def _fail(self, gen_name: str, plans: list[SpritePlan], exc: Exception) -> NoReturn:
+        """Cancel what is left and raise ``exc`` as the build reports it: bad input found
+        only once generating (a truncated source, a LoRA that fits no module) located in
+        the manifest, a generator bug as a failed build step."""
+        self.cancel()
+        if isinstance(exc, InvalidInput):
+            raise InvalidInput([self.ctx.located(d, plans) for d in exc.diagnostics]) from exc
         if isinstance(exc, SparkyError):
-            return exc
-        return BuildFailed(  # a generator bug is a failed build step
+            raise exc
+        raise BuildFailed(
             Diagnostic(
                 f"generator '{gen_name}' failed: {getattr(exc, 'type_name', type(exc).__name__)}: {exc}",
                 stage="generate",
                 sprite=plans[0].spec.name if len(plans) == 1 else None,
             )
-        )
+        ) from exc
 
 
 # --------------------------------------------------------------------------- process
@@ -444,7 +440,7 @@ class ProcessStage(Stage):
         pixels stayed in the worker); they are read from the entry then — or made again
         if it is gone."""
         frames = ev.demand(self, item)
-        if not any(isinstance(f, FrameShape) for f in frames):
+        if not _shapes_only(frames):
             return frames
         plan = self.ctx.project.sprites[item]
         hit = self.ctx.cache.get_arrays(self.name, self.key(item, ev))
@@ -461,8 +457,13 @@ class ProcessStage(Stage):
             self.ctx.cache.adopt(self.name, key)
         else:
             self.ctx.cache.put_arrays(self.name, key, {}, value)
-        if self.ctx.warm is not None and not any(isinstance(f, FrameShape) for f in value):
+        if self.ctx.warm is not None and not _shapes_only(value):
             self.ctx.warm.put(key, value)
+
+
+def _shapes_only(frames: list) -> bool:
+    """Whether a process value holds only its frames' shapes (a worker kept the pixels)."""
+    return any(isinstance(f, FrameShape) for f in frames)
 
 
 def process_key(content: str, palette, outline, dither) -> str:
