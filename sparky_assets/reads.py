@@ -56,19 +56,6 @@ def _resolved(path: Path) -> Path:
         raise OSError(errno.ELOOP, str(exc), str(path)) from None
 
 
-def _read_regular(path: Path) -> bytes:
-    """The bytes of a regular file; anything else (a FIFO would block the build, a device
-    never end) is an ``OSError``, as a missing file is."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read()
-    finally:
-        os.close(fd)
-
-
 def _stamp(path: Path) -> tuple | None:
     try:
         st = path.stat()

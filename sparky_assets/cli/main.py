@@ -581,11 +581,27 @@ def _progress_bar(executor=None):
     return Bar()
 
 
+def _raised_by_an_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a Ctrl-C was unwinding the stack (library code
+    cleaning up after an interrupt can fail in turn: CPython 3.11's ``shutil.rmtree``
+    closes a descriptor twice when interrupted between ``close`` and its bookkeeping).
+    Such an error is the interrupt, exit code 130, not a failed build."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and, as a script, exits with) the documented exit code."""
     try:
         cli.main(args=argv, prog_name="sparky-assets", standalone_mode=False)
     except SparkyError as exc:
+        if _raised_by_an_interrupt(exc):
+            return 130
         print_error(exc)
         return exc.exit_code
     except click.exceptions.Abort:
@@ -598,11 +614,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)
-    except OSError as exc:
-        click.secho("error: ", fg="red", bold=True, nl=False, err=True)
-        click.echo(f"{exc}", err=True)
-        return EXIT_BUILD_FAILED
-    except Exception:  # noqa: BLE001 - an internal error is a failed build, with its traceback
+    except Exception as exc:  # noqa: BLE001 - an internal error is a failed build, with its traceback
+        if _raised_by_an_interrupt(exc):
+            return 130
+        if isinstance(exc, OSError):
+            click.secho("error: ", fg="red", bold=True, nl=False, err=True)
+            click.echo(f"{exc}", err=True)
+            return EXIT_BUILD_FAILED
         import traceback
 
         traceback.print_exc()

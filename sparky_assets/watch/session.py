@@ -194,18 +194,36 @@ class WatchSession:
         self.builder = Builder(manifest_path, durable=False, defer_prune=True)
         self.build_number = 0
         self.stop_event = threading.Event()
+        self.building = False
+        """Inside :meth:`Builder.build` (where :meth:`interrupt` may stop the session at once)."""
 
     def run(self) -> None:
         self.rebuild([])
         while not self.stop_event.is_set():
             self.step()
 
+    def interrupt(self) -> None:
+        """Stop the session (a signal handler's job: Ctrl-C, SIGTERM). Waiting for changes,
+        or between a build and its housekeeping (messages, cache writes, the preview, the
+        log line): the loop ends at its next turn, within ``wait_s``, with every step it
+        began finished. Inside a build, or asked a second time: ``KeyboardInterrupt`` at
+        once — a build is safe to abandon anywhere (outputs are switched over atomically,
+        cache entries written whole). Never raised at an arbitrary point outside a build:
+        an interrupt between two statements of library code can turn into another error —
+        CPython 3.11's ``shutil.rmtree`` closes a folder's descriptor a second time when
+        interrupted between its ``close`` and the flag that records it, which raises
+        EBADF or closes a descriptor another thread has just opened."""
+        again = self.stop_event.is_set()
+        self.stop_event.set()
+        if again or self.building:
+            raise KeyboardInterrupt
+
     def step(self, wait_s: float = 0.2) -> BuildReport | None | bool:
         """One turn of the loop: wait up to ``wait_s`` for changes and build them.
         ``False`` when nothing was built (no change, or none that changed content);
         otherwise what :meth:`rebuild` returns."""
         batch = self.next_batch(wait_s)
-        if not batch or self.builder.last_reads.same_content(batch):
+        if not batch or self.stop_event.is_set() or self.builder.last_reads.same_content(batch):
             return False
         return self.rebuild(sorted({self._rel(p) for p in batch}))
 
@@ -216,11 +234,12 @@ class WatchSession:
         is built at once, with whatever else is already queued beside it."""
         batch = self._drain()
         if batch:
-            while True:
+            while not self.stop_event.is_set():
                 try:
                     batch.add(self.changes.get(timeout=self.debounce_s))
                 except queue.Empty:
                     return batch
+            return batch
         try:
             first = self.changes.get(timeout=wait_s)
         except queue.Empty:
@@ -249,12 +268,17 @@ class WatchSession:
         started = self.clock()
         self.publisher.build_started(build, trigger)
         report, errors = None, []
+        self.building = True
         try:
             report = self.builder.build(BuildOptions(fast_png=self.fast_png))
         except SparkyError as error:
             errors = error.diagnostics
         except Exception as error:  # noqa: BLE001 - the watcher must survive any build bug
+            if self.stop_event.is_set():  # raised while an interrupt unwound the build
+                raise KeyboardInterrupt from error
             errors = [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")]
+        finally:
+            self.building = False
         assets = []
         if report is not None:
             assets = protocol_assets(report)
@@ -353,19 +377,29 @@ def run_watch(
     )
     echo(f"watching {manifest_path} — publishing on {publisher.last_endpoint} (Ctrl-C to stop)")
 
-    def terminate(signum, frame):  # SIGTERM (docker stop, service managers) stops like Ctrl-C
-        raise KeyboardInterrupt
+    def stop(signum, frame):  # Ctrl-C, and SIGTERM (docker stop, service managers)
+        session.interrupt()
 
-    previous = (
-        signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
-    )
+    previous = _handle_signals(stop)
     try:
         session.run()
     except KeyboardInterrupt:
-        echo("stopping")
+        pass
     finally:
+        echo("stopping")
         watcher.stop()
         publisher.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         echo("stopped; hot-reload socket closed")
+
+
+def _handle_signals(handler) -> dict[int, object]:
+    """Install ``handler`` for SIGTERM, and for SIGINT unless it is ignored (a process
+    started in the background); the previous handlers. None outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+    return previous

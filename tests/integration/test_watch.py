@@ -11,8 +11,10 @@ the debouncing itself is tested on a scheduled change queue with its own clock.
 
 from __future__ import annotations
 
+import os
 import queue
 import random
+import signal
 import threading
 import time
 import tracemalloc
@@ -23,7 +25,7 @@ import pytest
 from sparky_assets.hotreload.listener import listen
 from sparky_assets.hotreload.protocol import AssetsChanged, BuildFailed, BuildFinished, BuildStarted
 from sparky_assets.hotreload.publisher import Publisher
-from sparky_assets.watch.session import FileWatcher, WatchSession
+from sparky_assets.watch.session import FileWatcher, WatchSession, run_watch
 from tests.helpers import copy_example, snapshot
 
 
@@ -532,3 +534,78 @@ def test_a_folder_deleted_and_recreated_is_still_watched(running):
             and any(a.sprites == ("potion",) or "potion" in a.sprites for a in m.assets)
         )
     )
+
+
+class Stopped:
+    """``run_watch`` on this (the main) thread, as the CLI runs it, its lines recorded,
+    until a signal stops it; ``when`` says where the test sends that signal."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.lines: list[str] = []
+
+    def run(self) -> float:
+        before = signal.getsignal(signal.SIGTERM)
+        started = time.monotonic()
+        run_watch(self.root, endpoint="tcp://127.0.0.1:0", echo=lambda text, *a, **k: self.lines.append(text))
+        assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+        assert self.lines[-2:] == ["stopping", "stopped; hot-reload socket closed"], self.lines
+        return time.monotonic() - started
+
+
+def terminate_me() -> None:
+    """SIGTERM to this process, its handler run before this returns: a signal's Python
+    handler runs in the main thread at its next check, which a sleep (a system call the
+    signal interrupts) is."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.05)
+
+
+def test_a_signal_during_a_builds_housekeeping_lets_it_finish(tmp_path, monkeypatch):
+    # SIGTERM arrives as the build's cache entries are written: they are all written (an
+    # interrupt in the middle of library code can turn into another error — shutil.rmtree
+    # raised EBADF, and `watch` exited 1), the build's line is printed, then the session ends.
+    from sparky_assets.pipeline.engine import Builder
+
+    real_prune = Builder.prune_cache
+    pruned = []
+
+    def prune_cache(self):
+        terminate_me()
+        pruned.append(real_prune(self))
+
+    monkeypatch.setattr(Builder, "prune_cache", prune_cache)
+    watch = Stopped(copy_example(tmp_path))
+    watch.run()
+    assert pruned == [0]
+    assert [line for line in watch.lines if line.startswith("[")][0].startswith("[1] initial build: ")
+    cache = watch.root / ".sparky" / "cache"
+    assert len(list(cache.glob("process/*/*"))) == 22  # written after the build, as watch defers them
+
+
+def test_a_signal_during_a_build_stops_it_at_once(tmp_path, monkeypatch):
+    from sparky_assets.pipeline.engine import Builder
+
+    def build(self, options):
+        terminate_me()
+        time.sleep(60)  # a long build: interrupted, never finished
+        raise AssertionError("the build was not interrupted")
+
+    monkeypatch.setattr(Builder, "build", build)
+    watch = Stopped(copy_example(tmp_path))
+    assert watch.run() < 30
+    assert not any(line.startswith("[") for line in watch.lines)  # no build line: none finished
+
+
+def test_a_signal_to_an_idle_watcher_stops_it(tmp_path):
+    watch = Stopped(copy_example(tmp_path))
+
+    def later():  # from another thread, while the session waits for changes
+        while not any(line.startswith("[1] ") for line in watch.lines):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=later, daemon=True).start()
+    watch.run()
+    assert sum(line.startswith("[") for line in watch.lines) == 1
