@@ -180,7 +180,11 @@ def build(
     metrics = None
     if metrics_port is not None or metrics_file is not None:
         metrics = _start_metrics(obj, path, "build", metrics_host, metrics_port, allow_remote)
-    progress = _progress_bar(executor) if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run else None
+    progress = None
+    if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run:
+        from .progress import ProgressLine
+
+        progress = ProgressLine(sys.stderr, f" [{executor.describe()}]" if executor.parallel else "")
     builder = Builder(path, on_progress=chain(progress, metrics.on_progress if metrics else None), executor=executor)
     built = False
     try:
@@ -556,29 +560,6 @@ def pixelize(
     from .pixelize_cmd import run_pixelize
 
     obj.echo(run_pixelize(source, output, size or None, palette_name, background, tolerance))
-
-
-def _progress_bar(executor=None):
-    class Bar:
-        def __init__(self):
-            self.bar = None
-            self.stage = None
-
-        def __call__(self, stage: str, done: int, total: int) -> None:
-            if stage != self.stage:
-                self.close()
-                self.stage = stage
-                where = f" [{executor.describe()}]" if executor is not None and executor.parallel else ""
-                self.bar = click.progressbar(length=total, label=f"{stage:9s}{where}", file=sys.stderr)
-                self.bar.__enter__()
-            self.bar.update(done - self.bar.pos)
-
-        def close(self) -> None:
-            if self.bar is not None:
-                self.bar.__exit__(None, None, None)
-                self.bar = None
-
-    return Bar()
 
 
 def _raised_by_an_interrupt(exc: BaseException) -> bool:

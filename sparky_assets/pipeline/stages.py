@@ -82,6 +82,11 @@ class StageContext:
     reads: ReadContext
     warm: _WarmState | None = None
     on_progress: Callable[[str, int, int], None] = lambda stage, done, total: None
+    """Told ``(stage, done, planned)`` for the whole build as work is planned and done
+    (:meth:`planned`, :meth:`advanced`)."""
+    progress: dict[str, list[int]] = field(default_factory=dict)
+    """Per stage, ``[done, planned]`` so far: the walk plans atlas by atlas, so a stage's
+    planned count grows as the build goes on; it never starts over."""
     fresh: set[str] = field(default_factory=set)
     """Locked sprites this build (re)generates: their content is unknown to a plan."""
     pages_png: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
@@ -93,6 +98,20 @@ class StageContext:
     whether it did), used by the process stage."""
     batch: GenerationBatch | None = None
     """The locked sprites being generated while the walk runs (``--jobs``, Ray)."""
+
+    def planned(self, stage: str, n: int) -> None:
+        """``n`` more items of ``stage`` to do in this build."""
+        if not n:
+            return
+        counts = self.progress.setdefault(stage, [0, 0])
+        counts[1] += n
+        self.on_progress(stage, counts[0], counts[1])
+
+    def advanced(self, stage: str, n: int = 1) -> None:
+        """``n`` more items of ``stage`` done."""
+        counts = self.progress.setdefault(stage, [0, 0])
+        counts[0] += n
+        self.on_progress(stage, counts[0], counts[1])
 
     def settle(self, name: str) -> None:
         """Wait until a sprite this build is generating has been taken (recorded in the
@@ -229,9 +248,9 @@ class GenerationBatch:
     ):
         self.stage = stage
         self.ctx = ctx = stage.ctx
-        self.total = len(names)
         self.progress = progress
-        self.taken = 0
+        if progress:
+            ctx.planned(GenerateStage.name, len(names))
         self.frames: dict[str, list[np.ndarray]] = {}
         self.on_frames = on_frames
         self.pending: set[str] = set(names)
@@ -302,9 +321,8 @@ class GenerationBatch:
                     self.on_frames(name, frames)
             self.pending.discard(name)
             ctx.fresh.discard(name)
-        self.taken += len(results)
         if self.progress:
-            ctx.on_progress("generate", self.taken, self.total)
+            ctx.advanced(GenerateStage.name, len(results))
         if not run.pending():
             self.runs.pop(0)
             run.finish()
@@ -407,11 +425,13 @@ class ProcessStage(Stage):
         return done[1]
 
     def compute(self, item: str, ev: Evaluator) -> list[np.ndarray]:
-        premade = self._premade(item, ev)
-        if premade is not None:
-            return premade
-        plan = self.ctx.project.sprites[item]
-        return [process_frame(plan, f) for f in ev.demand(self.generate, item)]
+        self.ctx.planned(self.name, 1)  # the serial walk: one sprite at a time, as the atlases need them
+        frames = self._premade(item, ev)
+        if frames is None:
+            plan = self.ctx.project.sprites[item]
+            frames = [process_frame(plan, f) for f in ev.demand(self.generate, item)]
+        self.ctx.advanced(self.name)
+        return frames
 
     def compute_many(self, items: list[str], ev: Evaluator) -> list[list[np.ndarray]]:
         """Sprites in chunks on the build's executor (each sprite is independent); those
@@ -425,9 +445,16 @@ class ProcessStage(Stage):
             plan = ctx.project.sprites[items[i]]
             frames = ev.demand(self.generate, items[i])
             jobs.append((frames, plan.palette, plan.spec.outline, plan.spec.dither, self.key(items[i], ev), root))
-        done = ctx.executor.map(
-            process_chunk, ctx.executor.chunks(jobs, 16), lambda n: ctx.on_progress("process", n, len(jobs))
-        )
+        ctx.planned(self.name, len(items))
+        ctx.advanced(self.name, len(items) - len(jobs))  # processed by the workers that generated them
+        told = 0
+
+        def progress(n: int) -> None:  # n of this call's jobs are done
+            nonlocal told
+            ctx.advanced(self.name, n - told)
+            told = n
+
+        done = ctx.executor.map(process_chunk, ctx.executor.chunks(jobs, 16), progress)
         for i, job, (frames, written) in zip(todo, jobs, (result for chunk in done for result in chunk)):
             out[i] = frames
             if written:
@@ -964,10 +991,11 @@ def export_all(
     same path is bad input. In a plan walk nothing is returned."""
     ctx = stages.export.ctx
     out: dict[Path, tuple[ExportSpec, str, OutputFile]] = {}
-    total = len(atlases) * len(targets)
+    if ev.action == "build":
+        ctx.planned(stages.export.name, len(atlases) * len(targets))
     if ev.action == "build" and ctx.executor.parallel:
         _pipeline(ev, stages, atlases, targets)
-    for i, (atlas, target) in enumerate(((a, t) for a in atlases for t in targets), start=1):
+    for atlas, target in ((a, t) for a in atlases for t in targets):
         files = ev.demand(stages.export, (atlas, target))
         if ev.action == "plan":
             continue
@@ -986,7 +1014,7 @@ def export_all(
                     )
                 )
             out[path] = (target, rel, f)
-        ctx.on_progress("export", i, total)
+        ctx.advanced(stages.export.name)
     return out
 
 

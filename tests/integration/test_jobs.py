@@ -546,3 +546,80 @@ def test_forked_workers_leave_the_builds_objects_to_the_parent(monkeypatch):
         executor.close()
     assert all(frozen > 1000 for frozen, _ in states)
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_counts_the_whole_build_and_never_starts_over(tmp_path, monkeypatch, jobs):
+    """``on_progress`` is told each stage's counts for the whole build — the two atlases'
+    sprites in one count, generation and the walk interleaved — never a count that goes
+    back (which drew a bar per atlas and stage, reopened as the stages alternated)."""
+    from sparky_assets.pipeline import executor as executor_module
+
+    monkeypatch.setattr(executor_module, "start_method", lambda: "fork")
+    write_project(tmp_path, 200)
+    told: dict[str, list[tuple[int, int]]] = {}
+    order: list[str] = []
+
+    def on_progress(stage: str, done: int, planned: int) -> None:
+        told.setdefault(stage, []).append((done, planned))
+        order.append(stage)
+
+    builder = Builder(tmp_path, executor=LocalExecutor(jobs) if jobs > 1 else None, on_progress=on_progress)
+    try:
+        report = builder.build(BuildOptions())
+    finally:
+        builder.close()
+    for stage, counts in told.items():
+        assert all(d <= p for d, p in counts), stage
+        assert all(d0 <= d1 and p0 <= p1 for (d0, p0), (d1, p1) in zip(counts, counts[1:])), stage
+    assert told["generate"][-1] == (200, 200) and len(report.ran["generate"]) == 200
+    assert told["process"][-1] == (200, 200) and len(report.ran["process"]) == 200
+    assert told["export"][-1] == (2, 2)  # two atlases, one target
+    if jobs > 1:  # the walk went on while chunks came in: the stages' reports interleave
+        assert order.index("process") < len(order) - 1 - order[::-1].index("generate")
+
+
+def test_build_on_a_terminal_draws_one_progress_line(tmp_path):
+    """`build --jobs 2` on a terminal: the stages' progress is one line redrawn in place
+    (before, a bar per stage was opened each time the reports alternated between
+    generation and the walk), ending with every stage's count."""
+    import pty
+    import re
+    import select
+
+    write_project(tmp_path, 200)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparky_assets", "build", "--jobs", "2", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the build closed its end
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        stdout = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert proc.returncode == 0, seen.decode(errors="replace")[-3000:]
+    text = seen.decode().replace("\r\n", "\n")
+    lines = [line for line in text.split("\n") if line]
+    assert len(lines) == 1, text  # one line, redrawn with \r
+    last = re.sub(r"\x1b\[K", "", lines[0].split("\r")[-1])
+    assert last == f"export    [2 local processes] [{'#' * 24}] 100%  2/2 | generate 200/200 | process 200/200"
+    assert re.search(r"generated\s+200\b", stdout), stdout
