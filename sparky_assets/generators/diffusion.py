@@ -55,6 +55,7 @@ from .model_files import (
     load_model,
     model_identity,
     model_problems,
+    pipeline_aligned_weights,
     quiet_loading,
     set_rows_per_call,
 )
@@ -705,6 +706,7 @@ def load_pipeline(
             with quiet_loading():
                 identity.load(pipe, adapter)
         pipe.to(device)
+        pipeline_aligned_weights(pipe)
         pipe.set_progress_bar_config(disable=True)
         if reference:
             identity.install_reference_attention(pipe.unet)

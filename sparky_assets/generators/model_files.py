@@ -336,6 +336,34 @@ def fixed_rows_per_call(module: Any, rows_per_call: int = 1) -> Any:
 MODEL_COMPONENTS = ("unet", "text_encoder", "text_encoder_2", "controlnet", "image_encoder", "vae")
 
 
+WEIGHT_ALIGNMENT = 64
+"""Bytes: where torch's CPU allocator starts every tensor it allocates."""
+
+
+def own_aligned_weights(module: Any) -> int:
+    """Give every parameter and buffer of ``module`` (a torch module) memory of its own
+    at a :data:`WEIGHT_ALIGNMENT` boundary, as torch allocates it; returns how many
+    tensors moved. The same weights must make the same sprites however they were loaded,
+    and on the CPU they do not: a single-file checkpoint's tensors stay where its reader
+    put them (4-byte boundaries; a diffusers folder's land on 32), and the CPU's matrix
+    kernels take another path on such memory and round the last bit differently — which
+    a few denoising steps grow into other pixels (a kohya LoRA on a single-file SDXL gave
+    other sprites than the same LoRA on the same model from a folder). A copy only where
+    a tensor is off the boundary, one tensor at a time (the old memory is freed as it goes)."""
+    moved = 0
+    for sub in module.modules():
+        for tensor in (*sub._parameters.values(), *sub._buffers.values()):
+            if tensor is not None and tensor.device.type == "cpu" and tensor.data_ptr() % WEIGHT_ALIGNMENT:
+                tensor.data = tensor.data.clone()
+                moved += 1
+    return moved
+
+
+def pipeline_aligned_weights(pipe: Any) -> int:
+    """:func:`own_aligned_weights` for each model of ``pipe``."""
+    return sum(own_aligned_weights(m) for name in MODEL_COMPONENTS if (m := getattr(pipe, name, None)) is not None)
+
+
 def batch_invariant(pipe: Any, rows_per_call: int = 1) -> Any:
     """Every model of ``pipe`` in calls of ``rows_per_call`` rows (the UNet and
     ControlNet see two rows per image under classifier-free guidance); see

@@ -313,7 +313,7 @@ def controlnet_pipeline(loaded: LoadedPipeline, folder: Path, fingerprint: str) 
     import diffusers
 
     from .diffusion import from_pretrained_local
-    from .model_files import fixed_rows_per_call
+    from .model_files import fixed_rows_per_call, own_aligned_weights
 
     key = (id(loaded.text2img), str(folder.resolve()), fingerprint)
     with _CONTROLNETS_LOCK:
@@ -321,6 +321,7 @@ def controlnet_pipeline(loaded: LoadedPipeline, folder: Path, fingerprint: str) 
             return _CONTROLNETS[key]
         controlnet = from_pretrained_local(diffusers.ControlNetModel, folder, loaded.text2img.unet.dtype, "controlnet")
         controlnet.to(loaded.device)
+        own_aligned_weights(controlnet)
         fixed_rows_per_call(controlnet)
         cls = getattr(diffusers, CONTROLNET_PIPELINES[loaded.family])
         extra = {"requires_safety_checker": False} if loaded.family == "StableDiffusionPipeline" else {}

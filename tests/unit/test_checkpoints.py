@@ -185,3 +185,28 @@ def test_lora_layouts_and_what_they_were_made_for(tmp_path):
     write_safetensors(tmp_path / "full.safetensors", {"model.diffusion_model.out.2.weight": (4, 320, 3, 3)})
     with pytest.raises(CheckpointProblem, match="full checkpoint"):
         lora.describe_lora(tmp_path / "full.safetensors")
+
+
+def test_weights_off_the_allocator_boundary_get_memory_of_their_own():
+    """A single-file checkpoint's tensors sit where its reader put them; CPU kernels
+    round differently on such memory, so they are copied to torch's own boundary."""
+    torch = pytest.importorskip("torch")
+    from sparky_assets.generators.model_files import WEIGHT_ALIGNMENT, own_aligned_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.BatchNorm1d(16))
+    weight = model[0].weight.detach().clone()
+    buffer = torch.empty(weight.numel() + 16)
+    off = buffer[1 : 1 + weight.numel()].view_as(weight)  # 4 bytes past the boundary
+    off.copy_(weight)
+    model[0].weight.data = off
+    assert model[0].weight.data_ptr() % WEIGHT_ALIGNMENT
+    aligned = {name: t.data_ptr() for name, t in [*model.named_parameters(), *model.named_buffers()] if t.numel()}
+    del aligned["0.weight"]
+
+    assert own_aligned_weights(model) == 1  # only the tensor off the boundary moved
+    assert model[0].weight.data_ptr() % WEIGHT_ALIGNMENT == 0
+    assert torch.equal(model[0].weight, weight) and isinstance(model[0].weight, torch.nn.Parameter)
+    assert model[0].weight.stride() == weight.stride()
+    now = {name: t.data_ptr() for name, t in [*model.named_parameters(), *model.named_buffers()] if t.numel()}
+    assert all(now[name] == ptr for name, ptr in aligned.items())
+    assert own_aligned_weights(model) == 0
