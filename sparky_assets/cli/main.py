@@ -174,17 +174,22 @@ def build(
         raise click.UsageError("--ray-address needs --executor ray")
     if jobs is not None and executor_kind == "ray":
         raise click.UsageError("--jobs sets local processes; with --executor ray the cluster decides")
-    executor = make_executor(
-        executor_kind, jobs, ray_address or os.environ.get("RAY_ADDRESS"), echo=lambda t: obj.echo(t, 1, err=True)
-    )
+    progress = None
+
+    def tell(text: str) -> None:  # the executor's news (a cluster connected): above the progress line
+        if progress is not None:
+            progress.message(text)
+        else:
+            obj.echo(text, 1, err=True)
+
+    executor = make_executor(executor_kind, jobs, ray_address or os.environ.get("RAY_ADDRESS"), echo=tell)
     metrics = None
     if metrics_port is not None or metrics_file is not None:
         metrics = _start_metrics(obj, path, "build", metrics_host, metrics_port, allow_remote)
-    progress = None
     if obj.verbosity >= 1 and sys.stderr.isatty() and not dry_run:
         from .progress import ProgressLine
 
-        progress = ProgressLine(sys.stderr, f" [{executor.describe()}]" if executor.parallel else "")
+        progress = ProgressLine(sys.stderr, lambda: f" [{executor.describe()}]" if executor.parallel else "")
     builder = Builder(path, on_progress=chain(progress, metrics.on_progress if metrics else None), executor=executor)
     built = False
     try:

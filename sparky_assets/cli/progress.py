@@ -22,13 +22,14 @@ BAR_WIDTH = 24
 class ProgressLine:
     """``(stage, done, planned)`` updates drawn as one line on ``stream`` (a terminal):
     at most every ``interval`` seconds, and at once when the stage whose bar is shown
-    finishes (its bar is seen full before it moves on). :meth:`close` draws the last
-    state and ends the line."""
+    finishes (its bar is seen full before it moves on). ``where`` says where the work
+    runs, asked at each draw (a cluster is described once connected). :meth:`message`
+    prints a line above it; :meth:`close` draws the last state and ends the line."""
 
     def __init__(
         self,
         stream: TextIO,
-        where: str = "",
+        where: Callable[[], str] = lambda: "",
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         columns: Callable[[], int] = lambda: shutil.get_terminal_size().columns,
@@ -68,9 +69,19 @@ class ProgressLine:
         done, planned = self.counts[focus]
         share = done / planned if planned else 1.0
         filled = int(share * BAR_WIDTH)
-        head = f"{focus:9s}{self.where} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {int(share * 100):3d}%  {done}/{planned}"
+        where = self.where()
+        head = (
+            f"{focus:9s}{where} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {int(share * 100):3d}%  {done}/{planned}"
+        )
         others = [f"{s} {d}/{p}" for s in self._seen() if s != focus for d, p in [self.counts[s]]]
         return " | ".join([head, *others])
+
+    def message(self, text: str) -> None:
+        """``text`` on a line of its own above the progress line, which is drawn again."""
+        self.stream.write(f"\r\x1b[K{text}\n")
+        if self.drawn:
+            self.stream.write(self.drawn)
+        self.stream.flush()
 
     def close(self) -> None:
         if self.counts:
@@ -78,6 +89,7 @@ class ProgressLine:
             self.stream.write("\n")
             self.stream.flush()
             self.counts = {}
+            self.drawn = ""
 
     def _seen(self) -> list[str]:
         return sorted(self.counts, key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))

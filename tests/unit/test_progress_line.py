@@ -19,7 +19,8 @@ class Clock:
 
 def make(columns: int = 200) -> tuple[ProgressLine, io.StringIO, Clock]:
     out, clock = io.StringIO(), Clock()
-    return ProgressLine(out, " [2 processes]", interval=0.1, clock=clock, columns=lambda: columns), out, clock
+    line = ProgressLine(out, lambda: " [2 processes]", interval=0.1, clock=clock, columns=lambda: columns)
+    return line, out, clock
 
 
 def frames(out: io.StringIO) -> list[str]:
@@ -79,3 +80,19 @@ def test_nothing_reported_draws_nothing():
     line, out, _ = make()
     line.close()
     assert out.getvalue() == ""
+
+
+def test_where_the_work_runs_is_asked_at_each_draw_and_news_goes_above_the_line():
+    out, clock = io.StringIO(), Clock()
+    where = ["ray at 127.0.0.1:6379"]
+    line = ProgressLine(out, lambda: f" [{where[0]}]", clock=clock, columns=lambda: 200)
+    line("generate", 0, 4)
+    where[0] = "ray: 3 nodes, 6 CPUs, 0 GPUs"  # connected
+    line.message("ray: connected")
+    clock.now += 1
+    line("generate", 1, 4)
+    text = out.getvalue()
+    assert text.count("\n") == 1 and "\r\x1b[Kray: connected\n" in text  # the news on a line of its own
+    after = text.split("ray: connected\n")[1]
+    assert after.startswith("generate  [ray at 127.0.0.1:6379] [")  # the line as it was, drawn again
+    assert frames(out)[-1].startswith("generate  [ray: 3 nodes, 6 CPUs, 0 GPUs] [######")
