@@ -127,6 +127,20 @@ class ProjectLocked(SparkyError):
     exit_code = EXIT_LOCKED
 
 
+def raised_by_an_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a Ctrl-C was unwinding the stack (library code
+    cleaning up after an interrupt can fail in turn: CPython 3.11's ``shutil.rmtree``
+    closes a descriptor twice when interrupted between ``close`` and its bookkeeping).
+    Such an error is the interrupt (the CLI's exit code 130), not a failed build."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
+
+
 def suggest(word: str, choices: Iterable[str]) -> str | None:
     """``"did you mean 'x'?"`` for the closest choice, or None."""
     choices = list(choices)

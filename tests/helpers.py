@@ -1,10 +1,16 @@
-"""Shared test helpers: example projects in temp folders, output snapshots, image cutting."""
+"""Shared test helpers: example projects in temp folders, output snapshots, image cutting,
+commands run on a terminal."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pty
+import select
 import shutil
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +66,38 @@ def rgba(path: Path) -> np.ndarray:
 
 def cut(page: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
     return page[y : y + h, x : x + w]
+
+
+def on_a_terminal(
+    args: list[str], env: dict, on_output: Callable[[str, subprocess.Popen], None] | None = None, timeout_s: float = 400
+) -> tuple[int, str, str]:
+    """Run ``args`` with its stderr on a pseudo-terminal (a build draws its progress
+    there) and its stdout piped; ``on_output(terminal text so far, process)`` is told
+    as the terminal output grows. Returns (exit code, stdout, terminal text)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    seen = ""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the command closed its end
+                    break
+                if not chunk:
+                    break
+                seen += chunk.decode(errors="replace")
+                if on_output is not None:
+                    on_output(seen, proc)
+            elif proc.poll() is not None:
+                break
+        stdout = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, stdout, seen

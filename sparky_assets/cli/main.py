@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..errors import EXIT_BUILD_FAILED, SparkyError
+from ..errors import EXIT_BUILD_FAILED, SparkyError, raised_by_an_interrupt
 from ..hotreload.protocol import DEFAULT_ENDPOINT
 
 
@@ -567,26 +567,12 @@ def pixelize(
     obj.echo(run_pixelize(source, output, size or None, palette_name, background, tolerance))
 
 
-def _raised_by_an_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while a Ctrl-C was unwinding the stack (library code
-    cleaning up after an interrupt can fail in turn: CPython 3.11's ``shutil.rmtree``
-    closes a descriptor twice when interrupted between ``close`` and its bookkeeping).
-    Such an error is the interrupt, exit code 130, not a failed build."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__context__
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and, as a script, exits with) the documented exit code."""
     try:
         cli.main(args=argv, prog_name="sparky-assets", standalone_mode=False)
     except SparkyError as exc:
-        if _raised_by_an_interrupt(exc):
+        if raised_by_an_interrupt(exc):
             return 130
         print_error(exc)
         return exc.exit_code
@@ -601,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     except Exception as exc:  # noqa: BLE001 - an internal error is a failed build, with its traceback
-        if _raised_by_an_interrupt(exc):
+        if raised_by_an_interrupt(exc):
             return 130
         if isinstance(exc, OSError):
             click.secho("error: ", fg="red", bold=True, nl=False, err=True)

@@ -53,19 +53,13 @@ class ProgressLine:
         elif self.drawn_at is None or self.clock() - self.drawn_at >= self.interval:
             self._draw(self.waiting_on())
 
-    def waiting_on(self) -> str | None:
+    def waiting_on(self) -> str:
         """The first stage in pipeline order with work left (the last seen when none has)."""
         seen = self._seen()
-        for stage in seen:
-            done, planned = self.counts[stage]
-            if done < planned:
-                return stage
-        return seen[-1] if seen else None
+        return next((s for s in seen if self.counts[s][0] < self.counts[s][1]), seen[-1])
 
-    def text(self, focus: str | None) -> str:
+    def text(self, focus: str) -> str:
         """The line: ``focus``'s bar, then every other stage's counts."""
-        if focus is None:
-            return ""
         done, planned = self.counts[focus]
         share = done / planned if planned else 1.0
         filled = int(share * BAR_WIDTH)
@@ -94,7 +88,7 @@ class ProgressLine:
     def _seen(self) -> list[str]:
         return sorted(self.counts, key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))
 
-    def _draw(self, focus: str | None) -> None:
+    def _draw(self, focus: str) -> None:
         line = self.text(focus)[: max(self.columns() - 1, 20)]  # never wraps: \r redraws one row
         self.stream.write(f"\r{line}\x1b[K")
         self.stream.flush()

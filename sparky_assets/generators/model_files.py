@@ -351,11 +351,10 @@ def own_aligned_weights(module: Any) -> int:
     other sprites than the same LoRA on the same model from a folder). A copy only where
     a tensor is off the boundary, one tensor at a time (the old memory is freed as it goes)."""
     moved = 0
-    for sub in module.modules():
-        for tensor in (*sub._parameters.values(), *sub._buffers.values()):
-            if tensor is not None and tensor.device.type == "cpu" and tensor.data_ptr() % WEIGHT_ALIGNMENT:
-                tensor.data = tensor.data.clone()
-                moved += 1
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.device.type == "cpu" and tensor.data_ptr() % WEIGHT_ALIGNMENT:
+            tensor.data = tensor.data.clone()
+            moved += 1
     return moved
 
 

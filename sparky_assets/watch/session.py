@@ -33,7 +33,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..errors import Diagnostic, SparkyError
+from ..errors import Diagnostic, SparkyError, raised_by_an_interrupt
 from ..hotreload.protocol import STAGES, Asset, BuildError, ProtocolError
 from ..hotreload.publisher import Publisher
 from ..manifest.load import find_manifest
@@ -271,12 +271,13 @@ class WatchSession:
         self.building = True
         try:
             report = self.builder.build(BuildOptions(fast_png=self.fast_png))
-        except SparkyError as error:
-            errors = error.diagnostics
         except Exception as error:  # noqa: BLE001 - the watcher must survive any build bug
-            if self.stop_event.is_set():  # raised while an interrupt unwound the build
+            if raised_by_an_interrupt(error):  # an error while a Ctrl-C or SIGTERM unwound the build
                 raise KeyboardInterrupt from error
-            errors = [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")]
+            if isinstance(error, SparkyError):
+                errors = error.diagnostics
+            else:
+                errors = [Diagnostic(f"internal error: {type(error).__name__}: {error}", stage="build")]
         finally:
             self.building = False
         assets = []

@@ -21,7 +21,7 @@ from sparky_assets.errors import BuildFailed
 from sparky_assets.pipeline.cache import StageCache
 from sparky_assets.pipeline.engine import Builder, BuildOptions
 from sparky_assets.pipeline.executor import Executor, LocalExecutor, chunked, guided_chunks, merge_stats
-from tests.helpers import REPO, copy_example, snapshot
+from tests.helpers import REPO, copy_example, on_a_terminal, snapshot
 
 sys.path.insert(0, str(REPO / "bench"))
 from incremental import write_project  # noqa: E402
@@ -583,41 +583,15 @@ def test_build_on_a_terminal_draws_one_progress_line(tmp_path):
     """`build --jobs 2` on a terminal: the stages' progress is one line redrawn in place
     (before, a bar per stage was opened each time the reports alternated between
     generation and the walk), ending with every stage's count."""
-    import pty
     import re
-    import select
 
     write_project(tmp_path, 200)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
+    code, stdout, seen = on_a_terminal(
         [sys.executable, "-m", "sparky_assets", "build", "--jobs", "2", str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        text=True,
+        {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
     )
-    os.close(slave)
-    seen = b""
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the build closed its end
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif proc.poll() is not None:
-                break
-        stdout = proc.communicate(timeout=120)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    assert proc.returncode == 0, seen.decode(errors="replace")[-3000:]
-    text = seen.decode().replace("\r\n", "\n")
+    assert code == 0, seen[-3000:]
+    text = seen.replace("\r\n", "\n")
     lines = [line for line in text.split("\n") if line]
     assert len(lines) == 1, text  # one line, redrawn with \r
     last = re.sub(r"\x1b\[K", "", lines[0].split("\r")[-1])

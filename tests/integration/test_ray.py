@@ -11,21 +11,17 @@ run as the CLI does, in a child process; progress is read from a pseudo-terminal
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from sparky_assets.cli.main import main
-from tests.helpers import REPO, snapshot
+from tests.helpers import REPO, on_a_terminal, snapshot
 
 pytest.importorskip("ray")
 sys.path.insert(0, str(REPO / "bench"))
@@ -157,40 +153,19 @@ def test_killing_a_worker_node_mid_build_still_completes_identically(cluster, ti
     remote = diffusion_project(tiny_sd_project, tmp_path / "ray", 16)
     assert main(["-q", "build", "--jobs", "1", str(local)]) == 0
 
-    master, slave = pty.openpty()  # a terminal: the build shows its progress bars
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparky_assets", "build", "--executor", "ray", "--ray-address", cluster.address]
-        + [str(remote)],
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        text=True,
-    )
-    os.close(slave)
-    seen, killed = "", False
-    try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    seen += os.read(master, 65536).decode(errors="replace")
-                except OSError:  # the build closed its end
-                    break
-            percents = [int(p) for p in re.findall(r"generate\s+\[ray: 3 nodes[^\]]*\]\s+\[[#-]+\]\s+(\d+)%", seen)]
-            if not killed and any(0 < p < 100 for p in percents):
-                assert proc.poll() is None  # mid-build: generation has begun and not finished
-                cluster.kill_worker(0)
-                killed = True
-            if proc.poll() is not None and not ready:
-                break
-        stdout = proc.communicate(timeout=60)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+    killed = []
+
+    def kill_mid_build(seen: str, proc) -> None:
+        percents = [int(p) for p in re.findall(r"generate\s+\[ray: 3 nodes[^\]]*\]\s+\[[#-]+\]\s+(\d+)%", seen)]
+        if not killed and any(0 < p < 100 for p in percents):
+            assert proc.poll() is None  # mid-build: generation has begun and not finished
+            cluster.kill_worker(0)
+            killed.append(True)
+
+    args = [sys.executable, "-m", "sparky_assets", "build", "--executor", "ray", "--ray-address", cluster.address]
+    code, stdout, seen = on_a_terminal(args + [str(remote)], cluster.env, kill_mid_build)  # it shows its progress
     assert killed, seen[:4000]
-    assert proc.returncode == 0, seen[-3000:]
+    assert code == 0, seen[-3000:]
     assert "generated   16" in stdout
     assert re.search(r"generate\s+\[ray[^\]]*\]\s+\[#+\]\s+100%", seen)  # the cluster's progress, to the end
     assert snapshot(local) == snapshot(remote)

@@ -609,3 +609,20 @@ def test_a_signal_to_an_idle_watcher_stops_it(tmp_path):
     threading.Thread(target=later, daemon=True).start()
     watch.run()
     assert sum(line.startswith("[") for line in watch.lines) == 1
+
+
+def test_an_error_raised_while_an_interrupt_unwinds_a_build_is_the_interrupt(tmp_path, monkeypatch):
+    # library code cleaning up after Ctrl-C can fail in turn (shutil.rmtree's second close:
+    # EBADF); that is the interrupt — the session stops — not a failed build to report
+    from sparky_assets.pipeline.engine import Builder
+
+    def build(self, options):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OSError(9, "Bad file descriptor") from None
+
+    monkeypatch.setattr(Builder, "build", build)
+    watch = Stopped(copy_example(tmp_path))
+    watch.run()
+    assert not any(line.startswith("[") for line in watch.lines)  # no build line, failed or not

@@ -190,7 +190,8 @@ def test_lora_layouts_and_what_they_were_made_for(tmp_path):
 def test_weights_off_the_allocator_boundary_get_memory_of_their_own():
     """A single-file checkpoint's tensors sit where its reader put them; CPU kernels
     round differently on such memory, so they are copied to torch's own boundary."""
-    torch = pytest.importorskip("torch")
+    import torch  # the [test] extra installs the [diffusion] one
+
     from sparky_assets.generators.model_files import WEIGHT_ALIGNMENT, own_aligned_weights
 
     model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.BatchNorm1d(16))
