@@ -627,6 +627,12 @@ class PackStage(Stage):
         return inputs, animations
 
     def compute(self, item: AtlasSpec, ev: Evaluator) -> PackedAtlas:
+        self.ctx.planned(self.name, 1)  # counted like the serial walk's process: as the atlases come
+        packed = self._pack_here(item, ev)
+        self.ctx.advanced(self.name)
+        return packed
+
+    def _pack_here(self, item: AtlasSpec, ev: Evaluator) -> PackedAtlas:
         inputs, animations = self._frames(item, ev)
         try:
             return build_atlas(
@@ -652,6 +658,7 @@ class PackStage(Stage):
         if not ctx.executor.running():  # no workers up (an edit's one atlas): not worth starting them
             return _PackRun(self.compute(item, ev))
         if root is not None:
+            ctx.planned(self.name, 1)  # done when finish takes the worker's atlas
             job = PackJob(
                 item.name,
                 *self._frames(item, ev, refs=True),
@@ -693,13 +700,15 @@ class PackStage(Stage):
         if error is not None:
             raise self._pack_error(item, error)
         if packed is None:  # the worker could not read a frame: packed here (pages encoded by export)
-            return self.compute(item, ev)
-        ctx.cache.warnings.extend(warnings)
-        if written:
-            self._written.add(self.key(item, ev))
-        ctx.pages_png[item.name] = pngs
-        if not written:  # else its pages came back as shapes (the exporters need no more)
-            _remember_pages(ctx, item.name, packed.pages, pngs)
+            packed = self._pack_here(item, ev)
+        else:
+            ctx.cache.warnings.extend(warnings)
+            if written:
+                self._written.add(self.key(item, ev))
+            ctx.pages_png[item.name] = pngs
+            if not written:  # else its pages came back as shapes (the exporters need no more)
+                _remember_pages(ctx, item.name, packed.pages, pngs)
+        ctx.advanced(self.name)
         return packed
 
     def _pack_error(self, item: AtlasSpec, message: str) -> InvalidInput:

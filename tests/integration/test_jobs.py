@@ -574,6 +574,7 @@ def test_progress_counts_the_whole_build_and_never_starts_over(tmp_path, monkeyp
         assert all(d0 <= d1 and p0 <= p1 for (d0, p0), (d1, p1) in zip(counts, counts[1:])), stage
     assert told["generate"][-1] == (200, 200) and len(report.ran["generate"]) == 200
     assert told["process"][-1] == (200, 200) and len(report.ran["process"]) == 200
+    assert told["pack"][-1] == (2, 2) and len(report.ran["pack"]) == 2  # counted as each atlas is packed
     assert told["export"][-1] == (2, 2)  # two atlases, one target
     if jobs > 1:  # the walk went on while chunks came in: the stages' reports interleave
         assert order.index("process") < len(order) - 1 - order[::-1].index("generate")
@@ -595,5 +596,7 @@ def test_build_on_a_terminal_draws_one_progress_line(tmp_path):
     lines = [line for line in text.split("\n") if line]
     assert len(lines) == 1, text  # one line, redrawn with \r
     last = re.sub(r"\x1b\[K", "", lines[0].split("\r")[-1])
-    assert last == f"export    [2 local processes] [{'#' * 24}] 100%  2/2 | generate 200/200 | process 200/200"
+    assert (
+        last == f"export    [2 local processes] [{'#' * 24}] 100%  2/2 | generate 200/200 | process 200/200 | pack 2/2"
+    )
     assert re.search(r"generated\s+200\b", stdout), stdout
