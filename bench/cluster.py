@@ -30,8 +30,10 @@ after the first CPU stage began — a first build's workers start once the manif
 read and warm up while the build plans: palette tables, a throwaway sprite per style).
 
 Then Ray's own cost per task: the median round trip of a no-op task carrying a
-16-sprite chunk (``executor.noop_chunk``), minus the same call made locally, and the
-same for 200 tasks in flight at once (the way a build submits them).
+16-sprite chunk (``executor.noop_chunk``), minus the same call made locally; the same
+per task for the procedural build's batch — as many tasks as its generate stage sends
+the 2-worker cluster (14 for 1,000 sprites), all at once, the way a build submits a
+stage's chunks (median of 20) —; and for 200 tasks in flight at once.
 Goals (issue 17): Ray's per-task overhead under 5 ms for batched work; ``--jobs 2``
 at least 1.7× ``--jobs 1`` on the CPU stages (met only if both the sum and the span
 are). The load average is printed: on a
@@ -157,8 +159,11 @@ local = []
 for _ in range(60):
     t = time.perf_counter(); _call(noop_chunk, chunk); local.append(time.perf_counter() - t)
 t = time.perf_counter(); ray.get([task.remote(noop_chunk, chunk) for _ in range(200)]); many = time.perf_counter() - t
+batch, per_batch = int(sys.argv[2]), []  # as a build sends a stage's chunks: all at once
+for _ in range(20):
+    t = time.perf_counter(); ray.get([task.remote(noop_chunk, chunk) for _ in range(batch)]); per_batch.append(time.perf_counter() - t)
 print(json.dumps({"rtt_ms": statistics.median(rtt) * 1e3, "local_ms": statistics.median(local) * 1e3,
-                  "in_flight_ms": many / 200 * 1e3}))
+                  "in_flight_ms": many / 200 * 1e3, "batch_ms": statistics.median(per_batch) / batch * 1e3}))
 """
 
 DIFFUSION = """[project]
@@ -306,19 +311,31 @@ def main(argv: list[str] | None = None) -> None:
             env = {**cluster.env, "SPARKY_TABLE_CACHE": str(tmp / "tables")}
             ray_executors = [("jobs 1", "local", 1, "", ROOT), ("ray 2w", "ray", 0, cluster.address, ROOT)]
             rounds(args.rounds, projects, ray_executors, env, tmp, ratios)
+            from sparky_assets.pipeline.executor import guided_chunks
+
+            batch = len(guided_chunks(range(args.sprites), 2, 4))  # the generate tasks of the procedural build
             out = subprocess.run(
-                [sys.executable, "-c", OVERHEAD, cluster.address], env=env, capture_output=True, text=True, timeout=600
+                [sys.executable, "-c", OVERHEAD, cluster.address, str(batch)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
         if out.returncode != 0:
             raise SystemExit(out.stderr[-3000:])
         o = json.loads(out.stdout.strip().splitlines()[-1])
-        per_task = o["rtt_ms"] - o["local_ms"]
+        per_task, batched = o["rtt_ms"] - o["local_ms"], o["batch_ms"] - o["local_ms"]
         print(
             f"\nray no-op task, 16-sprite chunk: round trip {o['rtt_ms']:.2f} ms, local call {o['local_ms']:.3f} ms "
             f"→ overhead {per_task:.2f} ms per task ({per_task / 16:.3f} ms per sprite); "
+            f"{batch} at once (a {args.sprites}-sprite build's generate tasks): {batched:.2f} ms per task; "
             f"200 in flight: {o['in_flight_ms']:.2f} ms per task"
         )
-        print(f"goals: overhead < 5 ms per task: {'met' if per_task < 5 else 'NOT met'}; ", end="")
+        print(
+            f"goals: overhead < 5 ms per task: {'met' if batched < 5 else 'NOT met'} for a build's batch "
+            f"({batched:.2f} ms), {'met' if per_task < 5 else 'NOT met'} for a lone task ({per_task:.2f} ms); ",
+            end="",
+        )
         summary(ratios)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
