@@ -397,7 +397,8 @@ def run_watch(
 
 def _handle_signals(handler) -> dict[int, object]:
     """Install ``handler`` for SIGTERM, and for SIGINT unless it is ignored (a process
-    started in the background); the previous handlers. None outside the main thread."""
+    started in the background); returns the previous handlers by signal (none installed,
+    and nothing returned, outside the main thread, where Python cannot set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}

@@ -538,7 +538,7 @@ def test_a_folder_deleted_and_recreated_is_still_watched(running):
 
 class Stopped:
     """``run_watch`` on this (the main) thread, as the CLI runs it, its lines recorded,
-    until a signal stops it; ``when`` says where the test sends that signal."""
+    until a signal the test sends stops it."""
 
     def __init__(self, root: Path):
         self.root = root
